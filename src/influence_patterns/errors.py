@@ -1,0 +1,17 @@
+"""User-facing errors. The CLI prints these as one line and exits with code 2."""
+
+
+class InfluencePatternsError(Exception):
+    """Base class for errors caused by bad input (text, targets, model, data file)."""
+
+
+class InputError(InfluencePatternsError, ValueError):
+    """The text, targets or options given for an explanation are not usable."""
+
+
+class ModelError(InfluencePatternsError):
+    """The model cannot be loaded or is not a supported architecture."""
+
+
+class DataError(InfluencePatternsError, ValueError):
+    """A data file is malformed; the message names the file and line."""

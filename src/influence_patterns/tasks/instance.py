@@ -1,0 +1,40 @@
+"""The unit of work of a data set: one text to explain."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Instance:
+    """One text to explain.
+
+    For masked agreement tasks ``text`` holds exactly one ``[MASK]`` and ``targets``
+    is ``(good, bad)``. For classification ``label`` is the gold class index.
+    ``roles`` maps a role name (``subject``, ``attractor``, ``verb``, ...) to the index
+    of that word in ``text.split()`` (whitespace words, not word pieces).
+    """
+
+    text: str
+    targets: tuple[str, str] | None = None
+    label: int | None = None
+    task: str = ""
+    condition: str = ""
+    roles: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["targets"] = list(self.targets) if self.targets is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Instance":
+        targets = d.get("targets")
+        return cls(
+            text=d["text"],
+            targets=tuple(targets) if targets is not None else None,
+            label=d.get("label"),
+            task=d.get("task", ""),
+            condition=d.get("condition", ""),
+            roles=dict(d.get("roles") or {}),
+        )
