@@ -1,0 +1,1 @@
+"""CLI commands (see influence_patterns.cli)."""
