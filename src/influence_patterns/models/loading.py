@@ -1,0 +1,114 @@
+"""Load a model by name: an embedded default, a local checkpoint directory, or a hub name."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from influence_patterns.errors import ModelError
+
+#: Hugging Face ``model_type`` values this version can hook (one adapter each).
+SUPPORTED_MODEL_TYPES = ("bert",)
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode with eager attention, its tokenizer and what kind of head it has."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    kind: str  # "mlm" or "classification"
+
+
+def _kind_of(model: Any) -> str:
+    name = type(model).__name__
+    if name.endswith("ForMaskedLM"):
+        return "mlm"
+    if name.endswith("ForSequenceClassification"):
+        return "classification"
+    raise ModelError(
+        f"{name} has neither a masked-LM nor a sequence-classification head; "
+        "load a *ForMaskedLM or *ForSequenceClassification checkpoint"
+    )
+
+
+def check_supported(config: Any) -> None:
+    """Raise ``ModelError`` if the architecture has no graph adapter."""
+    model_type = getattr(config, "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelError(
+            f"unsupported architecture {model_type!r}: supported model types are "
+            + ", ".join(SUPPORTED_MODEL_TYPES)
+        )
+
+
+def prepare(model: Any) -> Any:
+    """Eval mode, eager attention (fused attention has no forward-mode AD)."""
+    model.eval()
+    model.config._attn_implementation = "eager"
+    for module in model.modules():
+        cfg = getattr(module, "config", None)
+        if cfg is not None and hasattr(cfg, "_attn_implementation"):
+            cfg._attn_implementation = "eager"
+    return model
+
+
+def load_model(name_or_path: str, kind: str | None = None, device: str = "cpu") -> LoadedModel:
+    """Load ``name_or_path``: ``default-mlm``/``default-sst2`` (built on first use),
+    a local Hugging Face checkpoint directory, or a hub name (needs the network).
+
+    ``kind`` ("mlm" or "classification") picks the head class when the checkpoint's
+    config names none; by default it is read from the config's ``architectures``.
+    """
+    from influence_patterns.models import defaults
+
+    source = name_or_path
+    if name_or_path in defaults.DEFAULT_MODELS:
+        source = str(defaults.ensure_built(name_or_path))
+    elif _looks_like_path(name_or_path) and not Path(name_or_path).exists():
+        raise ModelError(f"checkpoint path does not exist: {name_or_path}")
+
+    from transformers import (
+        AutoConfig,
+        AutoModelForMaskedLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except OSError as exc:
+        raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from None
+    except ValueError as exc:
+        raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from None
+    check_supported(config)
+    if kind is None:
+        archs = " ".join(getattr(config, "architectures", None) or [])
+        kind = "classification" if "SequenceClassification" in archs else "mlm"
+    if kind not in ("mlm", "classification"):
+        raise ModelError(f"kind must be 'mlm' or 'classification', got {kind!r}")
+    auto = AutoModelForMaskedLM if kind == "mlm" else AutoModelForSequenceClassification
+    try:
+        model = auto.from_pretrained(source, attn_implementation="eager")
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as exc:
+        raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from None
+    model = prepare(model).to(device)
+    return LoadedModel(model=model, tokenizer=tokenizer, name=name_or_path, kind=_kind_of(model))
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.sep in name and Path(name).parent.exists() and not _hub_like(name)
+
+
+def _hub_like(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not Path(parts[0]).exists()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
