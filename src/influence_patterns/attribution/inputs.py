@@ -1,0 +1,153 @@
+"""Tokenize and validate what the user asks to explain; build the embeddings x and baseline b."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from influence_patterns.attribution.baselines import make_baseline
+from influence_patterns.errors import InputError
+from influence_patterns.graph.adapters import Adapter
+
+
+@dataclass
+class Query:
+    """One text to explain: ``targets=(good, bad)`` for an MLM, ``label`` for a classifier."""
+
+    text: str
+    targets: tuple[str, str] | None = None
+    label: int | None = None
+
+
+@dataclass
+class Batch:
+    """Padded tensors for B sentences. ``classes[b] = (pos, neg)`` for the QoI."""
+
+    queries: list[Query]
+    input_ids: torch.Tensor  # (B, n)
+    attention_mask: torch.Tensor  # (B, n)
+    x: torch.Tensor  # (B, n, d) word-piece embeddings
+    baseline: torch.Tensor  # (B, n, d)
+    target_index: torch.Tensor  # (B,)
+    classes: torch.Tensor  # (B, 2)
+    tokens: list[list[str]]
+    sources: list[list[int]]  # per sentence: explained token positions
+    labels: list[int | None]
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(t) for t in self.tokens]
+
+
+def _single_piece(tokenizer: Any, word: str) -> int:
+    word = word.strip()
+    if not word:
+        raise InputError("a target is empty")
+    pieces = tokenizer.tokenize(word)
+    if len(pieces) != 1:
+        raise InputError(f"target {word!r} is not a single word piece: it tokenizes to {pieces}")
+    return int(tokenizer.convert_tokens_to_ids(pieces[0]))
+
+
+def _special_ids(tokenizer: Any) -> set[int]:
+    return {int(i) for i in tokenizer.all_special_ids}
+
+
+def prepare_batch(
+    adapter: Adapter,
+    tokenizer: Any,
+    queries: Sequence[Query],
+    baseline: str = "mask",
+    keep_special: bool = False,
+) -> Batch:
+    """Tokenize, validate (one ``[MASK]``, single-piece distinct targets, length, label)
+    and build x and b. Raises ``InputError`` naming the problem."""
+    if not queries:
+        raise InputError("nothing to explain: no texts given")
+    device = next(adapter.model.parameters()).device
+    dtype = adapter.word_embeddings().weight.dtype
+    mask_id = tokenizer.mask_token_id
+    special = _special_ids(tokenizer)
+    encoded: list[list[int]] = []
+    targets_idx: list[int] = []
+    classes: list[tuple[int, int] | None] = []
+    for q in queries:
+        if not isinstance(q.text, str) or not q.text.strip():
+            raise InputError("the text is empty")
+        ids = tokenizer(q.text, add_special_tokens=True)["input_ids"]
+        if len(ids) > adapter.max_length:
+            raise InputError(
+                f"the text is {len(ids)} word pieces long; the model takes at most {adapter.max_length}"
+            )
+        if adapter.kind == "mlm":
+            n_mask = sum(1 for i in ids if i == mask_id)
+            if n_mask == 0:
+                raise InputError(f"no [MASK] in the text: {q.text!r} (a masked-LM explanation needs exactly one)")
+            if n_mask > 1:
+                raise InputError(f"found {n_mask} [MASK] tokens in {q.text!r}; exactly one is needed")
+            if q.targets is None or len(q.targets) != 2:
+                raise InputError("a masked-LM explanation needs two targets: --targets GOOD,BAD")
+            good, bad = (_single_piece(tokenizer, w) for w in q.targets)
+            if good == bad:
+                raise InputError(f"the targets are equal ({q.targets[0]!r}); give two different words")
+            targets_idx.append(ids.index(mask_id))
+            classes.append((good, bad))
+        else:
+            targets_idx.append(0)  # the pooler reads [CLS]
+            classes.append(None)
+        encoded.append(ids)
+
+    n = max(len(ids) for ids in encoded)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(encoded), n), pad, dtype=torch.long)
+    attention_mask = torch.zeros((len(encoded), n), dtype=torch.long)
+    for b, ids in enumerate(encoded):
+        input_ids[b, : len(ids)] = torch.tensor(ids)
+        attention_mask[b, : len(ids)] = 1
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    with torch.no_grad():
+        x = adapter.word_embeddings()(input_ids).to(dtype)
+    base = make_baseline(
+        input_ids, x, adapter.word_embeddings(), baseline, special, mask_id, tokenizer.pad_token_id, keep_special
+    )
+    target_index = torch.tensor(targets_idx, dtype=torch.long, device=device)
+
+    labels: list[int | None] = [q.label for q in queries]
+    if adapter.kind == "classification":
+        num_labels = int(adapter.config.num_labels)
+        with torch.no_grad():
+            logits = adapter.logits(x, attention_mask, target_index)
+        for b, q in enumerate(queries):
+            if q.label is None:
+                gold = int(logits[b].argmax())  # explain the prediction
+            else:
+                gold = int(q.label)
+                if not 0 <= gold < num_labels:
+                    raise InputError(f"label {gold} is out of range: the classifier has {num_labels} classes")
+            order = logits[b].argsort(descending=True).tolist()
+            other = next(c for c in order if c != gold)
+            classes[b] = (gold, other)
+            labels[b] = gold
+
+    tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in encoded]
+    sources = [
+        [i for i, tok in enumerate(ids) if tok not in special and i != targets_idx[b]]
+        for b, ids in enumerate(encoded)
+    ]
+    return Batch(
+        queries=list(queries),
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        x=x,
+        baseline=base,
+        target_index=target_index,
+        classes=torch.tensor(classes, dtype=torch.long, device=device),
+        tokens=tokens,
+        sources=sources,
+        labels=labels,
+    )

@@ -1,0 +1,122 @@
+"""Architecture adapters: map a Hugging Face model's own modules onto the graph nodes.
+
+An adapter names, for a loaded model, the module whose output is ``h^0`` (the
+embedding output), the word-embedding table (``x``), per layer the module whose
+inputs are the heads' context vectors ``a^{l,·}`` (before ``W_O``) and the skip
+``s^l``, the module whose output is ``h^l``, and how to get the logits ``y`` at the
+target position. The graph code and the search code only talk to adapters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from influence_patterns.errors import ModelError
+
+
+class Adapter:
+    """Base class. Subclasses set ``model_types`` and implement the module look-ups."""
+
+    model_types: tuple[str, ...] = ()
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.config = model.config
+        self.kind = "classification" if type(model).__name__.endswith("ForSequenceClassification") else "mlm"
+
+    # --- sizes -----------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers())
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.config.num_attention_heads)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+    @property
+    def max_length(self) -> int:
+        return int(self.config.max_position_embeddings)
+
+    # --- modules ---------------------------------------------------------------
+    def base(self) -> nn.Module:
+        raise NotImplementedError
+
+    def word_embeddings(self) -> nn.Embedding:
+        raise NotImplementedError
+
+    def embeddings(self) -> nn.Module:
+        """Module whose output is h^0."""
+        raise NotImplementedError
+
+    def layers(self) -> list[nn.Module]:
+        """Modules whose outputs are h^1..h^L."""
+        raise NotImplementedError
+
+    def attention_output(self, layer: nn.Module) -> nn.Module:
+        """Module called as ``f(context, skip)``: its first two inputs are a^{l,·} and s^l."""
+        raise NotImplementedError
+
+    # --- forward -----------------------------------------------------------------
+    def logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
+        """``y``: logits (rows, C) at each row's target position (MLM) or of the classifier."""
+        raise NotImplementedError
+
+
+class BertAdapter(Adapter):
+    model_types = ("bert",)
+
+    def base(self) -> nn.Module:
+        return self.model.bert
+
+    def word_embeddings(self) -> nn.Embedding:
+        return self.model.bert.embeddings.word_embeddings
+
+    def embeddings(self) -> nn.Module:
+        return self.model.bert.embeddings
+
+    def layers(self) -> list[nn.Module]:
+        return list(self.model.bert.encoder.layer)
+
+    def attention_output(self, layer: nn.Module) -> nn.Module:
+        return layer.attention.output
+
+    def logits(self, inputs_embeds, attention_mask, target_index):
+        if self.kind == "classification":
+            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
+        hidden = self.model.bert(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+        rows = hidden[torch.arange(hidden.shape[0], device=hidden.device), target_index]  # (rows, hidden)
+        return self.model.cls(rows)
+
+
+ADAPTERS: dict[str, type[Adapter]] = {}
+
+
+def register_adapter(cls: type[Adapter]) -> type[Adapter]:
+    """Register an adapter class for each of its ``model_types``."""
+    for model_type in cls.model_types:
+        ADAPTERS[model_type] = cls
+    return cls
+
+
+register_adapter(BertAdapter)
+
+
+def adapter_for(model: Any) -> Adapter:
+    """The adapter for ``model``, or a ``ModelError`` listing the supported types."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    cls = ADAPTERS.get(model_type)
+    if cls is None:
+        raise ModelError(
+            f"unsupported architecture {model_type!r}; supported model types: {', '.join(sorted(ADAPTERS))}"
+        )
+    name = type(model).__name__
+    if not (name.endswith("ForMaskedLM") or name.endswith("ForSequenceClassification")):
+        raise ModelError(f"{name} has no masked-LM or sequence-classification head")
+    return cls(model)

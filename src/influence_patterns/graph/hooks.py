@@ -1,0 +1,65 @@
+"""Hooks on the real Hugging Face modules that expose the graph's nodes.
+
+An :class:`Interceptor` sees every node tensor as the model computes it and may
+return a replacement (same values; a different gradient or tangent path, or an
+ablation). Layers are numbered 1..L; ``on_h(0, ·)`` is the embedding output h^0.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+from influence_patterns.graph.adapters import Adapter
+
+
+class Interceptor:
+    """Identity interceptor; subclass and override what you need."""
+
+    def on_h(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """h^layer, shape (rows, seq, hidden)."""
+        return h
+
+    def on_attn(self, layer: int, context: torch.Tensor, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """a^{layer,·} as (rows, seq, heads*head_dim), heads concatenated, and s^layer (rows, seq, hidden)."""
+        return context, skip
+
+
+@contextmanager
+def intercept(adapter: Adapter, interceptor: Interceptor) -> Iterator[None]:
+    """Install the hooks for the duration of the ``with`` block."""
+    handles = []
+
+    def h_hook(layer: int):
+        def hook(module, args, output):
+            if isinstance(output, tuple):
+                return (interceptor.on_h(layer, output[0]),) + tuple(output[1:])
+            return interceptor.on_h(layer, output)
+
+        return hook
+
+    def attn_hook(layer: int):
+        def hook(module, args, kwargs):
+            # Called as f(context, skip) in every supported architecture.
+            context, skip = args[0], args[1]
+            context, skip = interceptor.on_attn(layer, context, skip)
+            return (context, skip) + tuple(args[2:]), kwargs
+
+        return hook
+
+    try:
+        handles.append(adapter.embeddings().register_forward_hook(h_hook(0)))
+        for l, layer in enumerate(adapter.layers(), start=1):
+            handles.append(adapter.attention_output(layer).register_forward_pre_hook(attn_hook(l), with_kwargs=True))
+            handles.append(layer.register_forward_hook(h_hook(l)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def restrict(v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Same values as ``v``; gradient and tangent pass only where ``mask`` is 1."""
+    return mask * v + (1 - mask) * v.detach()
