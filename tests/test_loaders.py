@@ -1,0 +1,254 @@
+"""Loaders: Marvin & Linzen TSV, SST-2, generic JSONL / TSV, and round trips."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from influence_patterns.errors import DataError
+from influence_patterns.tasks.instance import Instance
+from influence_patterns.tasks.loaders import (
+    load_instances,
+    load_marvin_linzen,
+    load_sst2,
+    map_ml_task,
+    save_instances,
+)
+from influence_patterns.tasks.registry import find_shared_file
+from influence_patterns.tasks.templates import TEMPLATE_TASKS, generate
+
+ML_HEADER = "task\tcondition\tgood\tbad\n"
+
+
+@pytest.fixture(scope="module")
+def ml_sample() -> Path:
+    path = find_shared_file("shared/data/marvin_linzen_sample.tsv", start=Path(__file__))
+    if path is None:
+        pytest.skip("shared/data/marvin_linzen_sample.tsv not found above the repository")
+    return path
+
+
+def test_marvin_linzen_sample(ml_sample):
+    rows = [line for line in ml_sample.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no row is skipped, so no warning
+        result = load_marvin_linzen(ml_sample)
+    instances, skipped = result
+    assert skipped == []
+    assert len(instances) == len(rows) - 1
+    assert {i.task for i in instances} == set(TEMPLATE_TASKS)
+    for inst, row in zip(instances, rows[1:]):
+        orig_task, orig_cond, good, bad = row.split("\t")
+        assert inst.condition == f"{orig_task}:{orig_cond}"
+        words = inst.text.split()
+        mask = words.index("[MASK]")
+        assert words.count("[MASK]") == 1
+        role = "reflexive" if inst.task.startswith("ra/") else "verb"
+        assert inst.roles[role] == mask
+        assert inst.text.replace("[MASK]", inst.targets[0]) == " ".join(good.split())
+        assert inst.text.replace("[MASK]", inst.targets[1]) == " ".join(bad.split())
+        # The inferred subject agrees with the good target (M&L plurals end in -s).
+        subject = words[inst.roles["subject"]]
+        assert words[inst.roles["det"]] == "the"
+        if inst.task.startswith("ra/"):
+            plural_good = inst.targets[0] == "themselves"
+        else:
+            plural_good = not inst.targets[0].endswith("s")
+        assert subject.endswith("s") == plural_good, inst
+
+
+def test_marvin_linzen_roles_examples(ml_sample):
+    by_text = {i.text: i for i in load_marvin_linzen(ml_sample).instances}
+    inst = by_text["the pilots that the skaters love [MASK] young"]
+    assert inst.task == "sva/obj_rel_across" and inst.targets == ("are", "is")
+    w = inst.text.split()
+    assert (w[inst.roles["subject"]], w[inst.roles["attractor"]]) == ("pilots", "skaters")
+    inst = by_text["the senators that the security guard [MASK] smile"]
+    w = inst.text.split()
+    assert (w[inst.roles["subject"]], w[inst.roles["attractor"]]) == ("guard", "senators")
+    assert w[inst.roles["det"]] == "the"
+
+
+def test_map_ml_task_names():
+    assert map_ml_task("obj_rel_no_comp_within_inanim") == "sva/obj_rel_no_that_within"
+    assert map_ml_task("obj_rel_across_anim") == "sva/obj_rel_across"
+    assert map_ml_task("prep_inanim") == "sva/prep"
+    assert map_ml_task("reflexives_across") == "ra/across_rel"
+    assert map_ml_task("npi_across_anim") == "npi_across_anim"
+
+
+def test_marvin_linzen_skips_rows_differing_in_more_than_one_word(tmp_path):
+    path = tmp_path / "ml.tsv"
+    path.write_text(
+        ML_HEADER
+        + "simple_agrmt\tsing_MS_MV\tthe cook is tall\tthe cook are tall\n"
+        + "simple_agrmt\tsing_MS_MV\tthe cook is tall\tthe cooks are tall\n"
+        + "\n"
+        + "simple_agrmt\tsing_MS_MV\tthe cook is tall\tthe cook are very tall\n"
+        + "some_new_task\tx\tthe cooks laugh\tthe cooks laughs\n",
+        encoding="utf-8",
+    )
+    with pytest.warns(UserWarning, match="skipped 2 row"):
+        instances, skipped = load_marvin_linzen(path)
+    assert [n for n, _ in skipped] == [3, 5]
+    assert "2 words" in skipped[0][1] and "length" in skipped[1][1]
+    assert [i.text for i in instances] == ["the cook [MASK] tall", "the cooks [MASK]"]
+    assert instances[0].roles == {"verb": 2, "det": 0, "subject": 1}
+    assert instances[1].task == "some_new_task"
+    assert instances[1].condition == "some_new_task:x"
+
+
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ("simple_agrmt\tsing\tthe cook is tall\n", "line 3: expected 4 tab-separated fields"),
+        ("simple_agrmt\tsing\t\tthe cook are tall\n", "line 3: empty"),
+    ],
+)
+def test_marvin_linzen_malformed_row(tmp_path, bad_line, message):
+    path = tmp_path / "broken.tsv"
+    path.write_text(
+        ML_HEADER + "simple_agrmt\tsing\tthe cook is tall\tthe cook are tall\n" + bad_line,
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError, match=message) as exc:
+        load_marvin_linzen(path)
+    assert "broken.tsv" in str(exc.value)
+
+
+def test_marvin_linzen_bad_header(tmp_path):
+    path = tmp_path / "nohead.tsv"
+    path.write_text("simple_agrmt\tsing\tthe cook is tall\tthe cook are tall\n", encoding="utf-8")
+    with pytest.raises(DataError, match="nohead.tsv line 1: expected header"):
+        load_marvin_linzen(path)
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="empty"):
+        load_marvin_linzen(empty)
+
+
+# --- SST-2 -----------------------------------------------------------------------
+
+
+def test_sst2_load_and_round_trip(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_text(
+        "text\tlabel\nit 's a charming film . \t1\nunflinchingly bleak \t0\na b\t1\n",
+        encoding="utf-8",
+    )
+    insts = load_sst2(path)
+    assert [(i.text, i.label, i.condition) for i in insts] == [
+        ("it 's a charming film .", 1, "pos"),
+        ("unflinchingly bleak", 0, "neg"),
+        ("a b", 1, "pos"),
+    ]
+    assert all(i.task == "sa/sst2" and i.targets is None for i in insts)
+    assert load_sst2(path, limit=2) == insts[:2]
+    out = tmp_path / "dev.jsonl"
+    save_instances(out, insts)
+    assert load_instances(out) == insts
+
+
+def test_sst2_real_dev_file_if_present():
+    path = find_shared_file("shared/data/sst2/dev.tsv", start=Path(__file__))
+    if path is None:
+        pytest.skip("shared SST-2 dev file not found")
+    insts = load_sst2(path, limit=50)
+    assert len(insts) == 50 and {i.label for i in insts} == {0, 1}
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [("great\tyes\n", "line 3: label must be an integer"),
+     ("great\t2\n", "line 3: label must be 0 or 1"),
+     ("no tab here\n", "line 3: expected 2 tab-separated fields"),
+     (" \t1\n", "line 3: empty text")],
+)
+def test_sst2_malformed(tmp_path, row, message):
+    path = tmp_path / "sst.tsv"
+    path.write_text("text\tlabel\nfine\t1\n" + row, encoding="utf-8")
+    with pytest.raises(DataError, match=message) as exc:
+        load_sst2(path)
+    assert "sst.tsv" in str(exc.value)
+
+
+# --- generic files -----------------------------------------------------------------
+
+
+def test_jsonl_round_trip(tmp_path):
+    insts = generate("sva/obj_rel_within", 6, seed=0) + generate("ra/across_rel", 4, seed=0)
+    insts.append(Instance(text="a fine movie", label=1, task="sa/sst2", condition="pos"))
+    path = tmp_path / "data.jsonl"
+    save_instances(path, insts)
+    assert load_instances(path) == insts
+    gz = tmp_path / "data.jsonl.gz"
+    save_instances(gz, insts)
+    assert load_instances(gz) == insts
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"text": "the cats [MASK]", "targets": ["run"', "line 2: bad JSON"),
+        ('{"text": "the cats run", "targets": ["run", "runs"]}', "line 2: text must contain exactly one"),
+        ('{"text": "", "label": 1}', "line 2: missing or empty 'text'"),
+        ('{"text": "nice"}', "line 2: needs 'targets'"),
+        ('{"text": "nice", "label": "pos"}', "line 2: label must be an integer"),
+        ('{"text": "the [MASK]", "targets": ["a"]}', "line 2: 'targets' must be"),
+        ('{"text": "the [MASK]", "targets": ["a", "b"], "roles": {"verb": 5}}', "line 2: 'roles'"),
+        ('[1, 2]', "line 2: expected a JSON object"),
+    ],
+)
+def test_jsonl_malformed(tmp_path, line, message):
+    path = tmp_path / "user.jsonl"
+    path.write_text('{"text": "the cat [MASK]", "targets": ["runs", "run"]}\n' + line + "\n",
+                    encoding="utf-8")
+    with pytest.raises(DataError, match=message) as exc:
+        load_instances(path)
+    assert "user.jsonl" in str(exc.value)
+
+
+def test_tsv_generic_targets_and_labels(tmp_path):
+    path = tmp_path / "mine.tsv"
+    path.write_text(
+        "task\ttext\tgood\tbad\tcondition\n"
+        "sva/custom\tthe keys to the cabinet [MASK] here\tare\tis\tplur\n",
+        encoding="utf-8",
+    )
+    (inst,) = load_instances(path)
+    assert inst == Instance(text="the keys to the cabinet [MASK] here", targets=("are", "is"),
+                            task="sva/custom", condition="plur")
+    path = tmp_path / "labels.tsv"
+    path.write_text("text\tlabel\ngood\t1\nbad\t0\n", encoding="utf-8")
+    assert [i.label for i in load_instances(path)] == [1, 0]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("text\tgood\tbad\nthe cat runs\truns\trun\n", "line 2: text must contain exactly one"),
+        ("text\tgood\tbad\nthe cat [MASK]\truns\n", "line 2: expected 3 tab-separated fields"),
+        ("text\tlabel\n\t1\n", "line 2: empty text"),
+        ("text\tlabel\nnice\tpositive\n", "line 2: label must be an integer"),
+        ("sentence\tscore\nnice\t1\n", "line 1: header must have 'text'"),
+    ],
+)
+def test_tsv_generic_malformed(tmp_path, body, message):
+    path = tmp_path / "user.tsv"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(DataError, match=message) as exc:
+        load_instances(path)
+    assert "user.tsv" in str(exc.value)
+
+
+def test_load_instances_detects_marvin_linzen(tmp_path, ml_sample):
+    assert load_instances(ml_sample) == load_marvin_linzen(ml_sample).instances
+
+
+def test_load_instances_unsupported_extension(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("text,label\n", encoding="utf-8")
+    with pytest.raises(DataError, match="unsupported"):
+        load_instances(path)
