@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import warnings
 from pathlib import Path
 
 import pytest
 
+import influence_patterns
 from influence_patterns.errors import DataError
 from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.loaders import (
@@ -24,14 +26,24 @@ ML_HEADER = "task\tcondition\tgood\tbad\n"
 
 @pytest.fixture(scope="module")
 def ml_sample() -> Path:
+    """The shared sample above the repository, else the copy shipped in the package."""
     path = find_shared_file("shared/data/marvin_linzen_sample.tsv", start=Path(__file__))
+    packaged = Path(influence_patterns.__file__).parent / "data" / "marvin_linzen_sample.tsv.gz"
+    if path is None and packaged.is_file():
+        path = packaged
     if path is None:
-        pytest.skip("shared/data/marvin_linzen_sample.tsv not found above the repository")
+        pytest.skip("Marvin & Linzen sample not found")
     return path
 
 
+def _read_lines(path: Path) -> list[str]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
 def test_marvin_linzen_sample(ml_sample):
-    rows = [line for line in ml_sample.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = _read_lines(ml_sample)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no row is skipped, so no warning
         result = load_marvin_linzen(ml_sample)
@@ -245,6 +257,13 @@ def test_tsv_generic_malformed(tmp_path, body, message):
 
 def test_load_instances_detects_marvin_linzen(tmp_path, ml_sample):
     assert load_instances(ml_sample) == load_marvin_linzen(ml_sample).instances
+
+
+def test_packaged_marvin_linzen_copy_matches_shared(ml_sample):
+    packaged = Path(influence_patterns.__file__).parent / "data" / "marvin_linzen_sample.tsv.gz"
+    if not packaged.is_file() or packaged == ml_sample:
+        pytest.skip("needs both the shared and the packaged sample")
+    assert load_marvin_linzen(packaged).instances == load_marvin_linzen(ml_sample).instances
 
 
 def test_load_instances_unsupported_extension(tmp_path):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+import influence_patterns
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.tasks import vocab as V
 from influence_patterns.tasks.instance import Instance
@@ -210,9 +212,11 @@ def test_template_task_loads_generated_instances():
     assert insts == generate("ra/sent_comp", 8, seed=4)
 
 
-def test_template_task_loads_matching_rows_from_data(tmp_path):
-    sample = find_shared_file("shared/data/marvin_linzen_sample.tsv", start=tmp_path)
-    sample = sample or find_shared_file("shared/data/marvin_linzen_sample.tsv")
+def test_template_task_loads_matching_rows_from_data():
+    sample = find_shared_file("shared/data/marvin_linzen_sample.tsv")
+    packaged = Path(influence_patterns.__file__).parent / "data" / "marvin_linzen_sample.tsv.gz"
+    if sample is None and packaged.is_file():
+        sample = packaged
     if sample is None:
         pytest.skip("Marvin & Linzen sample not found")
     insts = get_task("sva/obj_rel_within").load(None, seed=0, data=sample)

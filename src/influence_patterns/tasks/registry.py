@@ -60,7 +60,7 @@ def find_shared_file(relative: str, start: Path | None = None) -> Path | None:
 
 
 def _load_default_sst2(limit: int | None = None) -> list[Instance]:
-    packaged = resources.files("influence_patterns").joinpath("data", PACKAGED_SST2)
+    packaged = resources.files("influence_patterns") / "data" / PACKAGED_SST2
     if packaged.is_file():
         with ExitStack() as stack:
             return load_sst2(stack.enter_context(resources.as_file(packaged)), limit)
