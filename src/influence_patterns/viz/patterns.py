@@ -1,0 +1,291 @@
+"""One explanation as a picture: tokens across, layers up, a line per pattern step.
+
+Every drawn artist carries a ``gid`` so tests (and curious users) can check the
+structure without looking at pixels:
+
+- ``step:<source>:<layer>:H<j>`` / ``step:<source>:<layer>:skip``: the segment of the
+  pattern of source token ``<source>`` from layer ``layer - 1`` to layer ``layer``;
+- ``head-label:<source>:<layer>:H<j>``: the ``H<j>`` text of a head step;
+- ``nodes:<source>``: the markers on the pattern's nodes (shape encodes sign);
+- ``bar:<source>:g`` / ``bar:<source>:token`` / ``bar:<source>:head``: the bars of
+  ``g(x_i)``, ``I(x_i, π^e)`` and ``I(x_i, π^a)``;
+- ``output``: the step from the target position at the last layer to ``y``.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from influence_patterns.errors import InputError
+from influence_patterns.result import Explanation, Pattern
+
+# Okabe & Ito's colour-blind-safe palette: bluish green and vermillion stay apart
+# for the common colour-vision deficiencies; marker shape repeats the sign for greyscale.
+POSITIVE = "#009E73"
+NEGATIVE = "#D55E00"
+POSITIVE_MARKER = "^"
+NEGATIVE_MARKER = "v"
+# Bars: neutral colours (not green/red, which mean sign in the lines above), hatched
+# differently so the three series survive greyscale print.
+BAR_STYLES = {
+    "g": {"color": "#4D4D4D", "hatch": None, "label": r"$g(x_i)$ (IG)"},
+    "token": {"color": "#0072B2", "hatch": None, "label": r"$I(x_i, \pi^e)$"},
+    "head": {"color": "#56B4E9", "hatch": "////", "label": r"$I(x_i, \pi^a)$"},
+}
+SPECIAL_TOKENS = {"[CLS]", "[SEP]", "[PAD]", "[MASK]", "<s>", "</s>", "<pad>", "<mask>"}
+
+
+def pattern_sign(pattern: Pattern) -> int:
+    """+1 or -1: the sign of the head-level influence (the search sign when it is 0)."""
+    if pattern.influence_head > 0:
+        return 1
+    if pattern.influence_head < 0:
+        return -1
+    return 1 if pattern.sign >= 0 else -1
+
+
+def sign_colour(sign: int) -> str:
+    return POSITIVE if sign > 0 else NEGATIVE
+
+
+def _select(expl: Explanation, tokens: Sequence[int] | None) -> list[Pattern]:
+    by_source = {p.source_index: p for p in expl.patterns}
+    if tokens is None:
+        return sorted(by_source.values(), key=lambda p: p.source_index)
+    chosen = []
+    for t in tokens:
+        if t not in by_source:
+            available = ", ".join(str(i) for i in sorted(by_source)) or "none"
+            raise InputError(
+                f"token {t} is not a source token of this explanation (source tokens: {available})"
+            )
+        chosen.append(by_source[t])
+    return sorted({p.source_index: p for p in chosen}.values(), key=lambda p: p.source_index)
+
+
+def _check(expl: Explanation) -> None:
+    n, L = len(expl.tokens), expl.num_layers
+    for p in expl.patterns:
+        if len(p.positions) != L + 1 or len(p.heads) != L:
+            raise InputError(
+                f"pattern of token {p.source_index} has {len(p.positions)} positions and "
+                f"{len(p.heads)} heads; expected {L + 1} and {L} for a {L}-layer model"
+            )
+        if any(not 0 <= t < n for t in p.positions):
+            raise InputError(f"pattern of token {p.source_index} has a position outside 0..{n - 1}")
+
+
+def _offsets(count: int) -> list[float]:
+    """Small horizontal offsets that keep overlapping patterns apart."""
+    if count <= 1:
+        return [0.0] * count
+    step = min(0.09, 0.5 / count)
+    return [(k - (count - 1) / 2) * step for k in range(count)]
+
+
+def _figure_size(n_tokens: int, num_layers: int) -> tuple[float, float]:
+    width = min(max(6.5, 0.62 * n_tokens + 3.0), 22.0)
+    height = 0.42 * (num_layers + 2) + 3.2
+    return width, height
+
+
+def _token_labels(ax: Axes, expl: Explanation) -> None:
+    n = len(expl.tokens)
+    labels = [f"{tok}" for tok in expl.tokens]
+    long = n > 14 or max((len(t) for t in expl.tokens), default=0) > 6
+    ax.set_xticks(range(n))
+    if long:
+        ax.set_xticklabels(labels, rotation=45, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticklabels(labels)
+    sources = {p.source_index for p in expl.patterns}
+    for i, lab in enumerate(ax.get_xticklabels()):
+        if i == expl.target_index:
+            lab.set_fontweight("bold")
+        elif i not in sources or expl.tokens[i] in SPECIAL_TOKENS:
+            lab.set_color("#777777")
+    # Index of each token, small, under the word: what ``--tokens`` takes.
+    ax.set_xticks(range(n), minor=True)
+    ax.tick_params(axis="x", which="minor", length=0)
+
+
+def _draw_grid(ax: Axes, expl: Explanation) -> None:
+    n, L = len(expl.tokens), expl.num_layers
+    for t in range(n):
+        ax.axvline(t, color="#EEEEEE", lw=0.8, zorder=0)
+    for layer in range(L + 1):
+        ax.axhline(layer, color="#F4F4F4", lw=0.8, zorder=0)
+    xs = [t for t in range(n) for _ in range(L + 1)]
+    ys = [layer for _ in range(n) for layer in range(L + 1)]
+    ax.plot(xs, ys, ls="none", marker="o", ms=2.2, color="#CFCFCF", zorder=1, gid="lattice")
+    # The output node y, above the target position.
+    ax.plot(
+        [expl.target_index, expl.target_index], [L, L + 1], color="#222222", lw=1.6,
+        solid_capstyle="round", zorder=2, gid="output",
+    )
+    ax.plot(
+        [expl.target_index], [L + 1], ls="none", marker="s", ms=8, color="#222222", zorder=6,
+        gid="output-node",
+    )
+    # Token indices (what ``--tokens`` takes), small and grey, under the h0 row.
+    for t in range(n):
+        ax.text(t, -0.28, str(t), fontsize=6.5, color="#999999", ha="center", va="top", zorder=1)
+    ax.annotate(
+        "y", (expl.target_index, L + 1), xytext=(7, 0), textcoords="offset points",
+        va="center", ha="left", fontsize=9, fontweight="bold",
+    )
+
+
+def _draw_pattern(ax: Axes, p: Pattern, dx: float, lw: float, label_at: float) -> None:
+    sign = pattern_sign(p)
+    colour = sign_colour(sign)
+    src = p.source_index
+    for layer in range(1, len(p.positions)):
+        head = p.heads[layer - 1]
+        x0, x1 = p.positions[layer - 1] + dx, p.positions[layer] + dx
+        y0, y1 = layer - 1, layer
+        kind = "skip" if head is None else f"H{head}"
+        ax.add_line(
+            Line2D(
+                [x0, x1], [y0, y1], color=colour, lw=lw,
+                linestyle=(0, (3.0, 2.0)) if head is None else "-",
+                solid_capstyle="round", dash_capstyle="butt", alpha=0.9, zorder=3,
+                gid=f"step:{src}:{layer}:{kind}",
+            )
+        )
+        if head is not None:
+            xm, ym = x0 + (x1 - x0) * label_at, y0 + (y1 - y0) * label_at
+            ax.text(
+                xm, ym, f"H{head}", fontsize=7, color=colour, ha="center", va="center",
+                zorder=5, gid=f"head-label:{src}:{layer}:H{head}",
+                bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.85},
+            )
+    xs = [t + dx for t in p.positions]
+    ax.plot(
+        xs, list(range(len(xs))), ls="none",
+        marker=POSITIVE_MARKER if sign > 0 else NEGATIVE_MARKER,
+        ms=5.5, mfc=colour, mec="white", mew=0.6, zorder=4, gid=f"nodes:{src}",
+    )
+
+
+def _draw_bars(ax: Axes, expl: Explanation) -> None:
+    width = 0.26
+    shifts = {"g": -width, "token": 0.0, "head": width}
+    for p in sorted(expl.patterns, key=lambda q: q.source_index):
+        values = {"g": p.g, "token": p.influence_token, "head": p.influence_head}
+        for key, value in values.items():
+            style = BAR_STYLES[key]
+            bars = ax.bar(
+                p.source_index + shifts[key], value, width=width, color=style["color"],
+                hatch=style["hatch"], edgecolor="white" if style["hatch"] else style["color"],
+                linewidth=0.0, zorder=3,
+            )
+            bars.patches[0].set_gid(f"bar:{p.source_index}:{key}")
+    ax.axhline(0, color="#333333", lw=0.8, zorder=2)
+    ax.set_ylabel("influence", fontsize=9)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="y", color="#EEEEEE", lw=0.6, zorder=0)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    handles = [
+        Patch(facecolor=s["color"], hatch=s["hatch"], edgecolor="white", label=s["label"])
+        for s in BAR_STYLES.values()
+    ]
+    ax.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8,
+        frameon=False, borderaxespad=0.0,
+    )
+
+
+def _main_legend(ax: Axes) -> None:
+    handles = [
+        Line2D([], [], color=POSITIVE, lw=2, marker=POSITIVE_MARKER, ms=6, mec="white",
+               label="positive influence"),
+        Line2D([], [], color=NEGATIVE, lw=2, marker=NEGATIVE_MARKER, ms=6, mec="white",
+               label="negative influence"),
+        Line2D([], [], color="#555555", lw=1.6, label="head $j$ (H$j$)"),
+        Line2D([], [], color="#555555", lw=1.6, ls=(0, (3.0, 2.0)), label="skip connection"),
+        Line2D([], [], color="#222222", ls="none", marker="s", ms=7, label="output $y$"),
+        Line2D([], [], color="#999999", lw=3.3, label=r"width $\propto |I(x_i, \pi^a)|$"),
+    ]
+    ax.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8,
+        frameon=False, borderaxespad=0.0,
+    )
+
+
+def _title(expl: Explanation) -> str:
+    text = textwrap.shorten(expl.text, width=110, placeholder=" …")
+    qoi = f"QoI {expl.qoi_name} = {expl.qoi_value:+.3f}"
+    if expl.targets:
+        qoi += f"   (targets: {' vs '.join(expl.targets)})"
+    return f"“{text}”\n{qoi}"
+
+
+def plot_explanation(
+    expl: Explanation, tokens: list[int] | None = None, ax: Axes | None = None
+) -> Figure:
+    """Draw the influence patterns of ``expl`` (all source tokens, or those in ``tokens``).
+
+    Tokens run along the bottom, layers ``h0``, ``L1`` … ``L<L>`` upwards, ``y`` on
+    top. A pattern is a line from layer to layer: dashed for the skip connection,
+    solid and labelled ``H<j>`` for head j; green with ▲ markers when its head-level
+    influence is positive, red with ▼ when negative; thicker for larger |I(π^a)|.
+    Under the axis, three bars per source token: g(x_i), I(x_i, π^e), I(x_i, π^a).
+
+    With ``ax`` given, the patterns go on it and the bars on an inset axes just below
+    it (leave room); otherwise a new :class:`~matplotlib.figure.Figure` is made.
+    Returns the figure.
+    """
+    _check(expl)
+    chosen = _select(expl, tokens)
+    L, n = expl.num_layers, len(expl.tokens)
+
+    if ax is None:
+        fig = Figure(figsize=_figure_size(n, L), layout="constrained")
+        grid = fig.add_gridspec(2, 1, height_ratios=[L + 2, 2.6])
+        ax = fig.add_subplot(grid[0])
+        ax_bars = fig.add_subplot(grid[1], sharex=ax)
+    else:
+        fig = ax.get_figure()
+        ax_bars = ax.inset_axes([0.0, -0.42, 1.0, 0.3], sharex=ax)
+
+    _draw_grid(ax, expl)
+    max_abs = max((abs(p.influence_head) for p in chosen), default=0.0)
+    for k, (p, dx) in enumerate(zip(chosen, _offsets(len(chosen)))):
+        strength = abs(p.influence_head) / max_abs if max_abs > 0 else 1.0
+        label_at = (0.5, 0.35, 0.65)[k % 3] if len(chosen) > 1 else 0.5
+        _draw_pattern(ax, p, dx, lw=1.1 + 2.2 * strength, label_at=label_at)
+
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_ylim(-0.55, L + 1.45)
+    ax.set_yticks(range(L + 2))
+    ax.set_yticklabels(["h0"] + [f"L{layer}" for layer in range(1, L + 1)] + ["y"])
+    ax.tick_params(axis="y", labelsize=9, length=0)
+    ax.tick_params(axis="x", which="both", length=0, labelbottom=False)
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_ylabel("layer", fontsize=9)
+    ax.set_title(_title(expl), fontsize=10, loc="left")
+    _main_legend(ax)
+
+    _draw_bars(ax_bars, expl)
+    _token_labels(ax_bars, expl)
+    ax_bars.tick_params(axis="x", which="major", length=0, labelsize=9, labelbottom=True)
+    return fig
+
+
+def explanation_structure(fig: Figure) -> dict[str, Any]:
+    """The ``gid``-tagged artists of a figure by kind: handy in tests and notebooks."""
+    found: dict[str, list[Any]] = {}
+    for artist in fig.findobj(lambda a: a.get_gid() is not None):
+        kind = artist.get_gid().split(":", 1)[0]
+        found.setdefault(kind, []).append(artist)
+    return found
