@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -171,7 +170,7 @@ def _draw_pattern(ax: Axes, p: Pattern, dx: float, lw: float, label_at: float) -
     ax.plot(
         xs, list(range(len(xs))), ls="none",
         marker=POSITIVE_MARKER if sign > 0 else NEGATIVE_MARKER,
-        ms=5.5, mfc=colour, mec="white", mew=0.6, zorder=4, gid=f"nodes:{src}",
+        ms=6.5, mfc=colour, mec="white", mew=0.6, zorder=4, gid=f"nodes:{src}",
     )
 
 
@@ -281,11 +280,3 @@ def plot_explanation(
     ax_bars.tick_params(axis="x", which="major", length=0, labelsize=9, labelbottom=True)
     return fig
 
-
-def explanation_structure(fig: Figure) -> dict[str, Any]:
-    """The ``gid``-tagged artists of a figure by kind: handy in tests and notebooks."""
-    found: dict[str, list[Any]] = {}
-    for artist in fig.findobj(lambda a: a.get_gid() is not None):
-        kind = artist.get_gid().split(":", 1)[0]
-        found.setdefault(kind, []).append(artist)
-    return found
