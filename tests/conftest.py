@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# Tiny models: one thread is fastest and does not fight other processes for cores.
+torch.set_num_threads(1)
+
 WORDS = (
     "the a boy boys girl girls dog dogs cat cats teacher teachers is are was were "
     "laughs laugh likes like runs run near by that who himself herself themselves "

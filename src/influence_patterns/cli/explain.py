@@ -1,1 +1,51 @@
-"""CLI commands (see influence_patterns.cli)."""
+"""``influence-patterns explain``: the influence patterns of one sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from influence_patterns.cli.app import app, user_errors
+
+DEFAULT_MODEL = "default-mlm"
+
+
+@app.command("explain")
+@user_errors
+def explain_command(
+    text: str = typer.Argument(..., help="The sentence; for a masked LM it holds one [MASK]."),
+    targets: Optional[str] = typer.Option(None, "--targets", "-t", help="GOOD,BAD words for the [MASK] (masked LM)."),
+    label: Optional[int] = typer.Option(None, "--label", help="Gold class for a classifier (default: its prediction)."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="default-mlm, default-sst2, a checkpoint dir or a hub name."),
+    steps: int = typer.Option(50, "--steps", help="Riemann steps m (m+1 points) or Gauss–Legendre points."),
+    method: str = typer.Option("fast", "--method", help="fast | reference"),
+    baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
+    keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
+    quadrature: str = typer.Option("riemann", "--quadrature", help="riemann | gauss-legendre"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | mps"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON to this file."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the patterns to this .svg/.png/.pdf file."),
+) -> None:
+    """Find each source token's influence pattern (GPR) and print them as a table."""
+    from influence_patterns.explainer import Explainer
+
+    explainer = Explainer.from_pretrained(
+        model, device=device, steps=steps, method=method, baseline=baseline,
+        keep_special=keep_special, quadrature=quadrature,
+    )
+    if explainer.kind == "mlm" and targets is None:
+        from influence_patterns.errors import InputError
+
+        raise InputError("a masked-LM explanation needs --targets GOOD,BAD (e.g. --targets is,are)")
+    result = explainer.explain(text, targets=targets, label=label)
+    result.show()
+    if json_out is not None:
+        result.save(json_out)
+        typer.echo(f"wrote {json_out}")
+    if plot is not None:
+        from influence_patterns.viz import plot_explanation
+
+        plot_explanation(result).savefig(plot, bbox_inches="tight")
+        typer.echo(f"wrote {plot}")

@@ -1,0 +1,158 @@
+"""DESIGN §3 properties: completeness, decomposition, fast == reference, signs, ties."""
+
+import pytest
+import torch
+
+from influence_patterns import Explainer, Query
+from influence_patterns.attribution.influence import qoi_values
+from influence_patterns.attribution.quadrature import make_quadrature
+from influence_patterns.search.fast import gpr_fast, plain_gradients
+from influence_patterns.search.reference import gpr_reference
+
+from conftest import make_model
+
+TEXTS = [
+    Query("the boy near the girls [MASK] good", ("is", "are")),
+    Query("the dogs [MASK] here", ("are", "is")),
+    Query("a teacher that the cats like [MASK] very funny", ("was", "were")),
+]
+
+
+def _run(explainer, queries, steps=12, rule="riemann"):
+    batch = explainer.prepare(queries)
+    quad = make_quadrature(steps, rule, dtype=batch.x.dtype)
+    return batch, quad
+
+
+@pytest.mark.parametrize("baseline", ["mask", "zero", "pad"])
+def test_completeness(mlm, tokenizer, baseline):
+    """Σ_i g(x_i) over all tokens = q(x) - q(b), up to the quadrature error."""
+    ex = Explainer(mlm, tokenizer, baseline=baseline)
+    batch, quad = _run(ex, TEXTS, steps=24, rule="gauss-legendre")
+    _, g = plain_gradients(ex.adapter, batch, quad, ex.qoi)
+    q_x, q_b = qoi_values(ex.adapter, batch, ex.qoi)
+    torch.testing.assert_close(g.sum(1), q_x - q_b, atol=1e-6, rtol=1e-6)
+
+
+def test_completeness_riemann_error_shrinks(mlm, tokenizer):
+    ex = Explainer(mlm, tokenizer)
+    errors = []
+    for steps in (5, 50, 500):
+        batch, quad = _run(ex, TEXTS[:1], steps=steps)
+        _, g = plain_gradients(ex.adapter, batch, quad, ex.qoi)
+        q_x, q_b = qoi_values(ex.adapter, batch, ex.qoi)
+        errors.append(float((g.sum() - (q_x - q_b).sum()).abs()))
+    assert errors[2] < errors[1] < errors[0]
+    assert errors[2] < 1e-2 * abs(float((q_x - q_b).sum())) + 1e-6
+
+
+def test_keep_special_gives_special_tokens_no_influence(mlm, tokenizer):
+    ex = Explainer(mlm, tokenizer, keep_special=True)
+    batch, quad = _run(ex, TEXTS[:1], steps=16, rule="gauss-legendre")
+    _, g = plain_gradients(ex.adapter, batch, quad, ex.qoi)
+    assert float(g[0, 0]) == 0.0  # [CLS] stays real: x - b = 0
+    q_x, q_b = qoi_values(ex.adapter, batch, ex.qoi)
+    torch.testing.assert_close(g.sum(1), q_x - q_b, atol=1e-6, rtol=1e-6)
+
+
+def _decomposition(search, L, atol):
+    # Stage 1: layer-1 candidates sum to g; layer-l candidates to the prefix's score.
+    total = search.g
+    for l in range(1, L):
+        scores = search.token_scores[l - 1]
+        assert float(scores.sum()) == pytest.approx(total, abs=atol)
+        total = float(scores[search.positions[l]])
+    assert search.influence_token == pytest.approx(float(search.token_scores[-1][search.positions[-1]]), abs=atol)
+    # Stage 2: layer-1 heads + skip sum to I(π^e); layer l to the choice at l-1.
+    total = search.influence_token
+    for l in range(1, L + 1):
+        scores = search.head_scores[l - 1]
+        assert float(scores.sum()) == pytest.approx(total, abs=atol)
+        h = search.heads[l - 1]
+        total = float(scores[0 if h is None else h + 1])
+        if search.positions[l - 1] != search.positions[l]:
+            assert float(scores[0]) == pytest.approx(0.0, abs=atol)  # a skip only continues its position
+    assert search.influence_head == pytest.approx(total, abs=atol)
+
+
+@pytest.mark.parametrize("method", ["reference", "fast"])
+def test_decomposition(mlm, tokenizer, method):
+    ex = Explainer(mlm, tokenizer)
+    batch, quad = _run(ex, TEXTS)
+    search = gpr_reference if method == "reference" else gpr_fast
+    for row in search(ex.adapter, batch, quad, ex.qoi):
+        for s in row:
+            _decomposition(s, ex.adapter.num_layers, atol=1e-9)
+
+
+def _assert_same(fast, ref):
+    assert len(fast) == len(ref)
+    for fr, rr in zip(fast, ref):
+        assert [s.source for s in fr] == [s.source for s in rr]
+        for f, r in zip(fr, rr):
+            assert (f.positions, f.heads, f.sign) == (r.positions, r.heads, r.sign)
+            for a, b in [(f.g, r.g), (f.influence_token, r.influence_token), (f.influence_head, r.influence_head)]:
+                assert a == pytest.approx(b, rel=1e-9, abs=1e-12)
+            for fs, rs in zip(f.token_scores[:-1], r.token_scores[:-1]):
+                torch.testing.assert_close(fs, rs, rtol=1e-9, atol=1e-12)
+            for fs, rs in zip(f.head_scores, r.head_scores):
+                torch.testing.assert_close(fs, rs, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("rule", ["riemann", "gauss-legendre"])
+def test_fast_equals_reference_mlm(mlm, tokenizer, rule):
+    ex = Explainer(mlm, tokenizer)
+    batch, quad = _run(ex, TEXTS, steps=7, rule=rule)
+    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
+
+
+def test_fast_equals_reference_classifier_and_chunks(classifier, tokenizer):
+    ex = Explainer(classifier, tokenizer)
+    queries = [Query("a very funny movie", label=1), Query("the film was not good and the cat was bad", label=0)]
+    batch, quad = _run(ex, queries, steps=6)
+    ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
+    # max_rows=7 forces one source per chunk; the default batches all sources together.
+    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi, max_rows=7), ref)
+    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), ref)
+
+
+def test_batched_sentences_equal_one_at_a_time(mlm, tokenizer):
+    ex = Explainer(mlm, tokenizer, steps=8)
+    together = ex.explain_batch(TEXTS)
+    for q, expl in zip(TEXTS, together):
+        alone = ex.explain(q.text, targets=q.targets)
+        for a, b in zip(alone.patterns, expl.patterns):
+            assert (a.positions, a.heads) == (b.positions, b.heads)
+            assert a.influence_head == pytest.approx(b.influence_head, rel=1e-9, abs=1e-12)
+
+
+def test_sign_follows_net_effect(mlm, tokenizer):
+    ex = Explainer(mlm, tokenizer, steps=8)
+    expl = ex.explain_batch(TEXTS)
+    signs = [p.sign for e in expl for p in e.patterns]
+    assert 1 in signs and -1 in signs  # the test sentences exercise both
+    for e in expl:
+        for p in e.patterns:
+            assert p.sign == (1 if p.g >= 0 else -1)
+            # the search maximises sign * I, so the chosen pattern carries the token's sign
+            assert p.sign * p.influence_token >= 0
+            assert p.sign * p.influence_head >= 0
+
+
+def test_ties_go_to_the_skip(tokenizer):
+    """A token whose embedding equals the baseline has zero influence everywhere:
+    every candidate ties, and wherever the position continues the skip wins."""
+    model = make_model("mlm", layers=3, heads=2)
+    zero_word = tokenizer.convert_tokens_to_ids("cat")
+    with torch.no_grad():
+        model.get_input_embeddings().weight[zero_word] = 0
+    for method in ("fast", "reference"):
+        ex = Explainer(model, tokenizer, baseline="zero", steps=4, method=method)
+        expl = ex.explain("the cat [MASK] good", targets=("is", "are"))
+        p = expl.pattern_for(2)
+        assert p.g == 0 and p.influence_head == 0
+        for l in range(1, 4):
+            if p.positions[l - 1] == p.positions[l]:
+                assert p.heads[l - 1] is None
+            else:
+                assert p.heads[l - 1] == 0  # the skip cannot change position; first head wins
