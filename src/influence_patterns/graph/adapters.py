@@ -63,6 +63,41 @@ class Adapter:
         """Module called as ``f(context, skip)``: its first two inputs are a^{l,·} and s^l."""
         raise NotImplementedError
 
+    # --- hooks -------------------------------------------------------------------
+    def install_hooks(self, interceptor: Any) -> list[Any]:
+        """Register hooks that pass h^0..h^L and (a^l, s^l) through ``interceptor``;
+        return the handles. This default fits models whose ``attention_output(layer)``
+        module is called as ``f(context, skip)`` (BERT, RoBERTa, ELECTRA). Adapters for
+        other module layouts override it."""
+
+        def h_hook(layer: int):
+            def hook(module, args, output):
+                if isinstance(output, tuple):
+                    return (interceptor.on_h(layer, output[0]),) + tuple(output[1:])
+                return interceptor.on_h(layer, output)
+
+            return hook
+
+        def attn_hook(layer: int):
+            def hook(module, args, kwargs):
+                context, skip = interceptor.on_attn(layer, args[0], args[1])
+                return (context, skip) + tuple(args[2:]), kwargs
+
+            return hook
+
+        handles = [self.embeddings().register_forward_hook(h_hook(0))]
+        try:
+            for l, layer in enumerate(self.layers(), start=1):
+                handles.append(
+                    self.attention_output(layer).register_forward_pre_hook(attn_hook(l), with_kwargs=True)
+                )
+                handles.append(layer.register_forward_hook(h_hook(l)))
+        except Exception:
+            for h in handles:
+                h.remove()
+            raise
+        return handles
+
     # --- forward -----------------------------------------------------------------
     def logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
         """``y``: logits (rows, C) at each row's target position (MLM) or of the classifier."""

@@ -29,31 +29,9 @@ class Interceptor:
 
 @contextmanager
 def intercept(adapter: Adapter, interceptor: Interceptor) -> Iterator[None]:
-    """Install the hooks for the duration of the ``with`` block."""
-    handles = []
-
-    def h_hook(layer: int):
-        def hook(module, args, output):
-            if isinstance(output, tuple):
-                return (interceptor.on_h(layer, output[0]),) + tuple(output[1:])
-            return interceptor.on_h(layer, output)
-
-        return hook
-
-    def attn_hook(layer: int):
-        def hook(module, args, kwargs):
-            # Called as f(context, skip) in every supported architecture.
-            context, skip = args[0], args[1]
-            context, skip = interceptor.on_attn(layer, context, skip)
-            return (context, skip) + tuple(args[2:]), kwargs
-
-        return hook
-
+    """Install the adapter's hooks for the duration of the ``with`` block."""
+    handles = adapter.install_hooks(interceptor)
     try:
-        handles.append(adapter.embeddings().register_forward_hook(h_hook(0)))
-        for l, layer in enumerate(adapter.layers(), start=1):
-            handles.append(adapter.attention_output(layer).register_forward_pre_hook(attn_hook(l), with_kwargs=True))
-            handles.append(layer.register_forward_hook(h_hook(l)))
         yield
     finally:
         for handle in handles:
