@@ -155,3 +155,6 @@ def adapter_for(model: Any) -> Adapter:
     if not (name.endswith("ForMaskedLM") or name.endswith("ForSequenceClassification")):
         raise ModelError(f"{name} has no masked-LM or sequence-classification head")
     return cls(model)
+
+# More architectures register themselves (imported last: they subclass the above).
+from influence_patterns.graph import architectures as _architectures  # noqa: E402,F401

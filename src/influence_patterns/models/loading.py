@@ -9,8 +9,12 @@ from typing import Any
 
 from influence_patterns.errors import ModelError
 
-#: Hugging Face ``model_type`` values this version can hook (one adapter each).
-SUPPORTED_MODEL_TYPES = ("bert",)
+
+def supported_model_types() -> tuple[str, ...]:
+    """Hugging Face ``model_type`` values this version can hook: the adapter registry's keys."""
+    from influence_patterns.graph.adapters import ADAPTERS
+
+    return tuple(sorted(ADAPTERS))
 
 
 @dataclass
@@ -38,10 +42,10 @@ def _kind_of(model: Any) -> str:
 def check_supported(config: Any) -> None:
     """Raise ``ModelError`` if the architecture has no graph adapter."""
     model_type = getattr(config, "model_type", None)
-    if model_type not in SUPPORTED_MODEL_TYPES:
+    supported = supported_model_types()
+    if model_type not in supported:
         raise ModelError(
-            f"unsupported architecture {model_type!r}: supported model types are "
-            + ", ".join(SUPPORTED_MODEL_TYPES)
+            f"unsupported architecture {model_type!r}: supported model types are " + ", ".join(supported)
         )
 
 

@@ -1,0 +1,258 @@
+"""Adapters for the BERT family beyond BERT: RoBERTa (XLM-R, CamemBERT), ELECTRA,
+DistilBERT and ALBERT (DESIGN §1; docs/architectures.md has the node mapping).
+
+RoBERTa and ELECTRA lay their layers out like BERT (an attention-output module
+called as ``f(context, skip)``), so the base class's hooks fit them. DistilBERT and
+ALBERT apply ``W_O`` and the residual sum inside their attention code; for those the
+context is hooked at the input of ``W_O`` and the skip is made a node of its own by
+re-forming the LayerNorm's input as ``W_O(context) + skip`` from the hooked tensors
+(same values, separate gradient paths). ALBERT runs one shared layer module L
+times, so its hooks count calls to know the layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from influence_patterns.graph.adapters import Adapter, register_adapter
+
+
+def _rows(hidden: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
+    """Each row's hidden state at its target position: (rows, n, d) → (rows, d)."""
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), target_index]
+
+
+class _EncoderAdapter(Adapter):
+    """Shared ``logits``: the classifier on the whole model, or the MLM head on the
+    target rows only. Subclasses name the base model and the MLM head."""
+
+    def _encoder_kwargs(self, attention_mask: torch.Tensor) -> dict[str, Any]:
+        """Extra keyword arguments for the forward pass (e.g. position ids)."""
+        return {}
+
+    def _mlm_head(self, rows: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits (rows, V) from final hidden states (rows, d)."""
+        raise NotImplementedError
+
+    def logits(self, inputs_embeds, attention_mask, target_index):
+        kwargs = self._encoder_kwargs(attention_mask)
+        if self.kind == "classification":
+            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs).logits
+        hidden = self.base()(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs).last_hidden_state
+        return self._mlm_head(_rows(hidden, target_index))
+
+
+# --- RoBERTa, XLM-RoBERTa, CamemBERT: BERT's layout ------------------------------------
+class RobertaAdapter(_EncoderAdapter):
+    """Same modules as BERT under ``model.roberta``. Position ids start at
+    ``padding_idx + 1`` and padded positions get ``padding_idx``; the model derives
+    them from ``input_ids``, which the IG path does not have, so they are passed
+    explicitly from the attention mask (identical for right-padded batches)."""
+
+    model_types = ("roberta", "xlm-roberta", "camembert")
+
+    @property
+    def max_length(self) -> int:
+        return int(self.config.max_position_embeddings) - int(self.config.pad_token_id) - 1
+
+    def base(self) -> nn.Module:
+        return self.model.roberta
+
+    def word_embeddings(self) -> nn.Embedding:
+        return self.model.roberta.embeddings.word_embeddings
+
+    def embeddings(self) -> nn.Module:
+        return self.model.roberta.embeddings
+
+    def layers(self) -> list[nn.Module]:
+        return list(self.model.roberta.encoder.layer)
+
+    def attention_output(self, layer: nn.Module) -> nn.Module:
+        return layer.attention.output
+
+    def _encoder_kwargs(self, attention_mask):
+        mask = attention_mask.long()
+        return {"position_ids": torch.cumsum(mask, dim=1) * mask + int(self.config.pad_token_id)}
+
+    def _mlm_head(self, rows):
+        return self.model.lm_head(rows)
+
+
+# --- ELECTRA: BERT's layout, optional embedding projection -------------------------------
+class ElectraAdapter(_EncoderAdapter):
+    """BERT's layout under ``model.electra``. When ``embedding_size != hidden_size`` the
+    embeddings are projected by ``embeddings_project``; h^0 is the projected output,
+    and x stays the (embedding_size-wide) word-piece row. MLM means the generator
+    (``ElectraForMaskedLM``); the discriminator has neither head and is refused."""
+
+    model_types = ("electra",)
+
+    def base(self) -> nn.Module:
+        return self.model.electra
+
+    def word_embeddings(self) -> nn.Embedding:
+        return self.model.electra.embeddings.word_embeddings
+
+    def embeddings(self) -> nn.Module:
+        base = self.model.electra
+        return base.embeddings_project if hasattr(base, "embeddings_project") else base.embeddings
+
+    def layers(self) -> list[nn.Module]:
+        return list(self.model.electra.encoder.layer)
+
+    def attention_output(self, layer: nn.Module) -> nn.Module:
+        return layer.attention.output
+
+    def _mlm_head(self, rows):
+        return self.model.generator_lm_head(self.model.generator_predictions(rows))
+
+
+# --- DistilBERT and ALBERT: W_O and the residual sum inside the attention module ---------
+class _InnerResidualAdapter(_EncoderAdapter):
+    """Hooks for layers whose attention code computes ``LN(W_O(context) + h^{l-1})`` itself.
+
+    Per layer call: a pre-hook on the layer keeps its input h^{l-1} (the skip's value);
+    a pre-hook on ``W_O`` passes ``(context, h^{l-1})`` through the interceptor and
+    feeds ``W_O`` the returned context; a hook on the module whose output is the
+    projected context as added (``W_O`` or the dropout after it) keeps that tensor; a
+    pre-hook on the LayerNorm replaces its input ``W_O(context) + h^{l-1}`` by the same
+    sum formed from the kept tensors, with the interceptor's skip in place of
+    h^{l-1}. The layer number is counted from the h^0 hook, so a module that runs
+    several times (ALBERT) gets a new number at every call.
+    """
+
+    def blocks(self) -> list[nn.Module]:
+        """Distinct modules whose outputs are layer outputs h^l (each hooked once)."""
+        raise NotImplementedError
+
+    def block_parts(self, block: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
+        """(``W_O``, the module whose output is the projected context as added, the
+        LayerNorm whose input is that plus the skip)."""
+        raise NotImplementedError
+
+    def attention_output(self, layer: nn.Module) -> nn.Module:
+        raise NotImplementedError(
+            f"{type(self).__name__}: the attention module applies W_O and the residual itself; "
+            "use install_hooks, which hooks W_O's input and re-forms the LayerNorm's input"
+        )
+
+    def install_hooks(self, interceptor: Any) -> list[Any]:
+        num_layers = self.num_layers
+        state: dict[str, Any] = {"layer": 0}
+
+        def h0_hook(module, args, output):
+            state.clear()
+            state["layer"] = 0
+            return interceptor.on_h(0, output)
+
+        def block_pre(module, args, kwargs):
+            state["layer"] += 1
+            if state["layer"] > num_layers:
+                raise RuntimeError(f"{type(self).__name__}: more layer calls than the {num_layers} layers")
+            state["input"] = args[0] if args else kwargs["hidden_states"]  # h^{l-1}, as the layer sees it
+
+        def block_post(module, args, output):
+            return interceptor.on_h(state["layer"], output)
+
+        def w_o_pre(module, args):
+            context, skip = interceptor.on_attn(state["layer"], args[0], state.pop("input"))
+            state["skip"] = skip
+            return (context,) + tuple(args[1:])
+
+        def projected_post(module, args, output):
+            state["projected"] = output
+
+        def norm_pre(module, args):
+            # The model's own sum has the same value; only this one carries the gradient.
+            return (state.pop("projected") + state.pop("skip"),) + tuple(args[1:])
+
+        handles = []
+        try:
+            handles.append(self.embeddings().register_forward_hook(h0_hook))
+            for block in self.blocks():
+                w_o, projected, norm = self.block_parts(block)
+                handles.append(block.register_forward_pre_hook(block_pre, with_kwargs=True))
+                handles.append(w_o.register_forward_pre_hook(w_o_pre))
+                handles.append(projected.register_forward_hook(projected_post))
+                handles.append(norm.register_forward_pre_hook(norm_pre))
+                handles.append(block.register_forward_hook(block_post))
+        except Exception:
+            for h in handles:
+                h.remove()
+            raise
+        return handles
+
+
+class DistilBertAdapter(_InnerResidualAdapter):
+    """``TransformerBlock``: ``sa_layer_norm(attention.out_lin(context) + h^{l-1})``. No
+    segment embeddings: h^0 = ``LN(x + pos)``."""
+
+    model_types = ("distilbert",)
+
+    def base(self) -> nn.Module:
+        return self.model.distilbert
+
+    def word_embeddings(self) -> nn.Embedding:
+        return self.model.distilbert.embeddings.word_embeddings
+
+    def embeddings(self) -> nn.Module:
+        return self.model.distilbert.embeddings
+
+    def layers(self) -> list[nn.Module]:
+        return list(self.model.distilbert.transformer.layer)
+
+    def blocks(self) -> list[nn.Module]:
+        return self.layers()
+
+    def block_parts(self, block):
+        return block.attention.out_lin, block.attention.out_lin, block.sa_layer_norm
+
+    def _mlm_head(self, rows):
+        m = self.model
+        return m.vocab_projector(m.vocab_layer_norm(m.activation(m.vocab_transform(rows))))
+
+
+class AlbertAdapter(_InnerResidualAdapter):
+    """``AlbertAttention``: ``LayerNorm(h^{l-1} + dropout(dense(context)))``. The
+    embeddings (``embedding_size`` wide) are mapped up by
+    ``encoder.embedding_hidden_mapping_in``, whose output is h^0. Layers share
+    parameters: layer l runs ``albert_layer_groups[g].albert_layers[k]``, the same
+    module for many l."""
+
+    model_types = ("albert",)
+
+    def base(self) -> nn.Module:
+        return self.model.albert
+
+    def word_embeddings(self) -> nn.Embedding:
+        return self.model.albert.embeddings.word_embeddings
+
+    def embeddings(self) -> nn.Module:
+        return self.model.albert.encoder.embedding_hidden_mapping_in
+
+    def layers(self) -> list[nn.Module]:
+        """The module that computes each h^l, l = 1..L, in call order (repeats allowed)."""
+        cfg = self.config
+        groups = self.model.albert.encoder.albert_layer_groups
+        out = []
+        for i in range(cfg.num_hidden_layers):
+            g = int(i / (cfg.num_hidden_layers / cfg.num_hidden_groups))  # as AlbertTransformer does
+            out.extend(groups[g].albert_layers)
+        return out
+
+    def blocks(self) -> list[nn.Module]:
+        return [layer for group in self.model.albert.encoder.albert_layer_groups for layer in group.albert_layers]
+
+    def block_parts(self, block):
+        attn = block.attention
+        return attn.dense, attn.output_dropout, attn.LayerNorm
+
+    def _mlm_head(self, rows):
+        return self.model.predictions(rows)
+
+
+for _cls in (RobertaAdapter, ElectraAdapter, DistilBertAdapter, AlbertAdapter):
+    register_adapter(_cls)
