@@ -1,0 +1,497 @@
+"""Explanation methods compared by ablation: each gives, per instance and source token,
+ONE NODE PER LAYER in the form of a head-level pattern (positions t_0..t_L with
+t_0 = source and t_L = target, and per layer a head index or ``None`` for the skip).
+
+Registered methods (definitions in docs/analyses.md):
+
+- ``pattern``: the GPR head-level patterns stored in ``results.jsonl``;
+- ``attention-argmax``: greedy; information flows from a key position to a query
+  position, so from the current position k, layer l takes the (query t, head j) with
+  the largest attention weight A^{l,j}[t, k]; the last layer takes t = target;
+- ``rollout``: Abnar & Zuidema's residual-augmented attention Ã^l = ½ mean_j A^{l,j} + ½ I;
+  the path is the max-product path source → target through Ã^1..Ã^L (dynamic programming);
+- ``attention-flow``: the maximum flow (``networkx``, Edmonds–Karp) from (layer 0, source)
+  to (layer L, target) in the layered graph with capacities Ã^l[t, k]; the path is the
+  max-product path through the edge flows;
+- ``internal-influence``: for source x_i, per layer the position t maximising the IG of
+  x_i restricted at that layer to h^l_t (sign-aligned with g(x_i)), then at t the head
+  a^{l,j}_t or skip s^l_t with the largest IG restricted to it at that layer alone;
+- ``layer-conductance``: the same with the conductance of h^l_t of all inputs together
+  (Captum's LayerConductance: every token's embedding interpolated), one node set shared
+  by every source of the sentence;
+- ``random``: same budget as a pattern: a random position per layer (target at the
+  last) and a random head or skip, seeded by (seed, instance index, source).
+
+For the attention methods the node at a layer is the skip when the path stays on its
+position (the residual's share ½ exceeds any single head's share ½·A/H) and otherwise
+the head with the largest attention from t_l to t_{l-1}. Everywhere a skip is only
+chosen when t_l = t_{l-1}, as in GPR.
+
+Adding a method is one class and one line::
+
+    class MyMethod(Method):
+        name = "my-method"
+        description = "..."
+        def paths(self, ctx): ...   # list (sentences) of lists (sources) of NodePath
+    register_method(MyMethod)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.autograd.forward_ad as fwAD
+
+from influence_patterns.attribution.inputs import Batch
+from influence_patterns.attribution.quadrature import Quadrature
+from influence_patterns.errors import DataError, InputError
+from influence_patterns.graph.adapters import Adapter
+from influence_patterns.graph.hooks import Interceptor, intercept
+
+
+@dataclass(frozen=True)
+class NodePath:
+    """One node per layer: ``positions`` t_0..t_L (t_0 = source), ``heads`` per layer
+    1..L (``None`` = skip)."""
+
+    source: int
+    positions: tuple[int, ...]
+    heads: tuple[int | None, ...]
+
+    def nodes(self) -> list[tuple[int, int, int | None]]:
+        """``(layer, position, head or None)`` for layers 1..L."""
+        return [(l, self.positions[l], h) for l, h in enumerate(self.heads, start=1)]
+
+
+@dataclass
+class MethodInput:
+    """What a method sees: the model, a prepared batch and its result rows."""
+
+    adapter: Adapter
+    batch: Batch
+    rows: list[dict[str, Any]]
+    quad: Quadrature
+    qoi: Any
+    seed: int = 0
+    max_rows: int = 2048
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_layers(self) -> int:
+        return self.adapter.num_layers
+
+    def attentions(self) -> list[np.ndarray]:
+        """Attention weights per layer, (B, H, n_query, n_key), on the real input."""
+        if "attentions" not in self.cache:
+            with torch.no_grad():
+                out = self.adapter.base()(
+                    inputs_embeds=self.batch.x, attention_mask=self.batch.attention_mask,
+                    output_attentions=True,
+                )
+            if not out.attentions or out.attentions[0] is None:
+                raise InputError("the model returned no attention weights (load it with eager attention)")
+            self.cache["attentions"] = [a.double().cpu().numpy() for a in out.attentions]
+        return self.cache["attentions"]
+
+
+class Method:
+    """A way to pick one node per layer for every source token."""
+
+    name: str = ""
+    description: str = ""
+    group: str = ""  # "pattern", "attention", "layer" or "control"
+
+    def paths(self, ctx: MethodInput) -> list[list[NodePath]]:
+        """Per sentence of ``ctx.batch``, per source in ``ctx.batch.sources[b]``."""
+        raise NotImplementedError
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Add a method class to :data:`METHODS` under its ``name``."""
+    METHODS[cls.name] = cls()
+    return cls
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise InputError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
+
+
+# --- pattern -------------------------------------------------------------------------
+
+
+class PatternMethod(Method):
+    name = "pattern"
+    description = "GPR head-level influence patterns (results.jsonl)"
+    group = "pattern"
+
+    def paths(self, ctx):
+        out = []
+        for b, row in enumerate(ctx.rows):
+            by_source = {int(p["source_index"]): p for p in row.get("patterns", [])}
+            paths = []
+            for i in ctx.batch.sources[b]:
+                if i not in by_source:
+                    raise DataError(f"instance {row.get('index')}: no pattern for source token {i}")
+                p = by_source[i]
+                paths.append(NodePath(i, tuple(int(t) for t in p["positions"]),
+                                      tuple(None if h is None else int(h) for h in p["heads"])))
+            out.append(paths)
+        return out
+
+
+# --- attention ------------------------------------------------------------------------
+
+
+def _edge_head(att: np.ndarray, l: int, t: int, k: int) -> int | None:
+    """Skip when the path stays, else the head attending most from query t to key k."""
+    if t == k:
+        return None
+    return int(att[l][:, t, k].argmax())
+
+
+def max_product_path(weights: list[np.ndarray], source: int, target: int, valid: np.ndarray) -> list[int] | None:
+    """Positions t_0..t_L maximising Π_l W^l[t_l, t_{l-1}] with t_0 = source, t_L = target
+    (``W^l`` is (query, key)); ``None`` when every path has weight 0."""
+    n = valid.shape[0]
+    score = np.full(n, -np.inf)
+    score[source] = 0.0
+    back = []
+    for w in weights:
+        with np.errstate(divide="ignore"):
+            cand = np.log(np.clip(w, 0.0, None)) + score[None, :]  # (query, key)
+        cand[~valid, :] = -np.inf
+        k = cand.argmax(axis=1)
+        score = cand[np.arange(n), k]
+        back.append(k)
+    if not np.isfinite(score[target]):
+        return None
+    path = [target]
+    for k in reversed(back):
+        path.append(int(k[path[-1]]))
+    return path[::-1]
+
+
+def _residual_attention(att_b: list[np.ndarray]) -> list[np.ndarray]:
+    """Ã^l = ½ mean_j A^{l,j} + ½ I (Abnar & Zuidema), per layer (n, n)."""
+    out = []
+    for a in att_b:
+        m = 0.5 * a.mean(axis=0) + 0.5 * np.eye(a.shape[-1])
+        out.append(m / m.sum(axis=-1, keepdims=True))
+    return out
+
+
+def _with_heads(att_b: list[np.ndarray], source: int, positions: list[int]) -> NodePath:
+    heads = tuple(_edge_head(att_b, l, positions[l + 1], positions[l]) for l in range(len(att_b)))
+    return NodePath(source, tuple(positions), heads)
+
+
+class AttentionArgmax(Method):
+    name = "attention-argmax"
+    description = "greedy: per layer the (query, head) attending most to the current position"
+    group = "attention"
+
+    def paths(self, ctx):
+        att = ctx.attentions()
+        out = []
+        for b in range(len(ctx.batch)):
+            n = ctx.batch.lengths[b]
+            target = int(ctx.batch.target_index[b])
+            a_b = [a[b, :, :n, :n] for a in att]
+            paths = []
+            for i in ctx.batch.sources[b]:
+                pos, heads = [i], []
+                for l, a in enumerate(a_b):
+                    k = pos[-1]
+                    if l == len(a_b) - 1:
+                        j, t = int(a[:, target, k].argmax()), target
+                    else:
+                        j, t = np.unravel_index(int(a[:, :, k].argmax()), a[:, :, k].shape)
+                    pos.append(int(t))
+                    heads.append(int(j))
+                paths.append(NodePath(i, tuple(pos), tuple(heads)))
+            out.append(paths)
+        return out
+
+
+class Rollout(Method):
+    name = "rollout"
+    description = "max-product path through residual-augmented attention (Abnar & Zuidema 2020)"
+    group = "attention"
+
+    def paths(self, ctx):
+        att = ctx.attentions()
+        out = []
+        for b in range(len(ctx.batch)):
+            n = ctx.batch.lengths[b]
+            target = int(ctx.batch.target_index[b])
+            a_b = [a[b, :, :n, :n] for a in att]
+            weights = _residual_attention(a_b)
+            valid = np.ones(n, dtype=bool)
+            paths = []
+            for i in ctx.batch.sources[b]:
+                pos = max_product_path(weights, i, target, valid)
+                paths.append(_with_heads(a_b, i, pos))
+            out.append(paths)
+        return out
+
+
+def attention_flow_weights(weights: list[np.ndarray], source: int, target: int, scale: float = 1e6) -> list[np.ndarray] | None:
+    """Edge flows of the maximum flow from (0, source) to (L, target), per layer
+    (query, key), normalised by the flow value; ``None`` when no flow gets through.
+
+    Capacities Ã^l[t, k] are scaled to integers (``scale``) so the flow is exact.
+    """
+    import networkx as nx
+    from networkx.algorithms.flow import edmonds_karp
+
+    n = weights[0].shape[0]
+    g = nx.DiGraph()
+    for l, w in enumerate(weights, start=1):
+        for t in range(n):
+            for k in range(n):
+                cap = int(round(float(w[t, k]) * scale))
+                if cap > 0:
+                    g.add_edge((l - 1, k), (l, t), capacity=cap)
+    s, d = (0, source), (len(weights), target)
+    if s not in g or d not in g:
+        return None
+    value, flow = nx.maximum_flow(g, s, d, flow_func=edmonds_karp)
+    if value <= 0:
+        return None
+    out = [np.zeros((n, n)) for _ in weights]
+    for (l0, k), targets in flow.items():
+        for (l1, t), f in targets.items():
+            if l1 == l0 + 1 and f > 0:
+                out[l0][t, k] = f / value
+    return out
+
+
+class AttentionFlow(Method):
+    name = "attention-flow"
+    description = "max-product path through the max-flow edge flows (Abnar & Zuidema 2020, networkx)"
+    group = "attention"
+
+    def paths(self, ctx):
+        att = ctx.attentions()
+        out = []
+        for b in range(len(ctx.batch)):
+            n = ctx.batch.lengths[b]
+            target = int(ctx.batch.target_index[b])
+            a_b = [a[b, :, :n, :n] for a in att]
+            weights = _residual_attention(a_b)
+            valid = np.ones(n, dtype=bool)
+            paths = []
+            for i in ctx.batch.sources[b]:
+                flows = attention_flow_weights(weights, i, target)
+                pos = max_product_path(flows, i, target, valid) if flows is not None else None
+                if pos is None:  # no flow: fall back to the rollout path
+                    pos = max_product_path(weights, i, target, valid)
+                paths.append(_with_heads(a_b, i, pos))
+            out.append(paths)
+        return out
+
+
+# --- layer attribution -----------------------------------------------------------------
+
+
+class _RecordNodes(Interceptor):
+    """Plain pass: keep h^l (l ≥ 1), a^l and s^l (as fresh views) for their gradients."""
+
+    def __init__(self) -> None:
+        self.h: list[torch.Tensor] = []
+        self.context: list[torch.Tensor] = []
+        self.skip: list[torch.Tensor] = []
+
+    def on_h(self, layer, h):
+        if layer > 0:
+            self.h.append(h)
+        return h
+
+    def on_attn(self, layer, context, skip):
+        # Fresh views: the skip tensor is also the attention's input; only this use is s^l.
+        context, skip = context.view_as(context), skip.view_as(skip)
+        self.context.append(context)
+        self.skip.append(skip)
+        return context, skip
+
+
+class _Conductance(Interceptor):
+    """Forward-mode pass: per layer, Σ_k w_k ⟨tangent, ∂q/∂node⟩ at every h^l_t, a^{l,j}_t, s^l_t."""
+
+    def __init__(self, cot: dict[str, list[torch.Tensor]], sent: torch.Tensor, w: torch.Tensor, A: int, H: int) -> None:
+        self.cot, self.sent, self.w, self.A, self.H = cot, sent, w, A, H
+        self.h: list[torch.Tensor] = []  # per layer (S, n)
+        self.heads: list[torch.Tensor] = []  # per layer (S, n, H)
+        self.skips: list[torch.Tensor] = []  # per layer (S, n)
+
+    def _score(self, v: torch.Tensor, cot: torch.Tensor) -> torch.Tensor:
+        S, A = self.sent.shape[0], self.A
+        tangent = fwAD.unpack_dual(v).tangent
+        if tangent is None:
+            tangent = torch.zeros_like(v)
+        prod = tangent.view(S, A, *v.shape[1:]) * cot[self.sent]  # (S, A, n, d)
+        return torch.einsum("sand,a->snd", prod, self.w)
+
+    def on_h(self, layer, h):
+        if layer > 0:
+            self.h.append(self._score(h, self.cot["h"][layer - 1]).sum(-1))
+        return h
+
+    def on_attn(self, layer, context, skip):
+        c = self._score(context, self.cot["context"][layer - 1])  # (S, n, H*hd)
+        self.heads.append(c.view(c.shape[0], c.shape[1], self.H, -1).sum(-1))
+        self.skips.append(self._score(skip, self.cot["skip"][layer - 1]).sum(-1))
+        return context, skip
+
+
+def _paths(batch: Batch, sent: torch.Tensor, quad: Quadrature) -> torch.Tensor:
+    x, base = batch.x[sent], batch.baseline[sent]
+    alphas = quad.alphas.to(x.device, x.dtype).view(1, -1, 1, 1)
+    return (base[:, None] + alphas * (x - base)[:, None]).flatten(0, 1)  # (S*A, n, d)
+
+
+def node_cotangents(ctx: MethodInput) -> dict[str, list[torch.Tensor]]:
+    """∂q/∂h^l, ∂q/∂a^l, ∂q/∂s^l (l = 1..L) on the IG path, each (B, A, n, ·)."""
+    if "cotangents" in ctx.cache:
+        return ctx.cache["cotangents"]
+    batch, adapter, A = ctx.batch, ctx.adapter, len(ctx.quad)
+    per = max(1, ctx.max_rows // A)
+    parts: list[dict[str, list[torch.Tensor]]] = []
+    for start in range(0, len(batch), per):
+        sent = torch.arange(start, min(len(batch), start + per), device=batch.x.device)
+        path = _paths(batch, sent, ctx.quad).detach().requires_grad_(True)
+        rec = _RecordNodes()
+        with intercept(adapter, rec):
+            q = ctx.qoi(
+                adapter.logits(path, batch.attention_mask[sent].repeat_interleave(A, 0),
+                               batch.target_index[sent].repeat_interleave(A)),
+                batch.classes[sent].repeat_interleave(A, 0),
+            )
+        grads = torch.autograd.grad(q.sum(), rec.h + rec.context + rec.skip)
+        L = adapter.num_layers
+        shape = lambda g: g.view(len(sent), A, *g.shape[1:])  # noqa: E731
+        parts.append({
+            "h": [shape(g) for g in grads[:L]],
+            "context": [shape(g) for g in grads[L : 2 * L]],
+            "skip": [shape(g) for g in grads[2 * L :]],
+        })
+    cot = {k: [torch.cat([p[k][l] for p in parts]) for l in range(adapter.num_layers)] for k in parts[0]}
+    ctx.cache["cotangents"] = cot
+    return cot
+
+
+def conductance_scores(ctx: MethodInput, sent: torch.Tensor, tangent: torch.Tensor) -> _Conductance:
+    """Scores of every node for the rows ``sent`` (S,) with input tangents (S, n, d)."""
+    adapter, batch, A = ctx.adapter, ctx.batch, len(ctx.quad)
+    cot = node_cotangents(ctx)
+    w = ctx.quad.weights.to(batch.x)
+    S = sent.shape[0]
+    rec = _Conductance(cot, sent, w, A, adapter.num_heads)
+    path = _paths(batch, sent, ctx.quad).detach()
+    tan = tangent[:, None].expand(S, A, *tangent.shape[1:]).reshape_as(path)
+    with torch.no_grad(), fwAD.dual_level(), intercept(adapter, rec):
+        adapter.logits(fwAD.make_dual(path, tan), batch.attention_mask[sent].repeat_interleave(A, 0),
+                       batch.target_index[sent].repeat_interleave(A))
+    return rec
+
+
+def _select(scores: _Conductance, s: int, source: int, target: int, n: int) -> NodePath:
+    """Per layer the best position (sign of the layer's total), then the best head/skip there."""
+    L = len(scores.h)
+    sign = 1.0 if float(scores.h[-1][s, :n].sum()) >= 0 else -1.0
+    pos, heads = [source], []
+    for l in range(L):
+        if l == L - 1:
+            t = target
+        else:
+            t = int((sign * scores.h[l][s, :n]).argmax())
+        cand = torch.cat([scores.skips[l][s, t : t + 1], scores.heads[l][s, t]]) * sign  # (H+1,)
+        if t != pos[-1]:
+            cand[0] = float("-inf")
+        k = int(cand.argmax())  # ties: the skip
+        pos.append(t)
+        heads.append(None if k == 0 else k - 1)
+    return NodePath(source, tuple(pos), tuple(heads))
+
+
+class InternalInfluence(Method):
+    name = "internal-influence"
+    description = "per layer the position (then head/skip) with the largest IG of the source through it"
+    group = "layer"
+
+    def paths(self, ctx):
+        batch, A = ctx.batch, len(ctx.quad)
+        pairs = [(b, i) for b in range(len(batch)) for i in batch.sources[b]]
+        per = max(1, ctx.max_rows // A)
+        found: dict[tuple[int, int], NodePath] = {}
+        for start in range(0, len(pairs), per):
+            chunk = pairs[start : start + per]
+            sent = torch.tensor([b for b, _ in chunk], device=batch.x.device)
+            src = torch.tensor([i for _, i in chunk], device=batch.x.device)
+            tangent = torch.zeros_like(batch.x[sent])
+            ar = torch.arange(len(chunk), device=batch.x.device)
+            tangent[ar, src] = (batch.x - batch.baseline)[sent, src]
+            scores = conductance_scores(ctx, sent, tangent)
+            for s, (b, i) in enumerate(chunk):
+                found[(b, i)] = _select(scores, s, i, int(batch.target_index[b]), batch.lengths[b])
+        return [[found[(b, i)] for i in batch.sources[b]] for b in range(len(batch))]
+
+
+class LayerConductance(Method):
+    name = "layer-conductance"
+    description = "per layer the position (then head/skip) with the largest conductance of all inputs"
+    group = "layer"
+
+    def paths(self, ctx):
+        batch = ctx.batch
+        sent = torch.arange(len(batch), device=batch.x.device)
+        scores = conductance_scores(ctx, sent, (batch.x - batch.baseline) * batch.attention_mask[..., None])
+        out = []
+        for b in range(len(batch)):
+            n, target = batch.lengths[b], int(batch.target_index[b])
+            # One node set for the sentence (source -1: no skip at layer 1, where the
+            # shared path does not start from any particular token).
+            shared = _select(scores, b, -1, target, n)
+            out.append([NodePath(i, (i,) + shared.positions[1:], shared.heads) for i in batch.sources[b]])
+        return out
+
+
+# --- control -----------------------------------------------------------------------------
+
+
+class RandomMethod(Method):
+    name = "random"
+    description = "control: a random position and head/skip per layer (seeded)"
+    group = "control"
+
+    def paths(self, ctx):
+        L, H = ctx.num_layers, ctx.adapter.num_heads
+        out = []
+        for b, row in enumerate(ctx.rows):
+            n, target = ctx.batch.lengths[b], int(ctx.batch.target_index[b])
+            paths = []
+            for i in ctx.batch.sources[b]:
+                rng = random.Random(f"{ctx.seed}:{row.get('index', b)}:{i}")
+                pos, heads = [i], []
+                for l in range(L):
+                    t = target if l == L - 1 else rng.randrange(n)
+                    choices = ([None] if t == pos[-1] else []) + list(range(H))
+                    heads.append(rng.choice(choices))
+                    pos.append(t)
+                paths.append(NodePath(i, tuple(pos), tuple(heads)))
+            out.append(paths)
+        return out
+
+
+for _cls in (PatternMethod, AttentionArgmax, Rollout, AttentionFlow, InternalInfluence, LayerConductance, RandomMethod):
+    register_method(_cls)

@@ -1,0 +1,107 @@
+"""Consistency (DESIGN §6): how often instances of a task share the same pattern.
+
+Sentences differ in length, so a pattern is compared through a *key* that names
+positions by what they are rather than by index. For layer l = 1..L the key holds
+``(node, move)``:
+
+- ``node``: ``skip`` or ``H<j>`` (the head-level choice at layer l);
+- ``move``: where position t_l lies relative to t_{l-1}: ``stay`` when
+  t_l = t_{l-1}; otherwise ``target`` (the [MASK] / [CLS] read by y), else the
+  instance's role at t_l (``subject``, ``attractor`` ...), else the special token
+  (``[CLS]``, ``[SEP]``), else ``other``.
+
+Printed as e.g. ``L1.skip L2.H3→target L3.skip``. For each role (the pattern of the
+role's token) and for ``all`` (every source token's pattern) we report the number of
+patterns, the number of distinct keys, the frequency of the most common key
+(``top_frequency``, share of patterns) and the Shannon entropy of the key
+distribution in bits (0 = every instance takes the same pattern).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Iterable
+
+from influence_patterns.analysis.skip import skip_statistics
+
+SPECIAL = ("[CLS]", "[SEP]", "<s>", "</s>")
+Key = tuple[tuple[str, str], ...]
+
+
+def _move(t: int, prev: int, row: dict[str, Any], by_index: dict[int, str]) -> str:
+    if t == prev:
+        return "stay"
+    if t == int(row["target_index"]):
+        return "target"
+    if t in by_index:
+        return by_index[t]
+    tokens = row.get("tokens") or []
+    if 0 <= t < len(tokens) and tokens[t] in SPECIAL:
+        return tokens[t]
+    return "other"
+
+
+def pattern_key(row: dict[str, Any], pattern: dict[str, Any]) -> Key:
+    """The position-independent key of a head-level pattern (see the module doc)."""
+    by_index: dict[int, str] = {}
+    for role, index in (row.get("roles") or {}).items():
+        by_index.setdefault(int(index), role)
+    pos = [int(t) for t in pattern["positions"]]
+    return tuple(
+        ("skip" if h is None else f"H{int(h)}", _move(pos[l + 1], pos[l], row, by_index))
+        for l, h in enumerate(pattern["heads"])
+    )
+
+
+def key_text(key: Key) -> str:
+    """``L1.skip L2.H3→target …``"""
+    return " ".join(
+        f"L{l}.{node}" + ("" if move == "stay" else f"→{move}") for l, (node, move) in enumerate(key, start=1)
+    )
+
+
+def entropy(counts: Iterable[int]) -> float:
+    """Shannon entropy in bits of a distribution given by counts."""
+    counts = [c for c in counts if c > 0]
+    total = sum(counts)
+    return 0.0 + float(-sum(c / total * math.log2(c / total) for c in counts)) if total else 0.0
+
+
+def distribution(keys: list[Key]) -> dict[str, Any]:
+    """``n``, ``distinct``, ``top_frequency``, ``entropy`` (bits), ``top_pattern`` of keys."""
+    if not keys:
+        return {"n": 0, "distinct": 0, "top_frequency": None, "entropy": None, "top_pattern": None}
+    counter = Counter(keys)
+    top, top_count = min(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "n": len(keys),
+        "distinct": len(counter),
+        "top_frequency": top_count / len(keys),
+        "entropy": entropy(counter.values()),
+        "top_pattern": key_text(top),
+    }
+
+
+def role_patterns(rows: list[dict[str, Any]]) -> dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """``role -> [(row, pattern)]`` for every role whose token has a pattern, plus ``all``."""
+    out: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {"all": []}
+    for row in rows:
+        by_source = {int(p["source_index"]): p for p in row.get("patterns", [])}
+        out["all"].extend((row, p) for p in row.get("patterns", []))
+        for role, index in (row.get("roles") or {}).items():
+            p = by_source.get(int(index))
+            if p is not None:
+                out.setdefault(role, []).append((row, p))
+    return out
+
+
+def consistency(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per role (and ``all``): the key distribution's statistics and the role's skip share."""
+    result: dict[str, dict[str, Any]] = {}
+    num_layers = int(rows[0]["num_layers"]) if rows else 0
+    for role, pairs in role_patterns(rows).items():
+        stats = distribution([pattern_key(row, p) for row, p in pairs])
+        stats["skip_share"] = skip_statistics((p for _, p in pairs), num_layers)["skip_share"]
+        result[role] = stats
+    return result
