@@ -1,0 +1,233 @@
+"""Baselines registry and ablation: well-formed node paths for every method, the
+DP / max-flow helpers on hand-made graphs, the interceptor against an independent
+weight edit, remove / keep-only semantics, and the `ablate` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from influence_patterns import Explainer, Query
+from influence_patterns.analysis import baselines as B
+from influence_patterns.analysis.ablation import ablated_qoi, ablation_masks, node_set
+from influence_patterns.attribution.quadrature import make_quadrature
+from influence_patterns.cli import app
+
+from conftest import make_model
+from test_runs import checkpoint, data_file, run_args  # noqa: F401
+
+runner = CliRunner()
+TEXTS = ["the boys near the girl [MASK]", "the dog [MASK]", "the cats by the teacher [MASK] funny"]
+TARGETS = [("laugh", "laughs"), ("runs", "run"), ("are", "is")]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, tokenizer):
+    """A 3-layer, 2-head run of three sentences (float64) and its method input."""
+    torch.set_num_threads(1)
+    explainer = Explainer(make_model("mlm", layers=3, heads=2, seed=1), tokenizer, steps=6)
+    out = tmp_path_factory.mktemp("abl") / "run"
+    rows = []
+    for i, (text, targets) in enumerate(zip(TEXTS, TARGETS)):
+        e = explainer.explain(text, targets=targets)
+        rows.append({"index": i, **e.to_dict(), "roles": {"subject": 2}, "correct": e.correct})
+    batch = explainer.prepare([Query(t, g) for t, g in zip(TEXTS, TARGETS)])
+    ctx = B.MethodInput(explainer.adapter, batch, rows, make_quadrature(6, dtype=batch.x.dtype), explainer.qoi, seed=0)
+    return explainer, rows, ctx, out
+
+
+@pytest.mark.parametrize("name", list(B.METHODS))
+def test_every_method_gives_well_formed_paths(small_run, name):
+    explainer, rows, ctx, _ = small_run
+    L, H = explainer.adapter.num_layers, explainer.adapter.num_heads
+    paths = B.get_method(name).paths(ctx)
+    assert len(paths) == len(TEXTS)
+    for b, per_sentence in enumerate(paths):
+        n, target = ctx.batch.lengths[b], int(ctx.batch.target_index[b])
+        assert [p.source for p in per_sentence] == ctx.batch.sources[b]
+        for p in per_sentence:
+            assert len(p.positions) == L + 1 and len(p.heads) == L
+            assert p.positions[0] == p.source and p.positions[-1] == target
+            assert all(0 <= t < n for t in p.positions)
+            for l, h in enumerate(p.heads):
+                if h is None:  # a skip only continues the same position
+                    assert p.positions[l] == p.positions[l + 1]
+                else:
+                    assert 0 <= h < H
+
+
+def test_pattern_method_reads_the_rows(small_run):
+    _, rows, ctx, _ = small_run
+    paths = B.get_method("pattern").paths(ctx)
+    p = rows[0]["patterns"][0]
+    assert paths[0][0].positions == tuple(p["positions"]) and paths[0][0].heads == tuple(p["heads"])
+
+
+def test_random_is_seeded(small_run):
+    _, _, ctx, _ = small_run
+    m = B.get_method("random")
+    assert m.paths(ctx) == m.paths(ctx)
+    other = B.MethodInput(ctx.adapter, ctx.batch, ctx.rows, ctx.quad, ctx.qoi, seed=1)
+    assert m.paths(other) != m.paths(ctx)
+
+
+def test_registry_one_class_one_line(small_run):
+    class Stay(B.Method):
+        name = "test-stay"
+        group = "control"
+
+        def paths(self, ctx):
+            L = ctx.num_layers
+            return [[B.NodePath(i, (i,) * L + (int(ctx.batch.target_index[b]),), (None,) * (L - 1) + (0,))
+                     for i in ctx.batch.sources[b]] for b in range(len(ctx.batch))]
+
+    try:
+        B.register_method(Stay)
+        assert B.get_method("test-stay").paths(small_run[2])[0][0].heads[-1] == 0
+    finally:
+        B.METHODS.pop("test-stay", None)
+    with pytest.raises(Exception, match="unknown method"):
+        B.get_method("test-stay")
+
+
+def test_max_product_path():
+    # layer 1: from 0 to 1 (0.9) or stay (0.1); layer 2: 1 -> 2 (0.5), 0 -> 2 (0.2)
+    w1 = np.array([[0.1, 0, 0], [0.9, 0, 0], [0.0, 0, 0]])
+    w2 = np.array([[0, 0, 0], [0, 0, 0], [0.2, 0.5, 0]])
+    assert B.max_product_path([w1, w2], 0, 2, np.ones(3, bool)) == [0, 1, 2]
+    w2[2, 1] = 0.05  # now 0.1*0.2 = 0.02 < 0.9*0.05 = 0.045: still via 1
+    assert B.max_product_path([w1, w2], 0, 2, np.ones(3, bool)) == [0, 1, 2]
+    w2[2, 1] = 0.01  # 0.009 < 0.02: stay, then jump
+    assert B.max_product_path([w1, w2], 0, 2, np.ones(3, bool)) == [0, 0, 2]
+    assert B.max_product_path([w1, np.zeros((3, 3))], 0, 2, np.ones(3, bool)) is None
+
+
+def test_attention_flow_weights_by_hand():
+    # Two routes 0 -> {0, 1} -> 1; capacities (query, key): the bottleneck is layer 2.
+    w1 = np.array([[0.5, 0.0], [0.5, 0.0]])
+    w2 = np.array([[0.0, 0.0], [0.2, 0.6]])
+    flows = B.attention_flow_weights([w1, w2], 0, 1)
+    # max flow = min(0.5, 0.2) + min(0.5, 0.6) = 0.7; route via 1 carries 0.5/0.7
+    assert flows[1][1, 1] == pytest.approx(0.5 / 0.7, abs=1e-5)
+    assert flows[1][1, 0] == pytest.approx(0.2 / 0.7, abs=1e-5)
+    assert B.max_product_path(flows, 0, 1, np.ones(2, bool)) == [0, 1, 1]
+    assert B.attention_flow_weights([w1, np.zeros((2, 2))], 0, 1) is None
+
+
+def test_internal_influence_scores_decompose(small_run):
+    """Σ_t score(h^l_t) = g(x_i) at every layer; heads + skip at t = score(h^l_t)."""
+    _, rows, ctx, _ = small_run
+    b, p = 0, rows[0]["patterns"][1]
+    i = p["source_index"]
+    tangent = torch.zeros_like(ctx.batch.x[[b]])
+    tangent[0, i] = (ctx.batch.x - ctx.batch.baseline)[b, i]
+    sc = B.conductance_scores(ctx, torch.tensor([b]), tangent)
+    for l in range(ctx.num_layers):
+        assert float(sc.h[l][0].sum()) == pytest.approx(p["g"], rel=1e-6, abs=1e-9)
+        torch.testing.assert_close(sc.heads[l][0].sum(-1) + sc.skips[l][0], sc.h[l][0])
+
+
+def test_remove_head_everywhere_equals_zeroing_its_output_weights(small_run):
+    """Independent check of the interceptor: zero head j's context at every position ==
+    zero the W_O columns that read head j."""
+    explainer, _, ctx, _ = small_run
+    adapter, batch = explainer.adapter, ctx.batch
+    n, layer, j = batch.x.shape[1], 2, 1
+    sets = [{(layer, t, j) for t in range(n)} for _ in range(len(batch))]
+    q_removed = ablated_qoi(ctx, sets, keep=False)
+    dense = adapter.attention_output(adapter.layers()[layer - 1]).dense
+    hd = adapter.hidden_size // adapter.num_heads
+    saved = dense.weight.detach().clone()
+    try:
+        with torch.no_grad():
+            dense.weight[:, j * hd : (j + 1) * hd] = 0
+            logits = adapter.logits(batch.x, batch.attention_mask, batch.target_index)
+        q_edit = explainer.qoi(logits, batch.classes).double()
+    finally:
+        with torch.no_grad():
+            dense.weight.copy_(saved)
+    torch.testing.assert_close(q_removed, q_edit)
+
+
+def test_remove_nothing_and_keep_everything_change_nothing(small_run):
+    explainer, _, ctx, _ = small_run
+    batch = ctx.batch
+    with torch.no_grad():
+        q = explainer.qoi(explainer.adapter.logits(batch.x, batch.attention_mask, batch.target_index), batch.classes)
+    empty = [set() for _ in range(len(batch))]
+    torch.testing.assert_close(ablated_qoi(ctx, empty, keep=False), q.double())
+    torch.testing.assert_close(ablated_qoi(ctx, empty, keep=True), q.double())
+    L, H, n = ctx.num_layers, ctx.adapter.num_heads, batch.x.shape[1]
+    everything = [{(l, t, j) for l in range(1, L + 1) for t in range(n) for j in [None, *range(H)]}
+                  for _ in range(len(batch))]
+    torch.testing.assert_close(ablated_qoi(ctx, everything, keep=True), q.double())
+    # removing every node at the target of the last layer changes the QoI
+    cut = [{(L, int(batch.target_index[b]), j) for j in [None, *range(H)]} for b in range(len(batch))]
+    assert not torch.allclose(ablated_qoi(ctx, cut, keep=False), q.double())
+
+
+def test_masks_remove_and_keep_only():
+    nodes = {(1, 2, None), (1, 2, 0), (2, 3, 1)}
+    heads, skips = ablation_masks([nodes], L=2, n=4, H=2, keep=False)
+    assert skips[0, 0, 2] == 0 and heads[0, 0, 2, 0] == 0 and heads[0, 0, 2, 1] == 1
+    assert heads[1, 0, 3, 1] == 0 and skips[1, 0, 3] == 1
+    assert heads.sum() == 2 * 4 * 2 - 2 and skips.sum() == 2 * 4 - 1
+    heads, skips = ablation_masks([nodes], L=2, n=4, H=2, keep=True)
+    # layer 1, position 2: only the skip and head 0 stay; layer 2, position 3: only head 1
+    assert skips[0, 0, 2] == 1 and heads[0, 0, 2].tolist() == [1, 0]
+    assert skips[1, 0, 3] == 0 and heads[1, 0, 3].tolist() == [0, 1]
+    # untouched positions are left alone
+    assert skips[0, 0, 0] == 1 and heads[1, 0, 0].tolist() == [1, 1]
+
+
+def test_node_set_union_and_role_filter():
+    a = B.NodePath(1, (1, 1, 4), (None, 0))
+    b = B.NodePath(2, (2, 4, 4), (1, 0))
+    assert node_set([a, b]) == {(1, 1, None), (2, 4, 0), (1, 4, 1)}
+    assert node_set([a, b], {2}) == {(1, 4, 1), (2, 4, 0)}
+
+
+def test_ablate_command(checkpoint, data_file, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    assert runner.invoke(app, run_args(checkpoint, data_file, out, "--batch-size", "5", n=5)).exit_code == 0
+    js = tmp_path / "abl.json"
+    result = runner.invoke(app, ["ablate", str(out), "--json", str(js)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(js.read_text())
+    names = [m["name"] for m in data["methods"]]
+    assert names == list(B.METHODS)
+    for m in data["methods"]:
+        for key in ("comprehensiveness", "sufficiency", "accuracy_after_removal"):
+            assert isinstance(m[key], float)
+        assert 0 <= m["accuracy_after_removal"] <= 1
+    assert (out / "ablation.json").is_file()  # for `report`
+    # comprehensiveness is the mean QoI drop: consistent with the other fields
+    pat = data["methods"][0]
+    assert pat["comprehensiveness"] == pytest.approx(data["qoi"] - pat["qoi_after_removal"])
+
+    result = runner.invoke(app, ["ablate", str(out), "--methods", "pattern,random", "--sources", "subject",
+                                 "--json", str(js)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(js.read_text())
+    assert [m["name"] for m in data["methods"]] == ["pattern", "random"] and data["sources"] == "subject"
+    assert all(m["nodes"] <= 2 for m in data["methods"])  # one path of a 2-layer model
+
+    result = runner.invoke(app, ["ablate", str(out), "--methods", "nope"])
+    assert result.exit_code == 2 and "unknown method" in result.output
+    result = runner.invoke(app, ["ablate", str(out), "--sources", "nobody"])
+    assert result.exit_code == 2 and "role" in result.output
+
+
+def test_report_uses_ablation(checkpoint, data_file, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    assert runner.invoke(app, run_args(checkpoint, data_file, out, "--batch-size", "4", n=4)).exit_code == 0
+    md = tmp_path / "r.md"
+    result = runner.invoke(app, ["report", str(out), "--out", str(md), "--ablate"])
+    assert result.exit_code == 0, result.output
+    text = md.read_text()
+    assert "| pattern | pattern |" in text and "attention-flow" in text
+    assert "comprehensiveness" in text

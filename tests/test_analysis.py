@@ -1,0 +1,167 @@
+"""Analyses: skip vs heads and consistency on hand-written rows (exact numbers), the
+correlation, and the `analyze` / `report` commands on tiny real runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from influence_patterns.analysis.analyze import analyze_rows, analyze_runs
+from influence_patterns.analysis.consistency import entropy, key_text, pattern_key
+from influence_patterns.analysis.correlation import consistency_accuracy_correlation
+from influence_patterns.analysis.report import findings, markdown
+from influence_patterns.cli import app
+
+from test_runs import checkpoint, data_file, run_args, save_checkpoint  # noqa: F401
+
+runner = CliRunner()
+
+TOKENS = ["[CLS]", "the", "boys", "near", "the", "girl", "[MASK]", "[SEP]"]
+ROLES = {"subject": 2, "attractor": 5, "verb": 6}
+
+
+def pattern(source, positions, heads, infl=1.0):
+    return {"source_index": source, "source_token": TOKENS[source], "sign": 1, "g": infl,
+            "positions": positions, "heads": heads, "influence_token": infl, "influence_head": infl}
+
+
+def row(patterns, correct=True, roles=ROLES):
+    return {"index": 0, "tokens": TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
+            "qoi": {"name": "agreement", "value": 1.0 if correct else -1.0, "baseline_value": 0.0},
+            "patterns": patterns, "roles": dict(roles), "correct": correct, "task": "sva/prep", "model": "m"}
+
+
+def test_skip_statistics_exact():
+    rows = [
+        row([pattern(2, [2, 2, 2, 6], [None, None, 1], infl=2.0),   # 2 skips, 1 head
+             pattern(5, [5, 6, 6, 6], [0, None, None], infl=1.0)]),  # 2 skips, 1 head
+        row([pattern(2, [2, 6, 6, 6], [1, 0, 1], infl=1.0)], correct=False),  # 3 heads
+    ]
+    a = analyze_rows(rows)
+    assert a["accuracy"] == 0.5
+    assert (a["skip_steps"], a["head_steps"]) == (4, 5)
+    assert a["skip_share"] == pytest.approx(4 / 9)
+    assert a["skip_to_head_ratio"] == pytest.approx(4 / 5)
+    # weighted: skips 2*2 + 1*2 = 6; heads 2*1 + 1*1 + 1*3 = 6
+    assert a["skip_to_head_ratio_weighted"] == pytest.approx(1.0)
+    assert [x["skip_share"] for x in a["per_layer"]] == pytest.approx([1 / 3, 2 / 3, 1 / 3])
+    assert a["per_layer"][0]["skip_share_weighted"] == pytest.approx(2 / 4)
+
+
+def test_ratio_is_none_without_heads():
+    a = analyze_rows([row([pattern(2, [2, 2, 2, 6], [None, None, None])])])
+    assert a["skip_to_head_ratio"] is None and a["skip_share"] == 1.0
+
+
+def test_pattern_key_names_moves():
+    r = row([])
+    # stay, move to the attractor (a role), move to the target
+    assert pattern_key(r, pattern(2, [2, 2, 5, 6], [None, 1, 0])) == (("skip", "stay"), ("H1", "attractor"), ("H0", "target"))
+    # a special token and an unnamed token
+    assert pattern_key(r, pattern(2, [2, 0, 3, 6], [1, 1, 0])) == (("H1", "[CLS]"), ("H1", "other"), ("H0", "target"))
+    assert key_text((("skip", "stay"), ("H1", "target"))) == "L1.skip L2.H1→target"
+
+
+def test_consistency_frequency_and_entropy():
+    same = pattern(2, [2, 2, 6, 6], [None, 1, None])
+    other = pattern(2, [2, 6, 6, 6], [0, None, None])
+    rows = [row([same]), row([same]), row([same]), row([other])]
+    c = analyze_rows(rows)["consistency"]
+    assert c["subject"]["n"] == 4 and c["subject"]["distinct"] == 2
+    assert c["subject"]["top_frequency"] == 0.75
+    assert c["subject"]["entropy"] == pytest.approx(-(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25)))
+    assert c["subject"]["top_pattern"] == "L1.skip L2.H1→target L3.skip"
+    assert "attractor" not in c  # no pattern for the attractor's token
+    assert c["all"]["n"] == 4
+    assert entropy([5]) == 0.0 and entropy([1, 1]) == pytest.approx(1.0)
+
+
+def test_correlation_spearman():
+    def fake(cons, acc):
+        return {"task": f"t{cons}", "accuracy": acc, "consistency": {"subject": {"top_frequency": cons}, "all": {"top_frequency": 0.1}}}
+
+    c = consistency_accuracy_correlation([fake(0.2, 0.5), fake(0.5, 0.7), fake(0.9, 0.95)])
+    assert c["role"] == "subject" and c["spearman_rho"] == pytest.approx(1.0)
+    c = consistency_accuracy_correlation([fake(0.2, 0.9), fake(0.5, 0.7), fake(0.9, 0.5)])
+    assert c["spearman_rho"] == pytest.approx(-1.0)
+    # constant consistency: no correlation to report
+    assert consistency_accuracy_correlation([fake(0.5, 0.1), fake(0.5, 0.9)])["spearman_rho"] is None
+    # a run without the role falls back to all
+    runs = [fake(0.2, 0.5), {"task": "x", "accuracy": 0.3, "consistency": {"all": {"top_frequency": 0.4}}}]
+    assert consistency_accuracy_correlation(runs)["role"] == "all"
+
+
+@pytest.fixture(scope="module")
+def two_runs(checkpoint, data_file, tmp_path_factory):  # noqa: F811
+    base = tmp_path_factory.mktemp("runs")
+    other = save_checkpoint(base / "ckpt2", seed=3)
+    dirs = []
+    for name, ckpt in (("a", checkpoint), ("b", other)):
+        out = base / name
+        result = runner.invoke(app, run_args(ckpt, data_file, out, "--batch-size", "6", n=6))
+        assert result.exit_code == 0, result.output
+        dirs.append(out)
+    return dirs
+
+
+def test_analyze_command(two_runs, tmp_path):
+    out = tmp_path / "analysis.json"
+    result = runner.invoke(app, ["analyze", *map(str, two_runs), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Consistency" in result.output and "Spearman" in result.output
+    data = json.loads(out.read_text())
+    assert len(data["runs"]) == 2
+    for a in data["runs"]:
+        assert 0 <= a["accuracy"] <= 1 and 0 <= a["skip_share"] <= 1
+        assert len(a["per_layer"]) == 2
+        assert {"all", "subject", "attractor"} <= set(a["consistency"])
+        assert a["consistency"]["subject"]["n"] == 6
+        total = a["skip_steps"] + a["head_steps"]
+        assert total == 2 * sum(len(r["patterns"]) for r in [json.loads(l) for l in (two_runs[0] / "results.jsonl").read_text().splitlines()])
+    assert data["correlation"]["role"] == "subject"
+    pooled = data["pooled"]
+    assert pooled["skip_steps"] == sum(a["skip_steps"] for a in data["runs"])
+
+
+def test_analyze_errors(tmp_path):
+    result = runner.invoke(app, ["analyze", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "no such run" in result.output
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "results.jsonl").write_text("")
+    result = runner.invoke(app, ["analyze", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "no results" in result.output
+
+
+def test_report_markdown_and_html(two_runs, tmp_path):
+    md, page = tmp_path / "report.md", tmp_path / "report.html"
+    result = runner.invoke(app, ["report", *map(str, two_runs), "--out", str(md), "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    text = md.read_text()
+    for heading in ("## 1. Skip connections vs heads", "## 2. Consistency tracks accuracy",
+                    "## 3. Patterns vs attention- and layer-based"):
+        assert heading in text
+    a = analyze_runs(two_runs)
+    assert f"{a['pooled']['skip_share']:.3f}" in text  # measured numbers, not the paper's
+    assert "3×" in text and "74%" in text  # the paper's figures side by side
+    assert "not measurable" in text  # two runs are too few for a correlation; said so
+    assert "<html" in page.read_text() and "Skip connections vs heads" in page.read_text()
+
+
+def test_report_verdicts_follow_the_numbers(two_runs):
+    f = findings(two_runs)
+    assert f["comparison"]["attention"]["verdict"].startswith("not measured")  # no ablation.json yet
+    f["pooled"]["skip_to_head_ratio"] = 3.1
+    text = markdown(f)
+    assert "3.10" in text
+
+
+def test_compute_modules_do_not_import_matplotlib():
+    code = ("import sys; import influence_patterns.runs, influence_patterns.analysis.report, "
+            "influence_patterns.analysis.ablation, influence_patterns.cli; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
