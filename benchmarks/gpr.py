@@ -78,6 +78,8 @@ def main() -> None:
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} torch threads"
     print(f"machine: {platform.machine()}, {where}, torch {torch.__version__}")
     print(f"model: BERT 6 layers x 12 heads x 384 wide (random weights); steps={args.steps} (Riemann, {args.steps + 1} points)")
+    # Warm-up (allocators, kernels) so the first timing is not penalised.
+    gpr_fast(adapter, make_batch(model, 6, seed=0, device=args.device), quad, qoi)
     print(f"{'tokens':>6} {'sources':>7} {'reference s':>12} {'fast s':>8} {'ratio':>7}")
     for length in args.lengths:
         batch = make_batch(model, length, seed=length, device=args.device)
