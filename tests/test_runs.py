@@ -172,7 +172,7 @@ def test_kill_and_resume_with_a_real_process(checkpoint, data_file, tmp_path):
     out = tmp_path / "killed"
     n = "8"
     args = ["run", "--task", "sva/prep", "--data", str(data_file), "--n", n, "--model", str(checkpoint),
-            "--out", str(out), "--steps", "12", "--method", "reference", "--batch-size", "1", "--quiet"]
+            "--out", str(out), "--steps", "8", "--method", "reference", "--batch-size", "1", "--quiet"]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     code = "import sys; from influence_patterns.cli import main; sys.argv[0] = 'influence-patterns'; main()"
     proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env,

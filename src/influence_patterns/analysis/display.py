@@ -38,8 +38,9 @@ def print_analysis(result: dict[str, Any], console: Console | None = None) -> No
     console.print(t)
 
     t = Table(title="Consistency: most common head-level pattern per role")
-    for c in ("task", "role", "n", "distinct", "top freq", "entropy (bits)", "most common pattern"):
-        t.add_column(c, justify="right" if c in ("n", "distinct", "top freq", "entropy (bits)") else "left")
+    for c in ("task", "role", "n", "distinct", "top freq", "entropy (bits)"):
+        t.add_column(c, justify="right" if c not in ("task", "role") else "left", no_wrap=c == "role")
+    t.add_column("most common pattern", overflow="fold", ratio=1)
     for r in runs:
         for role, c in r["consistency"].items():
             t.add_row(str(r["task"]), role, str(c["n"]), str(c["distinct"]), _f(c["top_frequency"]),
@@ -60,7 +61,7 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
     t = Table(title=f"Ablation of {result.get('run', '')} ({result['instances']} instances, "
                     f"sources: {result['sources']}; QoI {_f(result['qoi'])}, accuracy {_f(result['accuracy'])})")
     for c in ("method", "group", "nodes", "comprehensiveness", "sufficiency", "accuracy after removal", "accuracy kept"):
-        t.add_column(c, justify="left" if c in ("method", "group") else "right")
+        t.add_column(c, justify="left" if c in ("method", "group") else "right", no_wrap=c == "method")
     for m in result["methods"]:
         t.add_row(m["name"], m["group"], _f(m["nodes"], 1), _f(m["comprehensiveness"]), _f(m["sufficiency"]),
                   _f(m["accuracy_after_removal"]), _f(m["accuracy_kept"]))
