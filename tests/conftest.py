@@ -13,7 +13,7 @@ torch.set_num_threads(1)
 WORDS = (
     "the a boy boys girl girls dog dogs cat cats teacher teachers is are was were "
     "laughs laugh likes like runs run near by that who himself herself themselves "
-    "good bad movie film great awful funny very not and of to it"
+    "good bad movie film great awful funny very not and of to it ##s"
 ).split()
 
 
@@ -65,3 +65,21 @@ def mlm():
 @pytest.fixture
 def classifier():
     return make_model("classification", layers=2, heads=3, hidden=18)
+
+
+def save_checkpoint(path: Path, kind: str = "mlm", tokenizer=None, **kw) -> Path:
+    """A tiny float32 checkpoint directory (model + tokenizer) usable as ``--model``."""
+    model = make_model(kind, dtype=torch.float32, **kw)
+    model.save_pretrained(path)
+    (tokenizer or make_tokenizer(path)).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mlm_checkpoint(tmp_path_factory, tokenizer):
+    return save_checkpoint(tmp_path_factory.mktemp("mlm"), "mlm", tokenizer, layers=2, heads=2)
+
+
+@pytest.fixture(scope="session")
+def classifier_checkpoint(tmp_path_factory, tokenizer):
+    return save_checkpoint(tmp_path_factory.mktemp("cls"), "classification", tokenizer, layers=2, heads=2)

@@ -51,6 +51,8 @@ def _single_piece(tokenizer: Any, word: str) -> int:
     pieces = tokenizer.tokenize(word)
     if len(pieces) != 1:
         raise InputError(f"target {word!r} is not a single word piece: it tokenizes to {pieces}")
+    if pieces[0] == tokenizer.unk_token:
+        raise InputError(f"target {word!r} is not in the model's vocabulary")
     return int(tokenizer.convert_tokens_to_ids(pieces[0]))
 
 

@@ -95,6 +95,10 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "cpu") 
     if kind not in ("mlm", "classification"):
         raise ModelError(f"kind must be 'mlm' or 'classification', got {kind!r}")
     auto = AutoModelForMaskedLM if kind == "mlm" else AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our commands print their own progress
+    hf_logging.set_verbosity_error()
     try:
         model = auto.from_pretrained(source, attn_implementation="eager")
         tokenizer = AutoTokenizer.from_pretrained(source)

@@ -1,0 +1,72 @@
+"""``influence-patterns explain`` in-process: the table, --json shape, and one-line errors."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from influence_patterns.cli import app
+
+runner = CliRunner()
+
+
+def test_explain_prints_table_and_writes_json(mlm_checkpoint, tmp_path):
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["explain", "the boy [MASK] good", "--targets", "is,are",
+                              "--model", str(mlm_checkpoint), "--steps", "4", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "boy@2" in res.output and "L1." in res.output and "I(π^a)" in res.output
+    d = json.loads(out.read_text())
+    for key, typ in [("model", str), ("text", str), ("tokens", list), ("target_index", int), ("num_layers", int),
+                     ("num_heads", int), ("steps", int), ("baseline", str), ("qoi", dict), ("patterns", list)]:
+        assert isinstance(d[key], typ), key
+    assert set(d["qoi"]) >= {"name", "value", "baseline_value"}
+    p = d["patterns"][0]
+    assert set(p) >= {"source_index", "source_token", "sign", "g", "positions", "heads",
+                      "influence_token", "influence_head"}
+    assert len(p["positions"]) == d["num_layers"] + 1 and len(p["heads"]) == d["num_layers"]
+
+
+def test_explain_classifier_with_label(classifier_checkpoint):
+    res = runner.invoke(app, ["explain", "a very funny movie", "--label", "1",
+                              "--model", str(classifier_checkpoint), "--steps", "3", "--method", "reference"])
+    assert res.exit_code == 0, res.output
+    assert "logit[1]" in res.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["the boy is good", "--targets", "is,are"], "no [MASK]"),
+        (["the [MASK] [MASK]", "--targets", "is,are"], "found 2 [MASK]"),
+        (["the boy [MASK]", "--targets", "girlss,are"], "not a single word piece"),
+        (["the boy [MASK]", "--targets", "is,is"], "targets are equal"),
+        (["the boy [MASK]", "--targets", "is"], "exactly two targets"),
+        (["the boy [MASK]"], "needs --targets"),
+        (["the boy " * 40 + "[MASK]", "--targets", "is,are"], "at most 64"),
+        (["the boy [MASK]", "--targets", "is,are", "--baseline", "noise"], "unknown baseline"),
+    ],
+)
+def test_explain_errors_are_one_line(mlm_checkpoint, args, message):
+    res = runner.invoke(app, ["explain", *args, "--model", str(mlm_checkpoint), "--steps", "2"])
+    assert res.exit_code == 2
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_explain_missing_checkpoint(tmp_path):
+    res = runner.invoke(app, ["explain", "the [MASK]", "--targets", "is,are", "--model", str(tmp_path / "none")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_every_command_is_documented():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, cmd in group.commands.items():
+        assert (cmd.help or "").strip(), f"command {name} has no help text"
+        sub = runner.invoke(app, [name, "--help"])
+        assert sub.exit_code == 0, name
