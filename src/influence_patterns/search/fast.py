@@ -169,10 +169,10 @@ def plain_gradients(
                 batch.classes[sent].repeat_interleave(A, 0),
             )
         grads = torch.autograd.grad(q.sum(), [path] + rec.h)
-        shape = (len(sent), A) + tuple(path.shape[1:])
-        delta = (batch.x - batch.baseline)[sent]  # (b, n, d)
-        gs.append(torch.einsum("band,bnd,a->bn", grads[0].view(shape), delta, w))
-        cots.append([gr.view(shape) for gr in grads[1:]])
+        rows = (len(sent), A)
+        delta = (batch.x - batch.baseline)[sent]  # (b, n, d_x); d_x may differ from h's width
+        gs.append(torch.einsum("band,bnd,a->bn", grads[0].view(rows + grads[0].shape[1:]), delta, w))
+        cots.append([gr.view(rows + gr.shape[1:]) for gr in grads[1:]])
     cot_h = [torch.cat([c[l] for c in cots]) for l in range(adapter.num_layers + 1)]
     return cot_h, torch.cat(gs)
 
