@@ -263,6 +263,9 @@ def run_dataset(
     device: str = "cpu",
     progress: bool | Callable[[int, int], None] = True,
     explainer: Any = None,
+    backend: str = "local",
+    workers: int = 1,
+    address: str | None = None,
 ) -> Path:
     """Explain every instance of ``task`` with GPR and append them to ``out/results.jsonl``.
 
@@ -270,7 +273,9 @@ def run_dataset(
     skipped, a torn last line is truncated. Different options raise ``InputError``.
     ``progress``: ``True`` for a progress bar, ``False`` for none, or a callable
     ``(done, total)``. ``explainer``: an ``Explainer`` to use instead of loading
-    ``model`` (``model`` is then only recorded). Returns the results path.
+    ``model`` (``model`` is then only recorded). ``backend``: ``local`` or ``ray``
+    (``workers`` actors, on the cluster at ``address`` if given); lines are written in
+    instance order either way. Returns the results path.
     """
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
@@ -312,15 +317,28 @@ def run_dataset(
             quadrature=quadrature, keep_special=keep_special,
         )
     _check_kind(explainer, instances)
+    from influence_patterns.backends import make_backend
+
+    chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    runner = make_backend(backend, explainer, workers=workers, address=address)
     reporter = _Reporter(progress, len(instances), len(done))
     fd = os.open(results, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         with reporter:
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start : start + batch_size]
-                _explain_chunk(explainer, instances, chunk, fd, reporter)
+            batches = [[_query(instances[i]) for i in chunk] for chunk in chunks]
+            sources_done = reporter.sources_done if backend == "local" else None
+            results_iter = runner.map(batches, progress=sources_done)
+            for chunk, queries in zip(chunks, batches):
+                if backend == "local":
+                    total_sources = sum(len(s) for s in explainer.prepare(queries).sources) or 1
+                    reporter.begin_chunk(len(chunk), total_sources)
+                else:
+                    reporter.begin_chunk(len(chunk), 1)
+                _write_chunk(explainer, instances, chunk, next(results_iter), fd)
+                reporter.end_chunk()
     finally:
         os.close(fd)
+        runner.close()
     return results
 
 
@@ -332,13 +350,13 @@ def _check_kind(explainer: Any, instances: list[Any]) -> None:
         raise InputError("the model is a classifier but the task is a masked-agreement task")
 
 
-def _explain_chunk(explainer: Any, instances: list[Any], chunk: list[int], fd: int, reporter: "_Reporter") -> None:
+def _query(inst: Any) -> Any:
     from influence_patterns.attribution.inputs import Query
 
-    queries = [Query(instances[i].text, instances[i].targets, instances[i].label) for i in chunk]
-    total_sources = sum(len(s) for s in explainer.prepare(queries).sources) or 1
-    reporter.begin_chunk(len(chunk), total_sources)
-    explanations = explainer.explain_batch(queries, progress=reporter.sources_done)
+    return Query(inst.text, inst.targets, inst.label)
+
+
+def _write_chunk(explainer: Any, instances: list[Any], chunk: list[int], explanations: list[Any], fd: int) -> None:
     for i, expl in zip(chunk, explanations):
         inst = instances[i]
         row = {"index": i, **expl.to_dict()}
@@ -347,7 +365,6 @@ def _explain_chunk(explainer: Any, instances: list[Any], chunk: list[int], fd: i
         row["roles"] = role_token_indices(explainer.tokenizer, inst.text, inst.roles, expl.tokens)
         row["correct"] = expl.correct
         _append_line(fd, row)
-    reporter.end_chunk()
 
 
 class _Reporter:

@@ -32,6 +32,9 @@ def run_command(
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | mps"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    backend: str = typer.Option("local", "--backend", help="local | ray"),
+    workers: int = typer.Option(1, "--workers", help="Ray workers (with --backend ray)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
 ) -> None:
     """Explain every instance of a task with GPR into OUT/results.jsonl (resumable)."""
     from influence_patterns.runs import read_run, run_dataset
@@ -39,7 +42,7 @@ def run_command(
     path = run_dataset(
         task, model, out, n=n, seed=seed, data=data, batch_size=batch_size, steps=steps,
         baseline=baseline, method=method, quadrature=quadrature, keep_special=keep_special,
-        device=device, progress=not quiet,
+        device=device, progress=not quiet, backend=backend, workers=workers, address=address,
     )
     rows, _ = read_run(out)
     correct = sum(bool(r.get("correct")) for r in rows)
