@@ -97,3 +97,17 @@ def test_load_model_errors(tmp_path):
 def test_load_checkpoint_dir(mlm_checkpoint, classifier_checkpoint):
     assert load_model(str(mlm_checkpoint)).kind == "mlm"
     assert load_model(str(classifier_checkpoint)).kind == "classification"
+
+
+def test_device_resolution():
+    import torch
+
+    from influence_patterns.models.loading import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else resolve_device("auto"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="no CUDA device"):
+            resolve_device("cuda")
+    with pytest.raises(ModelError, match="unknown device 'tpu'"):
+        resolve_device("tpu")

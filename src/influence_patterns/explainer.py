@@ -61,7 +61,7 @@ class Explainer:
         self.qoi = get_qoi("agreement" if self.adapter.kind == "mlm" else "classification")
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str = "cpu", **config: Any) -> "Explainer":
+    def from_pretrained(cls, name_or_path: str, device: str = "auto", **config: Any) -> "Explainer":
         """Load ``default-mlm``, ``default-sst2``, a local checkpoint directory or a hub name."""
         from influence_patterns.models.loading import load_model
 

@@ -260,7 +260,7 @@ def run_dataset(
     method: str = "fast",
     quadrature: str = "riemann",
     keep_special: bool = False,
-    device: str = "cpu",
+    device: str = "auto",
     progress: bool | Callable[[int, int], None] = True,
     explainer: Any = None,
     backend: str = "local",

@@ -24,7 +24,7 @@ def explain_command(
     baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
     quadrature: str = typer.Option("riemann", "--quadrature", help="riemann | gauss-legendre"),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | mps"),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON to this file."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the patterns to this .svg/.png/.pdf file."),
 ) -> None:

@@ -30,7 +30,7 @@ def run_command(
     method: str = typer.Option("fast", "--method", help="fast | reference"),
     quadrature: str = typer.Option("riemann", "--quadrature", help="riemann | gauss-legendre"),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | mps"),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     backend: str = typer.Option("local", "--backend", help="local | ray"),
     workers: int = typer.Option(1, "--workers", help="Ray workers (with --backend ray)."),
@@ -91,7 +91,7 @@ def ablate_command(
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per forward pass."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random control."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Override the run's model."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | mps"),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write {\"methods\": [...]} to this file."),
 ) -> None:
     """Remove (or keep only) each method's nodes and measure the QoI and accuracy;

@@ -60,7 +60,31 @@ def prepare(model: Any) -> Any:
     return model
 
 
-def load_model(name_or_path: str, kind: str | None = None, device: str = "cpu") -> LoadedModel:
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """``auto``: cuda when present, else mps, else cpu. Unavailable devices are an error."""
+    import torch
+
+    device = device or "auto"
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    kind = device.split(":")[0]
+    if kind not in DEVICES:
+        raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda: no CUDA device is available here")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError("--device mps: no MPS device is available here")
+    return device
+
+
+def load_model(name_or_path: str, kind: str | None = None, device: str = "auto") -> LoadedModel:
     """Load ``name_or_path``: ``default-mlm``/``default-sst2`` (built on first use),
     a local Hugging Face checkpoint directory, or a hub name (needs the network).
 
@@ -104,7 +128,7 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "cpu") 
         tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as exc:
         raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from None
-    model = prepare(model).to(device)
+    model = prepare(model).to(resolve_device(device))
     return LoadedModel(model=model, tokenizer=tokenizer, name=name_or_path, kind=_kind_of(model))
 
 
