@@ -287,3 +287,21 @@ def test_electra_discriminator_is_refused():
                                                 num_attention_heads=2, intermediate_size=8))
     with pytest.raises(ModelError, match="no masked-LM or sequence-classification head"):
         adapter_for(model)
+
+
+@pytest.mark.parametrize("arch", ["roberta", "distilbert", "albert"])
+def test_auto_max_rows_follows_the_measured_row_cost(arch):
+    from influence_patterns.search.memory import SAFETY, auto_max_rows, row_bytes, saved_activation_bytes
+
+    adapter = adapter_for(make_arch_model(arch, "mlm"))
+    L, H = adapter.num_layers, adapter.num_heads
+    small, large = saved_activation_bytes(adapter, 8), saved_activation_bytes(adapter, 32)
+    # at least the attention probabilities of every layer are kept (8 bytes in float64)
+    assert large >= L * H * 32 * 32 * 8
+    assert large > 4 * small  # grows faster than linearly with the attention term
+    per_row = row_bytes(adapter, 32)
+    assert auto_max_rows(adapter, 32, budget_bytes=int(100 * SAFETY * per_row) + 1) == 100
+    assert auto_max_rows(adapter, 32, budget_bytes=1) == 1
+    assert auto_max_rows(adapter, 32) >= 1  # budget from free memory
+    with pytest.raises(ValueError, match="budget_bytes"):
+        auto_max_rows(adapter, 32, budget_bytes=0)

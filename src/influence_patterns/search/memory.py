@@ -1,0 +1,110 @@
+"""How many (source × α) rows the fast scorer can take per chunk within a memory budget.
+
+The fast scorer's largest pass is stage 2's restricted backward pass: every layer's
+activations for every row of the chunk are kept for the backward. So memory grows
+linearly with the rows of a chunk and, per row, like ``L·(H·n² + c·n·d)``. Rather than
+guess ``c`` for each architecture, :func:`row_bytes` runs one row through the model
+once and counts what autograd keeps, then adds the gradients the scorer holds and
+one layer's attention-sized transients. ``benchmarks/memory.py`` checks the estimate
+against measured peaks (docs/performance-memory.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from influence_patterns.graph.adapters import Adapter
+from influence_patterns.graph.hooks import Interceptor, intercept, restrict
+
+#: Measured peak / estimate stayed below this on the benchmark (CPU RSS and CUDA allocator).
+SAFETY = 1.25
+#: Share of the free memory :func:`auto_max_rows` plans to use when no budget is given.
+DEFAULT_SHARE = 0.5
+_FALLBACK_BUDGET = 4 << 30  # bytes, when free memory cannot be read
+
+
+class _Restricted(Interceptor):
+    """Stage 2's backward pass in miniature: h^l restricted to one position; fresh views
+    of the context and skip (so the count includes what the hooks add)."""
+
+    def on_h(self, layer, h):
+        m = torch.zeros(h.shape[:-1] + (1,), dtype=h.dtype, device=h.device)
+        m[:, 0] = 1
+        return restrict(h, m)
+
+    def on_attn(self, layer, context, skip):
+        return context.view_as(context), skip.view_as(skip)
+
+
+def saved_activation_bytes(adapter: Adapter, seq_len: int) -> int:
+    """Bytes autograd keeps for the backward pass of one row of ``seq_len`` tokens
+    (parameters excluded; shared storages counted once). Runs the model once."""
+    params = {p.untyped_storage().data_ptr() for p in adapter.model.parameters()}
+    params |= {b.untyped_storage().data_ptr() for b in adapter.model.buffers()}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    emb = adapter.word_embeddings().weight
+    x = torch.zeros(1, seq_len, emb.shape[1], dtype=emb.dtype, device=emb.device, requires_grad=True)
+    am = torch.ones(1, seq_len, dtype=torch.long, device=emb.device)
+    target = torch.tensor([seq_len // 2], device=emb.device)
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with intercept(adapter, _Restricted()):
+            y = adapter.logits(x, am, target)
+    del y
+    return sum(storages.values())
+
+
+def row_bytes(adapter: Adapter, seq_len: int) -> int:
+    """Estimated bytes one (source × α) row of ``seq_len`` tokens costs the fast scorer."""
+    L, H, d = adapter.num_layers, adapter.num_heads, adapter.hidden_size
+    item = adapter.word_embeddings().weight.element_size()
+    n = seq_len
+    saved = saved_activation_bytes(adapter, n)
+    # kept: ∂q/∂a^l and ∂q/∂s^l for every layer (stage 2) and ∂q/∂h^l (plain pass);
+    # the IG path, its tangent and the leaf copy of it.
+    kept = (3 * L + 1) * n * d * item + 3 * n * adapter.word_embeddings().weight.shape[1] * item
+    # one layer's worth of attention scores, probabilities and their gradients in flight.
+    transient = 4 * H * n * n * item
+    return int(saved + kept + transient)
+
+
+def available_bytes(device: torch.device | str = "cpu") -> int | None:
+    """Free memory on ``device`` (CUDA: the driver's free bytes; CPU: Linux's
+    ``MemAvailable``), or ``None`` when it cannot be read."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def auto_max_rows(adapter: Adapter, seq_len: int, budget_bytes: int | None = None) -> int:
+    """Rows per chunk (``max_rows`` of :func:`~influence_patterns.search.fast.gpr_fast`)
+    that fit ``budget_bytes`` for sentences padded to ``seq_len`` tokens.
+
+    ``budget_bytes`` is what the chunks may use on top of the model's weights and the
+    per-sentence cotangents (``(L+1)·A·n·d`` values per sentence, kept for the whole
+    call); default: half of the device's free memory. The scorer never splits one
+    source's α steps, so a chunk has at least ``len(quadrature)`` rows whatever this says.
+    """
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be positive, got {seq_len}")
+    if budget_bytes is None:
+        free = available_bytes(adapter.word_embeddings().weight.device)
+        budget_bytes = int(DEFAULT_SHARE * free) if free is not None else _FALLBACK_BUDGET
+    if budget_bytes <= 0:
+        raise ValueError(f"budget_bytes must be positive, got {budget_bytes}")
+    return max(1, int(budget_bytes // (SAFETY * row_bytes(adapter, seq_len))))
