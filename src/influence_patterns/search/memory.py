@@ -11,6 +11,7 @@ against measured peaks (docs/performance-memory.md).
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ SAFETY = 1.25
 #: Share of the free memory :func:`auto_max_rows` plans to use when no budget is given.
 DEFAULT_SHARE = 0.5
 _FALLBACK_BUDGET = 4 << 30  # bytes, when free memory cannot be read
+_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
 class _Restricted(Interceptor):
@@ -40,7 +42,17 @@ class _Restricted(Interceptor):
 
 def saved_activation_bytes(adapter: Adapter, seq_len: int) -> int:
     """Bytes autograd keeps for the backward pass of one row of ``seq_len`` tokens
-    (parameters excluded; shared storages counted once). Runs the model once."""
+    (parameters excluded; shared storages counted once). Runs the model once per
+    (model, length, dtype); later calls read a cache that dies with the model."""
+    emb = adapter.word_embeddings().weight
+    per_model = _CACHE.setdefault(adapter.model, {})
+    key = (seq_len, emb.dtype, str(emb.device), adapter.kind)
+    if key not in per_model:
+        per_model[key] = _count_saved(adapter, seq_len)
+    return per_model[key]
+
+
+def _count_saved(adapter: Adapter, seq_len: int) -> int:
     params = {p.untyped_storage().data_ptr() for p in adapter.model.parameters()}
     params |= {b.untyped_storage().data_ptr() for b in adapter.model.buffers()}
     storages: dict[int, int] = {}
