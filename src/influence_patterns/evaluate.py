@@ -1,0 +1,175 @@
+"""Task accuracy: the fraction of instances whose quantity of interest is positive.
+
+QoI (DESIGN §2): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
+classification ``logit[gold] - logit[other]``. Computed by a plain batched forward.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import torch
+
+from influence_patterns.errors import InputError
+from influence_patterns.models.loading import LoadedModel
+from influence_patterns.tasks.instance import Instance
+
+
+@dataclass
+class TaskAccuracy:
+    """Accuracy of a model on the instances of one task."""
+
+    task: str
+    n: int  # instances scored
+    accuracy: float
+    mean_qoi: float
+    skipped: int = 0  # instances left out because a target is not one word piece (skip_unscorable)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def accuracy(
+    loaded: LoadedModel,
+    instances: list[Instance],
+    batch_size: int = 64,
+    skip_unscorable: bool = False,
+) -> list[TaskAccuracy]:
+    """Per-task accuracy and mean QoI of ``loaded`` on ``instances``, tasks in order of first appearance.
+
+    A masked-LM target that is not a single word piece raises ``InputError``; with
+    ``skip_unscorable`` such instances are left out and counted in ``skipped`` instead
+    (the usual practice for Marvin & Linzen data, whose verbs are not all in BERT's vocabulary).
+    """
+    if not instances:
+        raise InputError("no instances to evaluate")
+    if skip_unscorable and loaded.kind == "mlm":
+        kept = [inst for inst in instances if scorable(loaded.tokenizer, inst)]
+    else:
+        kept = list(instances)
+    if not kept:
+        raise InputError(f"none of the {len(instances)} instances can be scored: their targets are not single word pieces")
+    counts = Counter(_task(inst) for inst in instances)  # insertion order = first appearance
+    scores = qoi(loaded, kept, batch_size=batch_size)
+    groups: dict[str, list[float]] = {task: [] for task in counts}
+    for inst, q in zip(kept, scores):
+        groups[_task(inst)].append(q)
+    return [
+        TaskAccuracy(
+            task=task,
+            n=len(qs),
+            accuracy=sum(q > 0 for q in qs) / len(qs),
+            mean_qoi=sum(qs) / len(qs),
+            skipped=counts[task] - len(qs),
+        )
+        for task, qs in groups.items()
+        if qs
+    ]
+
+
+def scorable(tokenizer: Any, inst: Instance) -> bool:
+    """Whether both targets of a masked instance are single word pieces of ``tokenizer``."""
+    try:
+        target_ids(tokenizer, inst)
+    except InputError:
+        return False
+    return True
+
+
+def _task(inst: Instance) -> str:
+    return inst.task or "(no task)"
+
+
+def mean_accuracy(results: Sequence[TaskAccuracy]) -> float:
+    """Unweighted mean of the per-task accuracies (each task counts once)."""
+    if not results:
+        return float("nan")
+    return sum(r.accuracy for r in results) / len(results)
+
+
+def qoi(loaded: LoadedModel, instances: Sequence[Instance], batch_size: int = 64) -> list[float]:
+    """The QoI of every instance, in order."""
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    if not instances:
+        raise InputError("no instances to evaluate")
+    if loaded.kind == "mlm":
+        prepared = [_prepare_masked(loaded.tokenizer, inst) for inst in instances]
+    elif loaded.kind == "classification":
+        n_labels = int(getattr(loaded.model.config, "num_labels", 2))
+        prepared = [_prepare_classification(loaded.tokenizer, inst, n_labels) for inst in instances]
+    else:
+        raise InputError(f"unknown model kind {loaded.kind!r}")
+
+    device = next(loaded.model.parameters()).device
+    pad = loaded.tokenizer.pad_token_id or 0
+    out: list[float] = []
+    with torch.no_grad():
+        for start in range(0, len(prepared), batch_size):
+            chunk = prepared[start : start + batch_size]
+            width = max(len(ids) for ids, *_ in chunk)
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            for k, (ids, *_rest) in enumerate(chunk):
+                input_ids[k, : len(ids)] = torch.tensor(ids)
+                attention[k, : len(ids)] = 1
+            logits = loaded.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+            rows = torch.arange(len(chunk), device=device)
+            if loaded.kind == "mlm":
+                pos = torch.tensor([c[1] for c in chunk], device=device)
+                good = torch.tensor([c[2] for c in chunk], device=device)
+                bad = torch.tensor([c[3] for c in chunk], device=device)
+                at_mask = logits[rows, pos]  # (batch, vocab)
+                q = at_mask[rows, good] - at_mask[rows, bad]
+            else:
+                gold = torch.tensor([c[1] for c in chunk], device=device)
+                gold_logit = logits[rows, gold]
+                others = logits.clone()
+                others[rows, gold] = float("-inf")
+                q = gold_logit - others.max(dim=1).values  # = logit[gold] - logit[1 - gold] for 2 labels
+            out.extend(q.double().cpu().tolist())
+    return out
+
+
+def target_ids(tokenizer: Any, inst: Instance) -> tuple[int, int]:
+    """Vocabulary ids of ``inst.targets`` (good, bad); each must be one word piece."""
+    if inst.targets is None or len(inst.targets) != 2:
+        raise InputError(f"instance needs targets (good, bad) for a masked LM: {inst.text!r}")
+    ids = []
+    for word in inst.targets:
+        pieces = tokenizer.tokenize(word)
+        if len(pieces) != 1 or pieces[0] == tokenizer.unk_token:
+            raise InputError(
+                f"target {word!r} is not a single word piece of this vocabulary "
+                f"(it splits into {pieces}); pick another target word"
+            )
+        ids.append(tokenizer.convert_tokens_to_ids(pieces[0]))
+    return ids[0], ids[1]
+
+
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    max_len = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
+    return tokenizer(text, truncation=True, max_length=max_len)["input_ids"]
+
+
+def _prepare_masked(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
+    mask = tokenizer.mask_token
+    count = inst.text.count(mask)
+    if count != 1:
+        raise InputError(f"text must contain exactly one {mask}, found {count}: {inst.text!r}")
+    good, bad = target_ids(tokenizer, inst)
+    ids = _encode(tokenizer, inst.text)
+    where = [k for k, t in enumerate(ids) if t == tokenizer.mask_token_id]
+    if len(where) != 1:
+        raise InputError(f"the {mask} of this text does not survive tokenisation (too long?): {inst.text!r}")
+    return ids, where[0], good, bad
+
+
+def _prepare_classification(tokenizer: Any, inst: Instance, n_labels: int) -> tuple[list[int], int]:
+    if inst.label is None:
+        raise InputError(f"instance has no gold label, but the model is a classifier: {inst.text!r}")
+    if not 0 <= inst.label < n_labels:
+        raise InputError(f"label {inst.label} is out of range for a {n_labels}-label classifier")
+    return _encode(tokenizer, inst.text), int(inst.label)

