@@ -16,6 +16,7 @@ def test_explain_prints_table_and_writes_json(mlm_checkpoint, tmp_path):
                               "--model", str(mlm_checkpoint), "--steps", "4", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "boy@2" in res.output and "L1." in res.output and "I(π^a)" in res.output
+    assert "logit[is] - logit[are]" in res.output  # brackets are text, not rich markup
     d = json.loads(out.read_text())
     for key, typ in [("model", str), ("text", str), ("tokens", list), ("target_index", int), ("num_layers", int),
                      ("num_heads", int), ("steps", int), ("baseline", str), ("qoi", dict), ("patterns", list)]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from influence_patterns.result import Explanation
@@ -22,23 +23,23 @@ def explanation_table(expl: Explanation) -> Table:
         about = f"q = logit[{expl.label}] - logit[other] of the classifier"
     verdict = "correct" if expl.correct else "wrong"
     table = Table(
-        title=f"{expl.text}\n{about}: {expl.qoi_value:+.4f} ({verdict}); baseline {expl.qoi_baseline_value:+.4f}",
+        title=escape(f"{expl.text}\n{about}: {expl.qoi_value:+.4f} ({verdict}); baseline {expl.qoi_baseline_value:+.4f}"),
         title_justify="left",
         show_lines=False,
     )
-    table.add_column("token", style="bold")
-    table.add_column("g", justify="right")
-    table.add_column("I(π^e)", justify="right")
-    table.add_column("I(π^a)", justify="right")
-    table.add_column("token path (positions by layer)")
+    table.add_column("token", style="bold", no_wrap=True)
+    table.add_column("g", justify="right", no_wrap=True)
+    table.add_column("I(π^e)", justify="right", no_wrap=True)
+    table.add_column("I(π^a)", justify="right", no_wrap=True)
+    table.add_column("token path", overflow="fold")
     table.add_column("head path")
     for p in expl.patterns:
         table.add_row(
-            f"{p.source_token}@{p.source_index}",
+            escape(f"{p.source_token}@{p.source_index}"),
             _num(p.g),
             _num(p.influence_token),
             _num(p.influence_head),
-            " → ".join(str(t) for t in p.positions),
+            "→".join(str(t) for t in p.positions),
             p.head_path(),
         )
     return table
