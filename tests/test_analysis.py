@@ -89,6 +89,10 @@ def test_correlation_spearman():
     assert c["role"] == "subject" and c["spearman_rho"] == pytest.approx(1.0)
     c = consistency_accuracy_correlation([fake(0.2, 0.9), fake(0.5, 0.7), fake(0.9, 0.5)])
     assert c["spearman_rho"] == pytest.approx(-1.0)
+    # mean QoI as a graded stand-in: consistency rises with the margin
+    runs = [dict(fake(0.2, 1.0), mean_qoi=1.0), dict(fake(0.5, 1.0), mean_qoi=2.0), dict(fake(0.9, 1.0), mean_qoi=3.0)]
+    c = consistency_accuracy_correlation(runs)
+    assert c["spearman_rho"] is None and c["spearman_rho_qoi"] == pytest.approx(1.0)
     # constant consistency: no correlation to report
     assert consistency_accuracy_correlation([fake(0.5, 0.1), fake(0.5, 0.9)])["spearman_rho"] is None
     # a run without the role falls back to all
@@ -156,6 +160,7 @@ def test_report_verdicts_follow_the_numbers(two_runs):
     f = findings(two_runs)
     assert f["comparison"]["attention"]["verdict"].startswith("not measured")  # no ablation.json yet
     f["pooled"]["skip_to_head_ratio"] = 3.1
+    assert "mean QoI" in markdown(f)
     text = markdown(f)
     assert "3.10" in text
 

@@ -38,6 +38,7 @@ def analyze_rows(rows: list[dict[str, Any]], meta: dict[str, Any] | None = None,
         "num_layers": num_layers,
         "num_heads": int(rows[0]["num_heads"]),
         "accuracy": sum(row_correct(r) for r in rows) / len(rows),
+        "mean_qoi": sum(float(r["qoi"]["value"]) for r in rows) / len(rows),
         **skip,
         "consistency": consistency(rows),
     }
@@ -46,7 +47,7 @@ def analyze_rows(rows: list[dict[str, Any]], meta: dict[str, Any] | None = None,
 def analyze_run(path: str | Path) -> dict[str, Any]:
     """Analyses of one run directory (DESIGN §6; definitions in docs/analyses.md).
 
-    Keys: ``accuracy``; ``skip_share``, ``skip_share_weighted``, ``skip_to_head_ratio``,
+    Keys: ``accuracy``, ``mean_qoi``; ``skip_share``, ``skip_share_weighted``, ``skip_to_head_ratio``,
     ``skip_to_head_ratio_weighted``, ``skip_steps``, ``head_steps``, ``per_layer``
     (see :mod:`influence_patterns.analysis.skip`); ``consistency``: role (and ``all``) →
     ``n``, ``distinct``, ``top_frequency``, ``entropy``, ``top_pattern``, ``skip_share``

@@ -21,10 +21,11 @@ def print_analysis(result: dict[str, Any], console: Console | None = None) -> No
     console = console or Console()
     runs = result["runs"]
     t = Table(title="Runs: accuracy and skip vs heads")
-    for c in ("run", "task", "n", "accuracy", "skip share", "skip:head", "skip:head (|I|)"):
+    for c in ("run", "task", "n", "accuracy", "mean QoI", "skip share", "skip:head", "skip:head (|I|)"):
         t.add_column(c, justify="left" if c in ("run", "task") else "right")
     for r in runs:
-        t.add_row(r["run"], str(r["task"]), str(r["instances"]), _f(r["accuracy"]), _f(r["skip_share"]),
+        t.add_row(r["run"], str(r["task"]), str(r["instances"]), _f(r["accuracy"]), _f(r.get("mean_qoi")),
+                  _f(r["skip_share"]),
                   _f(r["skip_to_head_ratio"], 2), _f(r["skip_to_head_ratio_weighted"], 2))
     console.print(t)
 
@@ -51,7 +52,8 @@ def print_analysis(result: dict[str, Any], console: Console | None = None) -> No
     if corr:
         console.print(
             f"Spearman ρ(consistency of {corr['role']}, accuracy) over {len(corr['runs'])} runs: "
-            f"{_f(corr['spearman_rho'], 3)} (p = {_f(corr['p_value'], 3)})"
+            f"{_f(corr['spearman_rho'], 3)} (p = {_f(corr['p_value'], 3)}); "
+            f"ρ(consistency, mean QoI): {_f(corr.get('spearman_rho_qoi'), 3)} (p = {_f(corr.get('p_value_qoi'), 3)})"
         )
 
 

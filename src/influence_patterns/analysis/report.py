@@ -115,7 +115,10 @@ def findings(paths: Sequence[str | Path], ablate: bool = False, **ablate_kwargs:
         "role": consistency_role(runs), "spearman_rho": None, "p_value": None, "runs": [r["task"] for r in runs],
     }
     rho, p = corr.get("spearman_rho"), corr.get("p_value")
-    if len(runs) < 3 or rho is None:
+    if len(runs) >= 3 and len({r["accuracy"] for r in runs}) == 1:
+        corr_verdict = (f"not measurable: accuracy is {runs[0]['accuracy']:.3f} on every task, so it cannot "
+                        "track anything")
+    elif len(runs) < 3 or rho is None:
         corr_verdict = "not measurable: needs at least three runs (tasks) with varying consistency and accuracy"
     elif rho > 0 and p is not None and p < 0.05:
         corr_verdict = "holds (positive and significant at 5%)"
@@ -158,10 +161,10 @@ def findings(paths: Sequence[str | Path], ablate: bool = False, **ablate_kwargs:
 def run_table(f: dict[str, Any]) -> dict[str, Any]:
     role = f["correlation"]["role"]
     return {
-        "columns": ["task", "instances", "accuracy", "skip share", "skip:head", "skip:head (weighted)",
+        "columns": ["task", "instances", "accuracy", "mean QoI", "skip share", "skip:head", "skip:head (weighted)",
                     f"consistency ({role})", f"entropy ({role}, bits)"],
         "rows": [
-            [r["task"], r["instances"], r["accuracy"], r["skip_share"], r["skip_to_head_ratio"],
+            [r["task"], r["instances"], r["accuracy"], r.get("mean_qoi"), r["skip_share"], r["skip_to_head_ratio"],
              r["skip_to_head_ratio_weighted"], r["consistency"].get(role, {}).get("top_frequency"),
              r["consistency"].get(role, {}).get("entropy")]
             for r in f["runs"]
@@ -196,7 +199,9 @@ def _texts(f: dict[str, Any]) -> dict[str, str]:
         "Paper: how consistently a task's instances share one pattern tracks the model's accuracy on it. "
         f"Measured: Spearman ρ between the {corr['role']} token's consistency (frequency of its most "
         f"common pattern) and accuracy over {len(corr.get('runs') or [])} run(s): ρ = {_f(corr.get('spearman_rho'), 2)}, "
-        f"p = {_f(corr.get('p_value'), 3)}. Verdict: {f['correlation_verdict']}."
+        f"p = {_f(corr.get('p_value'), 3)}. Verdict: {f['correlation_verdict']}. "
+        f"As a graded stand-in for accuracy, ρ between that consistency and the mean QoI (logit margin): "
+        f"{_f(corr.get('spearman_rho_qoi'), 2)} (p = {_f(corr.get('p_value_qoi'), 3)})."
     )
     parts = []
     for group, label in (("attention", "attention-based"), ("layer", "layer-based")):
