@@ -16,7 +16,8 @@ from influence_patterns.errors import InputError
 from influence_patterns.graph.adapters import adapter_for
 from influence_patterns.result import Explanation, Pattern
 from influence_patterns.search.common import SourceSearch
-from influence_patterns.search.fast import DEFAULT_MAX_ROWS, gpr_fast
+from influence_patterns.search.fast import gpr_fast
+from influence_patterns.search.memory import auto_max_rows
 from influence_patterns.search.reference import gpr_reference
 
 METHODS = ("fast", "reference")
@@ -32,7 +33,7 @@ class ExplainConfig:
     keep_special: bool = False
     quadrature: str = "riemann"
     method: str = "fast"
-    max_rows: int = DEFAULT_MAX_ROWS
+    max_rows: int | None = None  # (source × α) rows per chunk; None: sized to free memory
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -43,7 +44,7 @@ class ExplainConfig:
             raise InputError(f"unknown quadrature {self.quadrature!r}; choose one of {', '.join(QUADRATURES)}")
         if self.method not in METHODS:
             raise InputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.max_rows < 1:
+        if self.max_rows is not None and self.max_rows < 1:
             raise InputError(f"max_rows must be positive, got {self.max_rows}")
 
 
@@ -90,7 +91,8 @@ class Explainer:
         batch = self.prepare(queries)
         quad = make_quadrature(cfg.steps, cfg.quadrature, dtype=batch.x.dtype)
         if cfg.method == "fast":
-            searches = gpr_fast(self.adapter, batch, quad, self.qoi, cfg.max_rows, progress)
+            max_rows = cfg.max_rows or auto_max_rows(self.adapter, int(batch.x.shape[1]))
+            searches = gpr_fast(self.adapter, batch, quad, self.qoi, max_rows, progress)
         else:
             searches = gpr_reference(self.adapter, batch, quad, self.qoi, progress)
         q_x, q_b = qoi_values(self.adapter, batch, self.qoi)

@@ -261,6 +261,7 @@ def run_dataset(
     quadrature: str = "riemann",
     keep_special: bool = False,
     device: str = "auto",
+    max_rows: int | None = None,
     progress: bool | Callable[[int, int], None] = True,
     explainer: Any = None,
     backend: str = "local",
@@ -314,7 +315,7 @@ def run_dataset(
 
         explainer = Explainer.from_pretrained(
             model, device=device, steps=steps, baseline=baseline, method=method,
-            quadrature=quadrature, keep_special=keep_special,
+            quadrature=quadrature, keep_special=keep_special, max_rows=max_rows,
         )
     _check_kind(explainer, instances)
     from influence_patterns.backends import make_backend

@@ -24,6 +24,7 @@ def explain_command(
     baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
     quadrature: str = typer.Option("riemann", "--quadrature", help="riemann | gauss-legendre"),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON to this file."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the patterns to this .svg/.png/.pdf file."),
@@ -33,7 +34,7 @@ def explain_command(
 
     explainer = Explainer.from_pretrained(
         model, device=device, steps=steps, method=method, baseline=baseline,
-        keep_special=keep_special, quadrature=quadrature,
+        keep_special=keep_special, quadrature=quadrature, max_rows=max_batch,
     )
     if explainer.kind == "mlm" and targets is None:
         from influence_patterns.errors import InputError

@@ -30,6 +30,7 @@ def run_command(
     method: str = typer.Option("fast", "--method", help="fast | reference"),
     quadrature: str = typer.Option("riemann", "--quadrature", help="riemann | gauss-legendre"),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     backend: str = typer.Option("local", "--backend", help="local | ray"),
@@ -42,7 +43,7 @@ def run_command(
     path = run_dataset(
         task, model, out, n=n, seed=seed, data=data, batch_size=batch_size, steps=steps,
         baseline=baseline, method=method, quadrature=quadrature, keep_special=keep_special,
-        device=device, progress=not quiet, backend=backend, workers=workers, address=address,
+        device=device, max_rows=max_batch, progress=not quiet, backend=backend, workers=workers, address=address,
     )
     rows, _ = read_run(out)
     correct = sum(bool(r.get("correct")) for r in rows)
@@ -91,6 +92,7 @@ def ablate_command(
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per forward pass."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random control."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Override the run's model."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write {\"methods\": [...]} to this file."),
 ) -> None:
