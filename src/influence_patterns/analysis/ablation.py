@@ -114,8 +114,11 @@ def ablate_rows(
     batch_size: int = 8,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    max_rows: int | None = None,
 ) -> dict[str, Any]:
-    """Ablate the node sets of ``methods`` on result ``rows`` (see the module doc)."""
+    """Ablate the node sets of ``methods`` on result ``rows`` (see the module doc).
+    ``max_rows``: (source × α) rows per pass of the IG-based baselines (default: the
+    explainer's setting, else sized to free memory)."""
     from influence_patterns.attribution.inputs import Query
     from influence_patterns.attribution.qoi import get_qoi
     from influence_patterns.attribution.quadrature import make_quadrature
@@ -142,7 +145,12 @@ def ablate_rows(
                     f"the run has {row['tokens']} (ablate with the run's model)"
                 )
         quad = make_quadrature(steps, dtype=batch.x.dtype)
-        ctx = MethodInput(explainer.adapter, batch, chunk, quad, qoi, seed=seed)
+        rows_per_pass = max_rows or getattr(explainer.config, "max_rows", None)
+        if rows_per_pass is None:
+            from influence_patterns.search.memory import auto_max_rows
+
+            rows_per_pass = auto_max_rows(explainer.adapter, int(batch.x.shape[1]))
+        ctx = MethodInput(explainer.adapter, batch, chunk, quad, qoi, seed=seed, max_rows=rows_per_pass)
         with torch.no_grad():
             logits = explainer.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
         q_all += qoi(logits, batch.classes).double().cpu().tolist()
@@ -188,11 +196,12 @@ def ablate_run(
     sources: str = "all",
     batch_size: int = 8,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
     model: str | None = None,
     explainer: Any = None,
     save: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    max_rows: int | None = None,
 ) -> dict[str, Any]:
     """Ablation of a run directory for each method (definitions: module doc and
     docs/analyses.md). The model is the run's (``run.json``) unless ``model`` or
@@ -216,10 +225,10 @@ def ablate_run(
 
         explainer = Explainer.from_pretrained(
             name, device=device, steps=steps, baseline=meta.get("baseline", rows[0].get("baseline", "mask")),
-            keep_special=bool(meta.get("keep_special", False)),
+            keep_special=bool(meta.get("keep_special", False)), max_rows=max_rows,
         )
     result = {"run": str(path), "task": meta.get("task"),
-              **ablate_rows(explainer, rows, methods, sources, steps, batch_size, seed, progress)}
+              **ablate_rows(explainer, rows, methods, sources, steps, batch_size, seed, progress, max_rows)}
     if save and Path(path).is_dir():
         (Path(path) / ABLATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result

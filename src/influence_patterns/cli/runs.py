@@ -102,7 +102,7 @@ def ablate_command(
     from influence_patterns.analysis.display import print_ablation
 
     result = ablate_run(dir, _method_list(methods), sources=sources, batch_size=batch_size, seed=seed,
-                        device=device, model=model)
+                        device=device, model=model, max_rows=max_batch)
     print_ablation(result)
     if json_out is not None:
         _write_json(json_out, result)
