@@ -3,8 +3,6 @@ fast GPR == reference GPR, on tiny random-weight models (float64, MLM and classi
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 import torch
 
@@ -91,19 +89,6 @@ def _tok(tokenizers, arch):
     return tokenizers["roberta" if ARCHS[arch][3].get("pad_token_id") == 1 else "bert"]
 
 
-@contextmanager
-def _narrow_embeddings_known_issue():
-    """ALBERT and projected ELECTRA have word embeddings narrower than h^l. Until
-    ``search/fast.py``'s ``plain_gradients`` views the cotangents of h^l with their own
-    width (not x's), it fails on them; mark exactly that failure as expected."""
-    try:
-        yield
-    except RuntimeError as exc:
-        if "is invalid for input of size" in str(exc):
-            pytest.xfail("search/fast.py: plain_gradients views dq/dh^l with the width of x")
-        raise
-
-
 class Seen(Interceptor):
     def __init__(self):
         self.h, self.attn = [], []
@@ -121,7 +106,7 @@ MLM_TEXTS = [
     Query("the boy near the girls [MASK] good", ("is", "are")),
     Query("the dogs [MASK] bad", ("are", "is")),
 ]
-CLF_TEXTS = [Query("a very funny movie", label=1), Query("the film was not good and the cat was bad", label=0)]
+CLF_TEXTS = [Query("a very funny movie", label=1), Query("the film was not good and bad", label=0)]
 
 
 def _texts(kind):
@@ -205,8 +190,7 @@ def test_completeness(tokenizers, arch, kind):
     # converges fast there; everywhere else 24 Gauss–Legendre points are exact to 1e-6.
     kinked = arch == "distilbert" and kind == "classification"
     quad = make_quadrature(400 if kinked else 24, "gauss-legendre", dtype=batch.x.dtype)
-    with _narrow_embeddings_known_issue():
-        _, g = plain_gradients(ex.adapter, batch, quad, ex.qoi)
+    _, g = plain_gradients(ex.adapter, batch, quad, ex.qoi)
     q_x, q_b = qoi_values(ex.adapter, batch, ex.qoi)
     assert float((q_x - q_b).abs().min()) > 1e-3  # a non-trivial check
     tol = 2e-3 if kinked else 1e-6
@@ -220,8 +204,7 @@ def test_fast_equals_reference_and_decomposes(tokenizers, arch, kind):
     ex = Explainer(model, _tok(tokenizers, arch))
     batch = ex.prepare(_texts(kind))
     quad = make_quadrature(5, "riemann", dtype=batch.x.dtype)
-    with _narrow_embeddings_known_issue():
-        fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
+    fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
     _assert_same(fast, gpr_reference(ex.adapter, batch, quad, ex.qoi))
     _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi, max_rows=7), fast)  # chunked: one source per chunk
     for row in fast:
@@ -238,8 +221,7 @@ def test_albert_shared_layers_fast_equals_reference(tokenizers):
         assert ex.adapter.num_layers == (3 if arch == "albert" else 4)
         batch = ex.prepare(MLM_TEXTS[1:])
         quad = make_quadrature(4, "gauss-legendre", dtype=batch.x.dtype)
-        with _narrow_embeddings_known_issue():
-            fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
+        fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
         _assert_same(fast, gpr_reference(ex.adapter, batch, quad, ex.qoi))
         for s in fast[0]:
             _decomposition(s, ex.adapter.num_layers, atol=1e-9)
