@@ -215,6 +215,8 @@ def test_ablate_command(checkpoint, data_file, tmp_path):  # noqa: F811
     data = json.loads(js.read_text())
     assert [m["name"] for m in data["methods"]] == ["pattern", "random"] and data["sources"] == "subject"
     assert all(m["nodes"] <= 2 for m in data["methods"])  # one path of a 2-layer model
+    assert (out / "ablation-subject.json").is_file()
+    assert json.loads((out / "ablation.json").read_text())["sources"] == "all"  # not overwritten
 
     result = runner.invoke(app, ["ablate", str(out), "--methods", "nope"])
     assert result.exit_code == 2 and "unknown method" in result.output

@@ -206,7 +206,8 @@ def ablate_run(
     """Ablation of a run directory for each method (definitions: module doc and
     docs/analyses.md). The model is the run's (``run.json``) unless ``model`` or
     ``explainer`` is given; IG-based baselines use the run's ``steps`` and baseline.
-    With ``save`` the result is also written to ``DIR/ablation.json``.
+    With ``save`` the result is also written to ``DIR/ablation.json`` (``sources="all"``)
+    or ``DIR/ablation-<role>.json``.
 
     Returns ``{"run", "instances", "sources", "qoi", "accuracy", "methods": [{"name",
     "comprehensiveness", "sufficiency", "accuracy_after_removal", ...}]}``.
@@ -230,5 +231,11 @@ def ablate_run(
     result = {"run": str(path), "task": meta.get("task"),
               **ablate_rows(explainer, rows, methods, sources, steps, batch_size, seed, progress, max_rows)}
     if save and Path(path).is_dir():
-        (Path(path) / ABLATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
+        (Path(path) / ablation_file(sources)).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def ablation_file(sources: str = "all") -> str:
+    """``ablation.json`` for all source tokens (what ``report`` reads), else
+    ``ablation-<role>.json``."""
+    return ABLATION_FILE if sources == "all" else f"ablation-{sources}.json"

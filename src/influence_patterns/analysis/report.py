@@ -188,12 +188,14 @@ def _md_table(table: dict[str, Any]) -> str:
 
 def _texts(f: dict[str, Any]) -> dict[str, str]:
     pooled, corr = f["pooled"], f["correlation"]
+    L = f["runs"][0]["num_layers"]
     skip = (
         f"Paper: information flows through skip connections about {PAPER_SKIP_RATIO:.0f}× more than "
         f"through heads. Measured over all patterns: skip share {_f(pooled.get('skip_share'))}, "
         f"skip:head ratio {_f(pooled.get('skip_to_head_ratio'), 2)} by count and "
         f"{_f(pooled.get('skip_to_head_ratio_weighted'), 2)} weighted by |I(π^a)|. "
-        f"Verdict: {f['skip_verdict']}."
+        f"Verdict: {f['skip_verdict']}. (A pattern from a source other than the target must move to "
+        f"the target, and only a head moves, so with L = {L} layers the count ratio is at most {L - 1}.)"
     )
     cons = (
         "Paper: how consistently a task's instances share one pattern tracks the model's accuracy on it. "

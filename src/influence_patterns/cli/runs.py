@@ -97,7 +97,7 @@ def ablate_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write {\"methods\": [...]} to this file."),
 ) -> None:
     """Remove (or keep only) each method's nodes and measure the QoI and accuracy;
-    also saved as DIR/ablation.json for `report`."""
+    also saved as DIR/ablation.json (DIR/ablation-ROLE.json with --sources ROLE) for `report`."""
     from influence_patterns.analysis.ablation import ablate_run
     from influence_patterns.analysis.display import print_ablation
 
