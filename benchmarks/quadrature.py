@@ -7,8 +7,8 @@ For every instance, the completeness error is ``|Σ_i g(x_i) - (q(x) - q(b))|`` 
 property 1): the whole graph's IG, so only the quadrature makes it non-zero. The
 script prints, per rule, the median and maximum of that error relative to
 ``|q(x) - q(b)|`` and the share of instances where the rule is at least as accurate
-as Riemann-50, then the smallest Gauss–Legendre size that is at least as accurate
-on the median and on every instance. Cost is linear in the number of points, so k
+as Riemann-50 on the same instance, then the smallest Gauss–Legendre size that is at
+least as accurate on the median, on the worst instance, and on 95% of instances. Cost is linear in the number of points, so k
 points instead of 51 is a 51/k speed-up of every pass of the search.
 
 ``--model``: ``default-mlm``/``default-sst2`` (used only if already built: this script
@@ -114,19 +114,22 @@ def main() -> None:
     idx = [i for i, ok in enumerate(keep.tolist()) if ok]
     ref_kept = [ref[i] for i in idx]
     print(f"{'rule':<20} {'points':>6} {'median rel err':>14} {'max rel err':>11} {'<= riemann':>10} {'seconds':>8}")
-    first_median = first_all = None
+    found: dict[str, int | None] = {"median": None, "worst instance": None, "95% of instances": None}
     for name, points, err, sec in rows:
         e = [err[i] for i in idx]
         share = sum(a <= r for a, r in zip(e, ref_kept)) / len(e)
         print(f"{name:<20} {points:>6} {statistics.median(e):>14.2e} {max(e):>11.2e} {share:>10.0%} {sec:>8.1f}")
         if name.startswith("gauss"):
-            if first_median is None and statistics.median(e) <= statistics.median(ref_kept):
-                first_median = points
-            if first_all is None and share == 1.0:
-                first_all = points
-    print(f"Gauss-Legendre points at least as accurate as Riemann m={args.riemann}: "
-          f"on the median {first_median or '> ' + str(max(args.points))}, "
-          f"on every instance {first_all or '> ' + str(max(args.points))}")
+            met = {"median": statistics.median(e) <= statistics.median(ref_kept),
+                   "worst instance": max(e) <= max(ref_kept),
+                   "95% of instances": share >= 0.95}
+            for key, ok in met.items():
+                if ok and found[key] is None:
+                    found[key] = points
+    # "<= riemann": share of instances where the rule's error is at most Riemann's on the
+    # same instance (Riemann is now and then exact by luck, so 100% is not asked for).
+    summary = ", ".join(f"{key} {v if v is not None else '> ' + str(max(args.points))}" for key, v in found.items())
+    print(f"Gauss-Legendre points at least as accurate as Riemann m={args.riemann}: {summary}")
 
 
 if __name__ == "__main__":
