@@ -104,6 +104,8 @@ def test_status_and_ensure_built_use_the_cache(cache, monkeypatch):
     assert defaults.ensure_built("default-sst2") == path
     st = defaults.status("default-sst2")
     assert st.built and st.accuracy == {"sst2_dev": 0.9}
+    assert st.stale  # no recorded settings: not this version's recipe
+    assert "stale" in runner.invoke(app, ["models", "list"]).output
 
 
 def test_models_list(cache):
@@ -144,6 +146,7 @@ def test_build_mlm_writes_checkpoint_and_build_json(cache, tiny_specs):
     assert tasks == list(defaults.AGREEMENT_TASKS)
     assert {"templates_heldout_min", "marvin_linzen_sample", "sst2_dev_mlm_top1"} <= set(info["summary"])
     assert sorted(p.name for p in cache.iterdir()) == ["default-mlm"]  # no temp dir left
+    assert not defaults.status("default-mlm").stale
 
     from influence_patterns.models.loading import load_model
 

@@ -31,7 +31,8 @@ def list_models() -> None:
     for name in defaults.DEFAULT_MODELS:
         st = defaults.status(name)
         acc = ", ".join(f"{k} {v:.3f}" for k, v in st.accuracy.items()) if st.built else "-"
-        table.add_row(name, "yes" if st.built else "no", str(st.path), acc)
+        built = ("yes (stale: models build --force)" if st.stale else "yes") if st.built else "no"
+        table.add_row(name, built, str(st.path), acc)
     Console(width=160).print(table)
 
 

