@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# One command for every benchmark: bash benchmarks/run_all.sh
+# Every benchmark, one command: bash benchmarks/run_all.sh
+# (fast vs reference GPR, peak memory against length, quadrature points).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python benchmarks/gpr.py "$@"
+python benchmarks/gpr.py --steps 10 --lengths 10 20 "$@"
+python benchmarks/memory.py --lengths 10 50 --sources 8
+python benchmarks/quadrature.py --model "${QUADRATURE_MODEL:-default-mlm}"

@@ -48,7 +48,9 @@ def _single_piece(tokenizer: Any, word: str) -> int:
     word = word.strip()
     if not word:
         raise InputError("a target is empty")
-    pieces = tokenizer.tokenize(word)
+    # With a leading space, as the word stands inside a sentence: byte-level BPE
+    # (RoBERTa) marks it (``Ġis``); WordPiece and SentencePiece ignore it.
+    pieces = tokenizer.tokenize(" " + word)
     if len(pieces) != 1:
         raise InputError(f"target {word!r} is not a single word piece: it tokenizes to {pieces}")
     if pieces[0] == tokenizer.unk_token:
@@ -81,7 +83,8 @@ def prepare_batch(
     for q in queries:
         if not isinstance(q.text, str) or not q.text.strip():
             raise InputError("the text is empty")
-        ids = tokenizer(q.text, add_special_tokens=True)["input_ids"]
+        text = q.text if tokenizer.mask_token in (None, "[MASK]") else q.text.replace("[MASK]", tokenizer.mask_token)
+        ids = tokenizer(text, add_special_tokens=True)["input_ids"]
         if len(ids) > adapter.max_length:
             raise InputError(
                 f"the text is {len(ids)} word pieces long; the model takes at most {adapter.max_length}"
