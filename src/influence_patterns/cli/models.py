@@ -14,6 +14,15 @@ models_app = typer.Typer(help="The embedded default models: list them, build the
 app.add_typer(models_app, name="models")
 
 
+# build.json summary keys shown by `models list`, with short labels.
+_LABELS = {
+    "templates_heldout_min": "templates held-out (min)",
+    "marvin_linzen_sample": "M&L sample",
+    "sst2_dev_mlm_top1": "MLM top-1",
+    "sst2_dev": "SST-2 dev",
+}
+
+
 @models_app.command("list")
 @user_errors
 def list_models() -> None:
@@ -30,10 +39,10 @@ def list_models() -> None:
     table.add_column("measured accuracy")
     for name in defaults.DEFAULT_MODELS:
         st = defaults.status(name)
-        acc = ", ".join(f"{k} {v:.3f}" for k, v in st.accuracy.items()) if st.built else "-"
+        acc = ", ".join(f"{_LABELS.get(k, k)} {v:.3f}" for k, v in st.accuracy.items() if k in _LABELS) or "-"
         built = ("yes (stale: models build --force)" if st.stale else "yes") if st.built else "no"
         table.add_row(name, built, str(st.path), acc)
-    Console(width=160).print(table)
+    Console().print(table)
 
 
 @models_app.command("build")

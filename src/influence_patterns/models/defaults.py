@@ -71,7 +71,7 @@ DEFAULT_MODELS: dict[str, DefaultModelSpec] = {
         name="default-mlm",
         kind="mlm",
         description="all-MiniLM-L6-v2 + tied MLM head, fine-tuned on agreement templates and MLM on SST-2 text",
-        config=MaskedLMConfig(steps=200, mlm_batch=12, mlm_max_length=32),
+        config=MaskedLMConfig(),
         minutes=5,
         train_per_task=2000,
         eval_per_task=100,

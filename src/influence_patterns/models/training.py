@@ -171,9 +171,9 @@ class MaskedLMConfig:
     """Fine-tuning a masked LM on agreement templates mixed with plain MLM on SST-2 text."""
 
     seed: int = 0
-    steps: int = 240
+    steps: int = 200
     agreement_batch: int = 32  # template instances per step
-    mlm_batch: int = 16  # SST-2 sentences per step, 15% of word pieces masked
+    mlm_batch: int = 12  # SST-2 sentences per step, 15% of word pieces masked
     lr: float = 2e-4
     weight_decay: float = 0.01
     warmup: float = 0.1
@@ -183,7 +183,7 @@ class MaskedLMConfig:
     pair_weight: float = 1.0  # weight of -log sigmoid(logit[good] - logit[bad])
     min_mlm_words: int = 6  # SST-2 sentences shorter than this are not used for MLM
     max_length: int = 64  # word pieces of an agreement instance
-    mlm_max_length: int = 40  # SST-2 sentences are cut to this many word pieces for MLM
+    mlm_max_length: int = 32  # SST-2 sentences are cut to this many word pieces for MLM
     freeze_word_embeddings: bool = True  # the tied decoder stays MiniLM's embeddings; faster on CPU
 
 
@@ -255,7 +255,8 @@ def train_masked_lm(
                 enc["input_ids"].cpu(), enc["attention_mask"].cpu(), special, tokenizer, config.mlm_probability, gen
             )
             if len(answers):
-                hidden = model.bert(input_ids=inputs.to(device), attention_mask=enc["attention_mask"]).last_hidden_state
+                attention = enc["attention_mask"].to(device)
+                hidden = model.bert(input_ids=inputs.to(device), attention_mask=attention).last_hidden_state
                 logits = model.cls(hidden[chosen.to(device)])  # (n_masked, vocab)
                 loss = loss + config.mlm_weight * F.cross_entropy(logits, answers.to(device))
         loss.backward()
