@@ -107,6 +107,24 @@ def test_classification_input_errors(loaded_cls):
         accuracy(loaded_cls, [])
 
 
+def test_models_with_their_own_mask_token(tmp_path):
+    from transformers import BertTokenizer
+
+    from conftest import WORDS
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "<mask>", *WORDS]) + "\n")
+    tok = BertTokenizer(str(vocab), do_lower_case=True, mask_token="<mask>")
+    loaded = LoadedModel(model=make_model("mlm"), tokenizer=tok, name="tiny", kind="mlm")
+    inst = _masked("the boy [MASK] .", "laughs", "laugh")
+    (q,) = qoi(loaded, [inst])
+    enc = tok("the boy <mask> .", return_tensors="pt")
+    with torch.no_grad():
+        logits = loaded.model(**enc).logits[0, 3]
+    good, bad = tok.convert_tokens_to_ids(["laughs", "laugh"])
+    assert q == pytest.approx(float(logits[good] - logits[bad]), abs=1e-9)
+
+
 def test_skip_unscorable_counts_skipped(loaded_mlm):
     insts = [_masked("the boy [MASK] .", "laughs", "laugh"), _masked("the boy [MASK] .", "zebras", "zebra")]
     (res,) = accuracy(loaded_mlm, insts, skip_unscorable=True)

@@ -17,6 +17,9 @@ from influence_patterns.models.loading import LoadedModel
 from influence_patterns.tasks.instance import Instance
 
 
+MASK = "[MASK]"
+
+
 @dataclass
 class TaskAccuracy:
     """Accuracy of a model on the instances of one task."""
@@ -139,7 +142,9 @@ def target_ids(tokenizer: Any, inst: Instance) -> tuple[int, int]:
         raise InputError(f"instance needs targets (good, bad) for a masked LM: {inst.text!r}")
     ids = []
     for word in inst.targets:
-        pieces = tokenizer.tokenize(word)
+        # With a leading space, as the word stands in a sentence: byte-level BPE (RoBERTa)
+        # marks it (``Ġis``); WordPiece and SentencePiece ignore the space.
+        pieces = tokenizer.tokenize(" " + word.strip())
         if len(pieces) != 1 or pieces[0] == tokenizer.unk_token:
             raise InputError(
                 f"target {word!r} is not a single word piece of this vocabulary "
@@ -156,11 +161,15 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
 
 def _prepare_masked(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
     mask = tokenizer.mask_token
-    count = inst.text.count(mask)
+    if mask is None:
+        raise InputError("this tokenizer has no mask token; it cannot score masked instances")
+    # Instances write the mask as BERT's [MASK]; other models have their own (``<mask>``).
+    text = inst.text if mask == MASK else inst.text.replace(MASK, mask)
+    count = text.count(mask)
     if count != 1:
-        raise InputError(f"text must contain exactly one {mask}, found {count}: {inst.text!r}")
+        raise InputError(f"text must contain exactly one {MASK}, found {count}: {inst.text!r}")
     good, bad = target_ids(tokenizer, inst)
-    ids = _encode(tokenizer, inst.text)
+    ids = _encode(tokenizer, text)
     where = [k for k, t in enumerate(ids) if t == tokenizer.mask_token_id]
     if len(where) != 1:
         raise InputError(f"the {mask} of this text does not survive tokenisation (too long?): {inst.text!r}")
