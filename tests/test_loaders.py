@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import influence_patterns
 from influence_patterns.errors import DataError
 from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.loaders import (
@@ -26,13 +25,9 @@ ML_HEADER = "task\tcondition\tgood\tbad\n"
 
 @pytest.fixture(scope="module")
 def ml_sample() -> Path:
-    """The shared sample above the repository, else the copy shipped in the package."""
+    """The shared sample beside the checkout (CI has it too)."""
     path = find_shared_file("shared/data/marvin_linzen_sample.tsv", start=Path(__file__))
-    packaged = Path(influence_patterns.__file__).parent / "data" / "marvin_linzen_sample.tsv.gz"
-    if path is None and packaged.is_file():
-        path = packaged
-    if path is None:
-        pytest.skip("Marvin & Linzen sample not found")
+    assert path is not None, "shared/data/marvin_linzen_sample.tsv not found beside the checkout"
     return path
 
 
@@ -257,13 +252,6 @@ def test_tsv_generic_malformed(tmp_path, body, message):
 
 def test_load_instances_detects_marvin_linzen(tmp_path, ml_sample):
     assert load_instances(ml_sample) == load_marvin_linzen(ml_sample).instances
-
-
-def test_packaged_marvin_linzen_copy_matches_shared(ml_sample):
-    packaged = Path(influence_patterns.__file__).parent / "data" / "marvin_linzen_sample.tsv.gz"
-    if not packaged.is_file() or packaged == ml_sample:
-        pytest.skip("needs both the shared and the packaged sample")
-    assert load_marvin_linzen(packaged).instances == load_marvin_linzen(ml_sample).instances
 
 
 def test_load_instances_unsupported_extension(tmp_path):

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-import influence_patterns
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.tasks import vocab as V
 from influence_patterns.tasks.instance import Instance
@@ -214,11 +212,7 @@ def test_template_task_loads_generated_instances():
 
 def test_template_task_loads_matching_rows_from_data():
     sample = find_shared_file("shared/data/marvin_linzen_sample.tsv")
-    packaged = Path(influence_patterns.__file__).parent / "data" / "marvin_linzen_sample.tsv.gz"
-    if sample is None and packaged.is_file():
-        sample = packaged
-    if sample is None:
-        pytest.skip("Marvin & Linzen sample not found")
+    assert sample is not None, "shared/data/marvin_linzen_sample.tsv not found beside the checkout"
     insts = get_task("sva/obj_rel_within").load(None, seed=0, data=sample)
     assert len(insts) == 40
     assert all(i.task == "sva/obj_rel_within" for i in insts)

@@ -242,12 +242,14 @@ _BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {"mlm": _build_mlm, "class
 
 
 def measure_mlm(model: Any, tokenizer: Any, per_task: int, seed: int, name: str = "default-mlm") -> dict[str, Any]:
-    """Accuracy on held-out template vocabulary (per subtask) and on the shipped Marvin & Linzen sample."""
+    """Accuracy on held-out template vocabulary (per subtask) and, where the checkout has
+    it, on the Marvin & Linzen sample in ``shared/data/``."""
     from influence_patterns.evaluate import accuracy, mean_accuracy
 
     loaded = _loaded(model, tokenizer, name, "mlm")
     heldout = accuracy(loaded, _templates(per_task, seed + 1, "heldout"))
-    ml = accuracy(loaded, marvin_linzen_sample(), skip_unscorable=True)
+    sample = marvin_linzen_sample()
+    ml = accuracy(loaded, sample, skip_unscorable=True) if sample else []
     from influence_patterns.data import read_sst2
     from influence_patterns.models.training import masked_lm_top1
 
@@ -255,7 +257,7 @@ def measure_mlm(model: Any, tokenizer: Any, per_task: int, seed: int, name: str 
         "summary": {
             "templates_heldout_min": min(r.accuracy for r in heldout),
             "templates_heldout_mean": mean_accuracy(heldout),
-            "marvin_linzen_sample": sum(r.accuracy * r.n for r in ml) / sum(r.n for r in ml),
+            "marvin_linzen_sample": sum(r.accuracy * r.n for r in ml) / sum(r.n for r in ml) if ml else None,
             "sst2_dev_mlm_top1": masked_lm_top1(model, tokenizer, [t for t, _ in read_sst2("dev")], seed),
         },
         "accuracy": {
@@ -277,14 +279,14 @@ def measure_sst2(model: Any, tokenizer: Any, name: str = "default-sst2") -> dict
     return {"summary": {"sst2_dev": result.accuracy}, "accuracy": {"sst2_dev": [result.to_dict()]}}
 
 
-def marvin_linzen_sample() -> list:
-    """The Marvin & Linzen sample shipped with the package (evaluation only, never trained on)."""
-    from importlib import resources
-
+def marvin_linzen_sample() -> list | None:
+    """The Marvin & Linzen sample from ``shared/data/`` beside the checkout (evaluation
+    only, never trained on; the package does not ship it), or ``None`` when absent."""
     from influence_patterns.tasks.loaders import load_marvin_linzen
+    from influence_patterns.tasks.registry import find_shared_file
 
-    with resources.as_file(resources.files("influence_patterns.data") / "marvin_linzen_sample.tsv.gz") as path:
-        return load_marvin_linzen(path).instances
+    path = find_shared_file("shared/data/marvin_linzen_sample.tsv")
+    return None if path is None else load_marvin_linzen(path).instances
 
 
 # --------------------------------------------------------------------------- helpers
