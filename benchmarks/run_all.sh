@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python benchmarks/gpr.py --steps 10 --lengths 10 20 "$@"
 python benchmarks/memory.py --lengths 10 50 --sources 8
-python benchmarks/quadrature.py --model "${QUADRATURE_MODEL:-default-mlm}"
+python benchmarks/quadrature.py --model "${QUADRATURE_MODEL:-default-mlm}" || echo "(quadrature: build default-mlm first, or set QUADRATURE_MODEL=standin-mlm)"
