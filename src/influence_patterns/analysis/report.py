@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from influence_patterns.analysis.ablation import ABLATION_FILE, ablate_run
+from influence_patterns.analysis.ablation import ABLATION_FILE, ablate_run, ablation_file
 from influence_patterns.analysis.analyze import analyze_runs
 from influence_patterns.analysis.correlation import consistency_role
 from influence_patterns.errors import DataError, InputError
@@ -21,6 +21,7 @@ from influence_patterns.errors import DataError, InputError
 PAPER_SKIP_RATIO = 3.0
 PAPER_PATTERN_VS_ATTENTION = 0.74
 PAPER_PATTERN_VS_LAYER = 0.25
+ROLE = "subject"  # the role of the second ablation table (DIR/ablation-subject.json), when present
 
 
 def _f(x: Any, digits: int = 3) -> str:
@@ -129,6 +130,28 @@ def findings(paths: Sequence[str | Path], ablate: bool = False, **ablate_kwargs:
 
     ablations = load_ablations(paths, compute=ablate, **ablate_kwargs)
     pooled_abl = pool_ablations(ablations)
+    role_abl = [json.loads((Path(p) / ablation_file(ROLE)).read_text())
+                for p in paths if (Path(p) / ablation_file(ROLE)).is_file()]
+    pooled_role = pool_ablations(role_abl)
+    return {
+        "runs": runs,
+        "pooled": pooled,
+        "skip_verdict": skip_verdict,
+        "correlation": corr,
+        "correlation_verdict": corr_verdict,
+        "ablation": pooled_abl,
+        "ablation_runs": sum(a is not None for a in ablations),
+        "comparison": compare_methods(pooled_abl),
+        "ablation_role": ROLE,
+        "ablation_role_runs": len(role_abl),
+        "ablation_by_role": pooled_role,
+        "comparison_by_role": compare_methods(pooled_role),
+    }
+
+
+def compare_methods(pooled_abl: list[dict[str, Any]]) -> dict[str, Any]:
+    """Patterns vs the mean and the best method of the attention and layer groups, by
+    pooled comprehensiveness, with the verdict rule of docs/analyses.md."""
     by_name = {m["name"]: m for m in pooled_abl}
     pat = by_name.get("pattern")
     compare: dict[str, Any] = {}
@@ -152,16 +175,7 @@ def findings(paths: Sequence[str | Path], ablate: bool = False, **ablate_kwargs:
             verdict = "does not hold: these methods' nodes matter at least as much on average"
         compare[group] = {"paper": paper, "best": best["name"], "relative": rel, "relative_best": rel_best,
                           "verdict": verdict}
-    return {
-        "runs": runs,
-        "pooled": pooled,
-        "skip_verdict": skip_verdict,
-        "correlation": corr,
-        "correlation_verdict": corr_verdict,
-        "ablation": pooled_abl,
-        "ablation_runs": sum(a is not None for a in ablations),
-        "comparison": compare,
-    }
+    return compare
 
 
 def run_table(f: dict[str, Any]) -> dict[str, Any]:
@@ -178,11 +192,11 @@ def run_table(f: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def ablation_table(f: dict[str, Any]) -> dict[str, Any]:
+def ablation_table(f: dict[str, Any], key: str = "ablation") -> dict[str, Any]:
     return {
         "columns": ["method", "group", "comprehensiveness (QoI drop)", "sufficiency (QoI kept)", "accuracy after removal"],
         "rows": [[m["name"], m["group"], m["comprehensiveness"], m["sufficiency"], m["accuracy_after_removal"]]
-                 for m in f["ablation"]],
+                 for m in f[key]],
     }
 
 
@@ -211,19 +225,28 @@ def _texts(f: dict[str, Any]) -> dict[str, str]:
         f"As a graded stand-in for accuracy, ρ between that consistency and the mean QoI (logit margin): "
         f"{_f(corr.get('spearman_rho_qoi'), 2)} (p = {_f(corr.get('p_value_qoi'), 3)})."
     )
-    parts = []
-    for group, label in (("attention", "attention-based"), ("layer", "layer-based")):
-        c = f["comparison"][group]
-        parts.append(
-            f"vs the mean of the {label} methods: {_pct(c['relative'])} comprehensiveness, vs the best "
-            f"of them ({c['best'] or '–'}): {_pct(c.get('relative_best'))} (paper: {_pct(c['paper'])}); "
-            f"verdict: {c['verdict']}"
-        )
+    def comparison_text(compare: dict[str, Any]) -> str:
+        parts = []
+        for group, label in (("attention", "attention-based"), ("layer", "layer-based")):
+            c = compare[group]
+            parts.append(
+                f"vs the mean of the {label} methods: {_pct(c['relative'])} comprehensiveness, vs the best "
+                f"of them ({c['best'] or '–'}): {_pct(c.get('relative_best'))} (paper: {_pct(c['paper'])}); "
+                f"verdict: {c['verdict']}"
+            )
+        return "; ".join(parts)
+
     abl = (
         "Paper: patterns are 74% / 25% more accurate than attention- and layer-based explanations. "
-        f"Measured by ablation over {f['ablation_runs']} run(s) (comprehensiveness = mean QoI drop when "
-        "the explanation's nodes are removed; higher = the nodes matter more): " + "; ".join(parts) + "."
+        f"Measured by ablation over {f['ablation_runs']} run(s), the node set being the union over every "
+        "source token (comprehensiveness = mean QoI drop when the explanation's nodes are removed; higher = "
+        "the nodes matter more): " + comparison_text(f["comparison"]) + "."
     )
+    if f.get("ablation_by_role"):
+        abl += (
+            f" With only the {f['ablation_role']} token's nodes ({f['ablation_role_runs']} run(s)): "
+            + comparison_text(f["comparison_by_role"]) + "."
+        )
     return {"skip": skip, "consistency": cons, "ablation": abl}
 
 
@@ -240,7 +263,10 @@ def markdown(f: dict[str, Any], title: str = "Influence patterns: the paper's fi
            _md_table(per_layer), "", "## 2. Consistency tracks accuracy", "", t["consistency"], "",
            "## 3. Patterns vs attention- and layer-based explanations", "", t["ablation"], ""]
     if f["ablation"]:
-        out += [_md_table(ablation_table(f)), ""]
+        out += ["Node set: every source token.", "", _md_table(ablation_table(f)), ""]
+    if f.get("ablation_by_role"):
+        out += [f"Node set: the {f['ablation_role']} token only.", "",
+                _md_table(ablation_table(f, "ablation_by_role")), ""]
     return "\n".join(out)
 
 
@@ -273,6 +299,7 @@ def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[dict[s
         {"title": "Skip connections vs heads", "text": t["skip"], "tables": [per_layer]},
         {"title": "Consistency tracks accuracy", "text": t["consistency"], "tables": [], "figures": figures},
         {"title": "Patterns vs attention- and layer-based explanations", "text": t["ablation"],
-         "tables": [ablation_table(f)] if f["ablation"] else []},
+         "tables": ([ablation_table(f)] if f["ablation"] else [])
+         + ([ablation_table(f, "ablation_by_role")] if f.get("ablation_by_role") else [])},
     ]
     return sections

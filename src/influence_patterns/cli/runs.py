@@ -126,6 +126,9 @@ def report_command(
     typer.echo(f"consistency vs accuracy: {found['correlation_verdict']}")
     for group, c in found["comparison"].items():
         typer.echo(f"patterns vs {group}-based: {c['verdict']}")
+    if found.get("ablation_by_role"):
+        for group, c in found["comparison_by_role"].items():
+            typer.echo(f"patterns vs {group}-based ({found['ablation_role']} only): {c['verdict']}")
     if html is not None:
         from influence_patterns.viz.html import write_html
 
