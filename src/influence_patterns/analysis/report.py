@@ -130,8 +130,8 @@ def findings(paths: Sequence[str | Path], ablate: bool = False, **ablate_kwargs:
 
     ablations = load_ablations(paths, compute=ablate, **ablate_kwargs)
     pooled_abl = pool_ablations(ablations)
-    role_abl = [json.loads((Path(p) / ablation_file(ROLE)).read_text())
-                for p in paths if (Path(p) / ablation_file(ROLE)).is_file()]
+    role_abl = [json.loads((Path(d) / ablation_file(ROLE)).read_text())
+                for d in paths if (Path(d) / ablation_file(ROLE)).is_file()]
     pooled_role = pool_ablations(role_abl)
     return {
         "runs": runs,
