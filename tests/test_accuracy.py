@@ -169,6 +169,20 @@ def test_accuracy_command_task_json(minilm_checkpoint, tmp_path):
     assert row["accuracy"] == pytest.approx(lib.accuracy) and row["mean_qoi"] == pytest.approx(lib.mean_qoi)
 
 
+def test_accuracy_command_heldout_split(minilm_checkpoint, tmp_path):
+    from influence_patterns.tasks.templates import generate
+
+    out = tmp_path / "acc.json"
+    args = ["accuracy", "--model", str(minilm_checkpoint), "--task", "sva/simple", "--n", "10", "--split", "heldout"]
+    result = runner.invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(out.read_text())["results"]
+    heldout = generate("sva/simple", 10, 0, "heldout")
+    assert heldout != generate("sva/simple", 10, 0, "all")  # the split changes the instances
+    (lib,) = accuracy(load_model(str(minilm_checkpoint)), heldout)
+    assert row["n"] == 10 and row["mean_qoi"] == pytest.approx(lib.mean_qoi)
+
+
 def test_accuracy_command_marvin_linzen_groups_by_task(minilm_checkpoint, tmp_path):
     data = tmp_path / "ml.tsv"
     data.write_text(
@@ -195,6 +209,8 @@ def test_accuracy_command_marvin_linzen_groups_by_task(minilm_checkpoint, tmp_pa
         (["--task", "sva/no_such_task"], "unknown task 'sva/no_such_task'"),
         (["--data", "/nonexistent/data.tsv"], "not found"),
         ([], "give --task NAME or --data FILE"),
+        (["--task", "sva/simple", "--split", "test"], "--split must be one of"),
+        (["--task", "sa/sst2", "--split", "heldout"], "--split applies only to a generated template task"),
     ],
 )
 def test_accuracy_command_errors(minilm_checkpoint, args, message):

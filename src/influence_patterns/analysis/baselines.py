@@ -50,7 +50,7 @@ from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.graph.adapters import Adapter
-from influence_patterns.graph.hooks import Interceptor, intercept
+from influence_patterns.graph.hooks import Interceptor, RecordAttention, intercept
 
 
 @dataclass(frozen=True)
@@ -223,10 +223,14 @@ class AttentionArgmax(Method):
         return out
 
 
-class Rollout(Method):
-    name = "rollout"
-    description = "max-product path through residual-augmented attention (Abnar & Zuidema 2020)"
+class _ResidualPaths(Method):
+    """Shared loop of the rollout-style methods: per sentence the residual-augmented
+    attention Ã^l, then one position path per source (``_positions``), heads added."""
+
     group = "attention"
+
+    def _positions(self, weights, source: int, target: int, valid: np.ndarray) -> list[int]:
+        raise NotImplementedError
 
     def paths(self, ctx):
         att = ctx.attentions()
@@ -237,12 +241,16 @@ class Rollout(Method):
             a_b = [a[b, :, :n, :n] for a in att]
             weights = _residual_attention(a_b)
             valid = np.ones(n, dtype=bool)
-            paths = []
-            for i in ctx.batch.sources[b]:
-                pos = max_product_path(weights, i, target, valid)
-                paths.append(_with_heads(a_b, i, pos))
-            out.append(paths)
+            out.append([_with_heads(a_b, i, self._positions(weights, i, target, valid)) for i in ctx.batch.sources[b]])
         return out
+
+
+class Rollout(_ResidualPaths):
+    name = "rollout"
+    description = "max-product path through residual-augmented attention (Abnar & Zuidema 2020)"
+
+    def _positions(self, weights, source, target, valid):
+        return max_product_path(weights, source, target, valid)
 
 
 def attention_flow_weights(weights: list[np.ndarray], source: int, target: int, scale: float = 1e6) -> list[np.ndarray] | None:
@@ -276,53 +284,32 @@ def attention_flow_weights(weights: list[np.ndarray], source: int, target: int, 
     return out
 
 
-class AttentionFlow(Method):
+class AttentionFlow(_ResidualPaths):
     name = "attention-flow"
     description = "max-product path through the max-flow edge flows (Abnar & Zuidema 2020, networkx)"
-    group = "attention"
 
-    def paths(self, ctx):
-        att = ctx.attentions()
-        out = []
-        for b in range(len(ctx.batch)):
-            n = ctx.batch.lengths[b]
-            target = int(ctx.batch.target_index[b])
-            a_b = [a[b, :, :n, :n] for a in att]
-            weights = _residual_attention(a_b)
-            valid = np.ones(n, dtype=bool)
-            paths = []
-            for i in ctx.batch.sources[b]:
-                flows = attention_flow_weights(weights, i, target)
-                pos = max_product_path(flows, i, target, valid) if flows is not None else None
-                if pos is None:  # no flow: fall back to the rollout path
-                    pos = max_product_path(weights, i, target, valid)
-                paths.append(_with_heads(a_b, i, pos))
-            out.append(paths)
-        return out
+    def _positions(self, weights, source, target, valid):
+        flows = attention_flow_weights(weights, source, target)
+        pos = max_product_path(flows, source, target, valid) if flows is not None else None
+        if pos is None:  # no flow: fall back to the rollout path
+            pos = max_product_path(weights, source, target, valid)
+        return pos
 
 
 # --- layer attribution -----------------------------------------------------------------
 
 
-class _RecordNodes(Interceptor):
+class _RecordNodes(RecordAttention):
     """Plain pass: keep h^l (l ≥ 1), a^l and s^l (as fresh views) for their gradients."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.h: list[torch.Tensor] = []
-        self.context: list[torch.Tensor] = []
-        self.skip: list[torch.Tensor] = []
 
     def on_h(self, layer, h):
         if layer > 0:
             self.h.append(h)
         return h
-
-    def on_attn(self, layer, context, skip):
-        # Fresh views: the skip tensor is also the attention's input; only this use is s^l.
-        context, skip = context.view_as(context), skip.view_as(skip)
-        self.context.append(context)
-        self.skip.append(skip)
-        return context, skip
 
 
 class _Conductance(Interceptor):

@@ -7,13 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-
-def _f(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
+from influence_patterns.analysis.report import fmt as _f
 
 
 def print_analysis(result: dict[str, Any], console: Console | None = None) -> None:

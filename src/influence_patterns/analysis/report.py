@@ -24,12 +24,16 @@ PAPER_PATTERN_VS_LAYER = 0.25
 ROLE = "subject"  # the role of the second ablation table (DIR/ablation-subject.json), when present
 
 
-def _f(x: Any, digits: int = 3) -> str:
+def fmt(x: Any, digits: int = 3) -> str:
+    """A number for a table: ``digits`` decimals for floats, "–" for missing."""
     if x is None:
         return "–"
     if isinstance(x, float):
         return f"{x:.{digits}f}"
     return str(x)
+
+
+_f = fmt
 
 
 def _pct(x: float | None) -> str:

@@ -71,6 +71,10 @@ def accuracy_command(
     data: Optional[Path] = typer.Option(
         None, "--data", help="Read instances from this file (JSONL, TSV, M&L TSV); with --task, that task's file."
     ),
+    split: str = typer.Option(
+        "all", "--split",
+        help="Template vocabulary for a generated --task: all | train | heldout (words the default MLM never saw).",
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Instances per forward pass."),
     strict: bool = typer.Option(
@@ -89,7 +93,19 @@ def accuracy_command(
         fail("give --task NAME or --data FILE")
     if data is not None and not data.exists():
         fail(f"data file not found: {data}")
-    if task is not None:
+    if split != "all":
+        from influence_patterns.tasks.templates import TEMPLATE_TASKS
+        from influence_patterns.tasks.vocab import SPLITS
+
+        if split not in SPLITS:
+            fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if task not in TEMPLATE_TASKS or data is not None:
+            fail("--split applies only to a generated template task (--task sva/... or ra/..., without --data)")
+    if task is not None and split != "all":
+        from influence_patterns.tasks.templates import generate
+
+        instances = generate(task, n, seed, split)
+    elif task is not None:
         from influence_patterns.tasks.registry import get_task
 
         instances = get_task(task).load(n, seed, data)

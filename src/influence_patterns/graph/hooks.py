@@ -27,6 +27,22 @@ class Interceptor:
         return context, skip
 
 
+class RecordAttention(Interceptor):
+    """Keeps a^l and s^l of every layer (``self.context``, ``self.skip``) as fresh views,
+    so their gradients can be taken. The skip tensor is also the attention's input;
+    the fresh view makes only this use of it the node s^l."""
+
+    def __init__(self) -> None:
+        self.context: list[torch.Tensor] = []
+        self.skip: list[torch.Tensor] = []
+
+    def on_attn(self, layer: int, context: torch.Tensor, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        context, skip = context.view_as(context), skip.view_as(skip)
+        self.context.append(context)
+        self.skip.append(skip)
+        return context, skip
+
+
 @contextmanager
 def intercept(adapter: Adapter, interceptor: Interceptor) -> Iterator[None]:
     """Install the adapter's hooks for the duration of the ``with`` block."""

@@ -28,7 +28,7 @@ from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.qoi import QoIFn
 from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.graph.adapters import Adapter
-from influence_patterns.graph.hooks import Interceptor, intercept, restrict
+from influence_patterns.graph.hooks import Interceptor, RecordAttention, intercept, restrict
 from influence_patterns.search.common import SourceSearch
 
 DEFAULT_MAX_ROWS = 2048
@@ -80,26 +80,17 @@ class _Stage1(Interceptor):
         return restrict(h, _position_mask(t.repeat_interleave(A), n, h.dtype))
 
 
-class _Stage2Backward(Interceptor):
+class _Stage2Backward(RecordAttention):
     """Plain pass restricted to the stage-1 positions; keeps a^l and s^l for their gradients."""
 
     def __init__(self, positions: torch.Tensor, A: int) -> None:
+        super().__init__()
         self.positions = positions  # (S, L+1)
         self.A = A
-        self.context: list[torch.Tensor] = []
-        self.skip: list[torch.Tensor] = []
 
     def on_h(self, layer, h):
         t = self.positions[:, layer].repeat_interleave(self.A)
         return restrict(h, _position_mask(t, h.shape[1], h.dtype))
-
-    def on_attn(self, layer, context, skip):
-        # Fresh views: the skip tensor is also the attention's input, and only this
-        # use of it is the node s^l.
-        context, skip = context.view_as(context), skip.view_as(skip)
-        self.context.append(context)
-        self.skip.append(skip)
-        return context, skip
 
 
 class _Stage2Forward(Interceptor):
