@@ -6,7 +6,7 @@ linearly with the rows of a chunk and, per row, like ``L·(H·n² + c·n·d)``. 
 guess ``c`` for each architecture, :func:`row_bytes` runs one row through the model
 once and counts what autograd keeps, then adds the gradients the scorer holds and
 one layer's attention-sized transients. ``benchmarks/memory.py`` checks the estimate
-against measured peaks (docs/performance-memory.md).
+against measured peaks (docs/performance.md).
 """
 
 from __future__ import annotations
