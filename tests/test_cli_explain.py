@@ -28,6 +28,22 @@ def test_explain_prints_table_and_writes_json(mlm_checkpoint, tmp_path):
     assert len(p["positions"]) == d["num_layers"] + 1 and len(p["heads"]) == d["num_layers"]
 
 
+def test_explain_only_some_sources(mlm_checkpoint, tmp_path):
+    full, part = tmp_path / "full.json", tmp_path / "part.json"
+    base = ["explain", "the boy near the dogs [MASK] good", "--targets", "is,are", "--model", str(mlm_checkpoint),
+            "--steps", "4"]
+    assert runner.invoke(app, [*base, "--json", str(full)]).exit_code == 0
+    res = runner.invoke(app, [*base, "--sources", "5,2,2", "--json", str(part)])
+    assert res.exit_code == 0, res.output
+    every = {p["source_index"]: p for p in json.loads(full.read_text())["patterns"]}
+    chosen = json.loads(part.read_text())["patterns"]
+    assert [p["source_index"] for p in chosen] == [2, 5]  # sorted, once each
+    for p in chosen:  # a token's pattern does not depend on which other tokens are explained
+        q = every[p["source_index"]]
+        assert (p["positions"], p["heads"]) == (q["positions"], q["heads"])
+        assert p["influence_head"] == pytest.approx(q["influence_head"], rel=1e-6)
+
+
 def test_explain_classifier_with_label(classifier_checkpoint):
     res = runner.invoke(app, ["explain", "a very funny movie", "--label", "1",
                               "--model", str(classifier_checkpoint), "--steps", "3", "--method", "reference"])
@@ -46,6 +62,11 @@ def test_explain_classifier_with_label(classifier_checkpoint):
         (["the boy [MASK]"], "needs --targets"),
         (["the boy " * 40 + "[MASK]", "--targets", "is,are"], "at most 64"),
         (["the boy [MASK]", "--targets", "is,are", "--baseline", "noise"], "unknown baseline"),
+        (["the boy [MASK] good", "--targets", "is,are", "--sources", "2,x"], "--sources takes word-piece positions"),
+        (["the boy [MASK] good", "--targets", "is,are", "--sources", "9"], "source 9 is out of range"),
+        (["the boy [MASK] good", "--targets", "is,are", "--sources", "3"], "source 3 is the target position"),
+        (["the boy [MASK] good", "--targets", "is,are", "--sources", "0"], "source 0 is the special token '[CLS]'"),
+        (["the boy [MASK] good", "--targets", "is,are", "--sources", ","], "no sources given"),
     ],
 )
 def test_explain_errors_are_one_line(mlm_checkpoint, args, message):

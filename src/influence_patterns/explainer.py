@@ -77,11 +77,13 @@ class Explainer:
         return prepare_batch(self.adapter, self.tokenizer, queries, self.config.baseline, self.config.keep_special)
 
     def explain(
-        self, text: str, targets: Sequence[str] | None = None, label: int | None = None
+        self, text: str, targets: Sequence[str] | None = None, label: int | None = None,
+        sources: Sequence[int] | None = None,
     ) -> Explanation:
         """Influence patterns of every source token of ``text`` (``targets=(good, bad)``
-        for a masked LM with one ``[MASK]``; ``label`` for a classifier, default: its prediction)."""
-        return self.explain_batch([Query(text, _pair(targets), label)])[0]
+        for a masked LM with one ``[MASK]``; ``label`` for a classifier, default: its
+        prediction). ``sources``: only these word-piece positions (``[CLS]`` is 0)."""
+        return self.explain_batch([Query(text, _pair(targets), label, sources)])[0]
 
     def explain_batch(
         self, queries: Sequence[Query], progress: Callable[[int], None] | None = None

@@ -14,11 +14,14 @@ from influence_patterns.graph.adapters import Adapter
 
 @dataclass
 class Query:
-    """One text to explain: ``targets=(good, bad)`` for an MLM, ``label`` for a classifier."""
+    """One text to explain: ``targets=(good, bad)`` for an MLM, ``label`` for a classifier.
+    ``sources``: word-piece positions to explain (``[CLS]`` is 0); default every
+    non-special token other than the target."""
 
     text: str
     targets: tuple[str, str] | None = None
     label: int | None = None
+    sources: Sequence[int] | None = None
 
 
 @dataclass
@@ -56,6 +59,26 @@ def _single_piece(tokenizer: Any, word: str) -> int:
     if pieces[0] == tokenizer.unk_token:
         raise InputError(f"target {word!r} is not in the model's vocabulary")
     return int(tokenizer.convert_tokens_to_ids(pieces[0]))
+
+
+def _chosen_sources(chosen: Sequence[int], allowed: list[int], tokens: list[str], target: int) -> list[int]:
+    """The positions the user asked for, checked against the explainable ones."""
+    listing = " ".join(f"{i}:{t}" for i, t in enumerate(tokens))
+    if not len(chosen):
+        raise InputError(f"no sources given; choose positions among: {listing}")
+    out = []
+    for i in chosen:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise InputError(f"a source must be a word-piece position (an integer), got {i!r}")
+        if not 0 <= i < len(tokens):
+            raise InputError(f"source {i} is out of range: the text has {len(tokens)} word pieces ({listing})")
+        if i == target and i not in allowed:
+            raise InputError(f"source {i} is the target position {tokens[i]!r}; choose among: {listing}")
+        if i not in allowed:
+            raise InputError(f"source {i} is the special token {tokens[i]!r}; choose among: {listing}")
+        if i not in out:
+            out.append(i)
+    return sorted(out)
 
 
 def _special_ids(tokenizer: Any) -> set[int]:
@@ -144,6 +167,9 @@ def prepare_batch(
         [i for i, tok in enumerate(ids) if tok not in special and i != targets_idx[b]]
         for b, ids in enumerate(encoded)
     ]
+    for b, q in enumerate(queries):
+        if q.sources is not None:
+            sources[b] = _chosen_sources(q.sources, sources[b], tokens[b], targets_idx[b])
     return Batch(
         queries=list(queries),
         input_ids=input_ids,

@@ -28,6 +28,11 @@ def explain_command(
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON to this file."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the patterns to this .svg/.png/.pdf file."),
+    sources: Optional[str] = typer.Option(
+        None, "--sources", "-s",
+        help="Explain only these word-piece positions, comma-separated ([CLS] is 0; e.g. 2 for 'authors'). "
+             "Cost is linear in the number of sources.",
+    ),
 ) -> None:
     """Find each source token's influence pattern (GPR) and print them as a table."""
     from influence_patterns.explainer import Explainer
@@ -40,7 +45,15 @@ def explain_command(
         from influence_patterns.errors import InputError
 
         raise InputError("a masked-LM explanation needs --targets GOOD,BAD (e.g. --targets is,are)")
-    result = explainer.explain(text, targets=targets, label=label)
+    chosen = None
+    if sources is not None:
+        from influence_patterns.errors import InputError
+
+        try:
+            chosen = [int(p) for p in sources.split(",") if p.strip()]
+        except ValueError:
+            raise InputError(f"--sources takes word-piece positions like 2,5; got {sources!r}") from None
+    result = explainer.explain(text, targets=targets, label=label, sources=chosen)
     result.show()
     if json_out is not None:
         result.save(json_out)
