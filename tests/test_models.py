@@ -238,3 +238,30 @@ def test_default_mlm_meets_accuracy_targets(cache):
     results = accuracy(load_model("default-mlm"), defaults.marvin_linzen_sample(), skip_unscorable=True)
     overall = sum(r.accuracy * r.n for r in results) / sum(r.n for r in results)
     assert overall == pytest.approx(info["summary"]["marvin_linzen_sample"], abs=1e-6)
+
+
+def test_busy_cores_reads_proc_stat():
+    busy = defaults._busy_cores(window=0.2)
+    if sys.platform.startswith("linux"):
+        import os
+
+        assert busy is not None and 0.0 <= busy <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("busy, torch_threads, expected", [(0.1, 2, 2), (1.0, 2, 1), (1.6, 2, 1), (0.0, 1, 1), (None, 2, 2)])
+def test_build_threads_follow_idle_cores(monkeypatch, busy, torch_threads, expected):
+    monkeypatch.delenv(defaults.THREADS_ENV, raising=False)
+    monkeypatch.setattr(defaults, "_busy_cores", lambda window=1.0: busy)
+    monkeypatch.setattr(defaults, "_load_average", lambda: None)
+    monkeypatch.setattr(defaults.os, "cpu_count", lambda: 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(torch_threads)
+    try:
+        assert defaults.build_threads() == expected
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv(defaults.THREADS_ENV, "3")
+    assert defaults.build_threads() == 3
+    monkeypatch.setenv(defaults.THREADS_ENV, "many")
+    with pytest.raises(InputError, match="must be a whole number"):
+        defaults.build_threads()

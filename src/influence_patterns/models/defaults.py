@@ -364,11 +364,39 @@ def build_threads() -> int:
         except ValueError:
             raise InputError(f"{THREADS_ENV} must be a whole number, got {env!r}") from None
     threads = torch.get_num_threads()
-    load = _load_average()
-    if load is not None:
-        idle = (os.cpu_count() or 1) - load
+    busy = _busy_cores()
+    if busy is None:
+        busy = _load_average()
+    if busy is not None:
+        idle = (os.cpu_count() or 1) - busy
         threads = max(1, min(threads, int(idle + 0.5)))
     return threads
+
+
+def _busy_cores(window: float = 1.0) -> float | None:
+    """Cores busy right now, from two reads of ``/proc/stat`` ``window`` seconds apart
+    (the 1-minute load average lags: just after another job ends it still counts it).
+    ``None`` where ``/proc/stat`` is missing (macOS, Windows)."""
+
+    def read() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        if len(fields) < 5:
+            return None
+        return sum(fields[:8]), fields[3] + fields[4]  # total, idle + iowait
+
+    first = read()
+    if first is None:
+        return None
+    time.sleep(window)
+    second = read()
+    if second is None or second[0] <= first[0]:
+        return None
+    busy_share = 1 - (second[1] - first[1]) / (second[0] - first[0])
+    return round(max(0.0, busy_share) * (os.cpu_count() or 1), 2)
 
 
 def _load_average() -> float | None:
