@@ -61,6 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default-mlm")
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--quadrature", default="riemann",
+                        help="riemann (the paper's rule, as the recorded figures) or gauss-legendre")
     parser.add_argument("--lengths", type=int, nargs="+", default=[10, 20, 50, 128])
     parser.add_argument("--reference-up-to", type=int, default=10,
                         help="run the reference only for inputs of at most this many tokens")
@@ -75,12 +77,14 @@ def main() -> None:
 
     if args.model in defaults.DEFAULT_MODELS and not defaults.is_built(args.model):
         sys.exit(f"{args.model} is not built yet: run `influence-patterns models build {args.model}` first")
-    fast = Explainer.from_pretrained(args.model, device=args.device, steps=args.steps, method="fast")
-    reference = Explainer(fast.model, fast.tokenizer, name=fast.name, steps=args.steps, method="reference")
+    rule = dict(steps=args.steps, quadrature=args.quadrature)
+    fast = Explainer.from_pretrained(args.model, device=args.device, method="fast", **rule)
+    reference = Explainer(fast.model, fast.tokenizer, name=fast.name, method="reference", **rule)
 
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} torch threads"
     print(f"machine: {platform.machine()}, {platform.processor() or '?'}, {where}, torch {torch.__version__}")
-    print(f"model: {fast.name}; steps={args.steps} (Riemann, {args.steps + 1} points); mask baseline; one sentence per call")
+    points = args.steps + 1 if args.quadrature == "riemann" else args.steps
+    print(f"model: {fast.name}; {args.quadrature}, steps={args.steps} ({points} points); mask baseline; one sentence per call")
     fast.explain(sentence_of_length(fast.tokenizer, 8), TARGETS)  # warm-up
     print(f"{'tokens':>6} {'sources':>7} {'reference s':>12} {'fast s':>8} {'ratio':>7}")
     for length in args.lengths:

@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--task", default="sva/simple")
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--quadrature", default="riemann")
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
@@ -53,9 +54,9 @@ def main() -> None:
     if args.model in defaults.DEFAULT_MODELS and not defaults.is_built(args.model):
         sys.exit(f"{args.model} is not built yet: run `influence-patterns models build {args.model}` first")
     all_threads = torch.get_num_threads()
-    explainer = Explainer.from_pretrained(args.model, device="cpu", steps=args.steps)
+    explainer = Explainer.from_pretrained(args.model, device="cpu", steps=args.steps, quadrature=args.quadrature)
     print(f"machine: {platform.machine()}, {all_threads} torch threads available, torch {torch.__version__}")
-    print(f"model: {explainer.name}; task {args.task}, n={args.n}, steps={args.steps}, batch size {args.batch_size}")
+    print(f"model: {explainer.name}; task {args.task}, n={args.n}, {args.quadrature} steps={args.steps}, batch size {args.batch_size}")
 
     configs = [("local", 1, all_threads), ("local", 1, 1)] + [("ray", w, 1) for w in args.workers]
     reference = None
@@ -67,7 +68,7 @@ def main() -> None:
             stamps: list[tuple[float, int]] = []
             t0 = time.perf_counter()
             results = run_dataset(
-                args.task, args.model, Path(tmp) / f"run{i}", n=args.n, steps=args.steps,
+                args.task, args.model, Path(tmp) / f"run{i}", n=args.n, steps=args.steps, quadrature=args.quadrature,
                 batch_size=args.batch_size, explainer=explainer, backend=backend, workers=workers,
                 progress=lambda done, total: stamps.append((time.perf_counter(), done)),
             )

@@ -36,7 +36,7 @@ def small_run(tmp_path_factory, tokenizer):
         e = explainer.explain(text, targets=targets)
         rows.append({"index": i, **e.to_dict(), "roles": {"subject": 2}, "correct": e.correct})
     batch = explainer.prepare([Query(t, g) for t, g in zip(TEXTS, TARGETS)])
-    ctx = B.MethodInput(explainer.adapter, batch, rows, make_quadrature(6, dtype=batch.x.dtype), explainer.qoi, seed=0)
+    ctx = B.MethodInput(explainer.adapter, batch, rows, make_quadrature(6, explainer.config.quadrature, dtype=batch.x.dtype), explainer.qoi, seed=0)
     return explainer, rows, ctx, out
 
 

@@ -11,7 +11,7 @@ from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.influence import Constraint, qoi_values, restricted_influence
 from influence_patterns.attribution.inputs import Batch, Query, prepare_batch
 from influence_patterns.attribution.qoi import get_qoi
-from influence_patterns.attribution.quadrature import QUADRATURES, make_quadrature
+from influence_patterns.attribution.quadrature import DEFAULT_QUADRATURE, QUADRATURES, default_steps, make_quadrature
 from influence_patterns.errors import InputError
 from influence_patterns.graph.adapters import adapter_for
 from influence_patterns.result import Explanation, Pattern
@@ -25,23 +25,25 @@ METHODS = ("fast", "reference")
 
 @dataclass
 class ExplainConfig:
-    """How explanations are computed. ``steps`` is m of the Riemann rule (m+1 points)
-    or the number of Gauss–Legendre points."""
+    """How explanations are computed. ``steps`` is the number of Gauss–Legendre points
+    (default 32) or m of the paper's Riemann rule (m+1 points; default 50 with
+    ``quadrature="riemann"``)."""
 
-    steps: int = 50
+    steps: int | None = None
     baseline: str = "mask"
     keep_special: bool = False
-    quadrature: str = "riemann"
+    quadrature: str = DEFAULT_QUADRATURE
     method: str = "fast"
     max_rows: int | None = None  # (source × α) rows per chunk; None: sized to free memory
 
     def validate(self) -> None:
+        if self.quadrature not in QUADRATURES:
+            raise InputError(f"unknown quadrature {self.quadrature!r}; choose one of {', '.join(QUADRATURES)}")
+        self.steps = default_steps(self.steps, self.quadrature)
         if self.steps < 1:
             raise InputError(f"steps must be at least 1, got {self.steps}")
         if self.baseline not in BASELINES:
             raise InputError(f"unknown baseline {self.baseline!r}; choose one of {', '.join(BASELINES)}")
-        if self.quadrature not in QUADRATURES:
-            raise InputError(f"unknown quadrature {self.quadrature!r}; choose one of {', '.join(QUADRATURES)}")
         if self.method not in METHODS:
             raise InputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.max_rows is not None and self.max_rows < 1:

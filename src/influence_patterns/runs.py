@@ -45,10 +45,10 @@ class RunOptions:
     n: int | None = None
     seed: int = 0
     data: str | None = None
-    steps: int = 50
+    steps: int = 32
     baseline: str = "mask"
     method: str = "fast"
-    quadrature: str = "riemann"
+    quadrature: str = "gauss-legendre"
     keep_special: bool = False
     data_sha256: str | None = None
     instances: int | None = None  # how many instances (n, seed, data) gives
@@ -280,10 +280,10 @@ def run_dataset(
     seed: int = 0,
     data: str | Path | None = None,
     batch_size: int = 8,
-    steps: int = 50,
+    steps: int | None = None,
     baseline: str = "mask",
     method: str = "fast",
-    quadrature: str = "riemann",
+    quadrature: str = "gauss-legendre",
     keep_special: bool = False,
     device: str = "auto",
     max_rows: int | None = None,
@@ -309,6 +309,11 @@ def run_dataset(
         raise InputError(f"--n must be at least 1, got {n}")
     if data is not None and not Path(data).is_file():
         raise InputError(f"data file not found: {data}")
+    from influence_patterns.attribution.quadrature import QUADRATURES, default_steps
+
+    if quadrature not in QUADRATURES:
+        raise InputError(f"unknown quadrature {quadrature!r}; choose one of {', '.join(QUADRATURES)}")
+    steps = default_steps(steps, quadrature)
     instances = load_run_instances(task, n, seed, data)
     opts = RunOptions(
         model=_model_key(model), task=task, n=n, seed=seed,

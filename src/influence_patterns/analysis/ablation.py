@@ -110,15 +110,17 @@ def ablate_rows(
     rows: list[dict[str, Any]],
     methods: Sequence[str] = DEFAULT_METHODS,
     sources: str = "all",
-    steps: int = 50,
+    steps: int | None = None,
     batch_size: int = 8,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     max_rows: int | None = None,
+    quadrature: str | None = None,
 ) -> dict[str, Any]:
     """Ablate the node sets of ``methods`` on result ``rows`` (see the module doc).
     ``max_rows``: (source × α) rows per pass of the IG-based baselines (default: the
-    explainer's setting, else sized to free memory)."""
+    explainer's setting, else sized to free memory). ``steps``/``quadrature``: the
+    IG-based baselines' rule (default: the explainer's)."""
     from influence_patterns.attribution.inputs import Query
     from influence_patterns.attribution.qoi import get_qoi
     from influence_patterns.attribution.quadrature import make_quadrature
@@ -144,7 +146,10 @@ def ablate_rows(
                     f"instance {row.get('index')}: the model's tokenizer gives {batch.tokens[b]}, "
                     f"the run has {row['tokens']} (ablate with the run's model)"
                 )
-        quad = make_quadrature(steps, dtype=batch.x.dtype)
+        quad = make_quadrature(
+            steps if steps is not None else explainer.config.steps,
+            quadrature or explainer.config.quadrature, dtype=batch.x.dtype,
+        )
         rows_per_pass = max_rows or getattr(explainer.config, "max_rows", None)
         if rows_per_pass is None:
             from influence_patterns.search.memory import auto_max_rows
@@ -217,7 +222,10 @@ def ablate_run(
     rows, meta = read_run(path)
     if not rows:
         raise DataError(f"{path} has no results yet")
-    steps = int(meta.get("steps") or rows[0].get("steps") or 50)
+    # runs written before Gauss–Legendre became the default recorded "riemann"
+    quadrature = str(meta.get("quadrature") or rows[0].get("quadrature") or "riemann")
+    steps = meta.get("steps") or rows[0].get("steps")
+    steps = int(steps) if steps is not None else None
     if explainer is None:
         name = model or meta.get("model") or rows[0].get("model")
         if not name:
@@ -225,11 +233,13 @@ def ablate_run(
         from influence_patterns.explainer import Explainer
 
         explainer = Explainer.from_pretrained(
-            name, device=device, steps=steps, baseline=meta.get("baseline", rows[0].get("baseline", "mask")),
+            name, device=device, steps=steps, quadrature=quadrature,
+            baseline=meta.get("baseline", rows[0].get("baseline", "mask")),
             keep_special=bool(meta.get("keep_special", False)), max_rows=max_rows,
         )
     result = {"run": str(path), "task": meta.get("task"),
-              **ablate_rows(explainer, rows, methods, sources, steps, batch_size, seed, progress, max_rows)}
+              **ablate_rows(explainer, rows, methods, sources, steps, batch_size, seed, progress, max_rows,
+                            quadrature)}
     if save and Path(path).is_dir():
         (Path(path) / ablation_file(sources)).write_text(json.dumps(result, indent=2) + "\n")
     return result

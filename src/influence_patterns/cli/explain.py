@@ -19,11 +19,13 @@ def explain_command(
     targets: Optional[str] = typer.Option(None, "--targets", "-t", help="GOOD,BAD words for the [MASK] (masked LM)."),
     label: Optional[int] = typer.Option(None, "--label", help="Gold class for a classifier (default: its prediction)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="default-mlm, default-sst2, a checkpoint dir or a hub name."),
-    steps: int = typer.Option(50, "--steps", help="Riemann steps m (m+1 points) or Gauss–Legendre points."),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
+    ),
     method: str = typer.Option("fast", "--method", help="fast | reference"),
     baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
-    quadrature: str = typer.Option("riemann", "--quadrature", help="riemann | gauss-legendre"),
+    quadrature: str = typer.Option("gauss-legendre", "--quadrature", help="gauss-legendre | riemann (the paper's rule)"),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON to this file."),

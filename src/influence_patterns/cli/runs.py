@@ -25,10 +25,12 @@ def run_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the instance generator / subset."),
     data: Optional[Path] = typer.Option(None, "--data", help="Read instances from this file (JSONL, TSV, M&L TSV)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Instances explained together."),
-    steps: int = typer.Option(50, "--steps", help="Riemann steps m (m+1 points)."),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
+    ),
     baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
     method: str = typer.Option("fast", "--method", help="fast | reference"),
-    quadrature: str = typer.Option("riemann", "--quadrature", help="riemann | gauss-legendre"),
+    quadrature: str = typer.Option("gauss-legendre", "--quadrature", help="gauss-legendre | riemann (the paper's rule)"),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
