@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 
 import torch
+
+from _timing import timed  # benchmarks/_timing.py (run as python benchmarks/...)
 
 # A chain of one-piece words that keeps the sentence grammatical however long it is.
 SUBJECT = "the author"
@@ -45,16 +46,6 @@ def sentence_of_length(tokenizer, length: int) -> str:
         if n > length:
             break
     raise SystemExit(f"no sentence of exactly {length} word pieces (shortest is {len(tokenizer(SUBJECT + ' ' + TAIL)['input_ids'])})")
-
-
-def timed(fn, device: str):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = fn()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, out
 
 
 def main() -> None:

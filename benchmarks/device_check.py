@@ -9,8 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
 from gpr import make_batch, make_model  # noqa: E402
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import torch
+
+from _timing import timed  # benchmarks/_timing.py (run as python benchmarks/...)
 from transformers import BertConfig, BertForMaskedLM
 
 from influence_patterns.attribution.inputs import Batch
@@ -30,16 +31,6 @@ def make_model(seed: int = 0) -> BertForMaskedLM:
     config = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
     config._attn_implementation = "eager"
     return BertForMaskedLM(config).eval()
-
-
-def timed(fn, device: str):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = fn()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, out
 
 
 def make_batch(model: BertForMaskedLM, length: int, seed: int, device: str = "cpu") -> Batch:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-import torch
-
 from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.influence import Constraint, qoi_values, restricted_influence
 from influence_patterns.attribution.inputs import Batch, Query, prepare_batch
