@@ -30,11 +30,12 @@ class ExplainConfig:
     steps: int | None = None
     baseline: str = "mask"
     keep_special: bool = False
-    quadrature: str = DEFAULT_QUADRATURE
+    quadrature: str | None = DEFAULT_QUADRATURE
     method: str = "fast"
     max_rows: int | None = None  # (source × α) rows per chunk; None: sized to free memory
 
     def validate(self) -> None:
+        self.quadrature = self.quadrature or DEFAULT_QUADRATURE  # None: the default rule
         if self.quadrature not in QUADRATURES:
             raise InputError(f"unknown quadrature {self.quadrature!r}; choose one of {', '.join(QUADRATURES)}")
         self.steps = default_steps(self.steps, self.quadrature)

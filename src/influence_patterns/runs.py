@@ -45,10 +45,10 @@ class RunOptions:
     n: int | None = None
     seed: int = 0
     data: str | None = None
-    steps: int = 32
+    steps: int | None = None  # run_dataset records the resolved rule and size
     baseline: str = "mask"
     method: str = "fast"
-    quadrature: str = "gauss-legendre"
+    quadrature: str | None = None
     keep_special: bool = False
     data_sha256: str | None = None
     instances: int | None = None  # how many instances (n, seed, data) gives
@@ -186,9 +186,9 @@ def role_token_indices(tokenizer: Any, text: str, roles: dict[str, int], tokens:
     """
     if not roles:
         return {}
-    mask = getattr(tokenizer, "mask_token", None)
-    if mask not in (None, "[MASK]"):
-        text = text.replace("[MASK]", mask)
+    from influence_patterns.attribution.inputs import with_mask_token
+
+    text = with_mask_token(tokenizer, text)
     first = _first_pieces_by_offsets(tokenizer, text, tokens) or _first_pieces_by_words(tokenizer, text, tokens)
     return {role: first[int(w)] for role, w in roles.items() if int(w) in first}
 
@@ -283,7 +283,7 @@ def run_dataset(
     steps: int | None = None,
     baseline: str = "mask",
     method: str = "fast",
-    quadrature: str = "gauss-legendre",
+    quadrature: str | None = None,
     keep_special: bool = False,
     device: str = "auto",
     max_rows: int | None = None,
@@ -309,8 +309,9 @@ def run_dataset(
         raise InputError(f"--n must be at least 1, got {n}")
     if data is not None and not Path(data).is_file():
         raise InputError(f"data file not found: {data}")
-    from influence_patterns.attribution.quadrature import QUADRATURES, default_steps
+    from influence_patterns.attribution.quadrature import DEFAULT_QUADRATURE, QUADRATURES, default_steps
 
+    quadrature = quadrature or DEFAULT_QUADRATURE
     if quadrature not in QUADRATURES:
         raise InputError(f"unknown quadrature {quadrature!r}; choose one of {', '.join(QUADRATURES)}")
     steps = default_steps(steps, quadrature)

@@ -81,6 +81,12 @@ def _chosen_sources(chosen: Sequence[int], allowed: list[int], tokens: list[str]
     return sorted(out)
 
 
+def with_mask_token(tokenizer: Any, text: str) -> str:
+    """``text`` with the user's ``[MASK]`` written as the tokenizer's own mask token (``<mask>``)."""
+    mask = getattr(tokenizer, "mask_token", None)
+    return text if mask in (None, "[MASK]") else text.replace("[MASK]", mask)
+
+
 def _special_ids(tokenizer: Any) -> set[int]:
     return {int(i) for i in tokenizer.all_special_ids}
 
@@ -106,7 +112,7 @@ def prepare_batch(
     for q in queries:
         if not isinstance(q.text, str) or not q.text.strip():
             raise InputError("the text is empty")
-        text = q.text if tokenizer.mask_token in (None, "[MASK]") else q.text.replace("[MASK]", tokenizer.mask_token)
+        text = with_mask_token(tokenizer, q.text)
         ids = tokenizer(text, add_special_tokens=True)["input_ids"]
         if len(ids) > adapter.max_length:
             raise InputError(

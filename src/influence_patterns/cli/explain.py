@@ -25,7 +25,9 @@ def explain_command(
     method: str = typer.Option("fast", "--method", help="fast | reference"),
     baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
-    quadrature: str = typer.Option("gauss-legendre", "--quadrature", help="gauss-legendre | riemann (the paper's rule)"),
+    quadrature: Optional[str] = typer.Option(
+        None, "--quadrature", help="gauss-legendre (default) | riemann (the paper's rule)"
+    ),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON to this file."),

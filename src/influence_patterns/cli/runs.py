@@ -30,7 +30,9 @@ def run_command(
     ),
     baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
     method: str = typer.Option("fast", "--method", help="fast | reference"),
-    quadrature: str = typer.Option("gauss-legendre", "--quadrature", help="gauss-legendre | riemann (the paper's rule)"),
+    quadrature: Optional[str] = typer.Option(
+        None, "--quadrature", help="gauss-legendre (default) | riemann (the paper's rule)"
+    ),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
