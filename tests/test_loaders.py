@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import warnings
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from influence_patterns.tasks.loaders import (
     map_ml_task,
     save_instances,
 )
-from influence_patterns.tasks.registry import find_shared_file
+from influence_patterns.data import marvin_linzen_path
 from influence_patterns.tasks.templates import TEMPLATE_TASKS, generate
 
 ML_HEADER = "task\tcondition\tgood\tbad\n"
@@ -25,10 +26,8 @@ ML_HEADER = "task\tcondition\tgood\tbad\n"
 
 @pytest.fixture(scope="module")
 def ml_sample() -> Path:
-    """The shared sample beside the checkout (CI has it too)."""
-    path = find_shared_file("shared/data/marvin_linzen_sample.tsv", start=Path(__file__))
-    assert path is not None, "shared/data/marvin_linzen_sample.tsv not found beside the checkout"
-    return path
+    """The sample shipped with the package."""
+    return marvin_linzen_path()
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -158,11 +157,10 @@ def test_sst2_load_and_round_trip(tmp_path):
     assert load_instances(out) == insts
 
 
-def test_sst2_real_dev_file_if_present():
-    path = find_shared_file("shared/data/sst2/dev.tsv", start=Path(__file__))
-    if path is None:
-        pytest.skip("shared SST-2 dev file not found")
-    insts = load_sst2(path, limit=50)
+def test_sst2_packaged_dev_file():
+    path = resources.files("influence_patterns") / "data" / "sst2_dev.tsv.gz"
+    with resources.as_file(path) as p:
+        insts = load_sst2(p, limit=50)
     assert len(insts) == 50 and {i.label for i in insts} == {0, 1}
 
 

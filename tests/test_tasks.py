@@ -7,13 +7,13 @@ from collections import Counter
 
 import pytest
 
+from influence_patterns.data import marvin_linzen_path
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.tasks import vocab as V
 from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.registry import (
     TASKS,
     TaskSpec,
-    find_shared_file,
     get_task,
     list_tasks,
     register_task,
@@ -211,8 +211,7 @@ def test_template_task_loads_generated_instances():
 
 
 def test_template_task_loads_matching_rows_from_data():
-    sample = find_shared_file("shared/data/marvin_linzen_sample.tsv")
-    assert sample is not None, "shared/data/marvin_linzen_sample.tsv not found beside the checkout"
+    sample = marvin_linzen_path()
     insts = get_task("sva/obj_rel_within").load(None, seed=0, data=sample)
     assert len(insts) == 40
     assert all(i.task == "sva/obj_rel_within" for i in insts)

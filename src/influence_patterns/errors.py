@@ -15,3 +15,7 @@ class ModelError(InfluencePatternsError):
 
 class DataError(InfluencePatternsError, ValueError):
     """A data file is malformed; the message names the file and line."""
+
+
+class OutputError(InfluencePatternsError, OSError):
+    """A result could not be written (permission, a directory in the way, disk full)."""

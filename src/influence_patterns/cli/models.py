@@ -39,7 +39,7 @@ def list_models() -> None:
     table.add_column("measured accuracy")
     for name in defaults.DEFAULT_MODELS:
         st = defaults.status(name)
-        acc = ", ".join(f"{_LABELS.get(k, k)} {v:.3f}" for k, v in st.accuracy.items() if k in _LABELS) or "-"
+        acc = ", ".join(f"{_LABELS.get(k, k)} {defaults.fmt_measure(v)}" for k, v in st.accuracy.items() if k in _LABELS) or "-"
         built = ("yes (stale: models build --force)" if st.stale else "yes") if st.built else "no"
         table.add_row(name, built, str(st.path), acc)
     Console().print(table)

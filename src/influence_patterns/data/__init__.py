@@ -1,16 +1,25 @@
-"""Data shipped with the package: SST-2 train/dev (gzipped TSV, ``text<TAB>label``).
+"""Data shipped with the package: SST-2 train/dev (gzipped TSV, ``text<TAB>label``) and a
+sample of Marvin & Linzen (2018) agreement stimuli (TSV ``task, condition, good, bad``;
+for evaluation only, never trained on).
 
-Read them with :func:`read_sst2`; no file is opened at import time.
+Read them with :func:`read_sst2` / :func:`marvin_linzen_path`; no file is opened at import time.
 """
 
 from __future__ import annotations
 
 import gzip
 from importlib import resources
+from pathlib import Path
 
 from influence_patterns.errors import DataError
 
 SST2_FILES = {"train": "sst2_train.tsv.gz", "dev": "sst2_dev.tsv.gz"}
+MARVIN_LINZEN_SAMPLE = "marvin_linzen_sample.tsv"
+
+
+def marvin_linzen_path() -> Path:
+    """Path of the shipped Marvin & Linzen sample (320 rows; evaluation only)."""
+    return Path(str(resources.files(__name__) / MARVIN_LINZEN_SAMPLE))
 
 
 def read_sst2(split: str) -> list[tuple[str, int]]:

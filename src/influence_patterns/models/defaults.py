@@ -204,7 +204,7 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
     finally:
         torch.set_num_threads(threads_before)
     if progress:
-        summary = ", ".join(f"{k} {v:.3f}" for k, v in info["summary"].items())
+        summary = ", ".join(f"{k} {fmt_measure(v)}" for k, v in info["summary"].items())
         print(f"Built {name} in {info['build_seconds']:.0f} s ({summary}): {target}", file=sys.stderr, flush=True)
     return target
 
@@ -243,7 +243,7 @@ _BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {"mlm": _build_mlm, "class
 
 def measure_mlm(model: Any, tokenizer: Any, per_task: int, seed: int, name: str = "default-mlm") -> dict[str, Any]:
     """Accuracy on held-out template vocabulary (per subtask) and, where the checkout has
-    it, on the Marvin & Linzen sample in ``shared/data/``."""
+    on the Marvin & Linzen sample shipped with the package."""
     from influence_patterns.evaluate import accuracy, mean_accuracy
 
     loaded = _loaded(model, tokenizer, name, "mlm")
@@ -279,14 +279,17 @@ def measure_sst2(model: Any, tokenizer: Any, name: str = "default-sst2") -> dict
     return {"summary": {"sst2_dev": result.accuracy}, "accuracy": {"sst2_dev": [result.to_dict()]}}
 
 
-def marvin_linzen_sample() -> list | None:
-    """The Marvin & Linzen sample from ``shared/data/`` beside the checkout (evaluation
-    only, never trained on; the package does not ship it), or ``None`` when absent."""
-    from influence_patterns.tasks.loaders import load_marvin_linzen
-    from influence_patterns.tasks.registry import find_shared_file
+def fmt_measure(value: float | None) -> str:
+    """A recorded accuracy to three decimals; a measurement that is missing prints as "–"."""
+    return "–" if value is None else f"{value:.3f}"
 
-    path = find_shared_file("shared/data/marvin_linzen_sample.tsv")
-    return None if path is None else load_marvin_linzen(path).instances
+
+def marvin_linzen_sample() -> list | None:
+    """The Marvin & Linzen sample shipped with the package (evaluation only, never trained on)."""
+    from influence_patterns.data import marvin_linzen_path
+    from influence_patterns.tasks.loaders import load_marvin_linzen
+
+    return load_marvin_linzen(marvin_linzen_path()).instances
 
 
 # --------------------------------------------------------------------------- helpers

@@ -24,7 +24,6 @@ from influence_patterns.tasks.templates import generate
 Loader = Callable[..., list[Instance]]  # (n: int, seed: int, data: str | Path | None = None)
 
 PACKAGED_SST2 = "sst2_dev.tsv.gz"  # under influence_patterns/data/, when shipped
-SHARED_SST2 = "shared/data/sst2/dev.tsv"
 
 
 @dataclass(frozen=True)
@@ -49,28 +48,12 @@ def subset(instances: list[Instance], n: int | None, seed: int = 0) -> list[Inst
     return [instances[i] for i in keep]
 
 
-def find_shared_file(relative: str, start: Path | None = None) -> Path | None:
-    """First ``<ancestor>/<relative>`` that exists, walking up from ``start`` (this package)."""
-    here = (start or Path(__file__)).resolve()
-    for parent in here.parents:
-        candidate = parent / relative
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _load_default_sst2(limit: int | None = None) -> list[Instance]:
     packaged = resources.files("influence_patterns") / "data" / PACKAGED_SST2
     if packaged.is_file():
         with ExitStack() as stack:
             return load_sst2(stack.enter_context(resources.as_file(packaged)), limit)
-    shared = find_shared_file(SHARED_SST2)
-    if shared is not None:
-        return load_sst2(shared, limit)
-    raise DataError(
-        f"no default SST-2 dev file found (looked for influence_patterns/data/{PACKAGED_SST2} "
-        f"and {SHARED_SST2} above the package); pass --data PATH"
-    )
+    raise DataError(f"the package's SST-2 dev file influence_patterns/data/{PACKAGED_SST2} is missing; pass --data PATH")
 
 
 def _sst2_loader(n: int | None, seed: int = 0, data: str | Path | None = None) -> list[Instance]:
