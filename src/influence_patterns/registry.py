@@ -1,0 +1,58 @@
+"""One small registry for everything looked up by name: QoIs, IG baselines, quadrature
+rules, GPR methods, ablation methods, backends, tasks and default models.
+
+A :class:`Registry` is a ``dict`` from name to item that also keeps a one-line
+description per name, raises one clear :class:`InputError` for an unknown name (listing
+the valid ones), and gives the CLI its choices and help text, so a new entry is one
+``register`` call and shows up everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Generic, Iterable, TypeVar
+
+from influence_patterns.errors import InputError
+
+T = TypeVar("T")
+
+
+class Registry(dict, Generic[T]):  # type: ignore[type-arg]
+    """Named items of one ``kind`` ("QoI", "baseline", ...), in registration order."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.descriptions: dict[str, str] = {}
+
+    def register(self, name: str, item: T, description: str = "", replace: bool = False) -> T:
+        """Add ``item`` under ``name``; a second item of the same name needs ``replace=True``."""
+        if name in self and not replace:
+            raise InputError(f"{self.kind} {name!r} is already registered (pass replace=True to overwrite it)")
+        self[name] = item
+        self.descriptions[name] = description or (getattr(item, "description", "") or "")
+        return item
+
+    def decorator(self, name: str, description: str = "") -> Callable[[T], T]:
+        """``@REGISTRY.decorator("name")`` registers the decorated object."""
+        return lambda item: self.register(name, item, description)
+
+    def lookup(self, name: str) -> T:
+        """The item called ``name``, or one line naming the valid choices."""
+        try:
+            return self[name]
+        except (KeyError, TypeError):
+            raise InputError(f"unknown {self.kind} {name!r}; choose one of {self.choices()}") from None
+
+    def check(self, name: str) -> str:
+        """``name`` if registered (for options stored by name), else :meth:`lookup`'s error."""
+        self.lookup(name)
+        return name
+
+    def choices(self, names: Iterable[str] | None = None) -> str:
+        """``"a, b, c"``: the names, for messages."""
+        return ", ".join(self if names is None else names)
+
+    def help(self, lead: str = "") -> str:
+        """CLI help: ``lead`` then each name with its description, as one paragraph."""
+        parts = [f"{n} ({d})" if d else n for n, d in ((n, self.descriptions.get(n, "")) for n in self)]
+        return (lead + " " if lead else "") + "; ".join(parts) + "."
