@@ -18,7 +18,7 @@ def test_register_lookup_and_messages():
         reg.lookup("green")
     with pytest.raises(InputError, match="already registered"):
         reg.register("red", 3)
-    reg.register("red", 3, replace=True)
+    reg.register("red", 3, "warm", replace=True)
     assert reg["red"] == 3
     assert reg.help("The colour:") == "The colour: red (warm); blue."
 
