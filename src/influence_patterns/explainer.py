@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -19,6 +20,26 @@ from influence_patterns.search.memory import auto_max_rows
 from influence_patterns.search.reference import gpr_reference
 
 METHODS = ("fast", "reference")
+
+#: The most quadrature points (or Riemann steps) an explanation may use. Gauss–Legendre
+#: converges by 32 points and the paper's Riemann rule uses 50; 10,000 is already
+#: hundreds of times the cost of either, and larger values only hang or run out of memory.
+MAX_STEPS = 10_000
+
+
+def check_steps(steps: Any) -> int | None:
+    """``steps`` as an int in 1..MAX_STEPS (``None``: the rule's default). A fraction
+    such as 4.5 is refused, never truncated."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        if isinstance(steps, float) and steps.is_integer() and abs(steps) <= MAX_STEPS:
+            steps = int(steps)
+        else:
+            raise InputError(f"steps must be a whole number in 1..{MAX_STEPS:,}, got {steps!r}")
+    if not 1 <= int(steps) <= MAX_STEPS:
+        raise InputError(f"steps must be in 1..{MAX_STEPS:,}, got {steps}")
+    return int(steps)
 
 
 @dataclass
@@ -38,9 +59,7 @@ class ExplainConfig:
         self.quadrature = self.quadrature or DEFAULT_QUADRATURE  # None: the default rule
         if self.quadrature not in QUADRATURES:
             raise InputError(f"unknown quadrature {self.quadrature!r}; choose one of {', '.join(QUADRATURES)}")
-        self.steps = default_steps(self.steps, self.quadrature)
-        if self.steps < 1:
-            raise InputError(f"steps must be at least 1, got {self.steps}")
+        self.steps = default_steps(check_steps(self.steps), self.quadrature)
         if self.baseline not in BASELINES:
             raise InputError(f"unknown baseline {self.baseline!r}; choose one of {', '.join(BASELINES)}")
         if self.method not in METHODS:
