@@ -91,6 +91,32 @@ def test_two_runs_into_the_same_directory_at_once(checkpoint, data_file, tmp_pat
     assert [r["index"] for r in read_run(out)[0]] == [0, 1]
 
 
+def test_two_real_run_processes_write_each_index_once(checkpoint, data_file, tmp_path):  # noqa: F811
+    """A real `run` writing; a second `run` into its directory is refused while the first
+    goes on; the finished file holds every index exactly once."""
+    out = tmp_path / "shared"
+    args = ["run", "--task", "sva/prep", "--data", str(data_file), "--n", "3", "--model", str(checkpoint),
+            "--out", str(out), "--steps", "8", "--method", "reference", "--batch-size", "1", "--quiet"]
+    code = "import sys; from influence_patterns.cli import main; sys.argv[0] = 'influence-patterns'; main()"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    first = subprocess.Popen([sys.executable, "-c", code, *args], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and first.poll() is None and lock_owner(out) != first.pid:
+            time.sleep(0.01)
+        assert first.poll() is None, "the first run ended too soon: " + first.stderr.read().decode()[-2000:]
+        one_line_error(runner.invoke(app, args), f"process {first.pid}")
+        assert first.wait(timeout=240) == 0, first.stderr.read().decode()[-2000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.stderr.close()
+    indices = [json.loads(line)["index"] for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(indices) == list(range(3))
+    assert not (out / LOCK_FILE).exists()
+
+
 def test_a_held_lock_in_this_process_refuses_a_second_writer(tmp_path):
     with RunLock(tmp_path):
         assert lock_owner(tmp_path) == os.getpid()
