@@ -202,6 +202,8 @@ def test_run_that_fails_validation_writes_nothing(checkpoint, data_file, tmp_pat
     assert not out.exists()
     one_line_error(runner.invoke(app, run_args(checkpoint, data_file, out, "--steps", "50000")), "at most 10,000")
     assert not out.exists()
+    one_line_error(runner.invoke(app, run_args(tmp_path / "no-such-model", data_file, out)), "does not exist")
+    assert not out.exists()
     # a classifier on an agreement task is refused before run.json is written
     from conftest import save_checkpoint
 
@@ -469,6 +471,14 @@ def test_control_characters_are_not_echoed_raw(mlm_checkpoint):
     line = one_line_error(result, "no [MASK]")
     assert "\x1b" not in result.output and "\x07" not in result.output
     assert "\\x1b[31m" in line
+
+
+def test_non_integer_label_and_head(classifier, mlm, tokenizer):
+    with pytest.raises(InputError, match="label must be a class index"):
+        Explainer(classifier, tokenizer, steps=2).explain("a good movie", label=1.5)
+    with pytest.raises(InputError, match="head 'x' at layer 1 is not one of 0..1"):
+        Explainer(mlm, tokenizer, steps=2).influence("the boy [MASK]", 2, positions=[3, 3, 3], heads=["x", 0, 0],
+                                                      targets=("is", "are"))
 
 
 def test_explain_bytes(mlm, tokenizer):

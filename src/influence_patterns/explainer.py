@@ -117,6 +117,8 @@ class Explainer:
                 "the model is a classifier: it explains a label (default: its prediction), not targets; "
                 "drop the targets, or load a masked LM"
             )
+        if q.label is not None and (isinstance(q.label, bool) or not isinstance(q.label, numbers.Integral)):
+            raise InputError(f"label must be a class index (an integer), got {q.label!r}")
         if self.kind == "mlm" and q.label is not None:
             raise InputError(
                 "the model is a masked LM: it explains targets GOOD,BAD at the [MASK], not a label; "
@@ -188,8 +190,12 @@ class Explainer:
             if len(hs) != L:
                 raise InputError(f"a head-level pattern needs {L} heads (one per layer), got {len(hs)}")
             for l, (t, h) in enumerate(zip(pos, hs)):
-                if h is not None and h not in ("h", "skip") and not 0 <= int(h) < self.adapter.num_heads:
-                    raise InputError(f"head {h} at layer {l + 1} is out of range")
+                if h is not None and h not in ("h", "skip") and (
+                    isinstance(h, bool) or not isinstance(h, numbers.Integral) or not 0 <= h < self.adapter.num_heads
+                ):
+                    raise InputError(
+                        f"head {h!r} at layer {l + 1} is not one of 0..{self.adapter.num_heads - 1}, 'skip' or 'h'"
+                    )
                 node = "skip" if h in (None, "skip") else h
                 constraints[l] = Constraint(int(t), node if node in ("h", "skip") else int(node))
         quad = make_quadrature(self.config.steps, self.config.quadrature, dtype=batch.x.dtype)
