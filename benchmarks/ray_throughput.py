@@ -49,7 +49,7 @@ def main() -> None:
         sys.exit('this benchmark needs Ray: pip install -e ".[ray]"')
     from influence_patterns import Explainer
     from influence_patterns.models import defaults
-    from influence_patterns.runs import run_dataset
+    from influence_patterns.runs import BackendOptions, RunOptions, run_dataset
 
     if args.model in defaults.DEFAULT_MODELS and not defaults.is_built(args.model):
         sys.exit(f"{args.model} is not built yet: run `influence-patterns models build {args.model}` first")
@@ -67,9 +67,10 @@ def main() -> None:
             torch.set_num_threads(threads)
             stamps: list[tuple[float, int]] = []
             t0 = time.perf_counter()
+            options = RunOptions(model=args.model, task=args.task, n=args.n, steps=args.steps,
+                                 quadrature=args.quadrature, batch_size=args.batch_size, device="cpu")
             results = run_dataset(
-                args.task, args.model, Path(tmp) / f"run{i}", n=args.n, steps=args.steps, quadrature=args.quadrature,
-                batch_size=args.batch_size, explainer=explainer, backend=backend, workers=workers,
+                options, Path(tmp) / f"run{i}", explainer=explainer, backend=BackendOptions(backend, workers),
                 progress=lambda done, total: stamps.append((time.perf_counter(), done)),
             )
             wall = time.perf_counter() - t0

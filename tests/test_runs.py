@@ -223,7 +223,7 @@ def test_library_run_with_explainer_and_progress(checkpoint, data_file, tmp_path
 
 def test_run_errors(checkpoint, data_file, tmp_path):
     result = runner.invoke(app, run_args(checkpoint, data_file, tmp_path / "r", "--batch-size", "0"))
-    assert result.exit_code == 2 and "batch-size" in result.output
+    assert result.exit_code == 2 and "batch_size" in result.output
     result = runner.invoke(app, ["run", "--task", "nope", "--n", "2", "--model", str(checkpoint), "--out", str(tmp_path / "r2")])
     assert result.exit_code == 2 and "unknown task" in result.output
     result = runner.invoke(app, run_args(checkpoint, tmp_path / "missing.jsonl", tmp_path / "r3"))

@@ -288,7 +288,7 @@ def test_aggregate_other_role_and_errors():
 def write_run(path: Path, data: list[dict] | None = None) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     data = rows() if data is None else data
-    (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
+    (path / "results.jsonl").write_text("".join(json.dumps({"index": i, **r}) + "\n" for i, r in enumerate(data)))
     (path / "run.json").write_text(json.dumps({"model": "tiny", "task": "sva_pp", "seed": 0}))
     return path
 

@@ -19,3 +19,12 @@ class DataError(InfluencePatternsError, ValueError):
 
 class OutputError(InfluencePatternsError, OSError):
     """A result could not be written (permission, a directory in the way, disk full)."""
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (ANSI escapes, carriage
+    returns, bells, ...) are shown escaped (``\\x1b``), never sent raw."""
+    return "".join(
+        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+        for ch in str(text)
+    )

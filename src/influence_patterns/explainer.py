@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
+
+import torch
 
 from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.influence import Constraint, qoi_values, restricted_influence
 from influence_patterns.attribution.inputs import Batch, Query, prepare_batch
 from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.attribution.quadrature import DEFAULT_QUADRATURE, QUADRATURES, default_steps, make_quadrature
-from influence_patterns.errors import InputError
+from influence_patterns.errors import InputError, ModelError
 from influence_patterns.graph.adapters import adapter_for
+from influence_patterns.models.loading import prepare
 from influence_patterns.result import Explanation, Pattern
 from influence_patterns.search.common import SourceSearch
 from influence_patterns.search.fast import gpr_fast
@@ -19,6 +24,28 @@ from influence_patterns.search.memory import auto_max_rows
 from influence_patterns.search.reference import gpr_reference
 
 METHODS = ("fast", "reference")
+
+#: The most quadrature points (or Riemann steps) an explanation may use. Gauss–Legendre
+#: converges by 32 points and the paper's Riemann rule uses 50; 10,000 is already
+#: hundreds of times the cost of either, and larger values only hang or run out of memory.
+MAX_STEPS = 10_000
+
+
+def check_steps(steps: Any) -> int | None:
+    """``steps`` as an int in 1..MAX_STEPS (``None``: the rule's default). A fraction
+    such as 4.5 is refused, never truncated."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        if isinstance(steps, float) and steps.is_integer() and abs(steps) <= MAX_STEPS:
+            steps = int(steps)
+        else:
+            raise InputError(f"steps must be a whole number in 1..{MAX_STEPS:,}, got {steps!r}")
+    if steps < 1:
+        raise InputError(f"steps must be at least 1, got {steps}")
+    if steps > MAX_STEPS:
+        raise InputError(f"steps must be at most {MAX_STEPS:,} (Gauss–Legendre converges by 32 points), got {steps}")
+    return int(steps)
 
 
 @dataclass
@@ -38,9 +65,7 @@ class ExplainConfig:
         self.quadrature = self.quadrature or DEFAULT_QUADRATURE  # None: the default rule
         if self.quadrature not in QUADRATURES:
             raise InputError(f"unknown quadrature {self.quadrature!r}; choose one of {', '.join(QUADRATURES)}")
-        self.steps = default_steps(self.steps, self.quadrature)
-        if self.steps < 1:
-            raise InputError(f"steps must be at least 1, got {self.steps}")
+        self.steps = default_steps(check_steps(self.steps), self.quadrature)
         if self.baseline not in BASELINES:
             raise InputError(f"unknown baseline {self.baseline!r}; choose one of {', '.join(BASELINES)}")
         if self.method not in METHODS:
@@ -53,13 +78,16 @@ class Explainer:
     """Explains a BERT-family masked LM or classifier with influence patterns."""
 
     def __init__(self, model: Any, tokenizer: Any, name: str | None = None, **config: Any) -> None:
-        self.adapter = adapter_for(model)
+        """Wrap a loaded model and its tokenizer. The model is prepared as
+        ``from_pretrained`` does (eval mode, eager attention: fused attention has no
+        forward-mode AD) and must have finite weights."""
+        self.config = ExplainConfig(**config)
+        self.config.validate()
+        self.adapter = adapter_for(prepare(model))
+        check_finite_weights(model)
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or getattr(model, "name_or_path", None) or type(model).__name__
-        self.config = ExplainConfig(**config)
-        self.config.validate()
-        model.eval()
         self.qoi = get_qoi("agreement" if self.adapter.kind == "mlm" else "classification")
 
     @classmethod
@@ -75,7 +103,27 @@ class Explainer:
         return self.adapter.kind
 
     def prepare(self, queries: Sequence[Query]) -> Batch:
+        """Check and tokenize ``queries``; build x and the baseline."""
+        for q in queries:
+            self._check_query(q)
         return prepare_batch(self.adapter, self.tokenizer, queries, self.config.baseline, self.config.keep_special)
+
+    def _check_query(self, q: Query) -> None:
+        if not isinstance(q.text, str):
+            hint = " (decode the bytes first, e.g. text.decode('utf-8'))" if isinstance(q.text, (bytes, bytearray)) else ""
+            raise InputError(f"text must be a str, got {type(q.text).__name__}{hint}")
+        if self.kind == "classification" and q.targets is not None:
+            raise InputError(
+                "the model is a classifier: it explains a label (default: its prediction), not targets; "
+                "drop the targets, or load a masked LM"
+            )
+        if q.label is not None and (isinstance(q.label, bool) or not isinstance(q.label, numbers.Integral)):
+            raise InputError(f"label must be a class index (an integer), got {q.label!r}")
+        if self.kind == "mlm" and q.label is not None:
+            raise InputError(
+                "the model is a masked LM: it explains targets GOOD,BAD at the [MASK], not a label; "
+                "drop the label, or load a classifier"
+            )
 
     def explain(
         self, text: str, targets: Sequence[str] | None = None, label: int | None = None,
@@ -99,6 +147,7 @@ class Explainer:
         else:
             searches = gpr_reference(self.adapter, batch, quad, self.qoi, progress)
         q_x, q_b = qoi_values(self.adapter, batch, self.qoi)
+        check_finite_qoi(batch, q_x, q_b)
         return [self._explanation(batch, b, searches[b], float(q_x[b]), float(q_b[b])) for b in range(len(batch))]
 
     def influence(
@@ -130,14 +179,23 @@ class Explainer:
                 pos = pos[1:]
             if len(pos) != L:
                 raise InputError(f"a pattern needs {L} positions (one per layer), got {len(pos)}")
-            if any(not 0 <= t < n for t in pos):
-                raise InputError(f"positions must lie in 0..{n - 1}")
+            if any(isinstance(t, bool) or not isinstance(t, numbers.Integral) or not 0 <= t < n for t in pos):
+                raise InputError(f"positions must be word-piece positions in 0..{n - 1}, got {pos}")
+            target = int(batch.target_index[0])
+            if pos[-1] != target:
+                raise InputError(
+                    f"a pattern ends at the target position {target}, but positions end at {pos[-1]}"
+                )
             hs = list(heads) if heads is not None else ["h"] * L
             if len(hs) != L:
                 raise InputError(f"a head-level pattern needs {L} heads (one per layer), got {len(hs)}")
             for l, (t, h) in enumerate(zip(pos, hs)):
-                if h is not None and h not in ("h", "skip") and not 0 <= int(h) < self.adapter.num_heads:
-                    raise InputError(f"head {h} at layer {l + 1} is out of range")
+                if h is not None and h not in ("h", "skip") and (
+                    isinstance(h, bool) or not isinstance(h, numbers.Integral) or not 0 <= h < self.adapter.num_heads
+                ):
+                    raise InputError(
+                        f"head {h!r} at layer {l + 1} is not one of 0..{self.adapter.num_heads - 1}, 'skip' or 'h'"
+                    )
                 node = "skip" if h in (None, "skip") else h
                 constraints[l] = Constraint(int(t), node if node in ("h", "skip") else int(node))
         quad = make_quadrature(self.config.steps, self.config.quadrature, dtype=batch.x.dtype)
@@ -180,11 +238,32 @@ class Explainer:
         )
 
 
+def check_finite_weights(model: Any) -> None:
+    """``ModelError`` naming the first parameter that holds a NaN or an infinity."""
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            raise ModelError(f"the model's weights are not finite (NaN or inf in {name}); the checkpoint is corrupt")
+
+
+def check_finite_qoi(batch: Batch, q_x: torch.Tensor, q_b: torch.Tensor) -> None:
+    """``ModelError`` when the model's output at the input or the baseline is NaN or infinite."""
+    for b in range(len(batch)):
+        if not (math.isfinite(float(q_x[b])) and math.isfinite(float(q_b[b]))):
+            raise ModelError(
+                f"the quantity of interest is not finite ({float(q_x[b])} at the text, {float(q_b[b])} at the "
+                f"baseline) for {batch.queries[b].text!r}; the model's outputs overflow or hold NaN"
+            )
+
+
 def _pair(targets: Sequence[str] | str | None) -> tuple[str, str] | None:
     if targets is None:
         return None
+    if isinstance(targets, (bytes, bytearray)) or not isinstance(targets, (str, Sequence)):
+        raise InputError(f"targets must be two words GOOD,BAD, got {targets!r}")
     if isinstance(targets, str):
         targets = [t for t in targets.split(",")]
+    if any(not isinstance(t, str) for t in targets):
+        raise InputError(f"targets must be two words (strings) GOOD,BAD, got {tuple(targets)!r}")
     targets = tuple(t.strip() for t in targets)
     if len(targets) != 2:
         raise InputError(f"give exactly two targets GOOD,BAD; got {len(targets)}")

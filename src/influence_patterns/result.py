@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from influence_patterns.fileio import write_json
+
 
 @dataclass
 class Pattern:
@@ -158,7 +160,8 @@ class Explanation:
         )
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write the JSON form atomically (strict JSON; ``OutputError`` on a failed write)."""
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "Explanation":

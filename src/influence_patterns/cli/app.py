@@ -8,7 +8,7 @@ from typing import Any, Callable, TypeVar
 
 import typer
 
-from influence_patterns.errors import InfluencePatternsError
+from influence_patterns.errors import InfluencePatternsError, printable
 
 app = typer.Typer(
     name="influence-patterns",
@@ -22,8 +22,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str) -> None:
-    """Print a one-line error to stderr and exit with code 2."""
-    typer.echo(f"Error: {message}", err=True)
+    """Print a one-line error to stderr and exit with code 2 (control characters escaped)."""
+    typer.echo(f"Error: {printable(message)}", err=True)
     raise typer.Exit(code=2)
 
 

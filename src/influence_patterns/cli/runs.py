@@ -42,16 +42,18 @@ def run_command(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
 ) -> None:
     """Explain every instance of a task with GPR into OUT/results.jsonl (resumable)."""
-    from influence_patterns.runs import read_run, run_dataset
+    from influence_patterns.runs import BackendOptions, Run, RunOptions, run_dataset
 
-    path = run_dataset(
-        task, model, out, n=n, seed=seed, data=data, batch_size=batch_size, steps=steps,
-        baseline=baseline, method=method, quadrature=quadrature, keep_special=keep_special,
-        device=device, max_rows=max_batch, progress=not quiet, backend=backend, workers=workers, address=address,
+    options = RunOptions(
+        model=model, task=task, n=n, seed=seed, data=str(data) if data is not None else None,
+        steps=steps, baseline=baseline, method=method, quadrature=quadrature, keep_special=keep_special,
+        batch_size=batch_size, device=device,
     )
-    rows, _ = read_run(out)
-    correct = sum(bool(r.get("correct")) for r in rows)
-    typer.echo(f"{len(rows)} instances in {path} (accuracy {correct / max(len(rows), 1):.3f})")
+    path = run_dataset(options, out, progress=not quiet, max_rows=max_batch,
+                       backend=BackendOptions(backend, workers=workers, address=address))
+    run = Run.open(out)
+    correct = sum(bool(r.correct) for r in run.records)
+    typer.echo(f"{len(run)} instances in {path} (accuracy {correct / max(len(run), 1):.3f})")
 
 
 def _write_json(path: Path, data: object) -> None:

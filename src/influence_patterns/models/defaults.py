@@ -8,6 +8,7 @@ Hugging Face checkpoint directory with a ``build.json`` describing the build::
     $INFLUENCE_PATTERNS_CACHE/<name>/           (else ~/.cache/influence-patterns/models/<name>/)
         config.json  model.safetensors  tokenizer.json  tokenizer_config.json  ...
         build.json   seed, settings, build seconds, measured accuracies, versions
+        checksums.json  sha256 of the weight files, checked on every load
 
 A build writes into a temporary sibling directory and renames it at the end, so an
 interrupted build never leaves a half-written model behind.
@@ -16,6 +17,7 @@ interrupted build never leaves a half-written model behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -27,12 +29,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from influence_patterns.errors import InputError, ModelError
+from influence_patterns.errors import InputError, ModelError, OutputError
+from influence_patterns.fileio import write_json
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
 
 CACHE_ENV = "INFLUENCE_PATTERNS_CACHE"
 THREADS_ENV = "INFLUENCE_PATTERNS_THREADS"
 BUILD_FILE = "build.json"
+CHECKSUM_FILE = "checksums.json"
 
 #: The agreement subtasks the default masked LM is trained (train vocabulary) and checked
 #: (held-out vocabulary) on. Names follow ``influence_patterns.tasks.templates``.
@@ -136,10 +140,72 @@ def status(name: str) -> ModelStatus:
 
 
 def ensure_built(name: str, progress: bool = True) -> Path:
-    """The checkpoint directory of a default model, building it first if it is not cached."""
+    """The checkpoint directory of a default model, building it first if it is not cached.
+    A cached model whose weights fail their checksum is a ``ModelError`` (rebuild hint)."""
     if is_built(name):
+        verify(name)
         return model_dir(name)
     return build(name, force=False, progress=progress)
+
+
+def weight_checksums(path: Path) -> dict[str, str]:
+    """sha256 of each weight file (``*.safetensors``, ``*.bin``) in a checkpoint directory."""
+    out = {}
+    for file in sorted([*path.glob("*.safetensors"), *path.glob("*.bin")]):
+        h = hashlib.sha256()
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        out[file.name] = h.hexdigest()
+    return out
+
+
+def is_intact(name: str) -> bool:
+    """The cached weights match the checksums recorded when the model was built."""
+    try:
+        verify(name)
+    except ModelError:
+        return False
+    return True
+
+
+def verify(name: str) -> None:
+    """Check the cached weights of ``name`` against ``checksums.json``; ``ModelError`` if
+    they differ (a truncated or corrupt file). A cache built before checksums existed
+    is checked for readable weights and gets its checksums recorded now."""
+    path = model_dir(name)
+    rebuild = f"rebuild it with: influence-patterns models build {name} --force"
+    try:
+        actual = weight_checksums(path)
+        recorded = json.loads((path / CHECKSUM_FILE).read_text()) if (path / CHECKSUM_FILE).is_file() else None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"the cached {name} at {path} cannot be read ({exc}); {rebuild}") from None
+    if not actual:
+        return  # nothing to check; loading names the missing weights
+    if recorded is None:  # built before checksums: the weights must at least be whole
+        _check_readable(path, name, rebuild)
+        try:
+            write_json(path / CHECKSUM_FILE, actual)
+        except OutputError:
+            pass  # a read-only cache: checked, just not recorded
+        return
+    bad = sorted(f for f in set(actual) | set(recorded) if actual.get(f) != recorded.get(f))
+    if bad:
+        raise ModelError(
+            f"the cached {name} at {path} is corrupt or truncated ({', '.join(bad)} does not match the "
+            f"checksum recorded when it was built); {rebuild}"
+        )
+
+
+def _check_readable(path: Path, name: str, rebuild: str) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    for file in path.glob("*.safetensors"):
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                f.keys()
+        except (SafetensorError, OSError) as exc:
+            raise ModelError(f"the cached {name} at {path} is corrupt or truncated ({file.name}: {exc}); {rebuild}") from None
 
 
 def build(name: str, force: bool = False, progress: bool = True) -> Path:
@@ -150,7 +216,7 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
     """
     spec = _spec(name)
     target = model_dir(name)
-    if is_built(name) and not force:
+    if is_built(name) and not force and is_intact(name):
         return target
     from influence_patterns.models.training import base_model_path
 
@@ -197,6 +263,7 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / BUILD_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        write_json(tmp / CHECKSUM_FILE, weight_checksums(tmp))
         _replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from safetensors import SafetensorError
 
 from influence_patterns.errors import ModelError
 
@@ -98,6 +101,11 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
         source = str(defaults.ensure_built(name_or_path))
     elif _looks_like_path(name_or_path) and not Path(name_or_path).exists():
         raise ModelError(f"checkpoint path does not exist: {name_or_path}")
+    if Path(source).is_file():
+        raise ModelError(
+            f"model {name_or_path!r} is a file; give the checkpoint directory that holds config.json, "
+            f"the weights and the tokenizer (here perhaps {Path(source).parent})"
+        )
 
     from transformers import (
         AutoConfig,
@@ -113,6 +121,8 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
     except ValueError as exc:
         raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from None
     check_supported(config)
+    if Path(source).is_dir():
+        check_tokenizer_files(source, name_or_path)
     if kind is None:
         archs = " ".join(getattr(config, "architectures", None) or [])
         kind = "classification" if "SequenceClassification" in archs else "mlm"
@@ -124,12 +134,57 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
     hf_logging.disable_progress_bar()  # our commands print their own progress
     hf_logging.set_verbosity_error()
     try:
-        model = auto.from_pretrained(source, attn_implementation="eager")
+        model, report = auto.from_pretrained(source, attn_implementation="eager", output_loading_info=True)
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
+        raise ModelError(
+            f"cannot load the weights of {name_or_path!r} (truncated or corrupt?): {_first_line(exc)}"
+        ) from None
+    check_load_report(report, kind, name_or_path, getattr(config, "architectures", None))
+    try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-    except OSError as exc:
-        raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load the tokenizer of {name_or_path!r}: {_first_line(exc)}") from None
+    check_tokenizer(tokenizer, name_or_path)
     model = prepare(model).to(resolve_device(device))
     return LoadedModel(model=model, tokenizer=tokenizer, name=name_or_path, kind=_kind_of(model))
+
+
+#: Files one of which a checkpoint's tokenizer needs (fast tokenizers, WordPiece, BPE, SentencePiece).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+
+_HEADS = {"mlm": "masked-LM", "classification": "sequence-classification"}
+
+
+def check_tokenizer_files(directory: str | Path, name: str) -> None:
+    """``ModelError`` when a checkpoint directory has no tokenizer files (``save_pretrained`` of
+    the model alone): loading it would give a tokenizer that knows only special tokens."""
+    if not any((Path(directory) / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelError(
+            f"checkpoint {name!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+            "save it beside the model with tokenizer.save_pretrained(DIR)"
+        )
+
+
+def check_tokenizer(tokenizer: Any, name: str) -> None:
+    """``ModelError`` for a tokenizer that knows nothing but its special tokens."""
+    specials = len(set(getattr(tokenizer, "all_special_tokens", ())))
+    size = len(tokenizer)
+    if size <= specials:
+        raise ModelError(f"the tokenizer of {name!r} has no vocabulary (only its {size} special tokens)")
+
+
+def check_load_report(report: dict[str, Any], kind: str, name: str, architectures: Any = None) -> None:
+    """``ModelError`` when weights were missing from the checkpoint: Hugging Face would
+    initialise them at random (a ``BertModel`` or token classifier read as a masked LM)."""
+    missing = sorted(report.get("missing_keys") or ())
+    if missing:
+        saved = f"it was saved as {', '.join(architectures)}" if architectures else "it lacks that head"
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ModelError(
+            f"checkpoint {name!r} has no trained {_HEADS.get(kind, kind)} head ({saved}; missing {shown}); "
+            "explaining it would explain random weights"
+        )
 
 
 def _looks_like_path(name: str) -> bool:

@@ -56,18 +56,33 @@ class LoadResult(NamedTuple):
 
 
 def _open_text(path: Path, mode: str = "rt") -> IO[str]:
+    encoding = "utf-8-sig" if "r" in mode else "utf-8"  # a UTF-8 byte-order mark is read and dropped
     if path.name.endswith(".gz"):
-        return gzip.open(path, mode, encoding="utf-8")  # type: ignore[return-value]
-    return open(path, mode, encoding="utf-8", newline="" if "r" in mode else None)
+        return gzip.open(path, mode, encoding=encoding)  # type: ignore[return-value]
+    return open(path, mode, encoding=encoding, newline="" if "r" in mode else None)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines with their 1-based line numbers, line endings stripped."""
-    with _open_text(path) as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield number, line
+    """Non-blank lines with their 1-based line numbers, line endings stripped.
+
+    A file that is not UTF-8 text (latin-1, UTF-16, binary) is a ``DataError`` naming
+    the file, the line and the encoding problem."""
+    number = 0
+    try:
+        with _open_text(path) as f:
+            for number, line in enumerate(f, start=1):
+                line = line.rstrip("\r\n")
+                if "\x00" in line:
+                    raise _error(path, number, "not a text file (it holds NUL bytes; UTF-16 or binary?); save it as UTF-8")
+                if line.strip():
+                    yield number, line
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start : exc.start + 1].hex()
+        raise _error(
+            path, number + 1, f"not UTF-8 text (byte 0x{byte}: {exc.reason}); save the file as UTF-8"
+        ) from None
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise DataError(f"{path}: not a readable gzip file ({exc})") from None
 
 
 def _error(path: Path, line: int, message: str) -> DataError:
@@ -203,6 +218,7 @@ def load_sst2(path: str | Path, limit: int | None = None) -> list[Instance]:
             break
         if "\t" not in line:
             raise _error(path, number, "expected 2 tab-separated fields (text, label), got 1")
+        _not_agreement(path, number, line, first=not out)
         text, label_s = line.rsplit("\t", 1)
         if not out and label_s.strip().lower() == "label":
             continue  # header
@@ -216,6 +232,17 @@ def load_sst2(path: str | Path, limit: int | None = None) -> list[Instance]:
             Instance(text=text, label=label, task=SST2_TASK, condition=("neg", "pos")[label])
         )
     return out
+
+
+def _not_agreement(path: Path, number: int, line: str, first: bool) -> None:
+    """A masked-agreement file given to an SST-2 task is named as such, not read as data."""
+    fields = [c.strip().lower() for c in line.split("\t")]
+    if (first and {"good", "bad"} <= set(fields)) or MASK in line.split():
+        raise _error(
+            path, number,
+            "this is a masked-agreement file (a [MASK] with good/bad targets), not SST-2 text<TAB>label; "
+            "use it with an agreement task (e.g. --task sva/prep) or give an SST-2 file",
+        )
 
 
 def _check_masked(path: Path, number: int, text: str) -> None:

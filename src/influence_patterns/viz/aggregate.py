@@ -25,7 +25,6 @@ common pattern, ``agg-node:<layer>:<node>`` for nodes.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections import Counter
 from collections.abc import Iterable
@@ -39,6 +38,7 @@ from matplotlib.lines import Line2D
 
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.result import Pattern
+from influence_patterns.runs import Run
 from influence_patterns.viz.patterns import NEGATIVE, POSITIVE, pattern_sign
 
 #: Line width (points) of a step that every instance takes; a step taken by a
@@ -59,32 +59,10 @@ class _Instance:
 
 
 def read_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows of ``results.jsonl`` (a run directory or the file itself) and ``run.json``."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file or directory: {path}")
-    file = path / "results.jsonl" if path.is_dir() else path
-    if not file.is_file():
-        raise InputError(f"{path} is not a run directory: it has no results.jsonl")
-    rows = []
-    for number, line in enumerate(file.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{file}, line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{file}, line {number}: expected a JSON object")
-        rows.append(row)
-    meta: dict[str, Any] = {}
-    run_json = file.parent / "run.json"
-    if run_json.is_file():
-        try:
-            meta = json.loads(run_json.read_text())
-        except json.JSONDecodeError:
-            meta = {}
-    return rows, meta
+    """Rows of ``results.jsonl`` (a run directory or the file itself) and ``run.json``:
+    the one reader, :meth:`influence_patterns.runs.Run.open`."""
+    run = Run.open(path)
+    return run.rows, run.meta
 
 
 def _position_class(t: int, source: int, row: dict[str, Any], by_index: dict[int, str]) -> str:

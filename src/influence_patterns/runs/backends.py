@@ -1,7 +1,7 @@
 """Where the explanations of a run are computed: in this process, or on Ray workers.
 
 A backend takes an ``Explainer`` and batches of queries and yields each batch's
-explanations **in submission order**, so the writer (``runs.run_dataset``) appends
+explanations **in submission order**, so the writer (``runs.runner.run_dataset``) appends
 lines in order and its resume guarantees hold whatever the backend. Ray is an
 optional extra (``pip install "influence-patterns[ray]"``); the same code runs on a
 Ray cluster given its address.

@@ -1,0 +1,70 @@
+"""What a run computes (``RunOptions``, recorded in ``run.json``) and the run directory's file names."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+
+RESULTS = "results.jsonl"
+RUN_FILE = "run.json"
+LOCK_FILE = "run.lock"
+
+#: Options that must match when a run is resumed (they change the results).
+RESUME_KEYS = (
+    "model", "task", "n", "seed", "data", "data_sha256", "steps", "baseline",
+    "method", "quadrature", "keep_special", "instances",
+)
+
+#: Settings every row of ``results.jsonl`` records itself; they must agree with run.json.
+ROW_SETTINGS = ("steps", "baseline", "method", "quadrature")
+
+
+@dataclass
+class RunOptions:
+    """What a run computes. Recorded in ``run.json``; compared on resume.
+
+    The caller fills ``model``, ``task`` and the options it wants; ``run_dataset``
+    records the resolved values (absolute ``data`` path and its ``data_sha256``, the
+    quadrature's default ``steps``, ``instances``, ``versions``).
+    """
+
+    model: str
+    task: str
+    n: int | None = None
+    seed: int = 0
+    data: str | None = None
+    steps: int | None = None  # run_dataset records the resolved rule and size
+    baseline: str = "mask"
+    method: str = "fast"
+    quadrature: str | None = None
+    keep_special: bool = False
+    data_sha256: str | None = None
+    instances: int | None = None  # how many instances (n, seed, data) gives
+    batch_size: int = 8
+    device: str = "auto"
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class BackendOptions:
+    """Where explanations are computed: ``local``, or ``ray`` with ``workers`` actors
+    (on the cluster at ``address`` if given). Not recorded: it does not change results."""
+
+    name: str = "local"
+    workers: int = 1
+    address: str | None = None
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape the numbers."""
+    import torch
+    import transformers
+
+    import influence_patterns
+
+    return {
+        "influence_patterns": getattr(influence_patterns, "__version__", "unknown"),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }

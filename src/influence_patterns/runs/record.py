@@ -1,0 +1,63 @@
+"""One line of ``results.jsonl``, typed: an :class:`Explanation` plus where it came from.
+
+The JSON form is ``Explanation.to_dict()`` with ``index`` first and ``task``,
+``condition``, ``roles`` (role -> TOKEN index) and ``correct`` after it, exactly the
+lines every version of ``run`` has written; older lines without some of the extra keys
+still read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from influence_patterns.result import Explanation
+
+#: Keys a record adds to the explanation's own.
+RECORD_KEYS = ("index", "task", "condition", "roles", "correct")
+
+
+@dataclass
+class RunRecord:
+    """One explained instance of a run."""
+
+    index: int
+    explanation: Explanation
+    task: str | None = None
+    condition: str | None = None
+    roles: dict[str, int] = field(default_factory=dict)
+    correct: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.jsonl`` line (as a dict): ``index``, the explanation, then the rest."""
+        return {
+            "index": self.index,
+            **self.explanation.to_dict(),
+            "task": self.task,
+            "condition": self.condition,
+            "roles": dict(self.roles),
+            "correct": self.correct,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
+        """Parse a line; raises ``KeyError``/``TypeError``/``ValueError`` when it is malformed
+        (the reader turns those into a ``DataError`` naming file and line)."""
+        if not isinstance(d, dict):
+            raise TypeError("expected a JSON object")
+        index = d["index"]
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise ValueError(f"index must be an integer, got {index!r}")
+        explanation = Explanation.from_dict({k: v for k, v in d.items() if k not in RECORD_KEYS})
+        roles = d.get("roles") or {}
+        if not isinstance(roles, dict):
+            raise ValueError(f"roles must be an object, got {roles!r}")
+        correct = d.get("correct")
+        return cls(
+            index=index,
+            explanation=explanation,
+            task=d.get("task"),
+            condition=d.get("condition"),
+            roles={str(k): int(v) for k, v in roles.items()},
+            correct=None if correct is None else bool(correct),
+        )

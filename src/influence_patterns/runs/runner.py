@@ -1,0 +1,390 @@
+"""Explain a whole data set with GPR, one JSON line per instance, resumable.
+
+A run directory holds::
+
+    run.json       the options of the run (model, task, n, seed, steps, ...) and versions
+    results.jsonl  one line per instance: a ``RunRecord`` (``Explanation.to_dict()`` plus
+                   ``index``, ``task``, ``condition``, ``roles`` and ``correct``)
+    run.lock       while a writer runs: its pid (one writer per directory)
+
+Lines are appended with one ``write`` + ``fsync`` each, so a killed run leaves at most
+one partial last line; the next start truncates it and carries on with the indices not
+yet written. Instances are generated deterministically from (task, n, seed, data), so
+the same command always means the same instances. Everything is validated (options,
+data, model, the existing run) before the first byte is written: a refused run leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from influence_patterns.errors import DataError, InputError, OutputError
+from influence_patterns.fileio import dumps, output_error, write_json
+from influence_patterns.runs.lock import RunLock
+from influence_patterns.runs.options import RESULTS, RESUME_KEYS, RUN_FILE, BackendOptions, RunOptions, versions
+from influence_patterns.runs.reader import Run
+from influence_patterns.runs.record import RunRecord
+from influence_patterns.runs.roles import role_token_indices
+
+Progress = bool | Callable[[int, int], None]
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _model_key(model: str) -> str:
+    """A checkpoint path is recorded absolute, so resuming from another cwd matches."""
+    p = Path(model)
+    return str(p.resolve()) if p.exists() else model
+
+
+# --- the results file -------------------------------------------------------------
+
+
+def repair_results(path: str | Path) -> int:
+    """Truncate a partial last line of ``results.jsonl`` (a run killed mid-write).
+
+    A complete last line that is not valid JSON is dropped too. Returns the number
+    of bytes removed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    keep = len(data)
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1  # 0 when there is no complete line at all
+    # The last complete line must parse; a torn write followed by nothing is dropped.
+    body = data[:keep]
+    if body:
+        start = body.rfind(b"\n", 0, len(body) - 1) + 1
+        try:
+            json.loads(body[start:].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            keep = start
+    if keep < len(data):
+        try:
+            with open(path, "r+b") as f:
+                f.truncate(keep)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise output_error(path, exc) from None
+    return len(data) - keep
+
+
+def _append_line(fd: int, path: Path, row: dict[str, Any]) -> None:
+    """One line, one write, then fsync: a crash leaves whole lines plus at most one torn one."""
+    data = (dumps(row) + "\n").encode("utf-8")
+    try:
+        written = 0
+        while written < len(data):  # os.write may write less only on exotic file systems
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    except OSError as exc:
+        raise output_error(path, exc) from None
+
+
+# --- the run -------------------------------------------------------------------------
+
+
+def load_run_instances(task: str, n: int | None, seed: int, data: str | Path | None) -> list[Any]:
+    """The instances of a run, deterministic in (task, n, seed, data)."""
+    from influence_patterns.tasks.registry import get_task
+
+    spec = get_task(task)
+    instances = spec.load(n, seed, data)
+    if not instances:
+        raise DataError(f"task {task} gave no instances")
+    return instances
+
+
+def resolve_options(options: RunOptions) -> tuple[RunOptions, list[Any]]:
+    """Validate ``options`` and fill what ``run.json`` records; also return the instances.
+
+    Writes nothing. Raises ``InputError`` naming the offending parameter.
+    """
+    from influence_patterns.explainer import ExplainConfig
+
+    if options.batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {options.batch_size}")
+    if options.n is not None and options.n < 1:
+        raise InputError(f"n must be at least 1, got {options.n}")
+    data = options.data
+    if data is not None and not Path(data).is_file():
+        raise InputError(f"data file not found: {data}")
+    config = ExplainConfig(steps=options.steps, baseline=options.baseline, keep_special=options.keep_special,
+                           quadrature=options.quadrature, method=options.method)
+    config.validate()  # steps, quadrature, baseline, method: the explainer's own checks
+    instances = load_run_instances(options.task, options.n, options.seed, data)
+    resolved = replace(
+        options, model=_model_key(options.model), steps=config.steps, quadrature=config.quadrature,
+        data=str(Path(data).resolve()) if data is not None else None,
+        data_sha256=_sha256(data) if data is not None else None,
+        instances=len(instances), versions=versions(),
+    )
+    return resolved, instances
+
+
+def _check_resume(out: Path, recorded: dict[str, Any], opts: RunOptions) -> None:
+    now = asdict(opts)
+    diffs = [
+        f"{k}: recorded {recorded.get(k)!r}, now {now.get(k)!r}"
+        for k in RESUME_KEYS
+        if recorded.get(k) != now.get(k)
+    ]
+    if diffs:
+        raise InputError(
+            f"{out} holds a run with other options ({'; '.join(diffs)}); "
+            "use the same options to resume, or another output directory"
+        )
+
+
+def _existing(out: Path, opts: RunOptions) -> set[int]:
+    """Indices already written in ``out`` (checked against run.json and ``opts``)."""
+    if not out.exists():
+        return set()
+    if not out.is_dir():
+        raise InputError(f"output directory {out} exists and is not a directory")
+    results = out / RESULTS
+    if not (out / RUN_FILE).is_file():
+        if results.exists() and results.stat().st_size > 0:
+            raise InputError(f"{out} has {RESULTS} but no {RUN_FILE}; use another output directory")
+        return set()
+    run = Run.open(out, require_results=False)
+    _check_resume(out, run.meta, opts)
+    return run.indices
+
+
+def _check_explainer(explainer: Any, opts: RunOptions, instances: list[Any]) -> None:
+    """The explainer computes what run.json will record, for instances it can explain."""
+    cfg = explainer.config
+    for key in ("steps", "baseline", "method", "quadrature", "keep_special"):
+        if getattr(cfg, key) != getattr(opts, key):
+            raise InputError(f"the explainer's {key} is {getattr(cfg, key)!r} but the run's is {getattr(opts, key)!r}")
+    needs_targets = explainer.kind == "mlm"
+    if needs_targets and any(inst.targets is None for inst in instances):
+        raise InputError("the model is a masked LM but the task's instances have no targets")
+    if not needs_targets and any(inst.targets is not None for inst in instances):
+        raise InputError("the model is a classifier but the task is a masked-agreement task")
+
+
+def run_dataset(
+    options: RunOptions | str | None = None,
+    out: str | Path | None = None,
+    *args: Any,
+    progress: Progress = True,
+    explainer: Any = None,
+    backend: BackendOptions | str | None = None,
+    max_rows: int | None = None,
+    **legacy: Any,
+) -> Path:
+    """Explain every instance of ``options.task`` with GPR into ``out/results.jsonl``.
+
+    Started again with the same options it resumes: indices already written are
+    skipped, a torn last line is truncated. Different options raise ``InputError``;
+    a directory another process is writing raises ``InputError`` naming its pid.
+    ``progress``: ``True`` for a progress bar, ``False`` for none, or a callable
+    ``(done, total)``. ``explainer``: an ``Explainer`` to use instead of loading
+    ``options.model`` (``model`` is then only recorded). ``backend``: where to compute
+    (``BackendOptions``; lines are written in instance order either way). ``max_rows``:
+    (source × α) rows per pass. Returns the results path.
+
+    The older call ``run_dataset(task, model, out, n=..., steps=..., ...)`` still works.
+    """
+    if options is None or isinstance(options, str):  # the older call: (task, model, out, **options)
+        task = options if options is not None else legacy.pop("task", None)
+        if task is None:
+            raise TypeError("run_dataset needs RunOptions (or a task name)")
+        options, out, backend = _legacy_options(task, out, args, legacy, backend)
+    elif args or legacy:
+        raise TypeError(f"run_dataset(options, out, ...) got unexpected arguments: {sorted(legacy) or args}")
+    if out is None:
+        raise TypeError("run_dataset needs an output directory")
+    if isinstance(backend, str):
+        backend = BackendOptions(name=backend)
+    backend = backend or BackendOptions()
+    out = Path(out)
+
+    opts, instances = resolve_options(options)
+    done = _existing(out, opts)  # read-only checks first: a refused run writes nothing
+    if len(done) < len(instances) and explainer is None:
+        from influence_patterns.explainer import Explainer
+
+        explainer = Explainer.from_pretrained(
+            options.model, device=opts.device, steps=opts.steps, baseline=opts.baseline, method=opts.method,
+            quadrature=opts.quadrature, keep_special=opts.keep_special, max_rows=max_rows,
+        )
+    if explainer is not None:
+        _check_explainer(explainer, opts, instances)
+
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(out, exc) from None
+    try:
+        lock = RunLock(out).acquire()
+    except Exception:
+        if created:
+            _remove_empty(out)
+        raise
+    with lock:
+        results = out / RESULTS
+        repair_results(results)
+        done = _existing(out, opts)  # again, now that we own the directory
+        if not (out / RUN_FILE).is_file():
+            write_json(out / RUN_FILE, asdict(opts))
+        todo = [i for i in range(len(instances)) if i not in done]
+        if todo:
+            _explain(explainer, instances, todo, len(done), results, opts.batch_size, backend, progress)
+    return results
+
+
+def _explain(
+    explainer: Any, instances: list[Any], todo: list[int], done: int, results: Path, batch_size: int,
+    backend: BackendOptions, progress: Progress,
+) -> None:
+    from influence_patterns.runs.backends import make_backend
+
+    chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    runner = make_backend(backend.name, explainer, workers=backend.workers, address=backend.address)
+    reporter = _Reporter(progress, len(instances), done)
+    try:
+        fd = os.open(results, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        runner.close()
+        raise output_error(results, exc) from None
+    try:
+        with reporter:
+            batches = [[_query(instances[i]) for i in chunk] for chunk in chunks]
+            local = backend.name == "local"
+            results_iter = runner.map(batches, progress=reporter.sources_done if local else None)
+            for chunk, queries in zip(chunks, batches):
+                if local:
+                    total_sources = sum(len(s) for s in explainer.prepare(queries).sources) or 1
+                    reporter.begin_chunk(len(chunk), total_sources)
+                else:
+                    reporter.begin_chunk(len(chunk), 1)
+                for i, expl in zip(chunk, next(results_iter)):
+                    _append_line(fd, results, _record(explainer, instances[i], i, expl).to_dict())
+                reporter.end_chunk()
+    finally:
+        os.close(fd)
+        runner.close()
+
+
+def _record(explainer: Any, inst: Any, index: int, expl: Any) -> RunRecord:
+    return RunRecord(
+        index=index, explanation=expl, task=inst.task, condition=inst.condition,
+        roles=role_token_indices(explainer.tokenizer, inst.text, inst.roles, expl.tokens),
+        correct=expl.correct,
+    )
+
+
+def _query(inst: Any) -> Any:
+    from influence_patterns.attribution.inputs import Query
+
+    return Query(inst.text, inst.targets, inst.label)
+
+
+def _remove_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # not empty or not ours to remove: leave it
+
+
+_LEGACY_BACKEND = ("backend", "workers", "address")
+
+
+def _legacy_options(
+    task: str, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], backend: Any
+) -> tuple[RunOptions, Any, BackendOptions]:
+    """``(task, model, out, n=..., ...)`` -> ``RunOptions``, ``out``, ``BackendOptions``.
+
+    ``model`` is what landed in run_dataset's ``out`` slot when given by position."""
+    if "model" in kwargs:  # everything by name: out (if any) is in the right slot
+        model, out = kwargs.pop("model"), model
+        if args:
+            raise TypeError("run_dataset(task, model, out, ...): give the other options by name")
+    elif len(args) == 1:
+        out = args[0]
+    elif not args and "out" in kwargs:
+        out = kwargs.pop("out")
+    else:
+        raise TypeError("run_dataset(task, model, out, ...) needs task, model and out; the rest by name")
+    if model is None or out is None:
+        raise TypeError("run_dataset(task, model, out, ...) needs task, model and out")
+    name = backend if isinstance(backend, str) else "local"
+    back = BackendOptions(name=name, workers=kwargs.pop("workers", 1), address=kwargs.pop("address", None))
+    data = kwargs.pop("data", None)
+    known = set(RunOptions.__dataclass_fields__) - {"model", "task", "data"}
+    unknown = set(kwargs) - known
+    if unknown:
+        raise TypeError(f"run_dataset got unexpected options: {', '.join(sorted(unknown))}")
+    options = RunOptions(model=str(model), task=task, data=str(data) if data is not None else None, **kwargs)
+    return options, out, back
+
+
+class _Reporter:
+    """Instances done, rate and time left (rich), fractional within a batch."""
+
+    def __init__(self, progress: Progress, total: int, done: int) -> None:
+        self.callback = progress if callable(progress) else None
+        self.show = progress is True
+        self.total, self.done, self.initial = total, done, done
+        self.bar: Any = None
+        self.task: Any = None
+        self.per_source = 0.0
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "_Reporter":
+        if self.show:
+            from rich.progress import (
+                BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                TimeElapsedColumn, TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("explaining"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"),
+                TimeRemainingColumn(),
+            )
+            self.bar.__enter__()
+            self.task = self.bar.add_task("run", total=self.total, completed=self.done, rate="")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def begin_chunk(self, instances: int, sources: int) -> None:
+        self.chunk_start = self.done
+        self.per_source = instances / sources
+        self.chunk_size = instances
+
+    def sources_done(self, k: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, k * self.per_source)
+
+    def end_chunk(self) -> None:
+        self.done = self.chunk_start + self.chunk_size
+        if self.bar is not None:
+            elapsed = max(time.monotonic() - self.started, 1e-9)
+            rate = f"{(self.done - self.initial) / elapsed:.2f} inst/s"
+            self.bar.update(self.task, completed=self.done, rate=rate)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
