@@ -251,9 +251,9 @@ def _main_legend(ax: Axes, chosen: Sequence[Pattern], colours: dict[int, str]) -
     ]
     handles += [
         Line2D([], [], color="#555555", ls="none", marker=POSITIVE_MARKER, ms=6,
-               label="▲ positive influence"),
+               label="positive influence"),
         Line2D([], [], color="#555555", ls="none", marker=NEGATIVE_MARKER, ms=6,
-               label="▼ negative influence"),
+               label="negative influence"),
         Line2D([], [], color="#555555", lw=1.6, label="head $j$ (H$j$)"),
         Line2D([], [], color="#555555", lw=1.6, ls=(0, (3.0, 2.0)), label="skip connection"),
         Line2D([], [], color="#222222", ls="none", marker="s", ms=7, label="output $y$"),
@@ -261,7 +261,7 @@ def _main_legend(ax: Axes, chosen: Sequence[Pattern], colours: dict[int, str]) -
     ]
     ax.legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8,
-        frameon=False, borderaxespad=0.0, title="source (position), I(π^a)", title_fontsize=8,
+        frameon=False, borderaxespad=0.0, title=r"source (position), $I(\pi^a)$", title_fontsize=8,
     )
 
 
