@@ -157,6 +157,15 @@ def test_report_markdown_and_html(two_runs, tmp_path):
     assert "<html" in page.read_text() and "Skip connections vs heads" in page.read_text()
 
 
+def test_report_html_alone(two_runs, tmp_path):
+    page = tmp_path / "only.html"
+    result = runner.invoke(app, ["report", *map(str, two_runs), "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    assert "<html" in page.read_text() and not list(tmp_path.glob("*.md"))
+    nothing = runner.invoke(app, ["report", *map(str, two_runs)])
+    assert nothing.exit_code == 2 and "--out FILE.md, --html FILE.html" in nothing.output
+
+
 def test_report_verdicts_follow_the_numbers(two_runs):
     f = findings(two_runs)
     assert f["comparison"]["attention"]["verdict"].startswith("not measured")  # no ablation.json yet
