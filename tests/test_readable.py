@@ -369,3 +369,14 @@ def test_interactive_page_works_in_headless_chromium(tmp_path):
     assert opacity["nodes-5"] == 1.0 and opacity["head-5"] == 1.0
     assert opacity["nodes-2"] < 0.5 and opacity["skip-4"] < 0.5
     assert "girl (5)" in hovered and "L1–2 skip → L3 H0@[MASK] → L4 skip" in hovered  # the tooltip
+
+
+def test_interactive_view_goes_into_an_html_report_section():
+    pytest.importorskip("plotly")
+    from influence_patterns.viz.html import render_html
+    from influence_patterns.viz.interactive import interactive_div
+
+    first, second = interactive_div(explanation()), interactive_div(explanation(), include_plotlyjs=False)
+    page = render_html([{"title": "One sentence", "html": [first, second]}], title="t")
+    assert page.count("plotly_hover") == 2 and "<script src=" not in page
+    assert len(first) > 1_000_000 > len(second)  # plotly.js travels once

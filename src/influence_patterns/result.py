@@ -73,7 +73,7 @@ class Pattern:
     influence_token: float
     influence_head: float
 
-    def steps(self, tokens: Sequence[str] | None = None) -> list[Step]:
+    def path_steps(self, tokens: Sequence[str] | None = None) -> list[Step]:
         """The pattern as :data:`Step` s, one per layer: ``("skip", None)``, ``("H1", "[MASK]")``.
 
         A step names where it moves to (by token when ``tokens`` are given, else by
@@ -86,7 +86,7 @@ class Pattern:
 
     def text(self, tokens: Sequence[str] | None = None) -> str:
         """The one printed form of a pattern: ``L1–3 skip → L4 H1@[MASK] → L5–6 skip``."""
-        return format_steps(self.steps(tokens))
+        return format_steps(self.path_steps(tokens))
 
     def node_names(self) -> list[str]:
         """Printable node names of the head-level pattern, e.g. ``L2.H7@5``, ``L3.skip@5``."""

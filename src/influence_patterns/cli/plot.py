@@ -14,10 +14,9 @@ import typer
 
 from influence_patterns.cli.app import app, user_errors
 from influence_patterns.errors import DataError, InputError
+from influence_patterns.viz import DEFAULT_DPI
 
 FORMATS = (".svg", ".png", ".pdf", ".html")
-#: One resolution for every raster the CLI writes (``explain --plot``, ``plot``).
-DEFAULT_DPI = 200
 DPI_HELP = f"Resolution of a .png in dots per inch (default {DEFAULT_DPI}); .svg and .pdf are vector."
 
 

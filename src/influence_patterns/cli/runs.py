@@ -34,7 +34,7 @@ def run_command(
         None, "--quadrature", help="gauss-legendre (default) | riemann (the paper's rule)"
     ),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per forward pass, each row one (source token, integration point α) pair; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     backend: str = typer.Option("local", "--backend", help="local | ray"),
@@ -96,7 +96,7 @@ def ablate_command(
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per forward pass."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random control."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Override the run's model."),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per forward pass, each row one (source token, integration point α) pair; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write {\"methods\": [...]} to this file."),
 ) -> None:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+#: Resolution of every raster the package writes (``explain --plot``, ``plot``, the
+#: figures embedded in HTML pages), in dots per inch.
+DEFAULT_DPI = 200
+
 _LAZY = {
     "plot_explanation": "influence_patterns.viz.patterns",
     "plot_run": "influence_patterns.viz.aggregate",
@@ -27,4 +31,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY)
+__all__ = ["DEFAULT_DPI", *sorted(_LAZY)]

@@ -74,7 +74,7 @@ def _hover(expl: Explanation, p: Pattern, layer: int) -> str:
         step = "source embedding h0"
         node = f"x{p.source_index}"
     else:
-        (kind, where) = p.steps(expl.tokens)[layer - 1]
+        (kind, where) = p.path_steps(expl.tokens)[layer - 1]
         step = f"L{layer} {kind}" + ("" if where is None else f"@{html.escape(where)}")
         node = p.node_names()[layer]
     return (
@@ -165,6 +165,20 @@ def interactive_figure(expl: Explanation, sources: Sequence[int] | None = None) 
     return fig
 
 
+def interactive_div(
+    expl: Explanation, sources: Sequence[int] | None = None, include_plotlyjs: bool = True
+) -> str:
+    """The view as an HTML fragment (a ``<div>`` and its script) to place in a larger page,
+    such as the report's (``viz.html`` sections take it under ``"html"``). Give
+    ``include_plotlyjs=False`` to all but the first view of a page."""
+    fig = interactive_figure(expl, sources)
+    return fig.to_html(
+        include_plotlyjs=include_plotlyjs, full_html=False,
+        post_script=_SCRIPT.replace("%(faded)s", str(FADED)),
+        config={"displaylogo": False, "responsive": False},
+    )
+
+
 def interactive_html(expl: Explanation, sources: Sequence[int] | None = None) -> str:
     """The whole page as text: plotly.js embedded, no network access needed."""
     fig = interactive_figure(expl, sources)
@@ -185,4 +199,4 @@ def write_interactive(expl: Explanation, path: str | Path, sources: Sequence[int
     return path
 
 
-__all__ = ["interactive_figure", "interactive_html", "write_interactive"]
+__all__ = ["interactive_div", "interactive_figure", "interactive_html", "write_interactive"]
