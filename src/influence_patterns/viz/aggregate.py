@@ -195,7 +195,7 @@ def _layout(
             cells.setdefault(cls, set()).add(kind)
         for cls, kinds in cells.items():
             ranked = sorted(kinds, key=_kind_rank)
-            spread = min(0.6, 0.22 * (len(ranked) - 1))
+            spread = min(0.82, 0.22 * (len(ranked) - 1))
             for k, kind in enumerate(ranked):
                 dx = 0.0 if len(ranked) == 1 else -spread / 2 + spread * k / (len(ranked) - 1)
                 xs[(layer, (kind, cls))] = order[cls] + dx
@@ -212,9 +212,11 @@ def _compact(nodes: tuple[Node, ...]) -> str:
     return format_steps(pattern_steps(nodes))
 
 
-def _figure_size(columns: int, num_layers: int) -> tuple[float, float]:
-    """Sized to the content: about 1.2 in per position column plus the legend."""
-    return min(max(6.5, 1.2 * columns + 3.6), 18.0), 0.6 * (num_layers + 1) + 2.2
+def _figure_size(columns: int, num_layers: int, crowd: int = 1) -> tuple[float, float]:
+    """Sized to the content: about 1.2 in per position column (more when a cell holds
+    many nodes side by side) plus the legend."""
+    per_column = 1.2 + 0.14 * max(0, crowd - 4)
+    return min(max(6.5, per_column * columns + 3.6), 18.0), 0.6 * (num_layers + 1) + 2.2
 
 
 def plot_run(
@@ -253,7 +255,10 @@ def plot_run(
     top, top_count = min(full.items(), key=lambda kv: (-kv[1], [_node_name(x) for x in kv[0]]))
 
     if ax is None:
-        fig = Figure(figsize=_figure_size(len(order), num_layers), layout="constrained")
+        crowd = max(Counter((layer, cls) for layer, (_, cls) in
+                            {(layer, inst.nodes[layer]) for inst in instances
+                             for layer in range(num_layers + 1)}).values())
+        fig = Figure(figsize=_figure_size(len(order), num_layers, crowd), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.get_figure()
@@ -287,13 +292,20 @@ def plot_run(
             gid=f"agg-step:{layer}:{_node_name(a)}:{_node_name(b)}",
         ))
 
+    cells: dict[tuple[int, str], list[str]] = {}
+    for layer, node in node_count:
+        cells.setdefault((layer, node[1]), []).append(node[0])
+    slot = {(layer, (kind, cls)): k for (layer, cls), kinds in cells.items()
+            for k, kind in enumerate(sorted(kinds, key=_kind_rank))}
     for (layer, node), count in node_count.items():
         x = xs[(layer, node)]
         ax.plot([x], [layer], ls="none", marker="o", ms=3.5 + 5.0 * count / n, color="#333333",
                 mec="white", mew=0.7, zorder=4, gid=f"agg-node:{layer}:{_node_name(node)}")
+        # In a crowded cell, labels alternate above and below their nodes.
+        below = len(cells[(layer, node[1])]) > 3 and slot[(layer, node)] % 2 == 1
         ax.annotate(
-            node[0], (x, layer), xytext=(0, 5.5), textcoords="offset points", ha="center",
-            va="bottom", fontsize=8, color="#444444", zorder=5,
+            node[0], (x, layer), xytext=(0, -6.0 if below else 5.5), textcoords="offset points",
+            ha="center", va="top" if below else "bottom", fontsize=8, color="#444444", zorder=5,
             bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
         )
 
