@@ -6,9 +6,9 @@ Compute code builds these; plotting code reads them. Nothing here imports plotti
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Optional
 
 #: The skip connection. In the API (``Pattern.heads``, ``Explainer.influence(heads=...)``)

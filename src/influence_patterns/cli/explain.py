@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from influence_patterns.cli.app import app, user_errors
-from influence_patterns.cli.plot import DPI_HELP, DEFAULT_DPI, check_image_path, parse_sources, save_figure
+from influence_patterns.cli.plot import DEFAULT_DPI, DPI_HELP, check_image_path, parse_sources, save_figure
+from influence_patterns.errors import InputError
 
 DEFAULT_MODEL = "default-mlm"
 
@@ -68,8 +69,7 @@ def explain_command(
     on the QoI (the quantity of interest: a logit margin). Layers are numbered from 1,
     heads from 0; "skip" is the residual connection around a layer's attention.
     """
-    from influence_patterns.errors import InputError
-    from influence_patterns.explainer import Explainer
+    from influence_patterns.explainer import Explainer  # torch: loaded when the command runs
 
     if plot is not None:
         check_image_path(plot, "--plot")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from influence_patterns.cli.app import app, user_errors
 from influence_patterns.tasks.registry import list_tasks
+from influence_patterns.viz.terminal import print_tasks
 
 
 @app.command("tasks")
@@ -14,6 +15,4 @@ def tasks_command() -> None:
     A masked-LM (mlm) task puts [MASK] where the verb or reflexive goes and scores the
     right word against the wrong one; a classification task scores the gold class.
     """
-    from influence_patterns.viz.terminal import print_tasks
-
     print_tasks(list_tasks())

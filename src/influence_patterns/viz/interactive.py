@@ -98,6 +98,7 @@ def interactive_figure(expl: Explanation, sources: Sequence[int] | None = None) 
         width = 2.0 + 4.0 * (abs(p.influence_head) / max_abs if max_abs > 0 else 1.0)
         group, meta = str(p.source_index), {"source": p.source_index, "kind": "path"}
         label = f"{p.source_token} ({p.source_index}) {'▲' if pattern_sign(p) > 0 else '▼'}"
+        any_head = any(h is not None for h in p.heads)
         for kind, dash in (("head", "solid"), ("skip", "dash")):
             xs: list[float | None] = []
             ys: list[float | None] = []
@@ -107,7 +108,7 @@ def interactive_figure(expl: Explanation, sources: Sequence[int] | None = None) 
                     ys += [layer - 1, layer, None]
             fig.add_trace(go.Scatter(
                 x=xs, y=ys, mode="lines", line={"color": colour, "width": width, "dash": dash},
-                name=label, legendgroup=group, showlegend=kind == "head", hoverinfo="skip",
+                name=label, legendgroup=group, showlegend=(kind == "head") == any_head, hoverinfo="skip",
                 meta=meta, uid=f"{kind}-{p.source_index}",
             ))
         fig.add_trace(go.Scatter(
