@@ -64,7 +64,8 @@ def test_pattern_key_names_moves():
     assert pattern_key(r, pattern(2, [2, 2, 5, 6], [None, 1, 0])) == (("skip", "stay"), ("H1", "attractor"), ("H0", "target"))
     # a special token and an unnamed token
     assert pattern_key(r, pattern(2, [2, 0, 3, 6], [1, 1, 0])) == (("H1", "[CLS]"), ("H1", "other"), ("H0", "target"))
-    assert key_text((("skip", "stay"), ("H1", "target"))) == "L1.skip L2.H1→target"
+    assert key_text((("skip", "stay"), ("H1", "target"))) == "L1 skip → L2 H1@target"
+    assert key_text((("skip", "stay"), ("skip", "stay"), ("H1", "target"))) == "L1–2 skip → L3 H1@target"
 
 
 def test_consistency_frequency_and_entropy():
@@ -75,7 +76,7 @@ def test_consistency_frequency_and_entropy():
     assert c["subject"]["n"] == 4 and c["subject"]["distinct"] == 2
     assert c["subject"]["top_frequency"] == 0.75
     assert c["subject"]["entropy"] == pytest.approx(-(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25)))
-    assert c["subject"]["top_pattern"] == "L1.skip L2.H1→target L3.skip"
+    assert c["subject"]["top_pattern"] == "L1 skip → L2 H1@target → L3 skip"
     assert "attractor" not in c  # no pattern for the attractor's token
     assert c["all"]["n"] == 4
     assert entropy([5]) == 0.0 and entropy([1, 1]) == pytest.approx(1.0)
@@ -154,6 +155,15 @@ def test_report_markdown_and_html(two_runs, tmp_path):
     assert "3×" in text and "74%" in text  # the paper's figures side by side
     assert "not measurable" in text  # two runs are too few for a correlation; said so
     assert "<html" in page.read_text() and "Skip connections vs heads" in page.read_text()
+
+
+def test_report_html_alone(two_runs, tmp_path):
+    page = tmp_path / "only.html"
+    result = runner.invoke(app, ["report", *map(str, two_runs), "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    assert "<html" in page.read_text() and not list(tmp_path.glob("*.md"))
+    nothing = runner.invoke(app, ["report", *map(str, two_runs)])
+    assert nothing.exit_code == 2 and "--out FILE.md, --html FILE.html" in nothing.output
 
 
 def test_report_verdicts_follow_the_numbers(two_runs):

@@ -15,7 +15,7 @@ def test_explain_prints_table_and_writes_json(mlm_checkpoint, tmp_path):
     res = runner.invoke(app, ["explain", "the boy [MASK] good", "--targets", "is,are",
                               "--model", str(mlm_checkpoint), "--steps", "4", "--json", str(out)])
     assert res.exit_code == 0, res.output
-    assert "boy@2" in res.output and "L1." in res.output and "I(π^a)" in res.output
+    assert "boy@2" in res.output and "@[MASK]" in res.output and "I(π^a)" in res.output
     assert "logit[is] - logit[are]" in res.output  # brackets are text, not rich markup
     d = json.loads(out.read_text())
     for key, typ in [("model", str), ("text", str), ("tokens", list), ("target_index", int), ("num_layers", int),

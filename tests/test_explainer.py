@@ -27,7 +27,7 @@ def test_explanation_fields_and_round_trip(mlm, tokenizer, tmp_path):
     result.save(tmp_path / "r.json")
     again = Explanation.load(tmp_path / "r.json")
     assert again.to_dict() == json.loads((tmp_path / "r.json").read_text())
-    assert again.patterns[0].head_path().startswith("L1.")
+    assert again.patterns[0].text(again.tokens).startswith("L1")
 
 
 def test_user_pattern_influence_matches_gpr(mlm, tokenizer):

@@ -104,17 +104,18 @@ def test_heads_are_solid_and_labelled_skips_dashed_and_unlabelled():
     assert not any(k.endswith(":skip") for k in labels)
 
 
-def test_green_for_positive_red_for_negative_and_marker_encodes_sign():
+def test_each_source_has_its_own_colour_and_the_marker_encodes_sign():
     fig = plot_explanation(explanation())
     steps = by_gid(fig, "step:")
     nodes = by_gid(fig, "nodes:")
+    colour_of: dict[str, set] = {}
     for gid, line in steps.items():
-        src = gid.split(":")[1]
-        if src == "5":  # girl: negative head-level influence
-            assert is_red(line.get_color())
-        else:
-            assert is_green(line.get_color())
-    assert nodes["nodes:5"].get_marker() == "v"
+        colour_of.setdefault(gid.split(":")[1], set()).add(to_rgb(line.get_color()))
+    assert all(len(c) == 1 for c in colour_of.values())  # one colour per source's path
+    assert len({next(iter(c)) for c in colour_of.values()}) == 4  # four sources, four colours
+    for src, colours in colour_of.items():
+        assert to_rgb(nodes[f"nodes:{src}"].get_markerfacecolor()) in colours
+    assert nodes["nodes:5"].get_marker() == "v"  # girl: negative head-level influence
     assert nodes["nodes:2"].get_marker() == "^"
     assert nodes["nodes:2"].get_marker() != nodes["nodes:5"].get_marker()
 
@@ -147,12 +148,27 @@ def test_axes_labels_title_and_output():
     assert by_gid(fig, "output")
     bars_ax = next(iter(by_gid(fig, "bar:").values())).axes
     assert [t.get_text() for t in bars_ax.get_xticklabels()] == TOKENS
+    # Token names on the top axis of the pattern panel too, sources in their path's colour.
+    top = by_gid(fig, "top-token:")
+    assert [top[f"top-token:{i}"].get_text() for i in range(len(TOKENS))] == TOKENS
+    step_colour = to_rgb(by_gid(fig, "step:2:")["step:2:1:skip"].get_color())
+    assert to_rgb(top["top-token:2"].get_color()) == step_colour
+
+
+def test_legend_is_keyed_by_source_token():
+    fig = plot_explanation(explanation())
+    main = next(iter(by_gid(fig, "step:").values())).axes
+    texts = [t.get_text() for t in main.get_legend().get_texts()]
+    for label in ("boys (2)", "girl (5)", "near (3)", "funny (7)"):
+        assert any(t.startswith(label) for t in texts), texts
 
 
 def test_token_selection_and_bad_tokens():
-    fig = plot_explanation(explanation(), tokens=[5, 2])
+    fig = plot_explanation(explanation(), sources=[5, 2])
     sources = {g.split(":")[1] for g in by_gid(fig, "step:")}
     assert sources == {"2", "5"}
+    old_name = plot_explanation(explanation(), tokens=[5])
+    assert {g.split(":")[1] for g in by_gid(old_name, "step:")} == {"5"}
     with pytest.raises(InputError, match="token 6 is not a source token"):
         plot_explanation(explanation(), tokens=[6])
 
@@ -338,9 +354,11 @@ def test_cli_plots_a_run(tmp_path, suffix):
     "args, message",
     [
         (["{tmp}/missing.json", "--out", "{tmp}/a.png"], "no such file"),
-        (["{result}", "--out", "{tmp}/a.gif"], ".svg, .png or .pdf"),
+        (["{result}", "--out", "{tmp}/a.gif"], ".svg, .png, .pdf or .html"),
+        (["{result}", "--out", "{tmp}/a.png", "--sources", "6"], "not a source token"),
         (["{result}", "--out", "{tmp}/a.png", "--tokens", "6"], "not a source token"),
-        (["{result}", "--out", "{tmp}/a.png", "--tokens", "two"], "token indices"),
+        (["{result}", "--out", "{tmp}/a.png", "--sources", "two"], "word-piece positions"),
+        (["{run}", "--out", "{tmp}/a.html"], "one explanation"),
         (["{run}", "--out", "{tmp}/a.png", "--role", "object"], "role 'object' not present"),
         (["{run}", "--out", "{tmp}/a.png", "--tokens", "2"], "one explanation"),
         (["{bad}", "--out", "{tmp}/a.png"], "not valid JSON"),
@@ -366,8 +384,9 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, args, message):
 def test_cli_plot_is_documented():
     result = CliRunner().invoke(app, ["plot", "--help"])
     assert result.exit_code == 0
-    for option in ("--out", "--tokens", "--role"):
+    for option in ("--out", "--sources", "--role", "--dpi"):
         assert option in result.output
+    assert "--tokens" not in result.output  # the old name still works, hidden
 
 
 # ---------------------------------------------------------------- HTML

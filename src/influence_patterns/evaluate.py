@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -39,6 +39,7 @@ def accuracy(
     instances: list[Instance],
     batch_size: int = 64,
     skip_unscorable: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> list[TaskAccuracy]:
     """Per-task accuracy and mean QoI of ``loaded`` on ``instances``, tasks in order of first appearance.
 
@@ -55,7 +56,9 @@ def accuracy(
     if not kept:
         raise InputError(f"none of the {len(instances)} instances can be scored: their targets are not single word pieces")
     counts = Counter(_task(inst) for inst in instances)  # insertion order = first appearance
-    scores = qoi(loaded, kept, batch_size=batch_size)
+    scores = qoi(loaded, kept, batch_size=batch_size, progress=progress)
+    if progress is not None and len(kept) < len(instances):
+        progress(len(instances) - len(kept))  # the skipped ones are done too
     groups: dict[str, list[float]] = {task: [] for task in counts}
     for inst, q in zip(kept, scores):
         groups[_task(inst)].append(q)
@@ -92,8 +95,11 @@ def mean_accuracy(results: Sequence[TaskAccuracy]) -> float:
     return sum(r.accuracy for r in results) / len(results)
 
 
-def qoi(loaded: LoadedModel, instances: Sequence[Instance], batch_size: int = 64) -> list[float]:
-    """The QoI of every instance, in order."""
+def qoi(
+    loaded: LoadedModel, instances: Sequence[Instance], batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> list[float]:
+    """The QoI of every instance, in order (``progress(k)`` after each batch of k)."""
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     if not instances:
@@ -133,6 +139,8 @@ def qoi(loaded: LoadedModel, instances: Sequence[Instance], batch_size: int = 64
                 others[rows, gold] = float("-inf")
                 q = gold_logit - others.max(dim=1).values  # = logit[gold] - logit[1 - gold] for 2 labels
             out.extend(q.double().cpu().tolist())
+            if progress is not None:
+                progress(len(chunk))
     return out
 
 

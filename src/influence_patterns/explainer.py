@@ -17,6 +17,7 @@ from influence_patterns.attribution.quadrature import DEFAULT_QUADRATURE, QUADRA
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.graph.adapters import adapter_for
 from influence_patterns.models.loading import prepare
+from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.result import Explanation, Pattern
 from influence_patterns.search.common import SourceSearch
 from influence_patterns.search.fast import gpr_fast
@@ -127,25 +128,39 @@ class Explainer:
 
     def explain(
         self, text: str, targets: Sequence[str] | None = None, label: int | None = None,
-        sources: Sequence[int] | None = None,
+        sources: Sequence[int] | None = None, progress: Progress = None,
     ) -> Explanation:
         """Influence patterns of every source token of ``text`` (``targets=(good, bad)``
         for a masked LM with one ``[MASK]``; ``label`` for a classifier, default: its
-        prediction). ``sources``: only these word-piece positions (``[CLS]`` is 0)."""
-        return self.explain_batch([Query(text, _pair(targets), label, sources)])[0]
+        prediction). ``sources``: only these word-piece positions (``[CLS]`` is 0).
+        ``progress``: a bar per source-token chunk (``None``: when stderr is a terminal)."""
+        return self.explain_batch([Query(text, _pair(targets), label, sources)], progress=progress)[0]
 
     def explain_batch(
-        self, queries: Sequence[Query], progress: Callable[[int], None] | None = None
+        self,
+        queries: Sequence[Query | str],
+        targets: Sequence[str] | str | Sequence[Sequence[str] | None] | None = None,
+        labels: int | Sequence[int | None] | None = None,
+        progress: Progress = None,
     ) -> list[Explanation]:
-        """Explain several texts together (sentences, sources and α steps are batched)."""
+        """Explain several texts together (sentences, sources and α steps are batched).
+
+        ``queries``: :class:`Query` objects or plain strings; for strings, ``targets`` is
+        one ``(good, bad)`` pair for all (masked LM) or one pair per text, and ``labels``
+        one class for all or one per text (classifier; default: its prediction).
+        ``progress``: ``True``/``False``, ``None`` (a bar when stderr is a terminal) or a
+        callable given the number of source tokens done after each chunk."""
+        queries = _queries(queries, targets, labels)
         cfg = self.config
         batch = self.prepare(queries)
         quad = make_quadrature(cfg.steps, cfg.quadrature, dtype=batch.x.dtype)
-        if cfg.method == "fast":
-            max_rows = cfg.max_rows or auto_max_rows(self.adapter, int(batch.x.shape[1]))
-            searches = gpr_fast(self.adapter, batch, quad, self.qoi, max_rows, progress)
-        else:
-            searches = gpr_reference(self.adapter, batch, quad, self.qoi, progress)
+        total = sum(len(s) for s in batch.sources)
+        with progress_bar(total, "explaining", progress) as advance:
+            if cfg.method == "fast":
+                max_rows = cfg.max_rows or auto_max_rows(self.adapter, int(batch.x.shape[1]))
+                searches = gpr_fast(self.adapter, batch, quad, self.qoi, max_rows, advance)
+            else:
+                searches = gpr_reference(self.adapter, batch, quad, self.qoi, advance)
         q_x, q_b = qoi_values(self.adapter, batch, self.qoi)
         check_finite_qoi(batch, q_x, q_b)
         return [self._explanation(batch, b, searches[b], float(q_x[b]), float(q_b[b])) for b in range(len(batch))]
@@ -163,8 +178,9 @@ class Explainer:
 
         ``positions``: one position per layer 1..L (or L+1 entries starting with the
         source); ``None`` means the whole graph (plain IG). ``heads``: per layer a head
-        index, ``None``/``"skip"`` for the skip, or ``"h"`` to keep the layer token level;
-        omitted: a token-level pattern.
+        index (from 0), ``None`` for the skip (as in :attr:`Pattern.heads`; ``"skip"`` is
+        accepted too), or ``"h"`` to keep the layer token level; omitted: a token-level
+        pattern. Returns the QoI's share (in logits) that flows through that pattern.
         """
         batch = self.prepare([Query(text, _pair(targets), label)])
         L, n = self.adapter.num_layers, batch.lengths[0]
@@ -253,6 +269,40 @@ def check_finite_qoi(batch: Batch, q_x: torch.Tensor, q_b: torch.Tensor) -> None
                 f"the quantity of interest is not finite ({float(q_x[b])} at the text, {float(q_b[b])} at the "
                 f"baseline) for {batch.queries[b].text!r}; the model's outputs overflow or hold NaN"
             )
+
+
+def _queries(
+    queries: Sequence[Query | str],
+    targets: Sequence[str] | str | Sequence[Sequence[str] | None] | None,
+    labels: int | Sequence[int | None] | None,
+) -> list[Query]:
+    """Plain strings become queries with ``targets`` / ``labels`` (one for all, or one each)."""
+    if isinstance(queries, (str, Query)):
+        queries = [queries]
+    n = len(queries)
+
+    def each(value: Any, name: str, single: Callable[[Any], bool]) -> list[Any]:
+        if value is None or single(value):
+            return [value] * n
+        value = list(value)
+        if len(value) != n:
+            raise InputError(f"{name} has {len(value)} entries for {n} texts; give one each or one for all")
+        return value
+
+    pairs = each(targets, "targets", lambda v: isinstance(v, str) or (
+        len(v) == 2 and all(isinstance(t, str) for t in v)))
+    label_list = each(labels, "labels", lambda v: isinstance(v, int))
+    out = []
+    for q, pair, label in zip(queries, pairs, label_list):
+        if isinstance(q, Query):
+            if pair is not None or label is not None:
+                raise InputError("targets/labels go with plain strings; a Query carries its own")
+            out.append(q)
+        elif isinstance(q, str):
+            out.append(Query(q, _pair(pair), label))
+        else:
+            raise InputError(f"explain_batch takes strings or Query objects, not {type(q).__name__}")
+    return out
 
 
 def _pair(targets: Sequence[str] | str | None) -> tuple[str, str] | None:

@@ -6,9 +6,53 @@ Compute code builds these; plotting code reads them. Nothing here imports plotti
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+#: The skip connection. In the API (``Pattern.heads``, ``Explainer.influence(heads=...)``)
+#: and in JSON the skip is ``None``/``null``; a head is its index, numbered from 0.
+#: Layers are numbered from 1 (``L1`` is the first encoder layer; ``h0`` the embeddings).
+SKIP = None
+
+#: One layer of a head-level pattern as printed: ``(node, where)``; ``node`` is ``"skip"``
+#: or ``"H<j>"``, ``where`` the position it moves to, or ``None`` when it stays put.
+Step = tuple[str, Optional[str]]
+
+
+def head_name(head: int | None) -> str:
+    """``"skip"`` for the skip connection (``None``), ``"H<j>"`` for head j (from 0)."""
+    return "skip" if head is None else f"H{int(head)}"
+
+
+def position_label(t: int, tokens: Sequence[str] | None = None) -> str:
+    """A position as printed: its token (``[MASK]``), with the index when the token repeats."""
+    if tokens is None or not 0 <= t < len(tokens):
+        return str(t)
+    token = tokens[t]
+    return token if list(tokens).count(token) == 1 else f"{token}({t})"
+
+
+def format_steps(steps: Sequence[Step], first_layer: int = 1) -> str:
+    """The one printed form of a head-level pattern, used by every table and figure.
+
+    ``steps[k]`` is layer ``first_layer + k``. Consecutive layers taking the same step
+    merge into a span: ``L1–3 skip → L4 H1@[MASK] → L5–6 skip`` reads "layers 1 to 3
+    keep the token on the skip connection, head 1 of layer 4 moves it to [MASK], …".
+    """
+    parts: list[str] = []
+    k = 0
+    while k < len(steps):
+        last = k
+        while last + 1 < len(steps) and steps[last + 1] == steps[k] and steps[k][1] is None:
+            last += 1
+        a, b = first_layer + k, first_layer + last
+        span = f"L{a}" if a == b else f"L{a}–{b}"
+        node, where = steps[k]
+        parts.append(f"{span} {node}" + ("" if where is None else f"@{where}"))
+        k = last + 1
+    return " → ".join(parts)
 
 from influence_patterns.fileio import write_json
 
@@ -31,17 +75,20 @@ class Pattern:
     influence_token: float
     influence_head: float
 
-    def token_path(self) -> str:
-        """``x2 → L1@3 → L2@3 …`` : the token-level pattern as text."""
-        steps = [f"x{self.positions[0]}"]
-        steps += [f"L{l}@{t}" for l, t in enumerate(self.positions[1:], start=1)]
-        return " → ".join(steps)
+    def path_steps(self, tokens: Sequence[str] | None = None) -> list[Step]:
+        """The pattern as :data:`Step` s, one per layer: ``("skip", None)``, ``("H1", "[MASK]")``.
 
-    def head_path(self) -> str:
-        """``L1.H3 → L2.skip → …`` : the head-level pattern as text."""
-        return " → ".join(
-            f"L{l}.skip" if h is None else f"L{l}.H{h}" for l, h in enumerate(self.heads, start=1)
-        )
+        A step names where it moves to (by token when ``tokens`` are given, else by
+        index), or ``None`` when it stays on the previous position.
+        """
+        out: list[Step] = []
+        for prev, t, h in zip(self.positions, self.positions[1:], self.heads):
+            out.append((head_name(h), None if t == prev else position_label(t, tokens)))
+        return out
+
+    def text(self, tokens: Sequence[str] | None = None) -> str:
+        """The one printed form of a pattern: ``L1–3 skip → L4 H1@[MASK] → L5–6 skip``."""
+        return format_steps(self.path_steps(tokens))
 
     def node_names(self) -> list[str]:
         """Printable node names of the head-level pattern, e.g. ``L2.H7@5``, ``L3.skip@5``."""
@@ -167,8 +214,45 @@ class Explanation:
     def load(cls, path: str | Path) -> "Explanation":
         return cls.from_dict(json.loads(Path(path).read_text()))
 
-    def show(self) -> None:
-        """Print the per-token table (rich) to the terminal."""
-        from influence_patterns.display import print_explanation
+    def to_dataframe(self) -> Any:
+        """One row per source token (pandas): index, token, sign, g, I(π^e), I(π^a), pattern."""
+        import pandas as pd  # heavy and optional for the compute path: imported on use
 
-        print_explanation(self)
+        rows = [
+            {
+                "source_index": p.source_index,
+                "source_token": p.source_token,
+                "sign": p.sign,
+                "g": p.g,
+                "influence_token": p.influence_token,
+                "influence_head": p.influence_head,
+                "pattern": p.text(self.tokens),
+                "positions": list(p.positions),
+                "heads": list(p.heads),
+            }
+            for p in self.patterns
+        ]
+        columns = ["source_index", "source_token", "sign", "g", "influence_token",
+                   "influence_head", "pattern", "positions", "heads"]
+        return pd.DataFrame(rows, columns=columns)
+
+    # Presentation: thin calls into ``viz`` (the layer that prints and draws), imported
+    # on use so that this data module never depends on the presentation layer.
+
+    def show(self, console: Any = None) -> None:
+        """Print the per-token table (rich) to the terminal."""
+        from influence_patterns.viz.terminal import print_explanation
+
+        print_explanation(self, console)
+
+    def plot(self, sources: Sequence[int] | None = None, ax: Any = None) -> Any:
+        """Draw the patterns (matplotlib Figure); ``sources``: only these word-piece positions."""
+        from influence_patterns.viz.patterns import plot_explanation
+
+        return plot_explanation(self, sources=sources, ax=ax)
+
+    def _repr_html_(self) -> str:
+        """Notebook view: the table and the picture (inline SVG)."""
+        from influence_patterns.viz.notebook import explanation_html
+
+        return explanation_html(self)

@@ -10,7 +10,7 @@ positions by what they are rather than by index. For layer l = 1..L the key hold
   instance's role at t_l (``subject``, ``attractor`` ...), else the special token
   (``[CLS]``, ``[SEP]``), else ``other``.
 
-Printed as e.g. ``L1.skip L2.H3→target L3.skip``. For each role (the pattern of the
+Printed in the one pattern notation, e.g. ``L1 skip → L2 H3@target → L3 skip``. For each role (the pattern of the
 role's token) and for ``all`` (every source token's pattern) we report the number of
 patterns, the number of distinct keys, the frequency of the most common key
 (``top_frequency``, share of patterns) and the Shannon entropy of the key
@@ -24,6 +24,7 @@ from collections import Counter
 from typing import Any, Iterable
 
 from influence_patterns.analysis.skip import skip_statistics
+from influence_patterns.result import format_steps
 
 SPECIAL = ("[CLS]", "[SEP]", "<s>", "</s>")
 Key = tuple[tuple[str, str], ...]
@@ -55,10 +56,8 @@ def pattern_key(row: dict[str, Any], pattern: dict[str, Any]) -> Key:
 
 
 def key_text(key: Key) -> str:
-    """``L1.skip L2.H3→target …``"""
-    return " ".join(
-        f"L{l}.{node}" + ("" if move == "stay" else f"→{move}") for l, (node, move) in enumerate(key, start=1)
-    )
+    """``L1 skip → L2 H3@target → …`` (:func:`influence_patterns.result.format_steps`)."""
+    return format_steps([(node, None if move == "stay" else move) for node, move in key])
 
 
 def entropy(counts: Iterable[int]) -> float:

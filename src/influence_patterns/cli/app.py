@@ -3,20 +3,61 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import re
 import sys
 from typing import Any, Callable, TypeVar
 
 import typer
+from rich.markup import escape
 
 from influence_patterns.errors import InfluencePatternsError, printable
 
+#: The terms the commands use, one line each (also in the README's glossary).
+GLOSSARY = (
+    "Terms. "
+    "QoI (quantity of interest): the number explained, a logit margin: logit[good] − logit[bad] "
+    "at the [MASK] of a masked LM, logit[class] − logit[other] of a classifier; the model is "
+    "right when it is > 0. "
+    "Influence: how much of the QoI a token (or a path) accounts for, by Integrated Gradients "
+    "from a baseline input (all [MASK] by default) over integration points α. "
+    "Pattern: the path, one node per layer, that carries most of a token's influence; π^e is "
+    "the token-level pattern (a position per layer), π^a the head-level one (an attention head "
+    "or the skip per layer). "
+    "GPR (Guided Pattern Refinement): the greedy search that finds patterns, layer by layer. "
+    "Skip: the residual connection around a layer's attention. "
+    "Layers are numbered from 1 (L1 is the first encoder layer, h0 the embeddings), heads "
+    "from 0 (H0), word-piece positions from 0 ([CLS] is 0). "
+    "Role: what a word is in a task's sentence (subject, attractor, verb ...). "
+    "Consistency: how often instances of a task share the same pattern."
+)
+
 app = typer.Typer(
     name="influence-patterns",
-    help="Influence patterns: how information flows through BERT-style encoders (GPR).",
+    help="Influence patterns: which paths through a BERT-style encoder carry each token's "
+         "influence to a prediction, found by GPR (Lu et al., NeurIPS 2021).",
+    epilog=escape(GLOSSARY),  # rich markup would eat "[good]"
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def reflow(text: str | None) -> str | None:
+    """Join the lines of each paragraph, so ``--help`` wraps sentences at the terminal's width."""
+    if not text:
+        return text
+    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(text))
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def reflow_help(typer_app: typer.Typer) -> None:
+    """Give every command (and sub-command) its docstring reflowed as help."""
+    for info in typer_app.registered_commands:
+        info.help = reflow(info.help or (info.callback.__doc__ if info.callback else None))
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

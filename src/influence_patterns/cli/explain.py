@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 from influence_patterns.cli.app import app, user_errors
+from influence_patterns.cli.plot import DEFAULT_DPI, DPI_HELP, check_image_path, parse_sources, save_figure
+from influence_patterns.errors import InputError
 
 DEFAULT_MODEL = "default-mlm"
 
@@ -15,55 +17,75 @@ DEFAULT_MODEL = "default-mlm"
 @app.command("explain")
 @user_errors
 def explain_command(
-    text: str = typer.Argument(..., help="The sentence; for a masked LM it holds one [MASK]."),
-    targets: Optional[str] = typer.Option(None, "--targets", "-t", help="GOOD,BAD words for the [MASK] (masked LM)."),
-    label: Optional[int] = typer.Option(None, "--label", help="Gold class for a classifier (default: its prediction)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="default-mlm, default-sst2, a checkpoint dir or a hub name."),
+    text: str = typer.Argument(..., help="The sentence to explain. For a masked LM it holds one [MASK]."),
+    targets: Optional[str] = typer.Option(
+        None, "--targets", "-t",
+        help="Masked LM: the right and the wrong word for the [MASK], as GOOD,BAD (e.g. is,are). "
+             "The QoI is the logit of GOOD minus the logit of BAD.",
+    ),
+    label: Optional[int] = typer.Option(
+        None, "--label", help="Classifier: the class whose margin is explained (default: the model's prediction)."
+    ),
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m",
+        help="The model: default-mlm, default-sst2, a checkpoint directory or a hub name.",
+    ),
     steps: Optional[int] = typer.Option(
-        None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
+        None, "--steps",
+        help="Integration points along the path from baseline to input: Gauss–Legendre points "
+             "(default 32), or m for the Riemann rule (m+1 points; default 50).",
     ),
-    method: str = typer.Option("fast", "--method", help="fast | reference"),
-    baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
-    keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
+    method: str = typer.Option(
+        "fast", "--method", help="fast (one backward pass per layer) or reference (the literal, slow search)."
+    ),
+    baseline: str = typer.Option(
+        "mask", "--baseline", help="The input integrated from: mask, zero or pad embeddings."
+    ),
+    keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS] and [SEP] real in the baseline."),
     quadrature: Optional[str] = typer.Option(
-        None, "--quadrature", help="gauss-legendre (default) | riemann (the paper's rule)"
+        None, "--quadrature", help="The integration rule: gauss-legendre (default) or riemann (the paper's rule)."
     ),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
+    max_batch: Optional[int] = typer.Option(
+        None, "--max-batch",
+        help="Rows per forward pass, each row one (source token, integration point α) pair; "
+             "default: sized to free memory.",
+    ),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu, cuda or mps."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON to this file."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the patterns to this .svg/.png/.pdf file."),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Draw the patterns to this file: .svg, .png, .pdf, or .html (interactive)."
+    ),
+    dpi: int = typer.Option(DEFAULT_DPI, "--dpi", min=30, max=1200, help=DPI_HELP),
     sources: Optional[str] = typer.Option(
         None, "--sources", "-s",
-        help="Explain only these word-piece positions, comma-separated ([CLS] is 0; e.g. 2 for 'authors'). "
-             "Cost is linear in the number of sources.",
+        help="Explain only these word-piece positions, comma-separated ([CLS] is 0; e.g. 2 for "
+             "'authors'). The cost grows linearly with the number of sources.",
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Find each source token's influence pattern (GPR) and print them as a table."""
-    from influence_patterns.explainer import Explainer
+    """Find each source token's influence pattern with GPR and print them as a table.
 
+    A pattern is the path, one node per layer, that carries most of a token's influence
+    on the QoI (the quantity of interest: a logit margin). Layers are numbered from 1,
+    heads from 0; "skip" is the residual connection around a layer's attention.
+    """
+    from influence_patterns.explainer import Explainer  # torch: loaded when the command runs
+
+    if plot is not None:
+        check_image_path(plot, "--plot")
+    chosen = parse_sources(sources, "--sources")
     explainer = Explainer.from_pretrained(
         model, device=device, steps=steps, method=method, baseline=baseline,
         keep_special=keep_special, quadrature=quadrature, max_rows=max_batch,
     )
     if explainer.kind == "mlm" and targets is None:
-        from influence_patterns.errors import InputError
-
         raise InputError("a masked-LM explanation needs --targets GOOD,BAD (e.g. --targets is,are)")
-    chosen = None
-    if sources is not None:
-        from influence_patterns.errors import InputError
-
-        try:
-            chosen = [int(p) for p in sources.split(",") if p.strip()]
-        except ValueError:
-            raise InputError(f"--sources takes word-piece positions like 2,5; got {sources!r}") from None
-    result = explainer.explain(text, targets=targets, label=label, sources=chosen)
+    result = explainer.explain(text, targets=targets, label=label, sources=chosen,
+                               progress=False if quiet else None)
     result.show()
     if json_out is not None:
         result.save(json_out)
-        typer.echo(f"wrote {json_out}")
+        typer.echo(f"Wrote {json_out}")
     if plot is not None:
-        from influence_patterns.viz import plot_explanation
-
-        plot_explanation(result).savefig(plot, bbox_inches="tight")
-        typer.echo(f"wrote {plot}")
+        save_figure(result, plot, dpi=dpi)
+        typer.echo(f"Wrote {plot}")

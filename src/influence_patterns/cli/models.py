@@ -27,22 +27,16 @@ _LABELS = {
 @user_errors
 def list_models() -> None:
     """List the default models: built or not, cache path, accuracy measured at build time."""
-    from rich.console import Console
-    from rich.table import Table
-
     from influence_patterns.models import defaults
+    from influence_patterns.viz.terminal import print_models
 
-    table = Table(title=f"Default models (cache: {defaults.cache_dir()})")
-    table.add_column("name")
-    table.add_column("built")
-    table.add_column("path", overflow="fold")
-    table.add_column("measured accuracy")
+    rows = []
     for name in defaults.DEFAULT_MODELS:
         st = defaults.status(name)
         acc = ", ".join(f"{_LABELS.get(k, k)} {defaults.fmt_measure(v)}" for k, v in st.accuracy.items() if k in _LABELS) or "-"
         built = ("yes (stale: models build --force)" if st.stale else "yes") if st.built else "no"
-        table.add_row(name, built, str(st.path), acc)
-    Console().print(table)
+        rows.append([name, built, acc, str(st.path)])
+    print_models(rows, f"Default models (cache: {defaults.cache_dir()})")
 
 
 @models_app.command("build")
@@ -66,7 +60,11 @@ def build_model(
 def accuracy_command(
     model: str = typer.Option(..., "--model", "-m", help="default-mlm, default-sst2, a checkpoint directory or a hub name."),
     task: Optional[str] = typer.Option(None, "--task", help="Task name (see `influence-patterns tasks`)."),
-    n: int = typer.Option(200, "--n", min=1, help="Instances to generate (or to subsample from --data) for --task."),
+    n: Optional[int] = typer.Option(
+        None, "--n", min=1,
+        help="Instances to generate for a template --task (default 200), or to subsample from "
+             "--data (default: the whole file).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for --task instance generation."),
     data: Optional[Path] = typer.Option(
         None, "--data", help="Read instances from this file (JSONL, TSV, M&L TSV); with --task, that task's file."
@@ -80,12 +78,10 @@ def accuracy_command(
     strict: bool = typer.Option(
         False, "--strict", help="Fail on targets that are not one word piece (default: skip them and say how many)."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | mps"),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu, cuda or mps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Accuracy (share of instances with QoI > 0) and mean QoI of a model, per task."""
-    from rich.console import Console
-    from rich.table import Table
-
     from influence_patterns.evaluate import accuracy, mean_accuracy
     from influence_patterns.models.loading import load_model
 
@@ -104,29 +100,27 @@ def accuracy_command(
     if task is not None and split != "all":
         from influence_patterns.tasks.templates import generate
 
-        instances = generate(task, n, seed, split)
+        instances = generate(task, n or 200, seed, split)
     elif task is not None:
         from influence_patterns.tasks.registry import get_task
 
-        instances = get_task(task).load(n, seed, data)
+        # A file given is read whole unless --n says otherwise; a generated task needs a size.
+        instances = get_task(task).load(n if (n is not None or data is not None) else 200, seed, data)
     else:
         from influence_patterns.tasks.loaders import load_instances
 
         instances = load_instances(data)
     loaded = load_model(model, device=device)
-    results = accuracy(loaded, instances, batch_size=batch_size, skip_unscorable=not strict)
+    from influence_patterns.progress import progress_bar
+
+    with progress_bar(len(instances), "scoring", False if quiet else None) as advance:
+        results = accuracy(loaded, instances, batch_size=batch_size, skip_unscorable=not strict,
+                           progress=advance)
     mean = mean_accuracy(results)
 
-    table = Table(title=f"Accuracy of {model}")
-    table.add_column("task")
-    table.add_column("n", justify="right")
-    table.add_column("accuracy", justify="right")
-    table.add_column("mean QoI", justify="right")
-    for r in results:
-        table.add_row(r.task, str(r.n), f"{r.accuracy:.3f}", f"{r.mean_qoi:.3f}")
-    if len(results) > 1:
-        table.add_row("mean over tasks", str(sum(r.n for r in results)), f"{mean:.3f}", "", style="bold")
-    Console(width=120).print(table)
+    from influence_patterns.viz.terminal import print_accuracy
+
+    print_accuracy(results, mean, f"Accuracy of {model}")
     skipped = len(instances) - sum(r.n for r in results)  # a task may be skipped entirely
     if skipped:
         typer.echo(
@@ -138,4 +132,4 @@ def accuracy_command(
         payload = {"model": model, "results": [r.to_dict() for r in results], "mean_accuracy": mean}
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        typer.echo(f"wrote {json_out}")
+        typer.echo(f"Wrote {json_out}")

@@ -1,70 +1,108 @@
 """``influence-patterns plot``: draw one explanation or a run's aggregate patterns.
 
-matplotlib is imported inside the command, so ``influence-patterns --help`` stays fast.
+matplotlib (and plotly, for ``.html``) is imported inside the command, so
+``influence-patterns --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from influence_patterns.cli.app import app, user_errors
 from influence_patterns.errors import DataError, InputError
+from influence_patterns.viz import DEFAULT_DPI
 
-FORMATS = (".svg", ".png", ".pdf")
+FORMATS = (".svg", ".png", ".pdf", ".html")
+DPI_HELP = f"Resolution of a .png in dots per inch (default {DEFAULT_DPI}); .svg and .pdf are vector."
 
 
-def _parse_tokens(text: str | None) -> list[int] | None:
+def check_image_path(out: Path, flag: str) -> None:
+    """Fail early (before any work) on an output name we cannot write."""
+    if out.suffix.lower() not in FORMATS:
+        raise InputError(f"cannot write {out.name!r} ({flag}): the file must end in .svg, .png, .pdf or .html")
+
+
+def parse_sources(text: str | None, flag: str = "--sources") -> list[int] | None:
+    """``"2,5"`` → ``[2, 5]``: word-piece positions ([CLS] is 0)."""
     if text is None:
         return None
     try:
-        tokens = [int(part) for part in text.split(",") if part.strip()]
+        positions = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise InputError(
-            f"--tokens takes comma-separated token indices such as 2,5; got {text!r}"
-        ) from None
-    if not tokens:
-        raise InputError("--tokens is empty; give token indices such as 2,5")
-    return tokens
+        raise InputError(f"{flag} takes word-piece positions, comma-separated, such as 2,5; got {text!r}") from None
+    if not positions:
+        raise InputError(f"no sources given: {flag} is empty; give word-piece positions such as 2,5")
+    return positions
+
+
+def save_figure(expl: Any, out: Path, dpi: int = DEFAULT_DPI, sources: list[int] | None = None) -> None:
+    """Write one explanation's picture: a static figure, or the interactive page for .html."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".html":
+        from influence_patterns.viz.interactive import write_interactive
+
+        write_interactive(expl, out, sources=sources)
+        return
+    from influence_patterns.viz.patterns import plot_explanation
+
+    fig = plot_explanation(expl, sources=sources)
+    fig.savefig(out, dpi=dpi, bbox_inches="tight", facecolor="white")
 
 
 @app.command("plot")
 @user_errors
 def plot(
     source: Path = typer.Argument(
-        ..., help="An explanation (RESULT.json) or a run directory holding results.jsonl."
+        ..., help="An explanation (RESULT.json from explain --json) or a run directory holding results.jsonl."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Image to write: .svg, .png or .pdf."),
-    tokens: Optional[str] = typer.Option(
-        None, "--tokens", help="Only these source tokens (indices, comma-separated), e.g. 2,5."
+    out: Path = typer.Option(
+        ..., "--out", "-o",
+        help="File to write: .svg, .png or .pdf; or .html for an interactive page (one explanation).",
     ),
-    role: str = typer.Option("subject", "--role", help="Run directory: the role to aggregate."),
+    sources: Optional[str] = typer.Option(
+        None, "--sources", "-s",
+        help="Only these source tokens, by word-piece position, comma-separated ([CLS] is 0), e.g. 2,5.",
+    ),
+    tokens: Optional[str] = typer.Option(None, "--tokens", hidden=True, help="Old name of --sources."),
+    role: str = typer.Option(
+        "subject", "--role",
+        help="Run directory: the role to aggregate, i.e. which word of each sentence is the source "
+             "(subject, attractor, ...; see the task).",
+    ),
     task: Optional[str] = typer.Option(
-        None, "--task", help="Run directory: the task, when the run holds several."
+        None, "--task", help="Run directory: the task to draw, when the run holds several."
     ),
-    dpi: int = typer.Option(200, "--dpi", min=30, max=1200, help="Resolution of a .png."),
+    dpi: int = typer.Option(DEFAULT_DPI, "--dpi", min=30, max=1200, help=DPI_HELP),
 ) -> None:
-    """Draw influence patterns: one explanation (RESULT.json) or a run (RUN_DIR, by role)."""
-    if out.suffix.lower() not in FORMATS:
-        raise InputError(
-            f"cannot write {out.name!r}: the output must end in .svg, .png or .pdf"
-        )
+    """Draw influence patterns: one explanation (RESULT.json) or a whole run (RUN_DIR), by role.
+
+    An .html output is a self-contained interactive page: hover or click a token to
+    highlight its path, toggle sources in the legend.
+    """
+    check_image_path(out, "--out")
     if not source.exists():
         raise InputError(f"no such file or directory: {source}")
-    token_list = _parse_tokens(tokens)
+    if sources is not None and tokens is not None:
+        raise InputError("give --sources only (--tokens is its old name)")
+    flag = "--tokens" if tokens is not None else "--sources"
+    chosen = parse_sources(tokens if tokens is not None else sources, flag)
 
     if source.is_dir() or source.suffix == ".jsonl":
-        if token_list is not None:
-            raise InputError("--tokens applies to one explanation (RESULT.json), not to a run")
+        if chosen is not None:
+            raise InputError(f"{flag} applies to one explanation (RESULT.json), not to a run")
+        if out.suffix.lower() == ".html":
+            raise InputError("the interactive .html view draws one explanation (RESULT.json), not a run")
         from influence_patterns.viz.aggregate import plot_run
 
         fig = plot_run(source, role=role, task=task)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=dpi, bbox_inches="tight", facecolor="white")
     else:
         from influence_patterns.result import Explanation
-        from influence_patterns.viz.patterns import plot_explanation
 
         try:
             expl = Explanation.load(source)
@@ -72,8 +110,5 @@ def plot(
             raise DataError(f"{source}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{source}: not an explanation file ({exc!r})") from None
-        fig = plot_explanation(expl, tokens=token_list)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi, bbox_inches="tight", facecolor="white")
+        save_figure(expl, out, dpi=dpi, sources=chosen)
     typer.echo(f"Wrote {out}")

@@ -34,7 +34,7 @@ def run_command(
         None, "--quadrature", help="gauss-legendre (default) | riemann (the paper's rule)"
     ),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per forward pass, each row one (source token, integration point α) pair; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     backend: str = typer.Option("local", "--backend", help="local | ray"),
@@ -59,7 +59,7 @@ def run_command(
 def _write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
-    typer.echo(f"wrote {path}")
+    typer.echo(f"Wrote {path}")
 
 
 @app.command("analyze")
@@ -98,7 +98,7 @@ def ablate_command(
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per forward pass."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random control."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Override the run's model."),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per forward pass, each row one (source token, integration point α) pair; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write {\"methods\": [...]} to this file."),
 ) -> None:
@@ -118,16 +118,20 @@ def ablate_command(
 @user_errors
 def report_command(
     dirs: List[Path] = typer.Argument(..., help="Run directories, one per task."),
-    out: Path = typer.Option(..., "--out", "-o", help="Markdown file to write."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Markdown file to write."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML page with figures."),
     ablate: bool = typer.Option(False, "--ablate", help="Run the ablation for runs without DIR/ablation.json."),
 ) -> None:
     """The paper's three findings (skip vs heads, consistency vs accuracy, patterns vs
     baselines) from the measured numbers, side by side with the paper's figures."""
-    from influence_patterns.analysis.report import html_sections, write_report
+    from influence_patterns.analysis.report import findings, html_sections, write_report
+    from influence_patterns.errors import InputError
 
-    found = write_report(dirs, out, ablate=ablate)
-    typer.echo(f"wrote {out}")
+    if out is None and html is None:
+        raise InputError("give --out FILE.md, --html FILE.html or both")
+    found = write_report(dirs, out, ablate=ablate) if out is not None else findings(dirs, ablate=ablate)
+    if out is not None:
+        typer.echo(f"Wrote {out}")
     typer.echo(f"skip vs heads: {found['skip_verdict']}")
     typer.echo(f"consistency vs accuracy: {found['correlation_verdict']}")
     for group, c in found["comparison"].items():
@@ -139,4 +143,4 @@ def report_command(
         from influence_patterns.viz.html import write_html
 
         write_html(html, html_sections(found, dirs), title="Influence patterns: the paper's findings")
-        typer.echo(f"wrote {html}")
+        typer.echo(f"Wrote {html}")

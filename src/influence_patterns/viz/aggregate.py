@@ -1,26 +1,26 @@
 """Patterns of one role (the subject, say) aggregated over the instances of a task.
 
-Sentences differ in length and word order, so token positions cannot be the x axis.
-The layout instead follows the head-level pattern:
+Sentences differ in length and word order, so positions are named rather than
+numbered, and the layout follows the sentence figure (positions across, layers up):
 
+- x: one column per *position class*, in their average order in the sentences: the
+  instance's roles (``subject``, ``verb`` …), ``target`` for the target position,
+  ``[CLS]``/``[SEP]``, otherwise the offset from the source (``src+2``);
 - y: layers, ``h0`` (the source embedding) at the bottom, ``L<L>`` on top;
-- x: the node kind a pattern takes in that layer: the skip connection (left column)
-  or head ``H0`` … ``H<H-1>``; the source ``x`` sits in the skip column at ``h0``;
-- a node is (layer, kind, position). The position is named by role when it is one of
-  the instance's role indices (``subject``, ``verb`` …), by the special token when it
-  is ``[CLS]``/``[SEP]``, by ``target`` for the target position, and otherwise by
-  its offset from the source (``src+2``). Nodes of one (layer, kind) cell that differ
-  in position sit side by side, each labelled with its position;
+- a node is (layer, kind, position class), kind the skip connection or head ``H<j>``
+  (heads numbered from 0); nodes of one (layer, position) cell that differ in kind sit
+  side by side, each labelled with its kind;
 - a line per step (layer l-1 node → layer l node), its width proportional to the
   share of instances whose pattern takes that step; dashed into a skip, solid into a
   head; green when most of those instances' head-level influence is positive, red
   otherwise;
-- the most common full pattern is outlined in black under its steps; the legend gives
-  its frequency.
+- the most common full pattern is outlined in black under its steps; the title
+  prints it (``L1–2 skip → L3 H3@verb → …``) and the legend gives its frequency.
 
-Artists carry ``gid`` s: ``agg-step:<layer>:<from>:<to>`` for steps (nodes printed
-as ``H3@subject``, ``skip@src+1``), ``top-step:<layer>`` for the outline of the most
-common pattern, ``agg-node:<layer>:<node>`` for nodes.
+The figure is as wide as its columns need. Artists carry ``gid`` s:
+``agg-step:<layer>:<from>:<to>`` for steps (nodes printed as ``H3@subject``,
+``skip@src+1``), ``top-step:<layer>`` for the outline of the most common pattern,
+``agg-node:<layer>:<node>`` for nodes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from influence_patterns.errors import DataError, InputError
-from influence_patterns.result import Pattern
+from influence_patterns.result import Pattern, Step, format_steps
 from influence_patterns.runs import Run
 from influence_patterns.viz.patterns import NEGATIVE, POSITIVE, pattern_sign
 
@@ -54,6 +54,7 @@ Node = tuple[str, str]
 @dataclass(frozen=True)
 class _Instance:
     nodes: tuple[Node, ...]  # layer 0 .. L
+    positions: tuple[int, ...]  # the word-piece index of each node, layer 0 .. L
     sign: int
     correct: bool | None
 
@@ -105,7 +106,7 @@ def _instance(row: dict[str, Any], role: str) -> _Instance | None:
     correct = row.get("correct")
     if correct is None and "qoi" in row:
         correct = float(row["qoi"]["value"]) > 0
-    return _Instance(tuple(nodes), pattern_sign(pattern), correct)
+    return _Instance(tuple(nodes), tuple(pattern.positions), pattern_sign(pattern), correct)
 
 
 def _collect(
@@ -146,58 +147,54 @@ def _node_name(node: Node) -> str:
     return f"{node[0]}@{node[1]}"
 
 
-def _class_order(role: str, instances: Iterable[_Instance]) -> dict[str, int]:
-    """Stable left-to-right order of position classes inside a cell."""
+def _class_order(instances: Iterable[_Instance]) -> dict[str, int]:
+    """Left-to-right column of each position class: by its mean index in the sentences."""
+    seen: dict[str, list[int]] = {}
+    for inst in instances:
+        for (_, cls), t in zip(inst.nodes, inst.positions):
+            seen.setdefault(cls, []).append(t)
+    ranked = sorted(seen, key=lambda c: (sum(seen[c]) / len(seen[c]), c))
+    return {name: i for i, name in enumerate(ranked)}
 
-    def rank(name: str) -> tuple[int, int, str]:
-        if name == role:
-            return (0, 0, name)
-        if name.startswith("src") and name[3:].lstrip("+-").isdigit():
-            return (2, int(name[3:]), name)
-        if name in SPECIAL:
-            return (3, 0, name)
-        return (1, 0, name)
 
-    names = {cls for inst in instances for _, cls in inst.nodes}
-    return {name: i for i, name in enumerate(sorted(names, key=rank))}
+def _kind_rank(kind: str) -> int:
+    return -1 if kind in ("x", "skip") else int(kind[1:])
 
 
 def _layout(
     instances: list[_Instance], num_layers: int, order: dict[str, int]
 ) -> dict[tuple[int, Node], float]:
-    """x coordinate of every node: its kind's column plus a small offset by position."""
+    """x coordinate of every node: its position's column plus a small offset by kind."""
     xs: dict[tuple[int, Node], float] = {}
     for layer in range(num_layers + 1):
         cells: dict[str, set[str]] = {}
         for inst in instances:
             kind, cls = inst.nodes[layer]
-            cells.setdefault(kind, set()).add(cls)
-        for kind, classes in cells.items():
-            column = 0 if kind in ("x", "skip") else int(kind[1:]) + 1
-            ranked = sorted(classes, key=lambda c: order[c])
-            spread = min(0.56, 0.2 * (len(ranked) - 1))
-            for k, cls in enumerate(ranked):
+            cells.setdefault(cls, set()).add(kind)
+        for cls, kinds in cells.items():
+            ranked = sorted(kinds, key=_kind_rank)
+            spread = min(0.82, 0.22 * (len(ranked) - 1))
+            for k, kind in enumerate(ranked):
                 dx = 0.0 if len(ranked) == 1 else -spread / 2 + spread * k / (len(ranked) - 1)
-                xs[(layer, (kind, cls))] = column + dx
+                xs[(layer, (kind, cls))] = order[cls] + dx
     return xs
 
 
+def pattern_steps(nodes: tuple[Node, ...]) -> list[Step]:
+    """Aggregate nodes (layer 0 .. L) as printed steps: where a step moves, or None."""
+    return [(kind, None if cls == prev[1] else cls) for prev, (kind, cls) in zip(nodes, nodes[1:])]
+
+
 def _compact(nodes: tuple[Node, ...]) -> str:
-    """``L1–2 skip@subject → L3 H3@verb → …``: a pattern as text, runs of a node merged."""
-    parts: list[str] = []
-    layer, end = 1, len(nodes)
-    while layer < end:
-        last = layer
-        while last + 1 < end and nodes[last + 1] == nodes[layer]:
-            last += 1
-        span = f"L{layer}" if last == layer else f"L{layer}–{last}"
-        parts.append(f"{span} {_node_name(nodes[layer])}")
-        layer = last + 1
-    return " → ".join(parts)
+    """``L1–2 skip → L3 H3@verb → …``: the one printed form of a pattern."""
+    return format_steps(pattern_steps(nodes))
 
 
-def _figure_size(num_layers: int, num_heads: int) -> tuple[float, float]:
-    return min(max(7.5, 0.78 * (num_heads + 1) + 4.2), 20.0), 0.62 * (num_layers + 1) + 2.0
+def _figure_size(columns: int, num_layers: int, crowd: int = 1) -> tuple[float, float]:
+    """Sized to the content: about 1.2 in per position column (more when a cell holds
+    many nodes side by side) plus the legend."""
+    per_column = 1.2 + 0.14 * max(0, crowd - 4)
+    return min(max(6.5, per_column * columns + 3.6), 18.0), 0.6 * (num_layers + 1) + 2.2
 
 
 def plot_run(
@@ -219,7 +216,7 @@ def plot_run(
         results, meta = read_results(results)
     instances, task_name, num_layers, num_heads = _collect(list(results), role, task)
     n = len(instances)
-    order = _class_order(role, instances)
+    order = _class_order(instances)
     xs = _layout(instances, num_layers, order)
 
     steps: Counter[tuple[int, Node, Node]] = Counter()
@@ -236,13 +233,16 @@ def plot_run(
     top, top_count = min(full.items(), key=lambda kv: (-kv[1], [_node_name(x) for x in kv[0]]))
 
     if ax is None:
-        fig = Figure(figsize=_figure_size(num_layers, num_heads), layout="constrained")
+        crowd = max(Counter((layer, cls) for layer, (_, cls) in
+                            {(layer, inst.nodes[layer]) for inst in instances
+                             for layer in range(num_layers + 1)}).values())
+        fig = Figure(figsize=_figure_size(len(order), num_layers, crowd), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.get_figure()
 
-    for column in range(num_heads + 1):
-        ax.axvspan(column - 0.42, column + 0.42, color="#F6F6F6" if column else "#EEF3F8",
+    for cls, column in order.items():
+        ax.axvspan(column - 0.42, column + 0.42, color="#EEF3F8" if cls == role else "#F6F6F6",
                    lw=0, zorder=0)
     for layer in range(num_layers + 1):
         ax.axhline(layer, color="#E4E4E4", lw=0.6, zorder=0)
@@ -270,38 +270,51 @@ def plot_run(
             gid=f"agg-step:{layer}:{_node_name(a)}:{_node_name(b)}",
         ))
 
+    cells: dict[tuple[int, str], list[str]] = {}
+    for layer, node in node_count:
+        cells.setdefault((layer, node[1]), []).append(node[0])
+    slot = {(layer, (kind, cls)): k for (layer, cls), kinds in cells.items()
+            for k, kind in enumerate(sorted(kinds, key=_kind_rank))}
     for (layer, node), count in node_count.items():
         x = xs[(layer, node)]
         ax.plot([x], [layer], ls="none", marker="o", ms=3.5 + 5.0 * count / n, color="#333333",
                 mec="white", mew=0.7, zorder=4, gid=f"agg-node:{layer}:{_node_name(node)}")
+        # In a crowded cell, labels alternate above and below their nodes.
+        below = len(cells[(layer, node[1])]) > 3 and slot[(layer, node)] % 2 == 1
         ax.annotate(
-            node[1], (x, layer), xytext=(0, 5.5), textcoords="offset points", ha="center",
-            va="bottom", fontsize=6.5, color="#444444", zorder=5,
+            node[0], (x, layer), xytext=(0, -6.0 if below else 5.5), textcoords="offset points",
+            ha="center", va="top" if below else "bottom", fontsize=8, color="#444444", zorder=5,
             bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
         )
 
-    ax.set_xlim(-0.6, num_heads + 0.6)
+    ax.set_xlim(-0.6, len(order) - 0.4)
     ax.set_ylim(-0.45, num_layers + 0.6)
-    ax.set_xticks(range(num_heads + 1))
-    ax.set_xticklabels(["skip"] + [f"H{j}" for j in range(num_heads)], fontsize=9)
+    names = sorted(order, key=order.get)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, fontsize=10, rotation=30 if max(map(len, names)) > 9 else 0,
+                       ha="right" if max(map(len, names)) > 9 else "center", rotation_mode="anchor")
+    for label in ax.get_xticklabels():
+        if label.get_text() == role:
+            label.set_fontweight("bold")
     ax.set_yticks(range(num_layers + 1))
-    ax.set_yticklabels(["h0"] + [f"L{layer}" for layer in range(1, num_layers + 1)], fontsize=9)
+    ax.set_yticklabels(["h0"] + [f"L{layer}" for layer in range(1, num_layers + 1)], fontsize=10)
     ax.tick_params(length=0)
     for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
-    ax.set_xlabel("node of the head-level pattern (skip connection or head)", fontsize=9)
-    ax.set_ylabel("layer", fontsize=9)
+    ax.set_xlabel("position (by role, or offset from the source); nodes labelled skip or head Hj",
+                  fontsize=9)
+    ax.set_ylabel("layer", fontsize=10)
 
     known = [inst.correct for inst in instances if inst.correct is not None]
     accuracy = f", accuracy {sum(known) / len(known):.0%}" if known else ""
     model = f"  ·  {meta['model']}" if meta.get("model") else ""
     top_text = _compact(top)
-    width_chars = int(fig.get_figwidth() * 9.5)
+    width_chars = int(fig.get_figwidth() * 8.5)
     ax.set_title(
         f"{task_name or 'results'}: patterns of the {role} token over {n} instances"
         f"{accuracy}{model}\n"
         + textwrap.fill(f"most common ({top_count / n:.0%}): {top_text}", width=width_chars),
-        fontsize=10, loc="left",
+        fontsize=11, loc="left",
     )
 
     handles = [
@@ -316,7 +329,7 @@ def plot_run(
         Line2D([], [], color="#999999", lw=STEP_WIDTH * s, label=f"{s:.0%} of instances")
         for s in (0.25, 0.5, 1.0)
     ]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
               frameon=False, borderaxespad=0.0, handlelength=2.6, handletextpad=1.0,
               labelspacing=1.0)
     return fig

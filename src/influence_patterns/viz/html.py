@@ -8,7 +8,8 @@ A section is a dict::
 
     {"title": str, "text": str | None,
      "tables": [{"columns": [...], "rows": [[...], ...], "caption": str (optional)}],
-     "figures": [matplotlib Figure, ...]}
+     "figures": [matplotlib Figure, ...],
+     "html": [str, ...] (optional: trusted fragments, e.g. ``viz.interactive.interactive_div``)}
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from influence_patterns.errors import InputError
+from influence_patterns.fileio import write_text
+from influence_patterns.viz import DEFAULT_DPI
 
 _CSS = """
 :root { color-scheme: light; }
@@ -149,7 +152,7 @@ def render_html(
     sections: Sequence[dict[str, Any]],
     title: str,
     image_format: str = "png",
-    dpi: int = 150,
+    dpi: int = DEFAULT_DPI,
 ) -> str:
     """The HTML text of one self-contained page: a heading, a contents list, the sections.
 
@@ -171,6 +174,7 @@ def render_html(
         parts.append(_text(section.get("text")))
         parts += [_table(t) for t in section.get("tables") or []]
         parts += [_figure(f, image_format, dpi) for f in section.get("figures") or []]
+        parts += [str(fragment) for fragment in section.get("html") or []]
         parts.append("</section>")
         body.append("\n".join(p for p in parts if p))
     nav = f'<nav><ol>{"".join(toc)}</ol></nav>' if len(toc) > 1 else ""
@@ -190,11 +194,10 @@ def write_html(
     sections: Sequence[dict[str, Any]],
     title: str,
     image_format: str = "png",
-    dpi: int = 150,
+    dpi: int = DEFAULT_DPI,
 ) -> Path:
     """Write :func:`render_html`'s page to ``path`` (UTF-8) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(sections, title, image_format=image_format, dpi=dpi),
-                    encoding="utf-8")
+    write_text(path, render_html(sections, title, image_format=image_format, dpi=dpi))
     return path

@@ -1,12 +1,17 @@
 """One explanation as a picture: tokens across, layers up, a line per pattern step.
 
+Each source token's pattern has its own colour (the legend is keyed by token); the
+sign of its influence is the marker (▲ positive, ▼ negative); a head step is solid
+and labelled ``H<j>``, a skip step dashed. Token names run along the top of the
+pattern panel and under the bars.
+
 Every drawn artist carries a ``gid`` so tests (and curious users) can check the
 structure without looking at pixels:
 
 - ``step:<source>:<layer>:H<j>`` / ``step:<source>:<layer>:skip``: the segment of the
   pattern of source token ``<source>`` from layer ``layer - 1`` to layer ``layer``;
 - ``head-label:<source>:<layer>:H<j>``: the ``H<j>`` text of a head step;
-- ``nodes:<source>``: the markers on the pattern's nodes (shape encodes sign);
+- ``nodes:<source>``: the markers on the pattern's nodes (▲ positive, ▼ negative);
 - ``bar:<source>:g`` / ``bar:<source>:token`` / ``bar:<source>:head``: the bars of
   ``g(x_i)``, ``I(x_i, π^e)`` and ``I(x_i, π^a)``;
 - ``output``: the step from the target position at the last layer to ``y``.
@@ -26,17 +31,22 @@ from influence_patterns.errors import InputError
 from influence_patterns.result import Explanation, Pattern
 
 # Okabe & Ito's colour-blind-safe palette: bluish green and vermillion stay apart
-# for the common colour-vision deficiencies; marker shape repeats the sign for greyscale.
+# for the common colour-vision deficiencies (used for sign in the run-level figure).
 POSITIVE = "#009E73"
 NEGATIVE = "#D55E00"
+#: One colour per source token (Okabe & Ito first, then distinct darker tones).
+SOURCE_COLOURS = (
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7F3C8D", "#8C6D31",
+    "#3969AC", "#E73F74", "#11A579", "#80BA5A", "#F2B701", "#4B4B8F", "#A5AA99",
+)
 POSITIVE_MARKER = "^"
 NEGATIVE_MARKER = "v"
-# Bars: neutral colours (not green/red, which mean sign in the lines above), hatched
-# differently so the three series survive greyscale print.
+# Bars: greys (colour means a source token in the panel above), hatched differently so
+# the three series survive greyscale print.
 BAR_STYLES = {
-    "g": {"color": "#4D4D4D", "hatch": None, "label": r"$g(x_i)$ (IG)"},
-    "token": {"color": "#0072B2", "hatch": None, "label": r"$I(x_i, \pi^e)$"},
-    "head": {"color": "#56B4E9", "hatch": "////", "label": r"$I(x_i, \pi^a)$"},
+    "g": {"color": "#3F3F3F", "hatch": None, "label": r"$g(x_i)$ (IG)"},
+    "token": {"color": "#8F8F8F", "hatch": None, "label": r"$I(x_i, \pi^e)$"},
+    "head": {"color": "#C4C4C4", "hatch": "////", "label": r"$I(x_i, \pi^a)$"},
 }
 SPECIAL_TOKENS = {"[CLS]", "[SEP]", "[PAD]", "[MASK]", "<s>", "</s>", "<pad>", "<mask>"}
 
@@ -52,6 +62,11 @@ def pattern_sign(pattern: Pattern) -> int:
 
 def sign_colour(sign: int) -> str:
     return POSITIVE if sign > 0 else NEGATIVE
+
+
+def source_colour(rank: int) -> str:
+    """The colour of the ``rank``-th source token (in sentence order) of a figure."""
+    return SOURCE_COLOURS[rank % len(SOURCE_COLOURS)]
 
 
 def _select(expl: Explanation, tokens: Sequence[int] | None) -> list[Pattern]:
@@ -115,6 +130,26 @@ def _token_labels(ax: Axes, expl: Explanation) -> None:
     ax.tick_params(axis="x", which="minor", length=0)
 
 
+def _top_tokens(ax: Axes, expl: Explanation, colours: dict[int, str]) -> None:
+    """Token names along the top of the pattern panel, each source in its colour."""
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(range(len(expl.tokens)))
+    long = len(expl.tokens) > 14 or max((len(t) for t in expl.tokens), default=0) > 6
+    top.set_xticklabels(expl.tokens, fontsize=9, rotation=45 if long else 0,
+                        ha="left" if long else "center", rotation_mode="anchor")
+    top.tick_params(length=0)
+    top.spines["top"].set_visible(False)
+    for i, label in enumerate(top.get_xticklabels()):
+        label.set_gid(f"top-token:{i}")
+        if i in colours:
+            label.set_color(colours[i])
+            label.set_fontweight("bold")
+        elif i == expl.target_index:
+            label.set_fontweight("bold")
+        else:
+            label.set_color("#777777")
+
+
 def _draw_grid(ax: Axes, expl: Explanation) -> None:
     n, L = len(expl.tokens), expl.num_layers
     for t in range(n):
@@ -142,9 +177,8 @@ def _draw_grid(ax: Axes, expl: Explanation) -> None:
     )
 
 
-def _draw_pattern(ax: Axes, p: Pattern, dx: float, lw: float, label_at: float) -> None:
+def _draw_pattern(ax: Axes, p: Pattern, colour: str, dx: float, lw: float, label_at: float) -> None:
     sign = pattern_sign(p)
-    colour = sign_colour(sign)
     src = p.source_index
     for layer in range(1, len(p.positions)):
         head = p.heads[layer - 1]
@@ -172,6 +206,11 @@ def _draw_pattern(ax: Axes, p: Pattern, dx: float, lw: float, label_at: float) -
         marker=POSITIVE_MARKER if sign > 0 else NEGATIVE_MARKER,
         ms=6.5, mfc=colour, mec="white", mew=0.6, zorder=4, gid=f"nodes:{src}",
     )
+
+
+def _legend_label(p: Pattern) -> str:
+    arrow = "▲" if pattern_sign(p) > 0 else "▼"
+    return f"{p.source_token} ({p.source_index}) {arrow} {p.influence_head:+.3g}"
 
 
 def _draw_bars(ax: Axes, expl: Explanation) -> None:
@@ -203,11 +242,17 @@ def _draw_bars(ax: Axes, expl: Explanation) -> None:
     )
 
 
-def _main_legend(ax: Axes) -> None:
+def _main_legend(ax: Axes, chosen: Sequence[Pattern], colours: dict[int, str]) -> None:
     handles = [
-        Line2D([], [], color=POSITIVE, lw=2, marker=POSITIVE_MARKER, ms=6, mec="white",
+        Line2D([], [], color=colours[p.source_index], lw=2.4,
+               marker=POSITIVE_MARKER if pattern_sign(p) > 0 else NEGATIVE_MARKER, ms=6,
+               mec="white", label=_legend_label(p))
+        for p in chosen
+    ]
+    handles += [
+        Line2D([], [], color="#555555", ls="none", marker=POSITIVE_MARKER, ms=6,
                label="positive influence"),
-        Line2D([], [], color=NEGATIVE, lw=2, marker=NEGATIVE_MARKER, ms=6, mec="white",
+        Line2D([], [], color="#555555", ls="none", marker=NEGATIVE_MARKER, ms=6,
                label="negative influence"),
         Line2D([], [], color="#555555", lw=1.6, label="head $j$ (H$j$)"),
         Line2D([], [], color="#555555", lw=1.6, ls=(0, (3.0, 2.0)), label="skip connection"),
@@ -216,7 +261,7 @@ def _main_legend(ax: Axes) -> None:
     ]
     ax.legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8,
-        frameon=False, borderaxespad=0.0,
+        frameon=False, borderaxespad=0.0, title=r"source (position), $I(\pi^a)$", title_fontsize=8,
     )
 
 
@@ -229,14 +274,18 @@ def _title(expl: Explanation) -> str:
 
 
 def plot_explanation(
-    expl: Explanation, tokens: list[int] | None = None, ax: Axes | None = None
+    expl: Explanation,
+    sources: Sequence[int] | None = None,
+    ax: Axes | None = None,
+    tokens: Sequence[int] | None = None,
 ) -> Figure:
-    """Draw the influence patterns of ``expl`` (all source tokens, or those in ``tokens``).
+    """Draw the influence patterns of ``expl`` (all source tokens, or those in ``sources``).
 
-    Tokens run along the bottom, layers ``h0``, ``L1`` … ``L<L>`` upwards, ``y`` on
-    top. A pattern is a line from layer to layer: dashed for the skip connection,
-    solid and labelled ``H<j>`` for head j; green with ▲ markers when its head-level
-    influence is positive, red with ▼ when negative; thicker for larger |I(π^a)|.
+    Tokens run along the top and the bottom, layers ``h0``, ``L1`` … ``L<L>`` upwards,
+    ``y`` on top. A pattern is a line from layer to layer in its source token's colour:
+    dashed for the skip connection, solid and labelled ``H<j>`` for head j (from 0);
+    ▲ markers when its head-level influence is positive, ▼ when negative; thicker for
+    larger |I(π^a)|. ``tokens`` is the old name of ``sources``.
     Under the axis, three bars per source token: g(x_i), I(x_i, π^e), I(x_i, π^a).
 
     With ``ax`` given, the patterns go on it and the bars on an inset axes just below
@@ -244,7 +293,8 @@ def plot_explanation(
     Returns the figure.
     """
     _check(expl)
-    chosen = _select(expl, tokens)
+    chosen = _select(expl, sources if sources is not None else tokens)
+    colours = {p.source_index: source_colour(k) for k, p in enumerate(chosen)}
     L, n = expl.num_layers, len(expl.tokens)
 
     if ax is None:
@@ -261,7 +311,7 @@ def plot_explanation(
     for k, (p, dx) in enumerate(zip(chosen, _offsets(len(chosen)))):
         strength = abs(p.influence_head) / max_abs if max_abs > 0 else 1.0
         label_at = (0.5, 0.35, 0.65)[k % 3] if len(chosen) > 1 else 0.5
-        _draw_pattern(ax, p, dx, lw=1.1 + 2.2 * strength, label_at=label_at)
+        _draw_pattern(ax, p, colours[p.source_index], dx, lw=1.1 + 2.2 * strength, label_at=label_at)
 
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylim(-0.55, L + 1.45)
@@ -273,7 +323,8 @@ def plot_explanation(
         ax.spines[side].set_visible(False)
     ax.set_ylabel("layer", fontsize=9)
     ax.set_title(_title(expl), fontsize=10, loc="left")
-    _main_legend(ax)
+    _top_tokens(ax, expl, colours)
+    _main_legend(ax, chosen, colours)
 
     _draw_bars(ax_bars, expl)
     _token_labels(ax_bars, expl)
