@@ -70,7 +70,7 @@ def analyze_command(
     """Accuracy, skip vs heads, consistency per role; with several runs, the
     Spearman correlation of consistency with accuracy."""
     from influence_patterns.analysis.analyze import analyze_runs
-    from influence_patterns.analysis.display import print_analysis
+    from influence_patterns.viz.tables import print_analysis
 
     result = analyze_runs(dirs, role=role)
     print_analysis(result)
@@ -78,13 +78,12 @@ def analyze_command(
         _write_json(json_out, result)
 
 
-def _method_list(methods: Optional[List[str]]) -> list[str]:
+def _method_list(methods: Optional[List[str]]) -> tuple[str, ...]:
     from influence_patterns.analysis.baselines import METHODS
 
     if not methods:
-        return list(METHODS)
-    names = [m.strip() for item in methods for m in item.split(",") if m.strip()]
-    return names
+        return tuple(METHODS)
+    return tuple(m.strip() for item in methods for m in item.split(",") if m.strip())
 
 
 @app.command("ablate")
@@ -93,23 +92,41 @@ def ablate_command(
     dir: Path = typer.Argument(..., help="A run directory."),
     methods: Optional[List[str]] = typer.Option(None, "--methods", help="Methods, comma-separated or repeated (default: all registered)."),
     sources: str = typer.Option("all", "--sources", help="'all' source tokens, or a role name such as subject."),
+    reference: str = typer.Option("baseline", "--reference", help="Value of the nodes outside the kept set: baseline (the IG baseline input run through the model) | zero."),
+    removal: str = typer.Option("reference", "--removal", help="Value of the removed nodes: reference (the baseline input's) | zero."),
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per forward pass."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random control."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Override the run's model."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random controls."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
+    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The run's model at another path (checked against the run)."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write {\"methods\": [...]} to this file."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result (methods, comparisons, per_instance) as JSON here."),
 ) -> None:
-    """Remove (or keep only) each method's nodes and measure the QoI and accuracy;
-    also saved as DIR/ablation.json (DIR/ablation-ROLE.json with --sources ROLE) for `report`."""
-    from influence_patterns.analysis.ablation import ablate_run
-    from influence_patterns.analysis.display import print_ablation
+    """Compression (keep only each method's nodes, the rest replaced by the reference
+    input's values) and removal; accuracy and QoI retained with bootstrap CIs and
+    verdicts. Also saved as DIR/ablation.json (DIR/ablation-ROLE.json with --sources ROLE)."""
+    from influence_patterns.analysis.ablation import AblationOptions, ablate_run
+    from influence_patterns.errors import InputError
+    from influence_patterns.viz.tables import print_ablation
 
-    result = ablate_run(dir, _method_list(methods), sources=sources, batch_size=batch_size, seed=seed,
-                        device=device, model=model, max_rows=max_batch)
+    if batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    if resamples < 1:
+        raise InputError("--resamples must be at least 1")
+    if max_batch is not None and max_batch < 1:
+        raise InputError("--max-batch must be at least 1")
+    opts = AblationOptions(methods=_method_list(methods), sources=sources, reference=reference, removal=removal,
+                           batch_size=batch_size, seed=seed, resamples=resamples, bootstrap_seed=bootstrap_seed,
+                           max_rows=max_batch)
+    try:
+        opts.validate()
+    except InputError as exc:  # name the flag, not the parameter
+        raise InputError(str(exc).replace("methods is empty", "--methods is empty")) from None
+    result = ablate_run(dir, opts, device=device, model=model, json_out=json_out)
     print_ablation(result)
     if json_out is not None:
-        _write_json(json_out, result)
+        typer.echo(f"wrote {json_out}")
 
 
 @app.command("report")
