@@ -3,6 +3,7 @@ correlation, and the `analyze` / `report` commands on tiny real runs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -30,8 +31,11 @@ def pattern(source, positions, heads, infl=1.0):
             "positions": positions, "heads": heads, "influence_token": infl, "influence_head": infl}
 
 
+_INDEX = itertools.count()
+
+
 def row(patterns, correct=True, roles=ROLES):
-    return {"index": 0, "tokens": TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
+    return {"index": next(_INDEX), "tokens": TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
             "qoi": {"name": "agreement", "value": 1.0 if correct else -1.0, "baseline_value": 0.0},
             "patterns": patterns, "roles": dict(roles), "correct": correct, "task": "sva/prep", "model": "m"}
 
