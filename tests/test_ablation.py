@@ -249,12 +249,13 @@ def test_report_uses_ablation(checkpoint, data_file, tmp_path):  # noqa: F811
     result = runner.invoke(app, ["report", str(out), "--out", str(md), "--ablate"])
     assert result.exit_code == 0, result.output
     text = md.read_text()
-    assert "| pattern | pattern |" in text and "attention-flow" in text
-    assert "comprehensiveness" in text and "subject token only" not in text
+    assert "| pattern | pattern |" in text and "attention-flow" in text and "random-matched" in text
+    assert "accuracy retained" in text and "subject token only" not in text
+    assert "too few instances" in text  # n = 4
     # a subject-only ablation adds its own table and comparison
     assert runner.invoke(app, ["ablate", str(out), "--sources", "subject"]).exit_code == 0
     result = runner.invoke(app, ["report", str(out), "--out", str(md)])
     assert result.exit_code == 0, result.output
-    assert "subject only" in result.output
+    assert "subject token only" in result.output
     text = md.read_text()
     assert "Node set: the subject token only." in text and text.count("| pattern | pattern |") == 2

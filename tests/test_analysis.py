@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from influence_patterns.analysis.analyze import analyze_rows, analyze_runs
 from influence_patterns.analysis.consistency import entropy, key_text, pattern_key
 from influence_patterns.analysis.correlation import consistency_accuracy_correlation
-from influence_patterns.analysis.report import findings, markdown
+from influence_patterns.analysis.report import findings
+from influence_patterns.viz.report_html import markdown
 from influence_patterns.cli import app
 
 from test_runs import checkpoint, data_file, run_args, save_checkpoint  # noqa: F401
@@ -150,23 +151,34 @@ def test_report_markdown_and_html(two_runs, tmp_path):
     result = runner.invoke(app, ["report", *map(str, two_runs), "--out", str(md), "--html", str(page)])
     assert result.exit_code == 0, result.output
     text = md.read_text()
-    for heading in ("## 1. Skip connections vs heads", "## 2. Consistency tracks accuracy",
-                    "## 3. Patterns vs attention- and layer-based"):
+    assert text.index("## Verdicts") < text.index("## Settings") < text.index("## 1. Skip connections vs heads")
+    for heading in ("## 2. Consistency tracks accuracy", "## 3. Compression"):
         assert heading in text
     a = analyze_runs(two_runs)
     assert f"{a['pooled']['skip_share']:.3f}" in text  # measured numbers, not the paper's
-    assert "3×" in text and "74%" in text  # the paper's figures side by side
-    assert "not measurable" in text  # two runs are too few for a correlation; said so
-    assert "<html" in page.read_text() and "Skip connections vs heads" in page.read_text()
+    assert "ceiling L−1 = 1" in text  # 2-layer models
+    assert "not measurable: needs at least three tasks" in text  # two runs are too few; said so
+    assert "too few instances" not in text or "6 instances (< 30)" in text
+    assert "6 instances (< 30)" in text  # small-n warning
+    assert "no null" in text  # without --null the skip finding stays inconclusive
+    assert "<html" in page.read_text() and "Verdicts" in page.read_text()
 
 
 def test_report_verdicts_follow_the_numbers(two_runs):
     f = findings(two_runs)
-    assert f["comparison"]["attention"]["verdict"].startswith("not measured")  # no ablation.json yet
-    f["pooled"]["skip_to_head_ratio"] = 3.1
-    assert "mean QoI" in markdown(f)
+    compression = [r for r in f["summary"] if "retain" in r["finding"]]
+    assert compression[0]["verdict"].startswith("not measured")  # no ablation.json yet
+    f["analysis"]["pooled"]["skip_to_head_ratio_ci"] = {"value": 3.1, "ci": [2.5, 3.6]}
     text = markdown(f)
-    assert "3.10" in text
+    assert "3.10 [2.50, 3.60]" in text
+
+
+def test_report_with_the_null(two_runs, tmp_path):
+    md = tmp_path / "report.md"
+    result = runner.invoke(app, ["report", str(two_runs[0]), "--out", str(md), "--null", "random-init"])
+    assert result.exit_code == 0, result.output
+    text = md.read_text()
+    assert "random-init null" in text and "model − null ratio" in text
 
 
 def test_compute_modules_do_not_import_matplotlib():

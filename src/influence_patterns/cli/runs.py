@@ -6,7 +6,6 @@ Each command calls one library function (``run_dataset``, ``analyze_runs``,
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -54,28 +53,41 @@ def run_command(
     typer.echo(f"{len(rows)} instances in {path} (accuracy {correct / max(len(rows), 1):.3f})")
 
 
-def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    typer.echo(f"wrote {path}")
-
-
 @app.command("analyze")
 @user_errors
 def analyze_command(
     dirs: List[Path] = typer.Argument(..., help="Run directories (from `influence-patterns run`)."),
-    role: Optional[str] = typer.Option(None, "--role", help="Role whose consistency is correlated with accuracy (default: subject, else all)."),
+    role: Optional[str] = typer.Option(None, "--role", help="Role whose consistency is tested (default: subject, else all)."),
+    null: Optional[str] = typer.Option(None, "--null", help="random-init: rerun GPR on a seeded re-initialised copy of the model (a null for skip vs heads)."),
+    null_seed: int = typer.Option(0, "--null-seed", help="Seed of the re-initialisation."),
+    stay_share: bool = typer.Option(False, "--stay-share", help="Also measure the skip's influence share on steps that stay (slow)."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Instances per GPR batch (with --null)."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the analysis as JSON to this file."),
 ) -> None:
-    """Accuracy, skip vs heads, consistency per role; with several runs, the
-    Spearman correlation of consistency with accuracy."""
-    from influence_patterns.analysis.analyze import analyze_runs
+    """Accuracy, skip vs heads (CI, ceiling L-1, optional null), consistency per role;
+    with three or more runs, Spearman ρ of consistency with accuracy (permutation p)."""
+    from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs
+    from influence_patterns.errors import InputError
+    from influence_patterns.fileio import write_json
     from influence_patterns.viz.tables import print_analysis
 
-    result = analyze_runs(dirs, role=role)
-    print_analysis(result)
+    if batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    if resamples < 1:
+        raise InputError("--resamples must be at least 1")
+    opts = AnalyzeOptions(role=role, null=null, null_seed=null_seed, stay_share=stay_share, resamples=resamples,
+                          seed=seed, batch_size=batch_size, device=device)
+    result = analyze_runs(dirs, opts, progress=lambda m: typer.echo(m, err=True))
     if json_out is not None:
-        _write_json(json_out, result)
+        write_json(json_out, result)
+    print_analysis(result)
+    for note in result.get("notes", []):
+        typer.echo(f"note: {note}")
+    if json_out is not None:
+        typer.echo(f"wrote {json_out}")
 
 
 def _method_list(methods: Optional[List[str]]) -> tuple[str, ...]:
@@ -136,22 +148,25 @@ def report_command(
     out: Path = typer.Option(..., "--out", "-o", help="Markdown file to write."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML page with figures."),
     ablate: bool = typer.Option(False, "--ablate", help="Run the ablation for runs without DIR/ablation.json."),
+    null: Optional[str] = typer.Option(None, "--null", help="random-init: the null for skip vs heads (reruns GPR)."),
+    null_seed: int = typer.Option(0, "--null-seed", help="Seed of the re-initialisation."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
 ) -> None:
-    """The paper's three findings (skip vs heads, consistency vs accuracy, patterns vs
-    baselines) from the measured numbers, side by side with the paper's figures."""
-    from influence_patterns.analysis.report import html_sections, write_report
+    """The paper's findings with a verdict summary on top (measured value with a CI,
+    the null or ceiling, the verdict), the settings and per-task tables."""
+    from influence_patterns.analysis.analyze import AnalyzeOptions
+    from influence_patterns.analysis.report import ReportOptions
+    from influence_patterns.errors import InputError
+    from influence_patterns.viz.report_html import write_report
 
-    found = write_report(dirs, out, ablate=ablate)
-    typer.echo(f"wrote {out}")
-    typer.echo(f"skip vs heads: {found['skip_verdict']}")
-    typer.echo(f"consistency vs accuracy: {found['correlation_verdict']}")
-    for group, c in found["comparison"].items():
-        typer.echo(f"patterns vs {group}-based: {c['verdict']}")
-    if found.get("ablation_by_role"):
-        for group, c in found["comparison_by_role"].items():
-            typer.echo(f"patterns vs {group}-based ({found['ablation_role']} only): {c['verdict']}")
-    if html is not None:
-        from influence_patterns.viz.html import write_html
-
-        write_html(html, html_sections(found, dirs), title="Influence patterns: the paper's findings")
-        typer.echo(f"wrote {html}")
+    if resamples < 1:
+        raise InputError("--resamples must be at least 1")
+    opts = ReportOptions(ablate=ablate, analyze=AnalyzeOptions(null=null, null_seed=null_seed,
+                                                               resamples=resamples, seed=seed))
+    found = write_report(dirs, out, html, opts)
+    typer.echo(f"wrote {out}" + (f" and {html}" if html is not None else ""))
+    for row in found["summary"]:
+        typer.echo(f"{row['finding']}: {row['verdict']}")
+    for w in found["warnings"] + found["notes"]:
+        typer.echo(f"warning: {w}")

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 WIDTH = 80
+SHORT = {"accuracy_retained": "acc.", "qoi_retained": "QoI", "comprehensiveness": "drop",
+         "accuracy_after_removal": "acc. after"}
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -40,7 +42,8 @@ def _console(console: Console | None) -> Console:
 def _table(title: str, columns: Sequence[tuple[str, str]]) -> Table:
     t = Table(title=title, title_justify="left", pad_edge=False, padding=(0, 1))
     for name, justify in columns:
-        t.add_column(name, justify=justify, no_wrap=justify == "right", overflow="fold")  # type: ignore[arg-type]
+        # no_wrap: a cell is never cut inside a word; the tables are sized to fit 80 columns
+        t.add_column(name, justify=justify, no_wrap=name != "most common pattern")  # type: ignore[arg-type]
     return t
 
 
@@ -118,8 +121,8 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
     verdicts = result.get("verdicts") or []
     if verdicts:
         t = _table("Patterns vs the best method of each group",
-                   [("group", "left"), ("best", "left"), ("metric", "left"), ("pattern - best", "right"),
-                    ("verdict", "left")])
+                   [("best of group", "left"), ("of", "left"), ("pattern − best", "right"), ("verdict", "left")])
         for v in verdicts:
-            t.add_row(v["group"], v["best"], v["metric"].replace("_", " "), fmt_ci(v["difference"]), v["verdict"])
+            t.add_row(v["best"], SHORT.get(v["metric"], v["metric"]), fmt_ci(v["difference"]), v["verdict"])
         console.print(t)
+        _legend(console, "of: acc. = accuracy retained, QoI = QoI retained (compression).")
