@@ -186,3 +186,46 @@ def test_compute_modules_do_not_import_matplotlib():
             "influence_patterns.analysis.ablation, influence_patterns.cli; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_random_init_copy_is_seeded_and_leaves_the_model_alone():
+    import torch
+
+    from conftest import make_model
+    from influence_patterns.analysis.null import random_init_copy
+
+    model = make_model("mlm", layers=2, heads=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a, b, c = random_init_copy(model, 0), random_init_copy(model, 0), random_init_copy(model, 1)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])  # the original is untouched
+    w = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(a.state_dict()[w], b.state_dict()[w]) and not torch.equal(a.state_dict()[w], c.state_dict()[w])
+    assert not torch.equal(a.state_dict()[w], model.state_dict()[w])
+    assert float(a.state_dict()[w].std()) == pytest.approx(model.config.initializer_range, rel=0.3)
+
+
+def test_analyze_null_and_stay_share(two_runs, tmp_path):
+    from influence_patterns.analysis.analyze import AnalyzeOptions
+
+    out = analyze_runs([two_runs[0]], AnalyzeOptions(null="random-init", stay_share=True, resamples=200))
+    a = out["runs"][0]
+    assert a["ceiling"] == 1 and a["null"]["kind"] == "random-init"
+    assert a["null"]["skip_steps"] + a["null"]["head_steps"] == a["skip_steps"] + a["head_steps"]
+    lo, hi = a["skip_to_head_ratio_ci"]["ci"]
+    assert lo <= a["skip_to_head_ratio"] <= hi
+    share = a["stay_skip_share"]
+    stays = sum(p["positions"][l + 1] == p["positions"][l]
+                for r in [json.loads(x) for x in (two_runs[0] / "results.jsonl").read_text().splitlines()]
+                for p in r["patterns"] for l in range(len(p["heads"])))
+    assert share["steps_all"] == stays and 0 <= share["all"] <= 1
+    assert share["steps_subject"] <= stays
+
+
+def test_correlation_permutation_p_value():
+    from influence_patterns.analysis.correlation import _spearman
+
+    # five points in perfect rank order: exact permutation p = 2/120
+    rho, p = _spearman([1, 2, 3, 4, 5], [2, 4, 5, 7, 9])
+    assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 120, rel=1e-6)
+    assert _spearman([1, 2], [1, 2]) == (None, None)  # too few points for a test

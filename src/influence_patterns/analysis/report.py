@@ -175,6 +175,32 @@ def _compression_rows(pooled: dict[str, Any] | None, label: str) -> list[dict[st
     return rows
 
 
+def model_build(name: str | None) -> str | None:
+    """``sha256:<12 hex> (built <date>)`` of a model's weights file (a default model in the
+    cache or a checkpoint directory); ``None`` when it is not found."""
+    import hashlib
+    import json
+
+    from influence_patterns.models.defaults import DEFAULT_MODELS, model_dir
+
+    if not name:
+        return None
+    d = model_dir(name) if name in DEFAULT_MODELS else Path(name)
+    weights = d / "model.safetensors"
+    if not weights.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(weights, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    out = f"sha256:{h.hexdigest()[:12]}"
+    try:
+        built = json.loads((d / "build.json").read_text()).get("built_at")
+    except (OSError, ValueError):
+        built = None
+    return out + (f" (built {built})" if built else "")
+
+
 def settings(analysis: dict[str, Any], metas: Sequence[dict[str, Any]], ablations: Sequence[dict[str, Any] | None],
              opts: ReportOptions) -> dict[str, Any]:
     """What the numbers were computed with."""
@@ -185,7 +211,7 @@ def settings(analysis: dict[str, Any], metas: Sequence[dict[str, Any]], ablation
     abl = [a for a in ablations if a]
     return {
         "model": uniq([m.get("model") for m in metas] or [r.get("model") for r in analysis["runs"]]),
-        "model_build": uniq([(m.get("versions") or {}).get("model_sha256") or m.get("model_sha256") for m in metas]),
+        "model_build": uniq([model_build(m.get("model")) for m in dict((m.get("model"), m) for m in metas).values()]),
         "steps": uniq([m.get("steps") for m in metas]),
         "quadrature": uniq([m.get("quadrature") for m in metas]),
         "baseline": uniq([m.get("baseline") for m in metas]),
