@@ -38,9 +38,14 @@ import torch
 
 from influence_patterns.analysis import bootstrap as bs
 from influence_patterns.analysis.baselines import METHODS, MethodInput, NodePath, get_method
+from influence_patterns.attribution.inputs import Query
+from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import DataError, InputError
+from influence_patterns.explainer import Explainer
 from influence_patterns.fileio import write_json
 from influence_patterns.graph.hooks import Interceptor, intercept
+from influence_patterns.runs import read_run
+from influence_patterns.search.memory import auto_max_rows
 
 ABLATION_FILE = "ablation.json"
 DEFAULT_METHODS = tuple(METHODS)
@@ -317,10 +322,6 @@ def ablate_rows(explainer: Any, rows: list[dict[str, Any]], options: AblationOpt
     """Compress / remove each method's nodes on result ``rows`` (see the module doc).
     Returns the summary of :func:`summarise` plus ``sources``, ``reference``, ``removal``,
     ``bootstrap`` and ``per_instance``; ``per_task`` when the rows span several tasks."""
-    from influence_patterns.attribution.inputs import Query
-    from influence_patterns.attribution.quadrature import make_quadrature
-    from influence_patterns.search.memory import auto_max_rows
-
     opts = (options or AblationOptions()).validate()
     if not rows:
         raise DataError(f"{run} has no results yet")
@@ -401,8 +402,6 @@ def ablate_run(path: str | Path, options: AblationOptions | None = None, device:
     Writes, atomically and only after everything is computed: ``json_out`` first, then
     (with ``save``) ``DIR/ablation.json`` (``sources="all"``) or ``DIR/ablation-<role>.json``.
     """
-    from influence_patterns.runs import read_run
-
     opts = (options or AblationOptions()).validate()
     rows, meta = read_run(path)
     if not rows:
@@ -417,8 +416,6 @@ def ablate_run(path: str | Path, options: AblationOptions | None = None, device:
         name = model or meta.get("model") or rows[0].get("model")
         if not name:
             raise InputError(f"{path}: run.json names no model; pass model=")
-        from influence_patterns.explainer import Explainer
-
         explainer = Explainer.from_pretrained(
             name, device=device, steps=steps, quadrature=quadrature, baseline=baseline,
             keep_special=bool(meta.get("keep_special", False)), max_rows=opts.max_rows,

@@ -12,10 +12,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from influence_patterns.analysis import bootstrap as bs
+from influence_patterns.analysis.ablation import check_model
 from influence_patterns.analysis.consistency import consistency, pattern_key
 from influence_patterns.analysis.correlation import consistency_accuracy_correlation, consistency_role, instance_level
 from influence_patterns.analysis.skip import iter_patterns, ratio_difference, skip_ratio_estimates, skip_statistics
+from influence_patterns.analysis.null import NULLS, null_rows
 from influence_patterns.errors import DataError, InputError
+from influence_patterns.explainer import Explainer
+from influence_patterns.runs import read_run
 
 REQUIRED = ("index", "tokens", "target_index", "num_layers", "num_heads", "qoi", "patterns")
 
@@ -38,8 +42,6 @@ class AnalyzeOptions:
     model: str | None = None
 
     def validate(self) -> "AnalyzeOptions":
-        from influence_patterns.analysis.null import NULLS
-
         if self.null is not None and self.null not in NULLS:
             raise InputError(f"unknown null {self.null!r}; choose from {', '.join(NULLS)}")
         if self.resamples < 1:
@@ -126,15 +128,10 @@ def analyze_run(path: str | Path, options: AnalyzeOptions | None = None) -> dict
 
 
 def _load(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from influence_patterns.runs import read_run
-
     return read_run(path)
 
 
 def _explainer(rows: list[dict[str, Any]], meta: dict[str, Any], opts: AnalyzeOptions) -> Any:
-    from influence_patterns.analysis.ablation import check_model
-    from influence_patterns.explainer import Explainer
-
     name = opts.model or meta.get("model") or rows[0].get("model")
     if not name:
         raise InputError("run.json names no model; pass model=")
@@ -208,8 +205,6 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     for name, rows, meta in loaded:
         a = analyze_rows(rows, meta, run=name, resamples=opts.resamples, seed=opts.seed)
         if opts.null or opts.stay_share:
-            from influence_patterns.analysis.null import null_rows
-
             ex = _explainer(rows, meta, opts)
             if opts.null:
                 if progress is not None:

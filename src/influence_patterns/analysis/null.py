@@ -15,7 +15,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from influence_patterns.attribution.inputs import Query
 from influence_patterns.errors import InputError
+from influence_patterns.explainer import Explainer
 
 NULLS = ("random-init",)
 
@@ -40,9 +42,6 @@ def null_rows(explainer: Any, rows: Sequence[dict[str, Any]], null: str = "rando
               batch_size: int = 8, progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """GPR on ``rows``' instances with the null model built from ``explainer``'s model;
     rows like ``results.jsonl`` (``index``, ``roles``, ``task`` kept)."""
-    from influence_patterns.attribution.inputs import Query
-    from influence_patterns.explainer import Explainer
-
     if null not in NULLS:
         raise InputError(f"unknown null {null!r}; choose from {', '.join(NULLS)}")
     if batch_size < 1:

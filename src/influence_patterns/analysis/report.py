@@ -9,6 +9,8 @@ Every verdict comes from a confidence interval (rules in docs/analyses.md and
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +24,8 @@ from influence_patterns.analysis.ablation import (
     summarise,
 )
 from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs
+from influence_patterns.models.defaults import DEFAULT_MODELS, model_dir
+from influence_patterns.runs import read_run
 
 PAPER_SKIP_RATIO = 3.0
 PAPER_PATTERN_VS_ATTENTION = 0.74
@@ -178,11 +182,6 @@ def _compression_rows(pooled: dict[str, Any] | None, label: str) -> list[dict[st
 def model_build(name: str | None) -> str | None:
     """``sha256:<12 hex> (built <date>)`` of a model's weights file (a default model in the
     cache or a checkpoint directory); ``None`` when it is not found."""
-    import hashlib
-    import json
-
-    from influence_patterns.models.defaults import DEFAULT_MODELS, model_dir
-
     if not name:
         return None
     d = model_dir(name) if name in DEFAULT_MODELS else Path(name)
@@ -231,8 +230,6 @@ def findings(paths: Sequence[str | Path], options: ReportOptions | None = None) 
     """Everything the report says, as numbers: ``summary`` (one row per finding),
     ``settings``, ``analysis`` (per-task tables), ``ablation`` (pooled) and
     ``ablation_by_role``, ``ablation_runs`` (per task), ``warnings``, ``notes``."""
-    from influence_patterns.runs import read_run
-
     opts = options or ReportOptions()
     dirs, notes = unique_paths(paths)
     analysis = analyze_runs(dirs, opts.analyze)
