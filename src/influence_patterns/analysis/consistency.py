@@ -55,7 +55,8 @@ def pattern_key(row: dict[str, Any], pattern: dict[str, Any]) -> Key:
 
 
 def key_text(key: Key) -> str:
-    """``L1.skip L2.H3→target …``"""
+    """``L1.skip L2.H3→target …``: the one place the analyses print a pattern (switch
+    it here to the project-wide pattern notation)."""
     return " ".join(
         f"L{l}.{node}" + ("" if move == "stay" else f"→{move}") for l, (node, move) in enumerate(key, start=1)
     )

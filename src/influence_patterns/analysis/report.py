@@ -113,14 +113,15 @@ def _skip_row(analysis: dict[str, Any]) -> dict[str, Any]:
     elif null is None:
         row["verdict"] = "inconclusive: no null (run with --null random-init)"
     else:
-        row["reference"] += f"; random-init null {_ci_text(null['skip_to_head_ratio_ci'])}"
+        row["reference"] += f"; random-init null {ci_text(null['skip_to_head_ratio_ci'])}"
         row["difference"] = null["difference"]
         v = bs.verdict(null["difference"]["ci"], n)
-        row["verdict"] = v + (" (model − null ratio " + _ci_text(null["difference"]) + ")")
+        row["verdict"] = v + (" (model − null ratio " + ci_text(null["difference"]) + ")")
     return row
 
 
-def _ci_text(est: dict[str, Any] | None, digits: int = 2) -> str:
+def ci_text(est: dict[str, Any] | None, digits: int = 2) -> str:
+    """``value [lo, hi]`` of an estimate ``{"value", "ci"}``; "–" when missing."""
     if not est or est.get("value") is None:
         return "–"
     lo, hi = est["ci"]

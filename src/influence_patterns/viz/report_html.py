@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from influence_patterns.analysis.report import ReportOptions, findings
+from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.fileio import write_text
 
@@ -19,25 +19,6 @@ Section = dict[str, Any]
 #: callables ``(findings, run_dirs) -> [section, ...]`` appended to the HTML report
 SECTION_HOOKS: list[Callable[[dict[str, Any], Sequence[Path]], list[Section]]] = []
 TITLE = "Influence patterns: the paper's findings, measured"
-
-
-def fmt(x: Any, digits: int = 3) -> str:
-    """A number for a table: ``digits`` decimals for floats, "–" for missing."""
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
-def ci_text(est: dict[str, Any] | None, digits: int = 2) -> str:
-    """``value [lo, hi]`` of ``{"value", "ci"}``; "–" when missing."""
-    if not est or est.get("value") is None:
-        return "–"
-    lo, hi = (est.get("ci") or [None, None])[:2]
-    if lo is None or hi is None:
-        return f"{est['value']:.{digits}f}"
-    return f"{est['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 # --- tables (data for Markdown and HTML) ------------------------------------------------

@@ -11,28 +11,11 @@ from typing import Any, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from influence_patterns.analysis.report import ci_text, fmt
+
 WIDTH = 80
 SHORT = {"accuracy_retained": "acc.", "qoi_retained": "QoI", "comprehensiveness": "drop",
          "accuracy_after_removal": "acc. after"}
-
-
-def fmt(x: Any, digits: int = 3) -> str:
-    """A number for a table: ``digits`` decimals for floats, "–" for missing."""
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
-def fmt_ci(est: dict[str, Any] | None, digits: int = 2) -> str:
-    """``value [lo, hi]`` of an estimate ``{"value", "ci"}``."""
-    if not est or est.get("value") is None:
-        return "–"
-    lo, hi = (est.get("ci") or [None, None])[:2]
-    if lo is None or hi is None:
-        return fmt(est["value"], digits)
-    return f"{est['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def _console(console: Console | None) -> Console:
@@ -72,8 +55,8 @@ def print_analysis(result: dict[str, Any], console: Console | None = None) -> No
         t = _table("Skip vs heads beside a randomly re-initialised copy (null)",
                    [("task", "left"), ("s:h", "right"), ("s:h null", "right"), ("stay share", "right")])
         for r in null:
-            t.add_row(str(r["task"]), fmt_ci(r.get("skip_to_head_ratio_ci")),
-                      fmt_ci(r["null"].get("skip_to_head_ratio_ci")),
+            t.add_row(str(r["task"]), ci_text(r.get("skip_to_head_ratio_ci")),
+                      ci_text(r["null"].get("skip_to_head_ratio_ci")),
                       fmt(r.get("stay_skip_share", {}).get("all")))
         console.print(t)
     layers = max(len(r["per_layer"]) for r in runs)
@@ -110,12 +93,12 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
     t = _table("Compression: keep only the method's nodes",
                [("method", "left"), ("nodes", "right"), ("accuracy retained", "right"), ("QoI retained", "right")])
     for m in result["methods"]:
-        t.add_row(m["name"], fmt(m["nodes"], 1), fmt_ci(m["accuracy_retained"]), fmt_ci(m["qoi_retained"]))
+        t.add_row(m["name"], fmt(m["nodes"], 1), ci_text(m["accuracy_retained"]), ci_text(m["qoi_retained"]))
     console.print(t)
     t = _table("Removal: the method's nodes replaced",
                [("method", "left"), ("nodes", "right"), ("QoI drop", "right"), ("accuracy after", "right")])
     for m in result["methods"]:
-        t.add_row(m["name"], fmt(m["nodes"], 1), fmt_ci(m["comprehensiveness"]), fmt_ci(m["accuracy_after_removal"]))
+        t.add_row(m["name"], fmt(m["nodes"], 1), ci_text(m["comprehensiveness"]), ci_text(m["accuracy_after_removal"]))
     console.print(t)
     _legend(console, "value [95% CI], paired bootstrap over instances; nodes = mean node-set size.")
     verdicts = result.get("verdicts") or []
@@ -123,6 +106,6 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
         t = _table("Patterns vs the best method of each group",
                    [("best of group", "left"), ("of", "left"), ("pattern − best", "right"), ("verdict", "left")])
         for v in verdicts:
-            t.add_row(v["best"], SHORT.get(v["metric"], v["metric"]), fmt_ci(v["difference"]), v["verdict"])
+            t.add_row(v["best"], SHORT.get(v["metric"], v["metric"]), ci_text(v["difference"]), v["verdict"])
         console.print(t)
         _legend(console, "of: acc. = accuracy retained, QoI = QoI retained (compression).")
