@@ -259,3 +259,22 @@ def test_report_uses_ablation(checkpoint, data_file, tmp_path):  # noqa: F811
     assert "subject token only" in result.output
     text = md.read_text()
     assert "Node set: the subject token only." in text and text.count("| pattern | pattern |") == 2
+
+
+def test_report_pools_two_ablated_runs_and_shows_each_task(checkpoint, data_file, tmp_path):  # noqa: F811
+    dirs = []
+    for name, extra in (("a", []), ("b", ["--seed", "1"])):
+        out = tmp_path / name
+        assert runner.invoke(app, run_args(checkpoint, data_file, out, *extra, n=3)).exit_code == 0
+        assert runner.invoke(app, ["ablate", str(out), "--methods", "pattern,stay,rollout"]).exit_code == 0
+        dirs.append(out)
+    md = tmp_path / "r.md"
+    result = runner.invoke(app, ["report", *map(str, dirs), "--out", str(md)])
+    assert result.exit_code == 0, result.output
+    text = md.read_text()
+    assert "Pooled over 2 run(s), node set: every source token (6 instances)" in text
+    assert "Per task: patterns against the best method of each group." in text
+    per = [json.loads((d / "ablation.json").read_text()) for d in dirs]
+    want = np.mean([r["q_kept"] for a in per for r in a["per_instance"] if r["method"] == "stay"]) / np.mean(
+        [r["q"] for a in per for r in a["per_instance"] if r["method"] == "stay"])
+    assert f"| stay | control | " in text and f"{want:.2f} [" in text  # pooled QoI retained

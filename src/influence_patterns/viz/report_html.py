@@ -78,6 +78,13 @@ def comparison_table(summary: dict[str, Any]) -> dict[str, Any]:
                      for c in summary["comparisons"] if c["metric"] in ("accuracy_retained", "qoi_retained")]}
 
 
+def per_task_verdicts(f: dict[str, Any]) -> dict[str, Any]:
+    return {"columns": ["task", "n", "best of group", "metric", "pattern − best [95% CI]", "nodes", "verdict"],
+            "rows": [[a.get("task"), a["instances"], v["best"], v["metric"].replace("_", " "), ci_text(v["difference"]),
+                      f"{v['nodes'][0]:.1f}, {v['nodes'][1]:.1f}", v["verdict"]]
+                     for _, a in f["ablation_runs"] for v in a.get("verdicts", [])]}
+
+
 def md_table(table: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
     lines += ["| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |" for row in table["rows"]]
@@ -129,6 +136,8 @@ def markdown(f: dict[str, Any], title: str = TITLE) -> str:
                 f"({f['ablation']['instances']} instances).", "", md_table(compression_table(f["ablation"])), "",
                 md_table(comparison_table(f["ablation"])), ""]
         if len(f["ablation_runs"]) > 1:
+            out += ["Per task: patterns against the best method of each group.", "",
+                    md_table(per_task_verdicts(f)), ""]
             for run, a in f["ablation_runs"]:
                 out += [f"Task {a.get('task')} ({run}, {a['instances']} instances):", "",
                         md_table(compression_table(a)), ""]
@@ -159,6 +168,8 @@ def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[Sectio
     abl_tables = []
     if f["ablation"]:
         abl_tables += [compression_table(f["ablation"]), comparison_table(f["ablation"])]
+        if len(f["ablation_runs"]) > 1:
+            abl_tables += [per_task_verdicts(f)]
     if f.get("ablation_by_role"):
         abl_tables += [compression_table(f["ablation_by_role"])]
     sections: list[Section] = [
