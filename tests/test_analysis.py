@@ -175,10 +175,12 @@ def test_report_verdicts_follow_the_numbers(two_runs):
 
 def test_report_with_the_null(two_runs, tmp_path):
     md = tmp_path / "report.md"
-    result = runner.invoke(app, ["report", str(two_runs[0]), "--out", str(md), "--null", "random-init"])
+    result = runner.invoke(app, ["report", str(two_runs[0]), "--out", str(md), "--null", "random-init",
+                                 "--stay-share"])
     assert result.exit_code == 0, result.output
     text = md.read_text()
     assert "random-init null" in text and "model − null ratio" in text
+    assert "influence share of the skip on steps that stay (every token)" in text
 
 
 def test_compute_modules_do_not_import_matplotlib():

@@ -130,6 +130,23 @@ def ci_text(est: dict[str, Any] | None, digits: int = 2) -> str:
     return f"{est['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def _stay_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """The skip's influence share on steps that stay (``--stay-share``), step-weighted
+    over runs; descriptive (no test)."""
+    runs = [r for r in analysis["runs"] if r.get("stay_skip_share")]
+    out = []
+    for key, label in (("subject", "the subject token"), ("all", "every token")):
+        steps = sum(r["stay_skip_share"].get(f"steps_{key}", 0) for r in runs)
+        if not steps:
+            continue
+        mean = sum((r["stay_skip_share"].get(key) or 0.0) * r["stay_skip_share"].get(f"steps_{key}", 0)
+                   for r in runs) / steps
+        out.append({"finding": f"influence share of the skip on steps that stay ({label})",
+                    "value": {"value": mean, "ci": [None, None]}, "reference": f"{steps} steps; 0.5 = as much as the best head",
+                    "verdict": "descriptive (no test)", "n": steps})
+    return out
+
+
 def _correlation_row(analysis: dict[str, Any]) -> dict[str, Any]:
     corr = analysis.get("correlation") or {}
     runs = analysis["runs"]
@@ -239,7 +256,7 @@ def findings(paths: Sequence[str | Path], options: ReportOptions | None = None) 
     by_role = load_ablations(dirs, ROLE)
     pooled = pooled_ablation(ablations, dirs, opts.analyze.resamples, opts.analyze.seed)
     pooled_role = pooled_ablation(by_role, dirs, opts.analyze.resamples, opts.analyze.seed)
-    summary = [_skip_row(analysis), _correlation_row(analysis), _instance_row(analysis)]
+    summary = [_skip_row(analysis)] + _stay_rows(analysis) + [_correlation_row(analysis), _instance_row(analysis)]
     summary += _compression_rows(pooled, "every source token")
     if pooled_role:
         summary += _compression_rows(pooled_role, f"{ROLE} token only")

@@ -150,6 +150,7 @@ def report_command(
     ablate: bool = typer.Option(False, "--ablate", help="Run the ablation for runs without DIR/ablation.json."),
     null: Optional[str] = typer.Option(None, "--null", help="random-init: the null for skip vs heads (reruns GPR)."),
     null_seed: int = typer.Option(0, "--null-seed", help="Seed of the re-initialisation."),
+    stay_share: bool = typer.Option(False, "--stay-share", help="Also measure the skip's influence share on steps that stay (slow)."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
 ) -> None:
@@ -162,7 +163,7 @@ def report_command(
 
     if resamples < 1:
         raise InputError("--resamples must be at least 1")
-    opts = ReportOptions(ablate=ablate, analyze=AnalyzeOptions(null=null, null_seed=null_seed,
+    opts = ReportOptions(ablate=ablate, analyze=AnalyzeOptions(null=null, null_seed=null_seed, stay_share=stay_share,
                                                                resamples=resamples, seed=seed))
     found = write_report(dirs, out, html, opts)
     typer.echo(f"wrote {out}" + (f" and {html}" if html is not None else ""))
