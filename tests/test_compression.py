@@ -114,6 +114,11 @@ def test_q_kept_matches_an_independent_implementation(run_rows, tokenizer, sourc
         assert got["nodes"] == len(nodes)
         # compression changes something: keeping a few nodes is not the whole model
         assert got["q_kept"] != pytest.approx(got["q"], rel=1e-6)
+    # the floor: keeping no node at all is the reference pass
+    for f in result["floor"]["per_instance"]:
+        want = independent_qoi(explainer.model, tokenizer, TEXTS[f["index"]], TARGETS[f["index"]], set(), keep=True)
+        assert f["q_kept"] == pytest.approx(want, rel=1e-4, abs=1e-9)
+    assert set(result["floor"]) == {"accuracy_retained", "qoi_retained", "per_instance"}
 
 
 def test_zero_reference_matches_an_independent_implementation(run_rows, tokenizer):

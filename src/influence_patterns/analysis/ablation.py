@@ -258,6 +258,19 @@ def summarise(per_instance: Sequence[dict[str, Any]], groups: dict[str, str], re
     }
 
 
+def floor_estimates(floor: Sequence[dict[str, Any]], resamples: int = bs.RESAMPLES,
+                    seed: int = bs.SEED) -> dict[str, Any] | None:
+    """Compression's floor: ``accuracy_retained`` and ``qoi_retained`` when NO node is
+    kept (the reference pass alone), from records with ``q`` and ``q_kept``."""
+    if not floor:
+        return None
+    q = np.array([float(r["q"]) for r in floor])
+    k = np.array([float(r["q_kept"]) for r in floor])
+    idx = bs.resample_indices(len(floor), resamples, seed)
+    return {name: bs.estimate(lambda q, k, s=stat: s(q, k, k), [q, k], idx)
+            for name, (stat, _) in METRICS.items() if name in HEADLINE} | {"per_instance": list(floor)}
+
+
 def group_verdicts(methods: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per group other than ``pattern`` and per headline metric: patterns against the
     group's best method (by point value), the comparison's CI and verdict."""
@@ -335,6 +348,7 @@ def ablate_rows(explainer: Any, rows: list[dict[str, Any]], options: AblationOpt
     chosen = [get_method(m) for m in opts.methods]
     qoi = explainer.qoi
     per_instance: list[dict[str, Any]] = []
+    floor: list[dict[str, Any]] = []
     for start in range(0, len(used), opts.batch_size):
         chunk = used[start : start + opts.batch_size]
         queries = [Query(r["text"], tuple(r["targets"]) if r.get("targets") else None, r.get("label")) for r in chunk]
@@ -359,6 +373,10 @@ def ablate_rows(explainer: Any, rows: list[dict[str, Any]], options: AblationOpt
             if recorded is not None and abs(q[b] - recorded) > QOI_TOLERANCE * max(1.0, abs(recorded)):
                 raise InputError(f"instance {row['index']}: the model gives QoI {q[b]:.6g}, {run} recorded "
                                  f"{recorded:.6g}: ablate with the run's model")
+        # keeping nothing: the reference pass alone (the floor of compression)
+        q_floor = ablated_qoi(ctx, [set() for _ in chunk], keep=True, reference=opts.reference).tolist()
+        for b, row in enumerate(chunk):
+            floor.append({"index": row["index"], "task": row.get("task"), "q": q[b], "q_kept": q_floor[b]})
         for m in chosen:
             paths = m.paths(ctx)
             sets = []
@@ -382,6 +400,7 @@ def ablate_rows(explainer: Any, rows: list[dict[str, Any]], options: AblationOpt
                       "min_instances": bs.MIN_INSTANCES},
         "seed": opts.seed,
         **summarise(per_instance, groups, opts.resamples, opts.bootstrap_seed),
+        "floor": floor_estimates(floor, opts.resamples, opts.bootstrap_seed),
     }
     tasks = sorted({str(r["task"]) for r in per_instance if r["task"] is not None})
     if len(tasks) > 1:

@@ -20,6 +20,7 @@ from influence_patterns.analysis.ablation import (
     AblationOptions,
     ablate_run,
     ablation_file,
+    floor_estimates,
     read_ablation,
     summarise,
 )
@@ -98,7 +99,9 @@ def pooled_ablation(ablations: Sequence[dict[str, Any] | None], paths: Sequence[
         common = names if common is None else [n for n in common if n in names]
         groups.update({m["name"]: m.get("group", "") for m in a["methods"]})
     per = [{**r, "run": str(p)} for a, p in present for r in a["per_instance"] if r["method"] in common]
-    return {"runs": len(present), **summarise(per, {n: groups[n] for n in common or []}, resamples, seed)}
+    floor = [r for a, _ in present for r in ((a.get("floor") or {}).get("per_instance") or [])]
+    return {"runs": len(present), **summarise(per, {n: groups[n] for n in common or []}, resamples, seed),
+            "floor": floor_estimates(floor, resamples, seed) if all(a.get("floor") for a, _ in present) else None}
 
 
 def _skip_row(analysis: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +109,7 @@ def _skip_row(analysis: dict[str, Any]) -> dict[str, Any]:
     est = pooled.get("skip_to_head_ratio_ci")
     n = pooled.get("instances", 0)
     null = pooled.get("null")
-    row = {"finding": "skip connections carry more than heads (skip:head steps, paper ≈ 3)",
+    row = {"finding": "skips are taken more than a random model's structure gives (skip:head steps; paper ≈ 3)",
            "value": est, "reference": f"ceiling L−1 = {pooled.get('ceiling', '–')}", "verdict": None, "n": n}
     if est is None:
         row["verdict"] = "not measurable: runs of different depths"

@@ -64,11 +64,15 @@ def per_layer_table(f: dict[str, Any]) -> dict[str, Any]:
 
 
 def compression_table(summary: dict[str, Any]) -> dict[str, Any]:
+    rows = [[m["name"], m["group"], fmt(m["nodes"], 1), ci_text(m["accuracy_retained"]),
+             ci_text(m["qoi_retained"]), ci_text(m["comprehensiveness"]),
+             ci_text(m["accuracy_after_removal"])] for m in summary["methods"]]
+    floor = summary.get("floor")
+    if floor:  # keeping no node: the reference pass alone
+        rows.append(["(no node kept)", "floor", "0", ci_text(floor["accuracy_retained"]),
+                     ci_text(floor["qoi_retained"]), "–", "–"])
     return {"columns": ["method", "group", "nodes", "accuracy retained", "QoI retained", "QoI drop (removal)",
-                        "accuracy after removal"],
-            "rows": [[m["name"], m["group"], fmt(m["nodes"], 1), ci_text(m["accuracy_retained"]),
-                      ci_text(m["qoi_retained"]), ci_text(m["comprehensiveness"]),
-                      ci_text(m["accuracy_after_removal"])] for m in summary["methods"]]}
+                        "accuracy after removal"], "rows": rows}
 
 
 def comparison_table(summary: dict[str, Any]) -> dict[str, Any]:

@@ -94,6 +94,9 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
                [("method", "left"), ("nodes", "right"), ("accuracy retained", "right"), ("QoI retained", "right")])
     for m in result["methods"]:
         t.add_row(m["name"], fmt(m["nodes"], 1), ci_text(m["accuracy_retained"]), ci_text(m["qoi_retained"]))
+    floor = result.get("floor")
+    if floor:
+        t.add_row("(none kept)", "0", ci_text(floor["accuracy_retained"]), ci_text(floor["qoi_retained"]))
     console.print(t)
     t = _table("Removal: the method's nodes replaced",
                [("method", "left"), ("nodes", "right"), ("QoI drop", "right"), ("accuracy after", "right")])
