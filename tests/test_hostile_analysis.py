@@ -168,3 +168,11 @@ def test_library_errors_name_parameters_not_flags(run_dir):
         AblationOptions(batch_size=0).validate()
     with pytest.raises(InputError, match="^resamples must be at least 1$"):
         AnalyzeOptions(resamples=0).validate()
+
+
+def test_ablate_with_the_runs_model_moved_elsewhere_is_accepted(fresh_run, checkpoint, tmp_path):  # noqa: F811
+    moved = tmp_path / "moved"
+    shutil.copytree(checkpoint, moved)
+    result = runner.invoke(app, ["ablate", str(fresh_run), "--model", str(moved), "--methods", "pattern"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((fresh_run / "ablation.json").read_text())["settings"]["model_used"]
