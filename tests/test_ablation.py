@@ -138,7 +138,7 @@ def test_remove_head_everywhere_equals_zeroing_its_output_weights(small_run):
     adapter, batch = explainer.adapter, ctx.batch
     n, layer, j = batch.x.shape[1], 2, 1
     sets = [{(layer, t, j) for t in range(n)} for _ in range(len(batch))]
-    q_removed = ablated_qoi(ctx, sets, keep=False)
+    q_removed = ablated_qoi(ctx, sets, keep=False, reference="zero")
     dense = adapter.attention_output(adapter.layers()[layer - 1]).dense
     hd = adapter.hidden_size // adapter.num_heads
     saved = dense.weight.detach().clone()
@@ -158,13 +158,18 @@ def test_remove_nothing_and_keep_everything_change_nothing(small_run):
     batch = ctx.batch
     with torch.no_grad():
         q = explainer.qoi(explainer.adapter.logits(batch.x, batch.attention_mask, batch.target_index), batch.classes)
+        q_ref = explainer.qoi(explainer.adapter.logits(batch.baseline, batch.attention_mask, batch.target_index),
+                              batch.classes)
     empty = [set() for _ in range(len(batch))]
-    torch.testing.assert_close(ablated_qoi(ctx, empty, keep=False), q.double())
-    torch.testing.assert_close(ablated_qoi(ctx, empty, keep=True), q.double())
+    for reference in ("baseline", "zero"):
+        torch.testing.assert_close(ablated_qoi(ctx, empty, keep=False, reference=reference), q.double())
+    # keeping nothing is the reference input's pass
+    torch.testing.assert_close(ablated_qoi(ctx, empty, keep=True, reference="baseline"), q_ref.double())
     L, H, n = ctx.num_layers, ctx.adapter.num_heads, batch.x.shape[1]
     everything = [{(l, t, j) for l in range(1, L + 1) for t in range(n) for j in [None, *range(H)]}
                   for _ in range(len(batch))]
-    torch.testing.assert_close(ablated_qoi(ctx, everything, keep=True), q.double())
+    torch.testing.assert_close(ablated_qoi(ctx, everything, keep=True, reference="baseline"), q.double())
+    torch.testing.assert_close(ablated_qoi(ctx, everything, keep=False, reference="baseline"), q_ref.double())
     # removing every node at the target of the last layer changes the QoI
     cut = [{(L, int(batch.target_index[b]), j) for j in [None, *range(H)]} for b in range(len(batch))]
     assert not torch.allclose(ablated_qoi(ctx, cut, keep=False), q.double())
@@ -173,15 +178,14 @@ def test_remove_nothing_and_keep_everything_change_nothing(small_run):
 def test_masks_remove_and_keep_only():
     nodes = {(1, 2, None), (1, 2, 0), (2, 3, 1)}
     heads, skips = ablation_masks([nodes], L=2, n=4, H=2, keep=False)
-    assert skips[0, 0, 2] == 0 and heads[0, 0, 2, 0] == 0 and heads[0, 0, 2, 1] == 1
-    assert heads[1, 0, 3, 1] == 0 and skips[1, 0, 3] == 1
+    assert not skips[0, 0, 2] and not heads[0, 0, 2, 0] and heads[0, 0, 2, 1]
+    assert not heads[1, 0, 3, 1] and skips[1, 0, 3]
     assert heads.sum() == 2 * 4 * 2 - 2 and skips.sum() == 2 * 4 - 1
     heads, skips = ablation_masks([nodes], L=2, n=4, H=2, keep=True)
-    # layer 1, position 2: only the skip and head 0 stay; layer 2, position 3: only head 1
-    assert skips[0, 0, 2] == 1 and heads[0, 0, 2].tolist() == [1, 0]
-    assert skips[1, 0, 3] == 0 and heads[1, 0, 3].tolist() == [0, 1]
-    # untouched positions are left alone
-    assert skips[0, 0, 0] == 1 and heads[1, 0, 0].tolist() == [1, 1]
+    # keep only is global: the real value stays at the three nodes and nowhere else
+    assert skips[0, 0, 2] and heads[0, 0, 2].tolist() == [True, False]
+    assert not skips[1, 0, 3] and heads[1, 0, 3].tolist() == [False, True]
+    assert heads.sum() == 2 and skips.sum() == 1
 
 
 def test_node_set_union_and_role_filter():
@@ -200,14 +204,28 @@ def test_ablate_command(checkpoint, data_file, tmp_path):  # noqa: F811
     data = json.loads(js.read_text())
     names = [m["name"] for m in data["methods"]]
     assert names == list(B.METHODS)
+    # the contract of issue 15
+    for key in ("run", "task", "instances", "sources", "reference", "removal", "bootstrap", "methods",
+                "comparisons", "per_instance"):
+        assert key in data
+    assert data["bootstrap"]["resamples"] >= 1000 and data["reference"] == "baseline"
+    assert data["removal"] == "reference"
     for m in data["methods"]:
-        for key in ("comprehensiveness", "sufficiency", "accuracy_after_removal"):
-            assert isinstance(m[key], float)
-        assert 0 <= m["accuracy_after_removal"] <= 1
+        assert {"name", "group", "nodes"} <= set(m)
+        for key in ("accuracy_retained", "qoi_retained", "comprehensiveness", "accuracy_after_removal"):
+            assert set(m[key]) == {"value", "ci"} and len(m[key]["ci"]) == 2
+        assert 0 <= m["accuracy_after_removal"]["value"] <= 1
+    comps = data["comparisons"]
+    assert {c["b"] for c in comps} == set(names) - {"pattern"}
+    for c in comps:
+        assert c["a"] == "pattern" and c["verdict"] == "too few instances"  # n = 5 < 30
+        assert set(c["difference"]) == {"value", "ci"}
+    assert len(data["per_instance"]) == 5 * len(names)
+    assert {"index", "method", "q", "q_kept", "q_removed"} <= set(data["per_instance"][0])
     assert (out / "ablation.json").is_file()  # for `report`
     # comprehensiveness is the mean QoI drop: consistent with the other fields
     pat = data["methods"][0]
-    assert pat["comprehensiveness"] == pytest.approx(data["qoi"] - pat["qoi_after_removal"])
+    assert pat["comprehensiveness"]["value"] == pytest.approx(data["qoi"] - pat["qoi_after_removal"])
 
     result = runner.invoke(app, ["ablate", str(out), "--methods", "pattern,random", "--sources", "subject",
                                  "--json", str(js)])
@@ -231,12 +249,32 @@ def test_report_uses_ablation(checkpoint, data_file, tmp_path):  # noqa: F811
     result = runner.invoke(app, ["report", str(out), "--out", str(md), "--ablate"])
     assert result.exit_code == 0, result.output
     text = md.read_text()
-    assert "| pattern | pattern |" in text and "attention-flow" in text
-    assert "comprehensiveness" in text and "subject token only" not in text
+    assert "| pattern | pattern |" in text and "attention-flow" in text and "random-matched" in text
+    assert "accuracy retained" in text and "subject token only" not in text
+    assert "too few instances" in text  # n = 4
     # a subject-only ablation adds its own table and comparison
     assert runner.invoke(app, ["ablate", str(out), "--sources", "subject"]).exit_code == 0
     result = runner.invoke(app, ["report", str(out), "--out", str(md)])
     assert result.exit_code == 0, result.output
-    assert "subject only" in result.output
+    assert "subject token only" in result.output
     text = md.read_text()
     assert "Node set: the subject token only." in text and text.count("| pattern | pattern |") == 2
+
+
+def test_report_pools_two_ablated_runs_and_shows_each_task(checkpoint, data_file, tmp_path):  # noqa: F811
+    dirs = []
+    for name, extra in (("a", []), ("b", ["--seed", "1"])):
+        out = tmp_path / name
+        assert runner.invoke(app, run_args(checkpoint, data_file, out, *extra, n=3)).exit_code == 0
+        assert runner.invoke(app, ["ablate", str(out), "--methods", "pattern,stay,rollout"]).exit_code == 0
+        dirs.append(out)
+    md = tmp_path / "r.md"
+    result = runner.invoke(app, ["report", *map(str, dirs), "--out", str(md)])
+    assert result.exit_code == 0, result.output
+    text = md.read_text()
+    assert "Pooled over 2 run(s), node set: every source token (6 instances)" in text
+    assert "Per task: patterns against the best method of each group." in text
+    per = [json.loads((d / "ablation.json").read_text()) for d in dirs]
+    want = np.mean([r["q_kept"] for a in per for r in a["per_instance"] if r["method"] == "stay"]) / np.mean(
+        [r["q"] for a in per for r in a["per_instance"] if r["method"] == "stay"])
+    assert f"| stay | control | " in text and f"{want:.2f} [" in text  # pooled QoI retained

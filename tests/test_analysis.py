@@ -3,6 +3,7 @@ correlation, and the `analyze` / `report` commands on tiny real runs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -14,7 +15,8 @@ from typer.testing import CliRunner
 from influence_patterns.analysis.analyze import analyze_rows, analyze_runs
 from influence_patterns.analysis.consistency import entropy, key_text, pattern_key
 from influence_patterns.analysis.correlation import consistency_accuracy_correlation
-from influence_patterns.analysis.report import findings, markdown
+from influence_patterns.analysis.report import findings
+from influence_patterns.viz.report_html import markdown
 from influence_patterns.cli import app
 
 from test_runs import checkpoint, data_file, run_args, save_checkpoint  # noqa: F401
@@ -30,8 +32,11 @@ def pattern(source, positions, heads, infl=1.0):
             "positions": positions, "heads": heads, "influence_token": infl, "influence_head": infl}
 
 
+_INDEX = itertools.count()
+
+
 def row(patterns, correct=True, roles=ROLES):
-    return {"index": 0, "tokens": TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
+    return {"index": next(_INDEX), "tokens": TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
             "qoi": {"name": "agreement", "value": 1.0 if correct else -1.0, "baseline_value": 0.0},
             "patterns": patterns, "roles": dict(roles), "correct": correct, "task": "sva/prep", "model": "m"}
 
@@ -147,14 +152,17 @@ def test_report_markdown_and_html(two_runs, tmp_path):
     result = runner.invoke(app, ["report", *map(str, two_runs), "--out", str(md), "--html", str(page)])
     assert result.exit_code == 0, result.output
     text = md.read_text()
-    for heading in ("## 1. Skip connections vs heads", "## 2. Consistency tracks accuracy",
-                    "## 3. Patterns vs attention- and layer-based"):
+    assert text.index("## Verdicts") < text.index("## Settings") < text.index("## 1. Skip connections vs heads")
+    for heading in ("## 2. Consistency tracks accuracy", "## 3. Compression"):
         assert heading in text
     a = analyze_runs(two_runs)
     assert f"{a['pooled']['skip_share']:.3f}" in text  # measured numbers, not the paper's
-    assert "3×" in text and "74%" in text  # the paper's figures side by side
-    assert "not measurable" in text  # two runs are too few for a correlation; said so
-    assert "<html" in page.read_text() and "Skip connections vs heads" in page.read_text()
+    assert "ceiling L−1 = 1" in text  # 2-layer models
+    assert "not measurable: needs at least three tasks" in text  # two runs are too few; said so
+    assert "too few instances" not in text or "6 instances (< 30)" in text
+    assert "6 instances (< 30)" in text  # small-n warning
+    assert "no null" in text  # without --null the skip finding stays inconclusive
+    assert "<html" in page.read_text() and "Verdicts" in page.read_text()
 
 
 def test_report_html_alone(two_runs, tmp_path):
@@ -168,11 +176,21 @@ def test_report_html_alone(two_runs, tmp_path):
 
 def test_report_verdicts_follow_the_numbers(two_runs):
     f = findings(two_runs)
-    assert f["comparison"]["attention"]["verdict"].startswith("not measured")  # no ablation.json yet
-    f["pooled"]["skip_to_head_ratio"] = 3.1
-    assert "mean QoI" in markdown(f)
+    compression = [r for r in f["summary"] if "retain" in r["finding"]]
+    assert compression[0]["verdict"].startswith("not measured")  # no ablation.json yet
+    f["analysis"]["pooled"]["skip_to_head_ratio_ci"] = {"value": 3.1, "ci": [2.5, 3.6]}
     text = markdown(f)
-    assert "3.10" in text
+    assert "3.10 [2.50, 3.60]" in text
+
+
+def test_report_with_the_null(two_runs, tmp_path):
+    md = tmp_path / "report.md"
+    result = runner.invoke(app, ["report", str(two_runs[0]), "--out", str(md), "--null", "random-init",
+                                 "--stay-share"])
+    assert result.exit_code == 0, result.output
+    text = md.read_text()
+    assert "random-init null" in text and "model − null ratio" in text
+    assert "influence share of the skip on steps that stay (every token)" in text
 
 
 def test_compute_modules_do_not_import_matplotlib():
@@ -180,3 +198,46 @@ def test_compute_modules_do_not_import_matplotlib():
             "influence_patterns.analysis.ablation, influence_patterns.cli; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_random_init_copy_is_seeded_and_leaves_the_model_alone():
+    import torch
+
+    from conftest import make_model
+    from influence_patterns.analysis.null import random_init_copy
+
+    model = make_model("mlm", layers=2, heads=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a, b, c = random_init_copy(model, 0), random_init_copy(model, 0), random_init_copy(model, 1)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])  # the original is untouched
+    w = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(a.state_dict()[w], b.state_dict()[w]) and not torch.equal(a.state_dict()[w], c.state_dict()[w])
+    assert not torch.equal(a.state_dict()[w], model.state_dict()[w])
+    assert float(a.state_dict()[w].std()) == pytest.approx(model.config.initializer_range, rel=0.3)
+
+
+def test_analyze_null_and_stay_share(two_runs, tmp_path):
+    from influence_patterns.analysis.analyze import AnalyzeOptions
+
+    out = analyze_runs([two_runs[0]], AnalyzeOptions(null="random-init", stay_share=True, resamples=200))
+    a = out["runs"][0]
+    assert a["ceiling"] == 1 and a["null"]["kind"] == "random-init"
+    assert a["null"]["skip_steps"] + a["null"]["head_steps"] == a["skip_steps"] + a["head_steps"]
+    lo, hi = a["skip_to_head_ratio_ci"]["ci"]
+    assert lo <= a["skip_to_head_ratio"] <= hi
+    share = a["stay_skip_share"]
+    stays = sum(p["positions"][l + 1] == p["positions"][l]
+                for r in [json.loads(x) for x in (two_runs[0] / "results.jsonl").read_text().splitlines()]
+                for p in r["patterns"] for l in range(len(p["heads"])))
+    assert share["steps_all"] == stays and 0 <= share["all"] <= 1
+    assert share["steps_subject"] <= stays
+
+
+def test_correlation_permutation_p_value():
+    from influence_patterns.analysis.correlation import _spearman
+
+    # five points in perfect rank order: exact permutation p = 2/120
+    rho, p = _spearman([1, 2, 3, 4, 5], [2, 4, 5, 7, 9])
+    assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 120, rel=1e-6)
+    assert _spearman([1, 2], [1, 2]) == (None, None)  # too few points for a test

@@ -1,16 +1,19 @@
 """The paper's analyses of data-set runs (DESIGN §6; definitions in docs/analyses.md).
+Everything here returns data; printing and drawing live in ``influence_patterns.viz``.
 
-- :func:`analyze_run` / :func:`analyze_runs`: accuracy, skip vs heads, consistency,
-  consistency–accuracy correlation;
-- :data:`METHODS` / :func:`register_method`: patterns and baseline explanations, one
-  node per layer;
-- :func:`ablate_run`: remove / keep only each method's nodes;
-- :func:`write_report`: the three findings beside the paper's figures.
+- :func:`analyze_run` / :func:`analyze_runs`: accuracy, skip vs heads (CIs, ceiling,
+  random-init null), consistency, consistency vs accuracy;
+- :data:`METHODS` / :func:`register_method`: patterns, baseline explanations and
+  controls, one node per layer;
+- :func:`ablate_run`: compression (keep only) and removal of each method's nodes, with
+  paired-bootstrap CIs and verdicts;
+- :func:`findings`: the report's numbers (``viz.report_html.write_report`` renders them).
 """
 
-from influence_patterns.analysis.ablation import ablate_run
-from influence_patterns.analysis.analyze import analyze_run, analyze_runs
+from influence_patterns.analysis.ablation import AblationOptions, ablate_run
+from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_run, analyze_runs
 from influence_patterns.analysis.baselines import METHODS, Method, NodePath, register_method
-from influence_patterns.analysis.report import write_report
+from influence_patterns.analysis.report import ReportOptions, findings
 
-__all__ = ["METHODS", "Method", "NodePath", "ablate_run", "analyze_run", "analyze_runs", "register_method", "write_report"]
+__all__ = ["METHODS", "AblationOptions", "AnalyzeOptions", "Method", "NodePath", "ReportOptions", "ablate_run",
+           "analyze_run", "analyze_runs", "findings", "register_method"]

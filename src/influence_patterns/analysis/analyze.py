@@ -1,15 +1,78 @@
-"""``analyze_run``: accuracy, skip vs heads and consistency of one run directory;
-``analyze_runs``: several runs plus the consistency–accuracy correlation."""
+"""``analyze_run``: accuracy, skip vs heads (with CIs, the ceiling L − 1 and optionally a
+random-init null) and consistency of one run directory; ``analyze_runs``: several runs
+plus the consistency–accuracy tests (definitions: docs/analyses.md)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from influence_patterns.analysis.consistency import consistency
-from influence_patterns.analysis.correlation import consistency_accuracy_correlation
-from influence_patterns.analysis.skip import iter_patterns, skip_statistics
-from influence_patterns.errors import DataError
+import numpy as np
+
+from influence_patterns.analysis import bootstrap as bs
+from influence_patterns.analysis.ablation import check_model
+from influence_patterns.analysis.consistency import consistency, pattern_key
+from influence_patterns.analysis.correlation import consistency_accuracy_correlation, consistency_role, instance_level
+from influence_patterns.analysis.skip import iter_patterns, ratio_difference, skip_ratio_estimates, skip_statistics
+from influence_patterns.analysis.null import NULLS, null_rows
+from influence_patterns.errors import DataError, InputError
+from influence_patterns.explainer import Explainer
+from influence_patterns.runs import read_run
+
+REQUIRED = ("index", "tokens", "target_index", "num_layers", "num_heads", "qoi", "patterns")
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """``role``: the role whose consistency is tested (default ``subject`` when every run
+    has it, else ``all``); ``null``: ``None`` or ``"random-init"`` (needs the model);
+    ``stay_share``: also measure the skip's influence share on steps that stay (needs
+    the model; H + 1 pattern influences per such step)."""
+
+    role: str | None = None
+    null: str | None = None
+    null_seed: int = 0
+    stay_share: bool = False
+    resamples: int = bs.RESAMPLES
+    seed: int = bs.SEED
+    batch_size: int = 8
+    device: str = "auto"
+    model: str | None = None
+
+    def validate(self) -> "AnalyzeOptions":
+        if self.null is not None and self.null not in NULLS:
+            raise InputError(f"unknown null {self.null!r}; choose from {', '.join(NULLS)}")
+        if self.resamples < 1:
+            raise InputError("resamples must be at least 1")
+        if self.batch_size < 1:
+            raise InputError("batch_size must be at least 1")
+        return self
+
+
+def check_rows(rows: list[dict[str, Any]], meta: dict[str, Any], run: str) -> None:
+    """Every row has the fields the analyses read, an integer index in range (of
+    ``run.json``'s ``instances`` when recorded) and no index twice; else one ``DataError``
+    naming the row's line."""
+    total = meta.get("instances")
+    seen: set[int] = set()
+    for number, r in enumerate(rows, start=1):
+        missing = [k for k in REQUIRED if k not in r]
+        if missing:
+            raise DataError(f"{run}: results line {number} has no {', '.join(missing)}")
+        i = r["index"]
+        if not isinstance(i, int) or isinstance(i, bool) or i < 0 or (isinstance(total, int) and i >= total):
+            bound = f"0..{total - 1}" if isinstance(total, int) else "a non-negative integer"
+            raise DataError(f"{run}: results line {number} has index {i!r}, not {bound}")
+        if i in seen:
+            raise DataError(f"{run}: results line {number} repeats index {i}")
+        seen.add(i)
+        q = r["qoi"]
+        if not isinstance(q, dict) or not isinstance(q.get("value"), (int, float)):
+            raise DataError(f"{run}: results line {number} has no numeric qoi.value")
+        if not isinstance(r["patterns"], list):
+            raise DataError(f"{run}: results line {number}: patterns is not a list")
 
 
 def row_correct(row: dict[str, Any]) -> bool:
@@ -19,16 +82,19 @@ def row_correct(row: dict[str, Any]) -> bool:
     return float(row["qoi"]["value"]) > 0
 
 
-def analyze_rows(rows: list[dict[str, Any]], meta: dict[str, Any] | None = None, run: str = "") -> dict[str, Any]:
+def analyze_rows(rows: list[dict[str, Any]], meta: dict[str, Any] | None = None, run: str = "",
+                 resamples: int = bs.RESAMPLES, seed: int = bs.SEED) -> dict[str, Any]:
     """The analysis dict of already-loaded result rows (see :func:`analyze_run`)."""
     meta = meta or {}
     if not rows:
         raise DataError(f"{run or 'the run'} has no results yet")
+    check_rows(rows, meta, run or "the run")
     layers = {int(r["num_layers"]) for r in rows}
     if len(layers) != 1:
         raise DataError(f"{run}: rows come from models with different depths {sorted(layers)}")
     num_layers = layers.pop()
     skip = skip_statistics((p for _, p in iter_patterns(rows)), num_layers)
+    est = skip_ratio_estimates(rows, resamples, seed)
     tasks = sorted({r.get("task") or "" for r in rows})
     return {
         "run": run,
@@ -40,42 +106,176 @@ def analyze_rows(rows: list[dict[str, Any]], meta: dict[str, Any] | None = None,
         "accuracy": sum(row_correct(r) for r in rows) / len(rows),
         "mean_qoi": sum(float(r["qoi"]["value"]) for r in rows) / len(rows),
         **skip,
+        "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
+        "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
+        "ceiling": est["ceiling"],
         "consistency": consistency(rows),
     }
 
 
-def analyze_run(path: str | Path) -> dict[str, Any]:
+def analyze_run(path: str | Path, options: AnalyzeOptions | None = None) -> dict[str, Any]:
     """Analyses of one run directory (DESIGN §6; definitions in docs/analyses.md).
 
     Keys: ``accuracy``, ``mean_qoi``; ``skip_share``, ``skip_share_weighted``, ``skip_to_head_ratio``,
     ``skip_to_head_ratio_weighted``, ``skip_steps``, ``head_steps``, ``per_layer``
-    (see :mod:`influence_patterns.analysis.skip`); ``consistency``: role (and ``all``) →
-    ``n``, ``distinct``, ``top_frequency``, ``entropy``, ``top_pattern``, ``skip_share``
-    (see :mod:`influence_patterns.analysis.consistency`).
+    (see :mod:`influence_patterns.analysis.skip`), ``skip_to_head_ratio_ci`` and
+    ``skip_to_head_ratio_weighted_ci`` (``{"value", "ci"}``), ``ceiling`` (L − 1);
+    ``consistency``: role (and ``all``) → ``n``, ``distinct``, ``top_frequency``, ``entropy``,
+    ``top_pattern``, ``skip_share``; with a null, ``null``; with ``stay_share``,
+    ``stay_skip_share``.
     """
-    from influence_patterns.runs import read_run
-
-    rows, meta = read_run(path)
-    return analyze_rows(rows, meta, run=str(path))
+    return analyze_runs([path], options)["runs"][0]
 
 
-def analyze_runs(paths: Sequence[str | Path], role: str | None = None) -> dict[str, Any]:
-    """``{"runs": [analyze_run(p) ...], "correlation": ..., "pooled": ...}``.
+def _load(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    return read_run(path)
 
-    With two or more runs: ``correlation`` (Spearman, consistency of ``role`` — default
-    ``subject`` if every run has it, else ``all`` — against accuracy over runs) and
-    ``pooled`` (skip statistics over the patterns of all runs together)."""
-    from influence_patterns.runs import read_run
 
-    analyses, patterns, depths = [], [], set()
+def _explainer(rows: list[dict[str, Any]], meta: dict[str, Any], opts: AnalyzeOptions) -> Any:
+    name = opts.model or meta.get("model") or rows[0].get("model")
+    if not name:
+        raise InputError("run.json names no model; pass model=")
+    ex = Explainer.from_pretrained(
+        name, device=opts.device, steps=meta.get("steps") or rows[0].get("steps"),
+        quadrature=str(meta.get("quadrature") or rows[0].get("quadrature") or "riemann"),
+        baseline=meta.get("baseline", rows[0].get("baseline", "mask")),
+        keep_special=bool(meta.get("keep_special", False)),
+    )
+    check_model(ex, rows)
+    return ex
+
+
+def stay_skip_share(explainer: Any, rows: Sequence[dict[str, Any]], role: str = "subject") -> dict[str, Any]:
+    """On every step of a pattern that stays on its position (t_l = t_{l-1}): the share
+    |I(π with the skip at l)| / (|I(skip)| + max_j |I(π with head j at l)|), the rest of π
+    fixed; the mean over steps, for the ``role`` token's patterns and for every token."""
+    H = explainer.adapter.num_heads
+    shares: dict[str, list[float]] = {"all": [], role: []}
+    for row in rows:
+        targets = tuple(row["targets"]) if row.get("targets") else None
+        role_index = (row.get("roles") or {}).get(role)
+        for p in row["patterns"]:
+            pos, heads = [int(t) for t in p["positions"]], list(p["heads"])
+            for l in range(len(heads)):
+                if pos[l + 1] != pos[l]:
+                    continue
+
+                def infl(node: int | None) -> float:
+                    hs = heads.copy()
+                    hs[l] = node
+                    return abs(explainer.influence(row["text"], pos[0], positions=pos, heads=hs, targets=targets,
+                                                   label=row.get("label")))
+
+                s = infl(None)
+                best = max(infl(j) for j in range(H))
+                if s + best > 0:
+                    share = s / (s + best)
+                    shares["all"].append(share)
+                    if role_index is not None and int(p["source_index"]) == int(role_index):
+                        shares[role].append(share)
+    return {k: (float(np.mean(v)) if v else None) for k, v in shares.items()} | {
+        f"steps_{k}": len(v) for k, v in shares.items()}
+
+
+def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = None,
+                 progress: Callable[[str], None] | None = None, role: str | None = None) -> dict[str, Any]:
+    """``{"runs": [...], "correlation": ..., "instance_level": ..., "pooled": ...}``.
+
+    ``correlation`` (three or more runs): Spearman ρ of ``role``'s consistency against
+    accuracy with a permutation p-value; ``instance_level``: Mann–Whitney U and bootstrap
+    CIs, top-pattern instances against the rest, pooled over runs; ``pooled``: skip
+    statistics over the patterns of all runs (same depth). ``role`` is a shorthand for
+    ``options.role``. The same directory given twice is counted once (``notes`` says so).
+    """
+    opts = (options or AnalyzeOptions(role=role)).validate()
+    if role is not None and opts.role is None:
+        opts = replace(opts, role=role)
+    notes: list[str] = []
+    unique: list[Path] = []
     for p in paths:
-        rows, meta = read_run(p)
-        analyses.append(analyze_rows(rows, meta, run=str(p)))
+        rp = Path(p).resolve()
+        if rp in [u.resolve() for u in unique]:
+            notes.append(f"{p} was given twice; counted once")
+            continue
+        unique.append(Path(p))
+    loaded = [(str(p), *_load(p)) for p in unique]
+    analyses, patterns, depths = [], [], set()
+    all_rows: list[dict[str, Any]] = []
+    all_null: list[dict[str, Any]] = []
+    for name, rows, meta in loaded:
+        a = analyze_rows(rows, meta, run=name, resamples=opts.resamples, seed=opts.seed)
+        if opts.null or opts.stay_share:
+            ex = _explainer(rows, meta, opts)
+            if opts.null:
+                if progress is not None:
+                    progress(f"{name}: GPR on a {opts.null} copy of the model")
+                nrows = null_rows(ex, rows, opts.null, opts.null_seed, opts.batch_size)
+                est = skip_ratio_estimates(nrows, opts.resamples, opts.seed)
+                a["null"] = {
+                    "kind": opts.null, "seed": opts.null_seed,
+                    **skip_statistics((p for _, p in iter_patterns(nrows)), a["num_layers"]),
+                    "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
+                    "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
+                    "difference": ratio_difference(rows, nrows, opts.resamples, opts.seed),
+                }
+                all_null += nrows
+            if opts.stay_share:
+                if progress is not None:
+                    progress(f"{name}: skip share on steps that stay")
+                a["stay_skip_share"] = stay_skip_share(ex, rows)
+        analyses.append(a)
+        all_rows += rows
         patterns += [pat for _, pat in iter_patterns(rows)]
-        depths.add(analyses[-1]["num_layers"])
-    out: dict[str, Any] = {"runs": analyses}
+        depths.add(a["num_layers"])
+
+    roles = set.intersection(*[set(a["consistency"]) for a in analyses]) if analyses else set()
+    chosen = opts.role or consistency_role(analyses)
+    if chosen not in roles:
+        raise InputError(f"no run has patterns for the role {chosen!r} in every instance set; "
+                         f"roles: {', '.join(sorted(roles))}")
+    out: dict[str, Any] = {"runs": analyses, "role": chosen, "notes": notes}
+    out["instance_level"] = _pooled_instance_level(loaded, chosen, opts)
+    if len(depths) == 1:
+        est = skip_ratio_estimates(all_rows, opts.resamples, opts.seed)
+        out["pooled"] = {**skip_statistics(patterns, next(iter(depths))),
+                         "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
+                         "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
+                         "ceiling": est["ceiling"], "instances": len(all_rows)}
+        if all_null and len(all_null) == len(all_rows):
+            nest = skip_ratio_estimates(all_null, opts.resamples, opts.seed)
+            out["pooled"]["null"] = {"kind": opts.null, "seed": opts.null_seed,
+                                     "skip_to_head_ratio_ci": nest["skip_to_head_ratio"],
+                                     "difference": ratio_difference(all_rows, all_null, opts.resamples, opts.seed)}
     if len(analyses) >= 2:
-        out["correlation"] = consistency_accuracy_correlation(analyses, role)
-        if len(depths) == 1:
-            out["pooled"] = skip_statistics(patterns, depths.pop())
+        out["correlation"] = consistency_accuracy_correlation(analyses, chosen)
     return out
+
+
+def _role_key(row: dict[str, Any], role: str) -> Any:
+    if role == "all":
+        return None
+    index = (row.get("roles") or {}).get(role)
+    for p in row["patterns"]:
+        if index is not None and int(p["source_index"]) == int(index):
+            return pattern_key(row, p)
+    return None
+
+
+def _pooled_instance_level(loaded: list, role: str, opts: AnalyzeOptions) -> dict[str, Any]:
+    """Instances whose ``role`` pattern is their task's most common one against the
+    rest, the most common pattern found per run, pooled over runs."""
+    if role == "all":
+        return {"role": role, "note": "needs a role (one pattern per instance)"}
+    rows: list[dict[str, Any]] = []
+    is_top: list[bool] = []
+    for _, run_rows, _ in loaded:
+        keys = [_role_key(r, role) for r in run_rows]
+        have = [k for k in keys if k is not None]
+        if not have:
+            continue
+        top = Counter(have).most_common(1)[0][0]
+        for r, k in zip(run_rows, keys):
+            if k is not None:
+                rows.append(r)
+                is_top.append(k == top)
+    return {"role": role, **instance_level(rows, is_top, opts.resamples, opts.seed)}

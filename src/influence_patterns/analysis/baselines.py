@@ -19,10 +19,17 @@ Registered methods (definitions in docs/analyses.md):
 - ``layer-conductance``: the same with the conductance of h^l_t of all inputs together
   (Captum's LayerConductance: every token's embedding interpolated), one node set shared
   by every source of the sentence;
+- ``stay`` (control, no gradients): the source stays on its own position on the skip
+  through layers 1..L−1, then at layer L takes the head attending most from the target
+  to it (all skips when the source is the target);
+- ``random-matched`` (control): a random path that takes the skip at the same layers
+  as the source's GPR pattern, a random position and head at the others (the target at
+  the last head layer), seeded by (seed, instance index, source);
 - ``random``: same budget as a pattern: a random position per layer (target at the
   last) and a random head or skip, seeded by (seed, instance index, source).
 
-For the attention methods the node at a layer is the skip when the path stays on its
+``attention-argmax`` takes the skip where its greedy step stays on its position. For
+the rollout-style methods the node at a layer is the skip when the path stays on its
 position (the residual's share ½ exceeds any single head's share ½·A/H) and otherwise
 the head with the largest attention from t_l to t_{l-1}. Everywhere a skip is only
 chosen when t_l = t_{l-1}, as in GPR.
@@ -197,7 +204,7 @@ def _with_heads(att_b: list[np.ndarray], source: int, positions: list[int]) -> N
 
 class AttentionArgmax(Method):
     name = "attention-argmax"
-    description = "greedy: per layer the (query, head) attending most to the current position"
+    description = "greedy: per layer the (query, head) attending most to the current position (skip when it stays)"
     group = "attention"
 
     def paths(self, ctx):
@@ -217,7 +224,8 @@ class AttentionArgmax(Method):
                     else:
                         j, t = np.unravel_index(int(a[:, :, k].argmax()), a[:, :, k].shape)
                     pos.append(int(t))
-                    heads.append(int(j))
+                    # staying on its position, the path takes the residual (the skip)
+                    heads.append(None if int(t) == k else int(j))
                 paths.append(NodePath(i, tuple(pos), tuple(heads)))
             out.append(paths)
         return out
@@ -480,5 +488,65 @@ class RandomMethod(Method):
         return out
 
 
-for _cls in (PatternMethod, AttentionArgmax, Rollout, AttentionFlow, InternalInfluence, LayerConductance, RandomMethod):
+def _pattern_heads(row: dict[str, Any], source: int) -> list[int | None]:
+    for p in row.get("patterns", []):
+        if int(p["source_index"]) == source:
+            return [None if h is None else int(h) for h in p["heads"]]
+    raise DataError(f"instance {row.get('index')}: no pattern for source token {source}")
+
+
+class Stay(Method):
+    name = "stay"
+    description = "control: the source stays on its position on the skip, then at the last layer the head attending most from the target to it"
+    group = "control"
+
+    def paths(self, ctx):
+        att = ctx.attentions()
+        L = ctx.num_layers
+        out = []
+        for b in range(len(ctx.batch)):
+            target = int(ctx.batch.target_index[b])
+            paths = []
+            for i in ctx.batch.sources[b]:
+                last = None if i == target else int(att[L - 1][b, :, target, i].argmax())
+                paths.append(NodePath(i, (i,) * L + (target,), (None,) * (L - 1) + (last,)))
+            out.append(paths)
+        return out
+
+
+class RandomMatched(Method):
+    name = "random-matched"
+    description = "control: a random path taking the skip at the same layers as the source's pattern (seeded)"
+    group = "control"
+
+    def paths(self, ctx):
+        L, H = ctx.num_layers, ctx.adapter.num_heads
+        out = []
+        for b, row in enumerate(ctx.rows):
+            n, target = ctx.batch.lengths[b], int(ctx.batch.target_index[b])
+            paths = []
+            for i in ctx.batch.sources[b]:
+                rng = random.Random(f"matched:{ctx.seed}:{row.get('index', b)}:{i}")
+                skips = [h is None for h in _pattern_heads(row, i)]
+                if len(skips) != L:
+                    raise DataError(f"instance {row.get('index')}: the pattern of token {i} has {len(skips)} layers, not {L}")
+                head_layers = [l for l in range(L) if not skips[l]]
+                if not head_layers and i != target:
+                    head_layers = [L - 1]  # a pattern must reach the target: one head at the end
+                last = head_layers[-1] if head_layers else None
+                pos, heads = [i], []
+                for l in range(L):
+                    if l not in head_layers:
+                        pos.append(pos[-1])
+                        heads.append(None)
+                        continue
+                    pos.append(target if l == last else rng.randrange(n))
+                    heads.append(rng.randrange(H))
+                paths.append(NodePath(i, tuple(pos), tuple(heads)))
+            out.append(paths)
+        return out
+
+
+for _cls in (PatternMethod, AttentionArgmax, Rollout, AttentionFlow, InternalInfluence, LayerConductance, Stay,
+             RandomMatched, RandomMethod):
     register_method(_cls)

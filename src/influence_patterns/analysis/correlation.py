@@ -1,9 +1,21 @@
-"""Does consistency track accuracy? Spearman rank correlation over tasks (DESIGN §6)."""
+"""Does consistency track accuracy? (DESIGN §6; definitions in docs/analyses.md)
+
+- over tasks: Spearman's ρ between a role's consistency and accuracy, one point per
+  run, with a two-sided permutation p-value (``scipy.stats.permutation_test``, the
+  pairings permuted; exact when n! ≤ the number of resamples);
+- per instance: instances whose role pattern is the task's most common one against the
+  others — Mann–Whitney U on the QoI (two-sided) and bootstrap CIs of the difference in
+  mean QoI and in accuracy (groups resampled separately, seeded).
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Any, Sequence
+
+import numpy as np
+
+from influence_patterns.analysis import bootstrap as bs
 
 
 def consistency_role(analyses: Sequence[dict[str, Any]], preferred: str = "subject") -> str:
@@ -19,7 +31,8 @@ def consistency_accuracy_correlation(analyses: Sequence[dict[str, Any]], role: s
     also against the mean QoI (``spearman_rho_qoi``), a graded stand-in for accuracy
     when a model gets every task (nearly) right.
 
-    ρ and p are ``None`` with fewer than two runs or a constant variable.
+    p is the permutation p-value (module doc). ρ and p are ``None`` with fewer than three
+    runs or a constant variable.
     """
     role = role or consistency_role(analyses)
     xs, ys, qs, names = [], [], [], []
@@ -37,11 +50,51 @@ def consistency_accuracy_correlation(analyses: Sequence[dict[str, Any]], role: s
             "mean_qoi": qs, "spearman_rho_qoi": rho_q, "p_value_qoi": p_q}
 
 
-def _spearman(xs: Sequence[float], ys: Sequence[float]) -> tuple[float | None, float | None]:
-    from scipy.stats import spearmanr
+PERMUTATIONS = 10000
 
-    if len(xs) < 2 or len(set(xs)) < 2 or len(set(ys)) < 2:
+
+def _spearman(xs: Sequence[float], ys: Sequence[float], seed: int = 0) -> tuple[float | None, float | None]:
+    """ρ and its two-sided permutation p-value; ``None`` below 3 points or for a constant variable."""
+    from scipy.stats import permutation_test, spearmanr
+
+    if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return None, None
-    res = spearmanr(xs, ys)
-    rho, p = float(res.statistic), float(res.pvalue)
-    return (None if math.isnan(rho) else rho), (None if math.isnan(p) else p)
+    rho = float(spearmanr(xs, ys).statistic)
+    if math.isnan(rho):
+        return None, None
+    x = np.asarray(xs, float)
+    # one sample permuted against fixed x: exact over all k! orders when k! <= PERMUTATIONS
+    res = permutation_test((np.asarray(ys, float),), lambda y: spearmanr(x, y).statistic, permutation_type="pairings",
+                           n_resamples=PERMUTATIONS, alternative="two-sided", random_state=np.random.default_rng(seed))
+    return rho, float(res.pvalue)
+
+
+def instance_level(rows: Sequence[dict[str, Any]], is_top: Sequence[bool], resamples: int = bs.RESAMPLES,
+                   seed: int = bs.SEED) -> dict[str, Any]:
+    """Instances flagged ``is_top`` (their pattern is the task's most common one) against
+    the others: group sizes, Mann–Whitney U and its p on the QoI, and bootstrap CIs of
+    the differences top − rest in mean QoI and in accuracy (QoI > 0)."""
+    from scipy.stats import mannwhitneyu
+
+    empty = {"n_top": 0, "n_rest": 0, "u": None, "p_value": None, "qoi_difference": None,
+             "accuracy_difference": None}
+    if not rows:
+        return empty
+    q_top = np.array([float(r["qoi"]["value"]) for r, t in zip(rows, is_top) if t])
+    q_rest = np.array([float(r["qoi"]["value"]) for r, t in zip(rows, is_top) if not t])
+    out = {**empty, "n_top": int(q_top.size), "n_rest": int(q_rest.size)}
+    if q_top.size == 0 or q_rest.size == 0:
+        return out
+    res = mannwhitneyu(q_top, q_rest, alternative="two-sided")
+    rng = np.random.default_rng(seed)
+    it = rng.integers(0, q_top.size, (resamples, q_top.size))
+    ir = rng.integers(0, q_rest.size, (resamples, q_rest.size))
+    boot_q = q_top[it].mean(-1) - q_rest[ir].mean(-1)
+    boot_a = (q_top[it] > 0).mean(-1) - (q_rest[ir] > 0).mean(-1)
+    out.update({
+        "u": float(res.statistic), "p_value": float(res.pvalue),
+        "qoi_difference": {"value": float(q_top.mean() - q_rest.mean()), "ci": bs.percentile_ci(boot_q)},
+        "accuracy_difference": {"value": float((q_top > 0).mean() - (q_rest > 0).mean()),
+                                "ci": bs.percentile_ci(boot_a)},
+    })
+    return out

@@ -1,27 +1,49 @@
-"""The paper's three findings, measured on one or more run directories, side by side
-with the paper's figures: Markdown (``write_report``) and HTML sections
-(``html_sections``, drawn by ``influence_patterns.viz.html``).
+"""The paper's findings, measured on one or more run directories, as DATA: a verdict
+summary (finding, value with CI, null or ceiling, verdict), the settings, per-task
+tables and warnings. Rendering (Markdown, HTML) lives in ``influence_patterns.viz.report_html``.
 
-Only measured numbers are reported; each finding gets a verdict (holds / partly /
-does not hold / not measurable) computed from them by the rules in docs/analyses.md.
-Nothing here imports matplotlib; ``html_sections`` imports the viz package lazily.
+Every verdict comes from a confidence interval (rules in docs/analyses.md and
+:mod:`.bootstrap`): "holds", "does not hold", "inconclusive", "too few instances", or
+"not measurable" with the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from influence_patterns.analysis.ablation import ABLATION_FILE, ablate_run, ablation_file
-from influence_patterns.analysis.analyze import analyze_runs
-from influence_patterns.analysis.correlation import consistency_role
-from influence_patterns.errors import DataError, InputError
+from influence_patterns.analysis import bootstrap as bs
+from influence_patterns.analysis.ablation import (
+    AblationOptions,
+    ablate_run,
+    ablation_file,
+    floor_estimates,
+    read_ablation,
+    summarise,
+)
+from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs
+from influence_patterns.models.defaults import DEFAULT_MODELS, model_dir
+from influence_patterns.runs import read_run
 
 PAPER_SKIP_RATIO = 3.0
 PAPER_PATTERN_VS_ATTENTION = 0.74
 PAPER_PATTERN_VS_LAYER = 0.25
 ROLE = "subject"  # the role of the second ablation table (DIR/ablation-subject.json), when present
+#: fewer tasks than this cannot make Spearman's ρ significant at 5% unless the ranking is perfect
+MIN_TASKS = 5
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """``ablate``: compute ``DIR/ablation.json`` where missing (with ``ablation``);
+    ``analyze``: options of the analyses (null, role, bootstrap)."""
+
+    ablate: bool = False
+    ablation: AblationOptions = field(default_factory=AblationOptions)
+    analyze: AnalyzeOptions = field(default_factory=AnalyzeOptions)
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -33,277 +55,229 @@ def fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
-_f = fmt
+def unique_paths(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """``paths`` without repeats (the same directory resolved), and a note per repeat."""
+    out: list[Path] = []
+    notes: list[str] = []
+    seen: set[Path] = set()
+    for p in paths:
+        r = Path(p).resolve()
+        if r in seen:
+            notes.append(f"{p} was given twice; counted once")
+            continue
+        seen.add(r)
+        out.append(Path(p))
+    return out, notes
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:+.0f}%"
-
-
-def load_ablations(paths: Sequence[str | Path], compute: bool = False, **kwargs: Any) -> list[dict[str, Any] | None]:
-    """``DIR/ablation.json`` of every run (``None`` where missing, unless ``compute``)."""
+def load_ablations(paths: Sequence[Path], sources: str = "all", compute: bool = False,
+                   options: AblationOptions | None = None) -> list[dict[str, Any] | None]:
+    """The checked ablation file of every run (``None`` where missing, unless ``compute``)."""
     out: list[dict[str, Any] | None] = []
     for p in paths:
-        f = Path(p) / ABLATION_FILE
+        f = p / ablation_file(sources)
         if f.is_file():
-            out.append(json.loads(f.read_text()))
-        elif compute:
-            out.append(ablate_run(p, **kwargs))
+            out.append(read_ablation(f))
+        elif compute and sources == "all":
+            out.append(ablate_run(p, options))
         else:
             out.append(None)
     return out
 
 
-def pool_ablations(ablations: Sequence[dict[str, Any] | None]) -> list[dict[str, Any]]:
-    """Per method over runs: instance-weighted comprehensiveness and accuracy after
-    removal; sufficiency pooled as Σ n·mean(q⁺) / Σ n·mean(q)."""
-    acc: dict[str, dict[str, float]] = {}
-    order: list[str] = []
-    groups: dict[str, str] = {}
-    for a in ablations:
-        if not a:
-            continue
-        n = a["instances"]
-        for m in a["methods"]:
-            name = m["name"]
-            if name not in acc:
-                acc[name] = {"n": 0, "comp": 0.0, "acc": 0.0, "kept": 0.0, "q": 0.0}
-                order.append(name)
-                groups[name] = m.get("group", "")
-            s = acc[name]
-            s["n"] += n
-            s["comp"] += n * (m["comprehensiveness"] or 0.0)
-            s["acc"] += n * (m["accuracy_after_removal"] or 0.0)
-            s["kept"] += n * (m.get("qoi_kept") or 0.0)
-            s["q"] += n * (a.get("qoi") or 0.0)
-    return [
-        {
-            "name": name,
-            "group": groups[name],
-            "instances": int(acc[name]["n"]),
-            "comprehensiveness": acc[name]["comp"] / acc[name]["n"],
-            "sufficiency": acc[name]["kept"] / acc[name]["q"] if acc[name]["q"] else None,
-            "accuracy_after_removal": acc[name]["acc"] / acc[name]["n"],
-        }
-        for name in order
-        if acc[name]["n"]
-    ]
-
-
-def _relative(pattern: float | None, best: float | None) -> float | None:
-    if pattern is None or best is None or best == 0:
+def pooled_ablation(ablations: Sequence[dict[str, Any] | None], paths: Sequence[Path],
+                    resamples: int = bs.RESAMPLES, seed: int = bs.SEED) -> dict[str, Any] | None:
+    """Every run's per-instance results together, summarised again (bootstrap over all
+    instances); ``None`` when there is none. Only methods present in every run."""
+    present = [(a, p) for a, p in zip(ablations, paths) if a]
+    if not present:
         return None
-    return (pattern - best) / abs(best)
+    groups: dict[str, str] = {}
+    common = None
+    for a, _ in present:
+        names = [m["name"] for m in a["methods"]]
+        common = names if common is None else [n for n in common if n in names]
+        groups.update({m["name"]: m.get("group", "") for m in a["methods"]})
+    per = [{**r, "run": str(p)} for a, p in present for r in a["per_instance"] if r["method"] in common]
+    floor = [r for a, _ in present for r in ((a.get("floor") or {}).get("per_instance") or [])]
+    return {"runs": len(present), **summarise(per, {n: groups[n] for n in common or []}, resamples, seed),
+            "floor": floor_estimates(floor, resamples, seed) if all(a.get("floor") for a, _ in present) else None}
 
 
-def findings(paths: Sequence[str | Path], ablate: bool = False, **ablate_kwargs: Any) -> dict[str, Any]:
-    """Everything the report says, as numbers: analyses, pooled skip statistics,
-    correlation, pooled ablation and the comparisons with the paper."""
-    analysis = analyze_runs(paths)
+def _skip_row(analysis: dict[str, Any]) -> dict[str, Any]:
+    pooled = analysis.get("pooled") or {}
+    est = pooled.get("skip_to_head_ratio_ci")
+    n = pooled.get("instances", 0)
+    null = pooled.get("null")
+    row = {"finding": "skips are taken more than a random model's structure gives (skip:head steps; paper ≈ 3)",
+           "value": est, "reference": f"ceiling L−1 = {pooled.get('ceiling', '–')}", "verdict": None, "n": n}
+    if est is None:
+        row["verdict"] = "not measurable: runs of different depths"
+    elif null is None:
+        row["verdict"] = "inconclusive: no null (run with --null random-init)"
+    else:
+        row["reference"] += f"; random-init null {ci_text(null['skip_to_head_ratio_ci'])}"
+        row["difference"] = null["difference"]
+        v = bs.verdict(null["difference"]["ci"], n)
+        row["verdict"] = v + (" (model − null ratio " + ci_text(null["difference"]) + ")")
+    return row
+
+
+def ci_text(est: dict[str, Any] | None, digits: int = 2) -> str:
+    """``value [lo, hi]`` of an estimate ``{"value", "ci"}``; "–" when missing."""
+    if not est or est.get("value") is None:
+        return "–"
+    lo, hi = est["ci"]
+    if lo is None:
+        return f"{est['value']:.{digits}f}"
+    return f"{est['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _stay_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """The skip's influence share on steps that stay (``--stay-share``), step-weighted
+    over runs; descriptive (no test)."""
+    runs = [r for r in analysis["runs"] if r.get("stay_skip_share")]
+    out = []
+    for key, label in (("subject", "the subject token"), ("all", "every token")):
+        steps = sum(r["stay_skip_share"].get(f"steps_{key}", 0) for r in runs)
+        if not steps:
+            continue
+        mean = sum((r["stay_skip_share"].get(key) or 0.0) * r["stay_skip_share"].get(f"steps_{key}", 0)
+                   for r in runs) / steps
+        out.append({"finding": f"influence share of the skip on steps that stay ({label})",
+                    "value": {"value": mean, "ci": [None, None]}, "reference": f"{steps} steps; 0.5 = as much as the best head",
+                    "verdict": "descriptive (no test)", "n": steps})
+    return out
+
+
+def _correlation_row(analysis: dict[str, Any]) -> dict[str, Any]:
+    corr = analysis.get("correlation") or {}
     runs = analysis["runs"]
-    if "pooled" in analysis:
-        pooled = analysis["pooled"]
-    else:
-        pooled = {k: runs[0][k] for k in ("skip_share", "skip_to_head_ratio", "skip_to_head_ratio_weighted")}
-    ratio = pooled.get("skip_to_head_ratio")
-    weighted = pooled.get("skip_to_head_ratio_weighted")
-    if ratio is None:
-        skip_verdict = "not measurable (no head steps)"
-    elif ratio >= 2.0 and (weighted is None or weighted >= 2.0):
-        skip_verdict = "holds" + (" (about 3×)" if 2.0 <= ratio <= 4.5 else f" in direction (ratio {ratio:.1f}×, not about 3×)")
-    elif ratio > 1.0:
-        skip_verdict = "partly: skips outnumber heads, but by less than 2×"
-    else:
-        skip_verdict = "does not hold: heads are taken at least as often as skips"
-
-    corr = analysis.get("correlation") or {
-        "role": consistency_role(runs), "spearman_rho": None, "p_value": None, "runs": [r["task"] for r in runs],
-    }
+    k = len(runs)
     rho, p = corr.get("spearman_rho"), corr.get("p_value")
-    if len(runs) >= 3 and len({r["accuracy"] for r in runs}) == 1:
-        corr_verdict = (f"not measurable: accuracy is {runs[0]['accuracy']:.3f} on every task, so it cannot "
-                        "track anything")
-    elif len(runs) < 3 or rho is None:
-        corr_verdict = "not measurable: needs at least three runs (tasks) with varying consistency and accuracy"
-    elif rho > 0 and p is not None and p < 0.05:
-        corr_verdict = "holds (positive and significant at 5%)"
-    elif rho > 0:
-        corr_verdict = f"partly: positive but not significant (p = {p:.2f}, {len(corr['runs'])} tasks)"
+    row = {"finding": f"consistency ({analysis['role']}) tracks accuracy across tasks (Spearman ρ)",
+           "value": None if rho is None else {"value": rho, "ci": [None, None]},
+           "reference": f"permutation p = {fmt(p, 3)}; {k} task(s)", "n": k}
+    if k < 3:
+        row["verdict"] = "not measurable: needs at least three tasks"
+    elif len({r["accuracy"] for r in runs}) == 1:
+        row["verdict"] = f"not measurable: accuracy is {runs[0]['accuracy']:.3f} on every task"
+    elif rho is None or p is None:
+        row["verdict"] = "not measurable: consistency is constant"
+    elif p < 0.05:
+        row["verdict"] = bs.HOLDS if rho > 0 else bs.DOES_NOT_HOLD
     else:
-        corr_verdict = "does not hold: consistency does not rise with accuracy"
+        row["verdict"] = bs.INCONCLUSIVE + (f" (underpowered: fewer than {MIN_TASKS} tasks)" if k < MIN_TASKS else "")
+    return row
 
-    ablations = load_ablations(paths, compute=ablate, **ablate_kwargs)
-    pooled_abl = pool_ablations(ablations)
-    role_abl = [json.loads((Path(d) / ablation_file(ROLE)).read_text())
-                for d in paths if (Path(d) / ablation_file(ROLE)).is_file()]
-    pooled_role = pool_ablations(role_abl)
+
+def _instance_row(analysis: dict[str, Any]) -> dict[str, Any]:
+    inst = analysis.get("instance_level") or {}
+    d = inst.get("qoi_difference")
+    n = inst.get("n_top", 0) + inst.get("n_rest", 0)
+    row = {"finding": f"instances on their task's most common {inst.get('role')} pattern have a higher QoI",
+           "value": d, "reference": f"Mann–Whitney p = {fmt(inst.get('p_value'), 3)}; top {inst.get('n_top', 0)}, "
+                                    f"rest {inst.get('n_rest', 0)}", "n": n}
+    if d is None:
+        row["verdict"] = "not measurable: " + (inst.get("note") or "every instance takes the same pattern")
+    else:
+        row["verdict"] = bs.verdict(d["ci"], n)
+    return row
+
+
+def _compression_rows(pooled: dict[str, Any] | None, label: str) -> list[dict[str, Any]]:
+    if not pooled:
+        return [{"finding": f"patterns retain more than other explanations ({label})", "value": None,
+                 "reference": "–", "verdict": "not measured (run `ablate`)", "n": 0}]
+    rows = []
+    for v in pooled["verdicts"]:
+        rows.append({
+            "finding": f"patterns retain more {v['metric'].split('_')[0]} than the best {v['group']} method "
+                       f"({v['best']}; {label})",
+            "value": v["difference"], "reference": f"nodes {v['nodes'][0]:.1f} vs {v['nodes'][1]:.1f}",
+            "verdict": v["verdict"], "n": pooled["instances"],
+        })
+    return rows
+
+
+def model_build(name: str | None) -> str | None:
+    """``sha256:<12 hex> (built <date>)`` of a model's weights file (a default model in the
+    cache or a checkpoint directory); ``None`` when it is not found."""
+    if not name:
+        return None
+    d = model_dir(name) if name in DEFAULT_MODELS else Path(name)
+    weights = d / "model.safetensors"
+    if not weights.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(weights, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    out = f"sha256:{h.hexdigest()[:12]}"
+    try:
+        built = json.loads((d / "build.json").read_text()).get("built_at")
+    except (OSError, ValueError):
+        built = None
+    return out + (f" (built {built})" if built else "")
+
+
+def settings(analysis: dict[str, Any], metas: Sequence[dict[str, Any]], ablations: Sequence[dict[str, Any] | None],
+             opts: ReportOptions) -> dict[str, Any]:
+    """What the numbers were computed with."""
+    def uniq(values: Sequence[Any]) -> str:
+        vals = [str(v) for v in dict.fromkeys(values) if v is not None]
+        return ", ".join(vals) or "–"
+
+    abl = [a for a in ablations if a]
     return {
-        "runs": runs,
-        "pooled": pooled,
-        "skip_verdict": skip_verdict,
-        "correlation": corr,
-        "correlation_verdict": corr_verdict,
-        "ablation": pooled_abl,
-        "ablation_runs": sum(a is not None for a in ablations),
-        "comparison": compare_methods(pooled_abl),
-        "ablation_role": ROLE,
-        "ablation_role_runs": len(role_abl),
+        "model": uniq([m.get("model") for m in metas] or [r.get("model") for r in analysis["runs"]]),
+        "model_build": uniq([model_build(m.get("model")) for m in dict((m.get("model"), m) for m in metas).values()]),
+        "steps": uniq([m.get("steps") for m in metas]),
+        "quadrature": uniq([m.get("quadrature") for m in metas]),
+        "baseline": uniq([m.get("baseline") for m in metas]),
+        "reference": uniq([a.get("reference") for a in abl]),
+        "removal": uniq([a.get("removal") for a in abl]),
+        "seeds": {"instances": uniq([m.get("seed") for m in metas]),
+                  "controls": uniq([a.get("seed") for a in abl]),
+                  "bootstrap": uniq([(a.get("bootstrap") or {}).get("seed") for a in abl] + [opts.analyze.seed]),
+                  "null": opts.analyze.null_seed if opts.analyze.null else None},
+        "resamples": opts.analyze.resamples,
+        "n_per_task": {str(r["task"]): r["instances"] for r in analysis["runs"]},
+        "versions": uniq([(m.get("versions") or {}).get("influence_patterns") for m in metas]),
+    }
+
+
+def findings(paths: Sequence[str | Path], options: ReportOptions | None = None) -> dict[str, Any]:
+    """Everything the report says, as numbers: ``summary`` (one row per finding),
+    ``settings``, ``analysis`` (per-task tables), ``ablation`` (pooled) and
+    ``ablation_by_role``, ``ablation_runs`` (per task), ``warnings``, ``notes``."""
+    opts = options or ReportOptions()
+    dirs, notes = unique_paths(paths)
+    analysis = analyze_runs(dirs, opts.analyze)
+    metas = [read_run(d)[1] for d in dirs]
+    ablations = load_ablations(dirs, "all", opts.ablate, opts.ablation)
+    by_role = load_ablations(dirs, ROLE)
+    pooled = pooled_ablation(ablations, dirs, opts.analyze.resamples, opts.analyze.seed)
+    pooled_role = pooled_ablation(by_role, dirs, opts.analyze.resamples, opts.analyze.seed)
+    summary = [_skip_row(analysis)] + _stay_rows(analysis) + [_correlation_row(analysis), _instance_row(analysis)]
+    summary += _compression_rows(pooled, "every source token")
+    if pooled_role:
+        summary += _compression_rows(pooled_role, f"{ROLE} token only")
+    warnings = [f"{r['task']}: {r['instances']} instances (< {bs.MIN_INSTANCES}): its verdicts read "
+                f"'too few instances'" for r in analysis["runs"] if r["instances"] < bs.MIN_INSTANCES]
+    if 3 <= len(analysis["runs"]) < MIN_TASKS:
+        warnings.append(f"{len(analysis['runs'])} tasks: Spearman ρ reaches p < 0.05 only with a perfect ranking")
+    return {
+        "summary": summary,
+        "settings": settings(analysis, metas, ablations, opts),
+        "analysis": analysis,
+        "runs": analysis["runs"],
+        "ablation": pooled,
         "ablation_by_role": pooled_role,
-        "comparison_by_role": compare_methods(pooled_role),
+        "ablation_role": ROLE,
+        "ablation_runs": [(str(d), a) for d, a in zip(dirs, ablations) if a],
+        "warnings": warnings,
+        "notes": notes + analysis.get("notes", []),
+        "paper": {"skip_ratio": PAPER_SKIP_RATIO, "pattern_vs_attention": PAPER_PATTERN_VS_ATTENTION,
+                  "pattern_vs_layer": PAPER_PATTERN_VS_LAYER},
     }
-
-
-def compare_methods(pooled_abl: list[dict[str, Any]]) -> dict[str, Any]:
-    """Patterns vs the mean and the best method of the attention and layer groups, by
-    pooled comprehensiveness, with the verdict rule of docs/analyses.md."""
-    by_name = {m["name"]: m for m in pooled_abl}
-    pat = by_name.get("pattern")
-    compare: dict[str, Any] = {}
-    for group, paper in (("attention", PAPER_PATTERN_VS_ATTENTION), ("layer", PAPER_PATTERN_VS_LAYER)):
-        members = [m for m in pooled_abl if m["group"] == group]
-        if pat is None or not members:
-            compare[group] = {"paper": paper, "best": None, "relative": None, "relative_best": None,
-                              "verdict": "not measured (run `ablate`)"}
-            continue
-        best = max(members, key=lambda m: m["comprehensiveness"])
-        mean = sum(m["comprehensiveness"] for m in members) / len(members)
-        rel = _relative(pat["comprehensiveness"], mean)
-        rel_best = _relative(pat["comprehensiveness"], best["comprehensiveness"])
-        if rel is None:
-            verdict = "not measurable"
-        elif rel > 0:
-            verdict = "holds" if rel >= paper / 2 else "partly: patterns ahead, by less than the paper's margin"
-            if rel_best is not None and rel_best <= 0:
-                verdict += f"; but {best['name']} alone matches or beats patterns"
-        else:
-            verdict = "does not hold: these methods' nodes matter at least as much on average"
-        compare[group] = {"paper": paper, "best": best["name"], "relative": rel, "relative_best": rel_best,
-                          "verdict": verdict}
-    return compare
-
-
-def run_table(f: dict[str, Any]) -> dict[str, Any]:
-    role = f["correlation"]["role"]
-    return {
-        "columns": ["task", "instances", "accuracy", "mean QoI", "skip share", "skip:head", "skip:head (weighted)",
-                    f"consistency ({role})", f"entropy ({role}, bits)"],
-        "rows": [
-            [r["task"], r["instances"], r["accuracy"], r.get("mean_qoi"), r["skip_share"], r["skip_to_head_ratio"],
-             r["skip_to_head_ratio_weighted"], r["consistency"].get(role, {}).get("top_frequency"),
-             r["consistency"].get(role, {}).get("entropy")]
-            for r in f["runs"]
-        ],
-    }
-
-
-def ablation_table(f: dict[str, Any], key: str = "ablation") -> dict[str, Any]:
-    return {
-        "columns": ["method", "group", "comprehensiveness (QoI drop)", "sufficiency (QoI kept)", "accuracy after removal"],
-        "rows": [[m["name"], m["group"], m["comprehensiveness"], m["sufficiency"], m["accuracy_after_removal"]]
-                 for m in f[key]],
-    }
-
-
-def _md_table(table: dict[str, Any]) -> str:
-    lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
-    lines += ["| " + " | ".join(_f(v).replace("|", "\\|") for v in row) + " |" for row in table["rows"]]
-    return "\n".join(lines)
-
-
-def _texts(f: dict[str, Any]) -> dict[str, str]:
-    pooled, corr = f["pooled"], f["correlation"]
-    L = f["runs"][0]["num_layers"]
-    skip = (
-        f"Paper: information flows through skip connections about {PAPER_SKIP_RATIO:.0f}× more than "
-        f"through heads. Measured over all patterns: skip share {_f(pooled.get('skip_share'))}, "
-        f"skip:head ratio {_f(pooled.get('skip_to_head_ratio'), 2)} by count and "
-        f"{_f(pooled.get('skip_to_head_ratio_weighted'), 2)} weighted by |I(π^a)|. "
-        f"Verdict: {f['skip_verdict']}. (A pattern from a source other than the target must move to "
-        f"the target, and only a head moves, so with L = {L} layers the count ratio is at most {L - 1}.)"
-    )
-    cons = (
-        "Paper: how consistently a task's instances share one pattern tracks the model's accuracy on it. "
-        f"Measured: Spearman ρ between the {corr['role']} token's consistency (frequency of its most "
-        f"common pattern) and accuracy over {len(corr.get('runs') or [])} run(s): ρ = {_f(corr.get('spearman_rho'), 2)}, "
-        f"p = {_f(corr.get('p_value'), 3)}. Verdict: {f['correlation_verdict']}. "
-        f"As a graded stand-in for accuracy, ρ between that consistency and the mean QoI (logit margin): "
-        f"{_f(corr.get('spearman_rho_qoi'), 2)} (p = {_f(corr.get('p_value_qoi'), 3)})."
-    )
-    def comparison_text(compare: dict[str, Any]) -> str:
-        parts = []
-        for group, label in (("attention", "attention-based"), ("layer", "layer-based")):
-            c = compare[group]
-            parts.append(
-                f"vs the mean of the {label} methods: {_pct(c['relative'])} comprehensiveness, vs the best "
-                f"of them ({c['best'] or '–'}): {_pct(c.get('relative_best'))} (paper: {_pct(c['paper'])}); "
-                f"verdict: {c['verdict']}"
-            )
-        return "; ".join(parts)
-
-    abl = (
-        "Paper: patterns are 74% / 25% more accurate than attention- and layer-based explanations. "
-        f"Measured by ablation over {f['ablation_runs']} run(s), the node set being the union over every "
-        "source token (comprehensiveness = mean QoI drop when the explanation's nodes are removed; higher = "
-        "the nodes matter more): " + comparison_text(f["comparison"]) + "."
-    )
-    if f.get("ablation_by_role"):
-        abl += (
-            f" With only the {f['ablation_role']} token's nodes ({f['ablation_role_runs']} run(s)): "
-            + comparison_text(f["comparison_by_role"]) + "."
-        )
-    return {"skip": skip, "consistency": cons, "ablation": abl}
-
-
-def markdown(f: dict[str, Any], title: str = "Influence patterns: the paper's findings, measured") -> str:
-    t = _texts(f)
-    per_layer_rows = []
-    for r in f["runs"]:
-        per_layer_rows.append([r["task"]] + [x["skip_share"] for x in r["per_layer"]])
-    layers = max((len(r["per_layer"]) for r in f["runs"]), default=0)
-    per_layer = {"columns": ["task"] + [f"L{l}" for l in range(1, layers + 1)], "rows": per_layer_rows}
-    model = ", ".join(sorted({str(r.get("model")) for r in f["runs"]}))
-    out = [f"# {title}", "", f"Model: {model}. Runs: {len(f['runs'])}.", "", _md_table(run_table(f)), "",
-           "## 1. Skip connections vs heads", "", t["skip"], "", "Skip share per layer:", "",
-           _md_table(per_layer), "", "## 2. Consistency tracks accuracy", "", t["consistency"], "",
-           "## 3. Patterns vs attention- and layer-based explanations", "", t["ablation"], ""]
-    if f["ablation"]:
-        out += ["Node set: every source token.", "", _md_table(ablation_table(f)), ""]
-    if f.get("ablation_by_role"):
-        out += [f"Node set: the {f['ablation_role']} token only.", "",
-                _md_table(ablation_table(f, "ablation_by_role")), ""]
-    return "\n".join(out)
-
-
-def write_report(paths: Sequence[str | Path], out: str | Path, ablate: bool = False, **ablate_kwargs: Any) -> dict[str, Any]:
-    """Write the Markdown report of ``paths`` to ``out``; return the findings."""
-    f = findings(paths, ablate=ablate, **ablate_kwargs)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(markdown(f), encoding="utf-8")
-    return f
-
-
-def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Sections for ``viz.html.write_html``; figures by ``viz.aggregate.plot_run`` (lazy import)."""
-    from influence_patterns.viz.aggregate import plot_run
-
-    t = _texts(f)
-    figures = []
-    role = f["correlation"]["role"]
-    for p in paths:
-        try:
-            figures.append(plot_run(p, role=role if role != "all" else "subject"))
-        except (InputError, DataError):  # a run without that role: no figure for it
-            continue
-    per_layer = {
-        "columns": ["task"] + [f"L{x['layer']}" for x in f["runs"][0]["per_layer"]],
-        "rows": [[r["task"]] + [x["skip_share"] for x in r["per_layer"]] for r in f["runs"]],
-    }
-    sections = [
-        {"title": "Runs", "text": "One row per run directory.", "tables": [run_table(f)]},
-        {"title": "Skip connections vs heads", "text": t["skip"], "tables": [per_layer]},
-        {"title": "Consistency tracks accuracy", "text": t["consistency"], "tables": [], "figures": figures},
-        {"title": "Patterns vs attention- and layer-based explanations", "text": t["ablation"],
-         "tables": ([ablation_table(f)] if f["ablation"] else [])
-         + ([ablation_table(f, "ablation_by_role")] if f.get("ablation_by_role") else [])},
-    ]
-    return sections

@@ -13,11 +13,19 @@ Definitions, over every pattern of every instance (one pattern per source token)
 - ``per_layer``: the same shares restricted to one layer.
 
 Ratios are ``None`` when there is no head step (or no weight) to divide by.
+
+The count ratio has a ceiling: a pattern from a source other than the target must move
+to the target once, and only a head moves, so it is at most L − 1 (``ceiling``).
+:func:`skip_ratio_estimates` adds paired-bootstrap CIs over instances.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from influence_patterns.analysis import bootstrap as bs
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -67,3 +75,48 @@ def skip_statistics(patterns: Iterable[dict[str, Any]], num_layers: int) -> dict
             for l in range(num_layers)
         ],
     }
+
+
+def instance_steps(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per instance (row): skip and head step counts and |I(π^a)|-weighted sums, for the bootstrap."""
+    out = {k: np.zeros(len(rows)) for k in ("skip", "head", "w_skip", "w_head")}
+    for i, row in enumerate(rows):
+        for p in row.get("patterns", []):
+            w = abs(float(p["influence_head"]))
+            s = sum(h is None for h in p["heads"])
+            h = len(p["heads"]) - s
+            out["skip"][i] += s
+            out["head"][i] += h
+            out["w_skip"][i] += w * s
+            out["w_head"][i] += w * h
+    return out
+
+
+def _ratio_stat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a.sum(axis=-1) / b.sum(axis=-1)
+
+
+def skip_ratio_estimates(rows: Sequence[dict[str, Any]], resamples: int = bs.RESAMPLES,
+                         seed: int = bs.SEED) -> dict[str, Any]:
+    """``skip_to_head_ratio`` and ``skip_to_head_ratio_weighted`` as ``{"value", "ci"}``
+    (bootstrap over instances), and the ``ceiling`` L − 1."""
+    steps = instance_steps(rows)
+    idx = bs.resample_indices(len(rows), resamples, seed)
+    L = int(rows[0]["num_layers"]) if rows else 0
+    return {
+        "skip_to_head_ratio": bs.estimate(_ratio_stat, [steps["skip"], steps["head"]], idx),
+        "skip_to_head_ratio_weighted": bs.estimate(_ratio_stat, [steps["w_skip"], steps["w_head"]], idx),
+        "ceiling": L - 1,
+    }
+
+
+def ratio_difference(rows: Sequence[dict[str, Any]], null_rows: Sequence[dict[str, Any]],
+                     resamples: int = bs.RESAMPLES, seed: int = bs.SEED) -> dict[str, Any]:
+    """Model − null count ratio on the same instances (paired bootstrap), ``{"value", "ci"}``.
+    ``null_rows[i]`` is the null's row of instance ``rows[i]``."""
+    if len(rows) != len(null_rows):
+        raise ValueError("rows and null_rows must hold the same instances in the same order")
+    a = instance_steps(rows)
+    b = instance_steps(null_rows)
+    idx = bs.resample_indices(len(rows), resamples, seed)
+    return bs.difference(_ratio_stat, [a["skip"], a["head"]], _ratio_stat, [b["skip"], b["head"]], idx)

@@ -6,7 +6,6 @@ Each command calls one library function (``run_dataset``, ``analyze_runs``,
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -56,37 +55,49 @@ def run_command(
     typer.echo(f"{len(run)} instances in {path} (accuracy {correct / max(len(run), 1):.3f})")
 
 
-def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    typer.echo(f"Wrote {path}")
-
-
 @app.command("analyze")
 @user_errors
 def analyze_command(
     dirs: List[Path] = typer.Argument(..., help="Run directories (from `influence-patterns run`)."),
-    role: Optional[str] = typer.Option(None, "--role", help="Role whose consistency is correlated with accuracy (default: subject, else all)."),
+    role: Optional[str] = typer.Option(None, "--role", help="Role whose consistency is tested (default: subject, else all)."),
+    null: Optional[str] = typer.Option(None, "--null", help="random-init: rerun GPR on a seeded re-initialised copy of the model (a null for skip vs heads)."),
+    null_seed: int = typer.Option(0, "--null-seed", help="Seed of the re-initialisation."),
+    stay_share: bool = typer.Option(False, "--stay-share", help="Also measure the skip's influence share on steps that stay (slow)."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Instances per GPR batch (with --null)."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the analysis as JSON to this file."),
 ) -> None:
-    """Accuracy, skip vs heads, consistency per role; with several runs, the
-    Spearman correlation of consistency with accuracy."""
-    from influence_patterns.analysis.analyze import analyze_runs
-    from influence_patterns.analysis.display import print_analysis
+    """Accuracy, skip vs heads (CI, ceiling L-1, optional null), consistency per role;
+    with three or more runs, Spearman ρ of consistency with accuracy (permutation p)."""
+    from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs
+    from influence_patterns.errors import InputError
+    from influence_patterns.fileio import write_json
+    from influence_patterns.viz.tables import print_analysis
 
-    result = analyze_runs(dirs, role=role)
-    print_analysis(result)
+    if batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    if resamples < 1:
+        raise InputError("--resamples must be at least 1")
+    opts = AnalyzeOptions(role=role, null=null, null_seed=null_seed, stay_share=stay_share, resamples=resamples,
+                          seed=seed, batch_size=batch_size, device=device)
+    result = analyze_runs(dirs, opts, progress=lambda m: typer.echo(m, err=True))
     if json_out is not None:
-        _write_json(json_out, result)
+        write_json(json_out, result)
+    print_analysis(result)
+    for note in result.get("notes", []):
+        typer.echo(f"note: {note}")
+    if json_out is not None:
+        typer.echo(f"Wrote {json_out}")
 
 
-def _method_list(methods: Optional[List[str]]) -> list[str]:
+def _method_list(methods: Optional[List[str]]) -> tuple[str, ...]:
     from influence_patterns.analysis.baselines import METHODS
 
     if not methods:
-        return list(METHODS)
-    names = [m.strip() for item in methods for m in item.split(",") if m.strip()]
-    return names
+        return tuple(METHODS)
+    return tuple(m.strip() for item in methods for m in item.split(",") if m.strip())
 
 
 @app.command("ablate")
@@ -95,23 +106,41 @@ def ablate_command(
     dir: Path = typer.Argument(..., help="A run directory."),
     methods: Optional[List[str]] = typer.Option(None, "--methods", help="Methods, comma-separated or repeated (default: all registered)."),
     sources: str = typer.Option("all", "--sources", help="'all' source tokens, or a role name such as subject."),
+    reference: str = typer.Option("baseline", "--reference", help="Value of the nodes outside the kept set: baseline (the IG baseline input run through the model) | zero."),
+    removal: str = typer.Option("reference", "--removal", help="Value of the removed nodes: reference (the baseline input's) | zero."),
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per forward pass."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random control."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Override the run's model."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random controls."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
+    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The run's model at another path (checked against the run)."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per forward pass, each row one (source token, integration point α) pair; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write {\"methods\": [...]} to this file."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result (methods, comparisons, per_instance) as JSON here."),
 ) -> None:
-    """Remove (or keep only) each method's nodes and measure the QoI and accuracy;
-    also saved as DIR/ablation.json (DIR/ablation-ROLE.json with --sources ROLE) for `report`."""
-    from influence_patterns.analysis.ablation import ablate_run
-    from influence_patterns.analysis.display import print_ablation
+    """Compression (keep only each method's nodes, the rest replaced by the reference
+    input's values) and removal; accuracy and QoI retained with bootstrap CIs and
+    verdicts. Also saved as DIR/ablation.json (DIR/ablation-ROLE.json with --sources ROLE)."""
+    from influence_patterns.analysis.ablation import AblationOptions, ablate_run
+    from influence_patterns.errors import InputError
+    from influence_patterns.viz.tables import print_ablation
 
-    result = ablate_run(dir, _method_list(methods), sources=sources, batch_size=batch_size, seed=seed,
-                        device=device, model=model, max_rows=max_batch)
+    if batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    if resamples < 1:
+        raise InputError("--resamples must be at least 1")
+    if max_batch is not None and max_batch < 1:
+        raise InputError("--max-batch must be at least 1")
+    opts = AblationOptions(methods=_method_list(methods), sources=sources, reference=reference, removal=removal,
+                           batch_size=batch_size, seed=seed, resamples=resamples, bootstrap_seed=bootstrap_seed,
+                           max_rows=max_batch)
+    try:
+        opts.validate()
+    except InputError as exc:  # name the flag, not the parameter
+        raise InputError(str(exc).replace("methods is empty", "--methods is empty")) from None
+    result = ablate_run(dir, opts, device=device, model=model, json_out=json_out)
     print_ablation(result)
     if json_out is not None:
-        _write_json(json_out, result)
+        typer.echo(f"Wrote {json_out}")
 
 
 @app.command("report")
@@ -121,26 +150,30 @@ def report_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Markdown file to write."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML page with figures."),
     ablate: bool = typer.Option(False, "--ablate", help="Run the ablation for runs without DIR/ablation.json."),
+    null: Optional[str] = typer.Option(None, "--null", help="random-init: the null for skip vs heads (reruns GPR)."),
+    null_seed: int = typer.Option(0, "--null-seed", help="Seed of the re-initialisation."),
+    stay_share: bool = typer.Option(False, "--stay-share", help="Also measure the skip's influence share on steps that stay (slow)."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
 ) -> None:
-    """The paper's three findings (skip vs heads, consistency vs accuracy, patterns vs
-    baselines) from the measured numbers, side by side with the paper's figures."""
-    from influence_patterns.analysis.report import findings, html_sections, write_report
+    """The paper's findings with a verdict summary on top (measured value with a CI,
+    the null or ceiling, the verdict), the settings and per-task tables."""
+    from influence_patterns.analysis.analyze import AnalyzeOptions
+    from influence_patterns.analysis.report import ReportOptions
     from influence_patterns.errors import InputError
+    from influence_patterns.viz.report_html import write_report
 
+    if resamples < 1:
+        raise InputError("--resamples must be at least 1")
+    opts = ReportOptions(ablate=ablate, analyze=AnalyzeOptions(null=null, null_seed=null_seed, stay_share=stay_share,
+                                                               resamples=resamples, seed=seed))
     if out is None and html is None:
         raise InputError("give --out FILE.md, --html FILE.html or both")
-    found = write_report(dirs, out, ablate=ablate) if out is not None else findings(dirs, ablate=ablate)
-    if out is not None:
-        typer.echo(f"Wrote {out}")
-    typer.echo(f"skip vs heads: {found['skip_verdict']}")
-    typer.echo(f"consistency vs accuracy: {found['correlation_verdict']}")
-    for group, c in found["comparison"].items():
-        typer.echo(f"patterns vs {group}-based: {c['verdict']}")
-    if found.get("ablation_by_role"):
-        for group, c in found["comparison_by_role"].items():
-            typer.echo(f"patterns vs {group}-based ({found['ablation_role']} only): {c['verdict']}")
-    if html is not None:
-        from influence_patterns.viz.html import write_html
-
-        write_html(html, html_sections(found, dirs), title="Influence patterns: the paper's findings")
-        typer.echo(f"Wrote {html}")
+    found = write_report(dirs, out, html, opts)
+    for path in (out, html):
+        if path is not None:
+            typer.echo(f"Wrote {path}")
+    for row in found["summary"]:
+        typer.echo(f"{row['finding']}: {row['verdict']}")
+    for w in found["warnings"] + found["notes"]:
+        typer.echo(f"warning: {w}")

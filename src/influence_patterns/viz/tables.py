@@ -1,0 +1,114 @@
+"""Terminal tables of the analyses (``analyze``, ``ablate``), made to fit 80 columns:
+short column headers explained by a legend line under each table, numbers with a
+fixed number of decimals, "–" for a missing value. The analyses return data; this
+module only prints it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from influence_patterns.analysis.report import ci_text, fmt
+
+WIDTH = 80
+SHORT = {"accuracy_retained": "acc.", "qoi_retained": "QoI", "comprehensiveness": "drop",
+         "accuracy_after_removal": "acc. after"}
+
+
+def _console(console: Console | None) -> Console:
+    return console or Console(width=WIDTH)
+
+
+def _table(title: str, columns: Sequence[tuple[str, str]]) -> Table:
+    t = Table(title=title, title_justify="left", pad_edge=False, padding=(0, 1))
+    for name, justify in columns:
+        # no_wrap: a cell is never cut inside a word; the tables are sized to fit 80 columns
+        t.add_column(name, justify=justify, no_wrap=name != "most common pattern")  # type: ignore[arg-type]
+    return t
+
+
+def _legend(console: Console, text: str) -> None:
+    console.print(text, style="dim", soft_wrap=False, width=WIDTH)
+
+
+def print_analysis(result: dict[str, Any], console: Console | None = None) -> None:
+    """Runs (accuracy, skip vs heads), skip share per layer, consistency per role,
+    and the correlation."""
+    console = _console(console)
+    runs = result["runs"]
+    t = _table("Runs: accuracy and skip vs heads", [("task", "left"), ("n", "right"), ("acc.", "right"),
+                                                   ("QoI", "right"), ("skip", "right"), ("s:h", "right"),
+                                                   ("s:h |I|", "right"), ("ceiling", "right")])
+    for r in runs:
+        t.add_row(str(r["task"]), str(r["instances"]), fmt(r["accuracy"]), fmt(r.get("mean_qoi"), 2),
+                  fmt(r["skip_share"]), fmt(r["skip_to_head_ratio"], 2), fmt(r["skip_to_head_ratio_weighted"], 2),
+                  str(r["num_layers"] - 1))
+    console.print(t)
+    _legend(console, "acc. = accuracy; QoI = mean QoI; skip = skip share of pattern steps; s:h = skip:head "
+                     "ratio by count; s:h |I| = weighted by |I(pattern)|; ceiling = L-1, the largest "
+                     "possible count ratio.")
+    null = [r for r in runs if r.get("null")]
+    if null:
+        t = _table("Skip vs heads beside a randomly re-initialised copy (null)",
+                   [("task", "left"), ("s:h", "right"), ("s:h null", "right"), ("stay share", "right")])
+        for r in null:
+            t.add_row(str(r["task"]), ci_text(r.get("skip_to_head_ratio_ci")),
+                      ci_text(r["null"].get("skip_to_head_ratio_ci")),
+                      fmt(r.get("stay_skip_share", {}).get("all")))
+        console.print(t)
+    layers = max(len(r["per_layer"]) for r in runs)
+    t = _table("Skip share per layer", [("task", "left")] + [(f"L{l}", "right") for l in range(1, layers + 1)])
+    for r in runs:
+        t.add_row(str(r["task"]), *[fmt(x["skip_share"], 2) for x in r["per_layer"]])
+    console.print(t)
+
+    t = _table("Consistency: most common head-level pattern per role",
+               [("task", "left"), ("role", "left"), ("n", "right"), ("dist.", "right"), ("top", "right"),
+                ("H", "right"), ("most common pattern", "left")])
+    for r in runs:
+        for role, c in r["consistency"].items():
+            t.add_row(str(r["task"]), role, str(c["n"]), str(c["distinct"]), fmt(c["top_frequency"], 2),
+                      fmt(c["entropy"], 2), str(c["top_pattern"]))
+    console.print(t)
+    _legend(console, "dist. = distinct patterns; top = share of the most common; H = entropy in bits.")
+
+    corr = result.get("correlation")
+    if corr:
+        console.print(
+            f"Spearman ρ(consistency of {corr['role']}, accuracy) over {len(corr['runs'])} runs: "
+            f"{fmt(corr['spearman_rho'], 3)} (permutation p = {fmt(corr.get('p_value'), 3)}); "
+            f"ρ(consistency, mean QoI): {fmt(corr.get('spearman_rho_qoi'), 3)} "
+            f"(p = {fmt(corr.get('p_value_qoi'), 3)})", width=WIDTH)
+
+
+def print_ablation(result: dict[str, Any], console: Console | None = None) -> None:
+    """Compression (accuracy and QoI retained), removal, and the verdicts, with CIs."""
+    console = _console(console)
+    console.print(f"{result.get('run', '')}: {result['instances']} instances, sources {result['sources']}, "
+                  f"reference {result.get('reference')}, removal {result.get('removal')}; "
+                  f"QoI {fmt(result.get('qoi'))}, accuracy {fmt(result.get('accuracy'))}", width=WIDTH)
+    t = _table("Compression: keep only the method's nodes",
+               [("method", "left"), ("nodes", "right"), ("accuracy retained", "right"), ("QoI retained", "right")])
+    for m in result["methods"]:
+        t.add_row(m["name"], fmt(m["nodes"], 1), ci_text(m["accuracy_retained"]), ci_text(m["qoi_retained"]))
+    floor = result.get("floor")
+    if floor:
+        t.add_row("(none kept)", "0", ci_text(floor["accuracy_retained"]), ci_text(floor["qoi_retained"]))
+    console.print(t)
+    t = _table("Removal: the method's nodes replaced",
+               [("method", "left"), ("nodes", "right"), ("QoI drop", "right"), ("accuracy after", "right")])
+    for m in result["methods"]:
+        t.add_row(m["name"], fmt(m["nodes"], 1), ci_text(m["comprehensiveness"]), ci_text(m["accuracy_after_removal"]))
+    console.print(t)
+    _legend(console, "value [95% CI], paired bootstrap over instances; nodes = mean node-set size.")
+    verdicts = result.get("verdicts") or []
+    if verdicts:
+        t = _table("Patterns vs the best method of each group",
+                   [("best of group", "left"), ("of", "left"), ("pattern − best", "right"), ("verdict", "left")])
+        for v in verdicts:
+            t.add_row(v["best"], SHORT.get(v["metric"], v["metric"]), ci_text(v["difference"]), v["verdict"])
+        console.print(t)
+        _legend(console, "of: acc. = accuracy retained, QoI = QoI retained (compression).")
