@@ -119,7 +119,7 @@ def test_analyze_index_out_of_range_and_duplicate(fresh_run):
     one_line_error(runner.invoke(app, ["analyze", str(fresh_run)]), "index 99", "0..3")
     lines = (fresh_run / "results.jsonl").read_text().splitlines()[:-1]
     (fresh_run / "results.jsonl").write_text("\n".join(lines + [json.dumps(rows[1])]) + "\n")
-    one_line_error(runner.invoke(app, ["analyze", str(fresh_run)]), "repeats index 1")
+    one_line_error(runner.invoke(app, ["analyze", str(fresh_run)]), "index 1 appears twice")
 
 
 def test_analyze_unknown_null(fresh_run):
