@@ -154,7 +154,7 @@ def test_accuracy_command_task_json(minilm_checkpoint, tmp_path):
     assert result.exit_code == 0, result.output
     assert "sva/prep" in result.output and "accuracy" in result.output
     payload = json.loads(out.read_text())
-    assert set(payload) == {"model", "results", "mean_accuracy"}
+    assert {"model", "results", "mean_accuracy"} <= set(payload)
     assert payload["model"] == str(minilm_checkpoint)
     (row,) = payload["results"]
     assert {"task", "n", "accuracy", "mean_qoi"} <= set(row)
@@ -191,13 +191,23 @@ def test_accuracy_command_marvin_linzen_groups_by_task(minilm_checkpoint, tmp_pa
         "simple_agrmt\tplur_MS_MV\tthe authors laugh\tthe authors laughs\n"
         "prep_anim\tsing_MS_MV_sing_ES\tthe author next to the guard is tall\tthe author next to the guard are tall\n"
         "subj_rel\tsing_MS_EV_MV_sing_ES\tthe author that likes the guard swims\tthe author that likes the guard swim\n"
+        "prep_anim\tsing_MS_MV_plur_ES\tthe author next to the guards is tall\tthe authors next to the guards are tall\n"
     )
     out = tmp_path / "ml.json"
     result = runner.invoke(app, ["accuracy", "--model", str(minilm_checkpoint), "--data", str(data), "--json", str(out)])
     assert result.exit_code == 0, result.output
     payload = json.loads(out.read_text())
-    assert [(r["task"], r["n"]) for r in payload["results"]] == [("sva/simple", 2), ("sva/prep", 1)]
-    assert "skipped 1 of 4" in result.output  # 'swims' is two word pieces
+    # every task of the file is reported, one whose pairs were all skipped with n = 0
+    assert [(r["task"], r["n"], r["skipped"]) for r in payload["results"]] == [
+        ("sva/simple", 2, 0), ("sva/prep", 1, 0), ("sva/subj_rel", 0, 1)
+    ]
+    assert payload["results"][2]["accuracy"] is None
+    assert [(r["task"], r["subtask"], r["n"]) for r in payload["subtasks"]] == [
+        ("sva/simple", "simple_agrmt", 2), ("sva/prep", "prep_anim", 1), ("sva/subj_rel", "subj_rel", 0)
+    ]
+    assert payload["skipped"] == {"unscorable": 1, "rows": 1}
+    assert "skipped 2 of 5 pairs" in result.output  # 'swims' is two word pieces; one row differs twice
+    assert "prep_anim" in result.output
     strict = runner.invoke(app, ["accuracy", "--model", str(minilm_checkpoint), "--data", str(data), "--strict"])
     assert strict.exit_code == 2
     assert "swims" in strict.output

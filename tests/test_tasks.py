@@ -36,6 +36,7 @@ EXPECTED_TASKS = {
     "sva/subj_rel", "sva/obj_rel_across", "sva/obj_rel_within",
     "sva/obj_rel_no_that_across", "sva/obj_rel_no_that_within",
     "ra/simple", "ra/sent_comp", "ra/across_rel",
+    "sva/conjoined", "sva/fronted_prep", "sva/sent_comp_prep",
 }
 
 
@@ -85,7 +86,13 @@ def test_roles_point_at_the_right_words(task):
         subject = words[inst.roles["subject"]]
         assert ALL.noun_number(subject) == subj_num, inst
         assert words[inst.roles["det"]] == "the"
-        if attr_num is None:
+        if task == "sva/conjoined":
+            # two subjects: the second has the condition's second number, the verb is plural
+            assert inst.condition.endswith("_subj2") and "attractor" not in inst.roles
+            assert ALL.noun_number(words[inst.roles["subject2"]]) == attr_num, inst
+            assert words[inst.roles["conj"]] == "and"
+            subj_num = "plur"
+        elif attr_num is None:
             assert "attractor" not in inst.roles
         else:
             attractor = words[inst.roles["attractor"]]

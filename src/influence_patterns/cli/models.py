@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from influence_patterns.cli.app import app, fail, user_errors
+from influence_patterns.fileio import write_json
 
 models_app = typer.Typer(help="The embedded default models: list them, build them.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -86,8 +86,8 @@ def accuracy_command(
     from rich.console import Console
     from rich.table import Table
 
-    from influence_patterns.evaluate import accuracy, mean_accuracy
     from influence_patterns.models.loading import load_model
+    from influence_patterns.tasks.accuracy import mean_accuracy, score, subtask_of, summarize
 
     if task is None and data is None:
         fail("give --task NAME or --data FILE")
@@ -101,6 +101,7 @@ def accuracy_command(
             fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
         if task not in TEMPLATE_TASKS or data is not None:
             fail("--split applies only to a generated template task (--task sva/... or ra/..., without --data)")
+    bad_rows: list[tuple[int, str]] = []  # rows of the data file the loader skipped
     if task is not None and split != "all":
         from influence_patterns.tasks.templates import generate
 
@@ -110,32 +111,58 @@ def accuracy_command(
 
         instances = get_task(task).load(n, seed, data)
     else:
-        from influence_patterns.tasks.loaders import load_instances
+        import warnings
 
-        instances = load_instances(data)
+        from influence_patterns.tasks.loaders import load_data
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the skipped rows are counted below instead
+            instances, bad_rows = load_data(data)
+        if not instances:
+            fail(f"{data}: no instances to evaluate")
     loaded = load_model(model, device=device)
-    results = accuracy(loaded, instances, batch_size=batch_size, skip_unscorable=not strict)
+    scores = score(loaded, instances, batch_size=batch_size, skip_unscorable=not strict)
+    results = summarize(instances, scores)
+    subtasks = summarize(instances, scores, by=subtask_of)
+    parent = {subtask_of(inst): inst.task or "(no task)" for inst in instances}
     mean = mean_accuracy(results)
 
     table = Table(title=f"Accuracy of {model}")
-    table.add_column("task")
+    table.add_column("task / subtask")
     table.add_column("n", justify="right")
+    table.add_column("skipped", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("mean QoI", justify="right")
     for r in results:
-        table.add_row(r.task, str(r.n), f"{r.accuracy:.3f}", f"{r.mean_qoi:.3f}")
+        table.add_row(r.task, str(r.n), str(r.skipped), _fmt(r.accuracy), _fmt(r.mean_qoi))
+        parts = [sub for sub in subtasks if parent[sub.task] == r.task]
+        if len(parts) > 1 or parts[0].task != r.task:
+            for sub in parts:
+                table.add_row(f"  {sub.task}", str(sub.n), str(sub.skipped), _fmt(sub.accuracy), _fmt(sub.mean_qoi), style="dim")
     if len(results) > 1:
-        table.add_row("mean over tasks", str(sum(r.n for r in results)), f"{mean:.3f}", "", style="bold")
+        table.add_row("mean over tasks", str(sum(r.n for r in results)), "", _fmt(mean), "", style="bold")
     Console(width=120).print(table)
-    skipped = len(instances) - sum(r.n for r in results)  # a task may be skipped entirely
-    if skipped:
-        typer.echo(
-            f"skipped {skipped} of {len(instances)} instances whose targets are not single word pieces "
-            "of this model's vocabulary (--strict to fail instead)"
-        )
+    unscorable = sum(r.skipped for r in results)
+    if unscorable or bad_rows:
+        total = len(instances) + len(bad_rows)
+        reasons = []
+        if unscorable:
+            reasons.append(f"{unscorable} whose targets are not single word pieces of this model's vocabulary (--strict to fail instead)")
+        if bad_rows:
+            reasons.append(f"{len(bad_rows)} whose good and bad sentences do not differ in exactly one word")
+        typer.echo(f"skipped {unscorable + len(bad_rows)} of {total} pairs: " + "; ".join(reasons))
 
     if json_out is not None:
-        payload = {"model": model, "results": [r.to_dict() for r in results], "mean_accuracy": mean}
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        payload = {
+            "model": model,
+            "results": [r.to_dict() for r in results],
+            "mean_accuracy": mean,
+            "subtasks": [{**r.to_dict(), "subtask": r.task, "task": parent[r.task]} for r in subtasks],
+            "skipped": {"unscorable": unscorable, "rows": len(bad_rows)},
+        }
+        write_json(json_out, payload)
         typer.echo(f"wrote {json_out}")
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
