@@ -133,6 +133,33 @@ def test_skip_unscorable_counts_skipped(loaded_mlm):
         accuracy(loaded_mlm, insts[1:], skip_unscorable=True)
 
 
+def test_summarize_by_subtask_and_tasks_with_nothing_scored(loaded_mlm):
+    from influence_patterns.tasks.accuracy import score, subtask_of, summarize
+
+    insts = [
+        Instance(text="the boy [MASK] .", targets=("laughs", "laugh"), task="sva/prep", condition="prep_anim:x"),
+        Instance(text="the boy [MASK] .", targets=("runs", "run"), task="sva/prep", condition="prep_inanim:y"),
+        Instance(text="the boy [MASK] .", targets=("zebras", "zebra"), task="sva/simple", condition="simple_agrmt:z"),
+    ]
+    scores = score(loaded_mlm, insts, skip_unscorable=True)
+    assert scores[2] is None and None not in scores[:2]
+    by_task = summarize(insts, scores)
+    assert [(r.task, r.n, r.skipped) for r in by_task] == [("sva/prep", 2, 0), ("sva/simple", 0, 1)]
+    assert by_task[1].accuracy is None and by_task[1].mean_qoi is None
+    assert mean_accuracy(by_task) == by_task[0].accuracy  # a task with nothing scored does not count
+    by_sub = summarize(insts, scores, by=subtask_of)
+    assert [(r.task, r.n) for r in by_sub] == [("prep_anim", 1), ("prep_inanim", 1), ("simple_agrmt", 0)]
+    assert by_sub[0].accuracy == float(scores[0] > 0)
+    assert subtask_of(Instance(text="x", task="t")) == "t"
+
+
+def test_old_import_path_still_works():
+    import influence_patterns.evaluate as old
+    import influence_patterns.tasks.accuracy as new
+
+    assert old.accuracy is new.accuracy and old.target_ids is new.target_ids
+
+
 # --------------------------------------------------------------------------- command
 
 

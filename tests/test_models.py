@@ -59,6 +59,12 @@ def tiny_specs(tiny_base, monkeypatch):
             train_per_task=4,
             eval_per_task=4,
         ),
+        "default-mlm-transfer": dataclasses.replace(
+            defaults.DEFAULT_MODELS["default-mlm-transfer"],
+            config=MaskedLMConfig(steps=2, agreement_batch=4, mlm_batch=4),
+            train_per_task=4,
+            eval_per_task=4,
+        ),
         "default-sst2": dataclasses.replace(
             defaults.DEFAULT_MODELS["default-sst2"], config=ClassifierConfig(max_examples=64, batch_size=16)
         ),
@@ -197,6 +203,73 @@ def test_masked_lm_training_is_seeded(tiny_base, monkeypatch):
     w = "bert.encoder.layer.0.attention.self.query.weight"
     assert torch.equal(a.state_dict()[w], b.state_dict()[w])
     assert not torch.equal(a.state_dict()[w], c.state_dict()[w])
+
+
+#: default-mlm's recipe as recorded in the build.json of the cached model: it must not
+#: change (a change marks everyone's cached build stale and alters the model).
+DEFAULT_MLM_SETTINGS = {
+    "seed": 0, "steps": 200, "agreement_batch": 32, "mlm_batch": 12, "lr": 0.0002,
+    "weight_decay": 0.01, "warmup": 0.1, "mlm_probability": 0.15, "mlm_weight": 1.0,
+    "ce_weight": 1.0, "pair_weight": 1.0, "min_mlm_words": 6, "max_length": 64,
+    "mlm_max_length": 32, "freeze_word_embeddings": True, "train_per_task": 2000,
+    "train_split": "train", "eval_per_task": 100, "eval_split": "heldout", "eval_seed": 1,
+    "tasks": [
+        "sva/simple", "sva/sent_comp", "sva/vp_coord", "sva/long_vp_coord", "sva/prep",
+        "sva/subj_rel", "sva/obj_rel_across", "sva/obj_rel_within", "sva/obj_rel_no_that_across",
+        "sva/obj_rel_no_that_within", "ra/simple", "ra/sent_comp", "ra/across_rel",
+    ],
+}
+
+
+def test_default_mlm_recipe_is_unchanged():
+    assert defaults.settings(defaults.DEFAULT_MODELS["default-mlm"]) == DEFAULT_MLM_SETTINGS
+
+
+def test_transfer_recipe_is_default_mlm_on_four_structures():
+    mlm = defaults.settings(defaults.DEFAULT_MODELS["default-mlm"])
+    transfer = defaults.settings(defaults.DEFAULT_MODELS["default-mlm-transfer"])
+    assert transfer["tasks"] == ["sva/simple", "sva/vp_coord", "sva/sent_comp", "ra/simple"]
+    assert {k: v for k, v in transfer.items() if k != "tasks"} == {k: v for k, v in mlm.items() if k != "tasks"}
+    # the structures it must generalise to, the new ones included, are measured, not trained on
+    untrained = set(TEMPLATE_TASKS) - set(transfer["tasks"])
+    assert {"sva/prep", "sva/obj_rel_across", "sva/conjoined", "sva/fronted_prep"} <= untrained
+    assert defaults.DEFAULT_MODELS["default-mlm-transfer"].minutes <= 10
+
+
+def test_build_transfer_records_its_tasks_and_measure_rewrites(cache, tiny_specs):
+    path = defaults.build("default-mlm-transfer", progress=False)
+    info = json.loads((path / "build.json").read_text())
+    assert info["settings"]["tasks"] == list(defaults.TRANSFER_TASKS)
+    assert [r["task"] for r in info["accuracy"]["templates_heldout"]] == list(TEMPLATE_TASKS)
+    summary = info["summary"]
+    ml = [r["accuracy"] for r in info["accuracy"]["marvin_linzen_sample"]]
+    assert summary["marvin_linzen_subtask_spread"] == pytest.approx(max(ml) - min(ml))
+    assert summary["marvin_linzen_subtask_mean"] == pytest.approx(sum(ml) / len(ml))
+    assert sorted(p.name for p in cache.iterdir()) == ["default-mlm-transfer"]
+    # measure: same weights, same figures, build fields kept
+    again = defaults.measure("default-mlm-transfer", progress=False)
+    assert again["accuracy"] == info["accuracy"] and again["built_at"] == info["built_at"]
+    assert "measured_at" in json.loads((path / "build.json").read_text())
+    result = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Accuracy per subtask" in result.output and "sva/conjoined" in result.output
+    rows = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│ ") and "/" in line}
+    assert "*" in rows["sva/simple"] and "*" not in rows["sva/prep"]  # * marks the trained structures
+    assert "*" not in rows["sva/conjoined"]
+
+
+def test_measure_needs_a_built_model(cache):
+    with pytest.raises(ModelError, match="not built"):
+        defaults.measure("default-mlm-transfer", progress=False)
+    result = runner.invoke(app, ["models", "measure", "nope"])
+    assert result.exit_code == 2 and "default-mlm-transfer" in result.output
+
+
+def test_load_model_unknown_default_lists_the_valid_ones(cache):
+    from influence_patterns.models.loading import load_model
+
+    with pytest.raises(ModelError, match="unknown default model 'default-foo'.*default-mlm-transfer"):
+        load_model("default-foo")
 
 
 def test_bucketed_batches_cover_every_index_once():

