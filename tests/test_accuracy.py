@@ -210,6 +210,22 @@ def test_accuracy_command_heldout_split(minilm_checkpoint, tmp_path):
     assert row["n"] == 10 and row["mean_qoi"] == pytest.approx(lib.mean_qoi)
 
 
+def test_accuracy_command_by_condition(minilm_checkpoint, tmp_path):
+    from influence_patterns.tasks.accuracy import score, summarize
+    from influence_patterns.tasks.templates import conditions, generate
+
+    out = tmp_path / "acc.json"
+    args = ["accuracy", "--model", str(minilm_checkpoint), "--task", "sva/conjoined", "--n", "8", "--by-condition"]
+    result = runner.invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert [r["condition"] for r in payload["conditions"]] == conditions("sva/conjoined")
+    insts = generate("sva/conjoined", 8, 0)
+    lib = summarize(insts, score(load_model(str(minilm_checkpoint)), insts), by=lambda i: i.condition)
+    assert [r["accuracy"] for r in payload["conditions"]] == pytest.approx([r.accuracy for r in lib])
+    assert "sing_subj_sing_subj2" in result.output
+
+
 def test_accuracy_command_marvin_linzen_groups_by_task(minilm_checkpoint, tmp_path):
     data = tmp_path / "ml.tsv"
     data.write_text(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -144,13 +144,16 @@ def accuracy_command(
         False, "--strict", help="Fail on targets that are not one word piece (default: skip them and say how many)."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | mps"),
+    by_condition: bool = typer.Option(
+        False, "--by-condition", help="Under each task, one row per condition (default: per Marvin & Linzen subtask)."
+    ),
 ) -> None:
-    """Accuracy (share of instances with QoI > 0) and mean QoI of a model, per task."""
+    """Accuracy (share of instances with QoI > 0) and mean QoI of a model, per task and subtask."""
     from rich.console import Console
     from rich.table import Table
 
     from influence_patterns.models.loading import load_model
-    from influence_patterns.tasks.accuracy import mean_accuracy, score, subtask_of, summarize
+    from influence_patterns.tasks.accuracy import mean_accuracy, score, subtask_of, summarize, task_of
 
     if task is None and data is None:
         fail("give --task NAME or --data FILE")
@@ -186,22 +189,24 @@ def accuracy_command(
     loaded = load_model(model, device=device)
     scores = score(loaded, instances, batch_size=batch_size, skip_unscorable=not strict)
     results = summarize(instances, scores)
-    subtasks = summarize(instances, scores, by=subtask_of)
-    parent = {subtask_of(inst): inst.task or "(no task)" for inst in instances}
+    sub_of = _condition_of if by_condition else subtask_of
+    subtasks = summarize(instances, scores, by=lambda inst: f"{task_of(inst)}\t{sub_of(inst)}")
     mean = mean_accuracy(results)
 
     table = Table(title=f"Accuracy of {model}")
-    table.add_column("task / subtask")
+    table.add_column("task / " + ("condition" if by_condition else "subtask"))
     table.add_column("n", justify="right")
     table.add_column("skipped", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("mean QoI", justify="right")
     for r in results:
-        table.add_row(r.task, str(r.n), str(r.skipped), _fmt(r.accuracy), _fmt(r.mean_qoi))
-        parts = [sub for sub in subtasks if parent[sub.task] == r.task]
-        if len(parts) > 1 or parts[0].task != r.task:
-            for sub in parts:
-                table.add_row(f"  {sub.task}", str(sub.n), str(sub.skipped), _fmt(sub.accuracy), _fmt(sub.mean_qoi), style="dim")
+        parts = [sub for sub in subtasks if sub.task.split("\t")[0] == r.task]
+        only = parts[0].task.split("\t")[1] if len(parts) == 1 else r.task
+        label = r.task if only == r.task else f"{r.task} ({only})"  # one subtask: named in the task's row
+        table.add_row(label, str(r.n), str(r.skipped), _fmt(r.accuracy), _fmt(r.mean_qoi))
+        for sub in parts if len(parts) > 1 else ():
+            name = sub.task.split("\t")[1]
+            table.add_row(f"  {name}", str(sub.n), str(sub.skipped), _fmt(sub.accuracy), _fmt(sub.mean_qoi), style="dim")
     if len(results) > 1:
         table.add_row("mean over tasks", str(sum(r.n for r in results)), "", _fmt(mean), "", style="bold")
     Console(width=120).print(table)
@@ -220,11 +225,18 @@ def accuracy_command(
             "model": model,
             "results": [r.to_dict() for r in results],
             "mean_accuracy": mean,
-            "subtasks": [{**r.to_dict(), "subtask": r.task, "task": parent[r.task]} for r in subtasks],
+            ("conditions" if by_condition else "subtasks"): [
+                {**r.to_dict(), "task": r.task.split("\t")[0], ("condition" if by_condition else "subtask"): r.task.split("\t")[1]}
+                for r in subtasks
+            ],
             "skipped": {"unscorable": unscorable, "rows": len(bad_rows)},
         }
         write_json(json_out, payload)
         typer.echo(f"wrote {json_out}")
+
+
+def _condition_of(inst: Any) -> str:
+    return inst.condition or "(no condition)"
 
 
 def _fmt(value: float | None) -> str:
