@@ -2,8 +2,8 @@
 
 QoI (DESIGN §2): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
 classification ``logit[gold] - logit[other]``. Computed by a plain batched forward.
-A ``LoadedModel`` (``influence_patterns.models.loading``) is anything with ``model``,
-``tokenizer`` and ``kind``; this module does not import the models package.
+A ``LoadedModel`` (``influence_patterns.models.base``) is anything with ``model``,
+``tokenizer`` and ``kind``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from influence_patterns.errors import InputError
 from influence_patterns.tasks.instance import MASK, Instance
 
 if TYPE_CHECKING:
-    from influence_patterns.models.loading import LoadedModel
+    from influence_patterns.models.base import LoadedModel
 
 
 @dataclass
