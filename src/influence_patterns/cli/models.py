@@ -16,6 +16,8 @@ app.add_typer(models_app, name="models")
 
 # build.json summary keys shown by `models list`, with short labels.
 _LABELS = {
+    "templates_trained_min": "trained structures, held-out words (min)",
+    "templates_untrained_mean": "other structures (mean)",
     "templates_heldout_min": "templates held-out (min)",
     "marvin_linzen_sample": "M&L sample",
     "marvin_linzen_subtask_mean": "M&L subtask mean",
@@ -42,7 +44,10 @@ def list_models() -> None:
     table.add_column("measured accuracy")
     statuses = [defaults.status(name) for name in defaults.DEFAULT_MODELS]
     for st in statuses:
-        acc = ", ".join(f"{_LABELS.get(k, k)} {defaults.fmt_measure(v)}" for k, v in st.accuracy.items() if k in _LABELS) or "-"
+        shown = [k for k in st.accuracy if k in _LABELS]
+        if "templates_trained_min" in shown and "templates_heldout_min" in shown:  # trained vs other instead
+            shown.remove("templates_heldout_min")
+        acc = ", ".join(f"{_LABELS[k]} {defaults.fmt_measure(st.accuracy[k])}" for k in shown) or "-"
         built = ("yes (stale: models build --force)" if st.stale else "yes") if st.built else "no"
         table.add_row(st.name, built, str(st.path), acc)
     console = Console()

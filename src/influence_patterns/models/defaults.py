@@ -257,7 +257,9 @@ def measure(name: str, progress: bool = True) -> dict[str, Any]:
             model = auto.from_pretrained(path, attn_implementation="eager")
             tokenizer = AutoTokenizer.from_pretrained(path)
         if spec.kind == "mlm":
-            measured = measure_mlm(model, tokenizer, spec.eval_per_task, spec.config.seed, name=name)
+            measured = measure_mlm(
+                model, tokenizer, spec.eval_per_task, spec.config.seed, name=name, trained=spec.train_tasks
+            )
         else:
             measured = measure_sst2(model, tokenizer, name=name)
     finally:
@@ -282,7 +284,7 @@ def _build_mlm(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, A
     model, tokenizer = training.train_masked_lm(train, sentences, config, progress=progress, desc=f"fine-tuning {spec.name}")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return measure_mlm(model, tokenizer, spec.eval_per_task, config.seed, name=spec.name)
+    return measure_mlm(model, tokenizer, spec.eval_per_task, config.seed, name=spec.name, trained=spec.train_tasks)
 
 
 def _build_sst2(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, Any]:
@@ -297,12 +299,15 @@ def _build_sst2(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, 
 _BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {"mlm": _build_mlm, "classification": _build_sst2}
 
 
-def measure_mlm(model: Any, tokenizer: Any, per_task: int, seed: int, name: str = "default-mlm") -> dict[str, Any]:
+def measure_mlm(
+    model: Any, tokenizer: Any, per_task: int, seed: int, name: str = "default-mlm", trained: Sequence[str] = ()
+) -> dict[str, Any]:
     """Accuracy per subtask on held-out template vocabulary (every agreement template task,
-    trained on or not) and on the Marvin & Linzen sample shipped with the package."""
-
+    ``trained`` on or not) and on the Marvin & Linzen sample shipped with the package."""
     loaded = _loaded(model, tokenizer, name, "mlm")
     heldout = accuracy(loaded, _templates(TEMPLATE_TASKS, per_task, seed + 1, "heldout"))
+    seen = [r.accuracy for r in heldout if r.task in trained and r.accuracy is not None]
+    unseen = [r.accuracy for r in heldout if r.task not in trained and r.accuracy is not None]
     sample = marvin_linzen_sample()
     ml = [r for r in accuracy(loaded, sample, skip_unscorable=True) if r.n] if sample else []
 
@@ -310,6 +315,8 @@ def measure_mlm(model: Any, tokenizer: Any, per_task: int, seed: int, name: str 
         "summary": {
             "templates_heldout_min": min(r.accuracy for r in heldout),
             "templates_heldout_mean": mean_accuracy(heldout),
+            "templates_trained_min": min(seen) if seen else None,
+            "templates_untrained_mean": sum(unseen) / len(unseen) if unseen else None,
             "marvin_linzen_sample": sum(r.accuracy * r.n for r in ml) / sum(r.n for r in ml) if ml else None,
             "marvin_linzen_subtask_mean": mean_accuracy(ml) if ml else None,
             "marvin_linzen_subtask_spread": max(r.accuracy for r in ml) - min(r.accuracy for r in ml) if ml else None,

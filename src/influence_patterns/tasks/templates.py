@@ -18,6 +18,14 @@ and its determiner), ``attractor`` and ``attractor_det`` where there is one,
 ``main_verb`` (the main-clause verb after an object relative clause, which agrees
 with the attractor), ``comp_verb`` (``said``, ``thought``...), ``prep`` (first word
 of the preposition) and ``reflexive_verb`` (the verb taking the reflexive).
+``sva/conjoined`` has two subjects, ``subject`` and ``subject2`` (with
+``subject2_det``; conditions ``{n}_subj_{m}_subj2``, the verb is always plural);
+``sva/sent_comp_prep`` has a second attractor ``attractor2`` (``attractor2_det``)
+with the first attractor's number.
+
+Every template task is one :class:`TemplateTask` entry in :data:`TEMPLATES`: the
+task registry, the Marvin & Linzen name mapping and the default models'
+measurements read that table, so adding a task touches nothing else.
 """
 
 from __future__ import annotations
