@@ -265,11 +265,16 @@ def test_measure_needs_a_built_model(cache):
     assert result.exit_code == 2 and "default-mlm-transfer" in result.output
 
 
-def test_load_model_unknown_default_lists_the_valid_ones(cache):
+def test_load_model_unknown_default_lists_the_valid_ones(cache, monkeypatch):
     from influence_patterns.models.loading import load_model
 
     with pytest.raises(ModelError, match="unknown default model 'default-foo'.*default-mlm-transfer"):
         load_model("default-foo")
+    with pytest.raises(ModelError, match="unknown default model 'default_mlm'.*default-mlm, default-mlm-transfer"):
+        load_model("default_mlm")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="cannot load model 'no-such-model-xyz'.*embedded defaults: default-mlm"):
+        load_model("no-such-model-xyz")
 
 
 def test_bucketed_batches_cover_every_index_once():

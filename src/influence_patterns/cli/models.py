@@ -77,20 +77,18 @@ def _subtask_table(statuses: list) -> object | None:
     tasks = [t for t in TEMPLATE_TASKS if any(t in h or t in m for _, _, h, m in models)]
     tasks += sorted({t for _, _, h, m in models for t in (*h, *m)} - set(tasks))
     table = Table(
-        title="Accuracy per subtask (* = structure trained on; held-out: template nouns and verbs never "
-        "trained on; M&L: the shipped Marvin & Linzen sample, never trained on, (scored pairs))"
+        title="Accuracy per subtask. held-out: template nouns and verbs never trained on (* = structure "
+        "trained on); M&L: the shipped Marvin & Linzen sample, never trained on (n scored pairs)"
     )
-    table.add_column("task")
+    table.add_column("task", no_wrap=True)
     for name, *_ in models:
-        table.add_column(f"{name}\nheld-out", justify="right")
-        table.add_column(f"{name}\nM&L", justify="right")
+        table.add_column(f"{name}\nheld-out | M&L (n)", justify="right", no_wrap=True)
     for task in tasks:
         cells = [task]
         for _, trained, heldout, sample in models:
             h, m = heldout.get(task), sample.get(task)
-            mark = "*" if task in trained else ""
-            cells.append(f"{_fmt_row(h)}{mark}" if h else "–")
-            cells.append(f"{_fmt_row(m)} ({m.get('n', 0)})" if m else "–")
+            held = f"{_fmt_row(h)}{'*' if task in trained else ' '}" if h else "   – "
+            cells.append(f"{held} | " + (f"{_fmt_row(m)} ({m.get('n', 0)})" if m else "–"))
         table.add_row(*cells)
     return table
 

@@ -30,8 +30,8 @@ from typing import Any, Callable, Iterator, Sequence
 from influence_patterns.data import marvin_linzen_path
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.fileio import write_text
-from influence_patterns.models.base import LoadedModel, prepare
 from influence_patterns.models import training
+from influence_patterns.models.base import LoadedModel, prepare
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
 from influence_patterns.tasks.accuracy import accuracy, mean_accuracy
 from influence_patterns.tasks.instance import Instance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,9 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
     source = name_or_path
     if name_or_path in defaults.DEFAULT_MODELS:
         source = str(defaults.ensure_built(name_or_path))
-    elif name_or_path.startswith("default-"):
+    elif not Path(name_or_path).exists() and (
+        name_or_path.startswith("default") or get_close_matches(name_or_path, defaults.DEFAULT_MODELS, n=1, cutoff=0.8)
+    ):
         raise ModelError(f"unknown default model {name_or_path!r}; valid: {', '.join(defaults.DEFAULT_MODELS)}")
     elif _looks_like_path(name_or_path) and not Path(name_or_path).exists():
         raise ModelError(f"checkpoint path does not exist: {name_or_path}")
@@ -93,7 +96,8 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
     try:
         config = AutoConfig.from_pretrained(source)
     except OSError as exc:
-        raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from None
+        hint = "" if source != name_or_path else f" (embedded defaults: {', '.join(defaults.DEFAULT_MODELS)})"
+        raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}{hint}") from None
     except ValueError as exc:
         raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from None
     check_supported(config)
