@@ -317,7 +317,7 @@ def load_data(path: str | Path) -> LoadResult:
     path = Path(path)
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     if name.endswith(".tsv"):
-        number, header = _header(path, _lines(path))
+        _, header = _header(path, _lines(path))
         if tuple(header) == ML_HEADER:
             return load_marvin_linzen(path)
     return LoadResult(load_instances(path), [])

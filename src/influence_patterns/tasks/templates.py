@@ -337,10 +337,6 @@ class TemplateTask:
     ml_prefixes: tuple[str, ...] = ()
     second_np_subject: bool = False
 
-    @property
-    def has_attractor(self) -> bool:
-        return self.conditions == _ATTRACTOR_CONDITIONS
-
     def numbers(self, condition: str) -> tuple[str, str]:
         """The two numbers ``condition`` gives the builder (subject's, other noun's)."""
         parts = condition.split("_")
