@@ -1,4 +1,5 @@
-"""``models list``, ``models build NAME`` and ``accuracy``: the embedded default models and task accuracy."""
+"""``models list``, ``models build NAME``, ``models measure NAME`` and ``accuracy``:
+the embedded default models and task accuracy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 from influence_patterns.cli.app import app, fail, user_errors
 from influence_patterns.fileio import write_json
 
-models_app = typer.Typer(help="The embedded default models: list them, build them.", no_args_is_help=True)
+models_app = typer.Typer(help="The embedded default models: list, build and measure them.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
@@ -57,7 +58,7 @@ def list_models() -> None:
         console.print(per_task)
 
 
-def _subtask_table(statuses: list) -> object | None:
+def _subtask_table(statuses: list[Any]) -> Any:
     """Accuracy per subtask of every built masked LM, from its build.json (None when none has any)."""
     from rich.table import Table
 
