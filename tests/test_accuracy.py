@@ -133,6 +133,33 @@ def test_skip_unscorable_counts_skipped(loaded_mlm):
         accuracy(loaded_mlm, insts[1:], skip_unscorable=True)
 
 
+def test_summarize_by_subtask_and_tasks_with_nothing_scored(loaded_mlm):
+    from influence_patterns.tasks.accuracy import score, subtask_of, summarize
+
+    insts = [
+        Instance(text="the boy [MASK] .", targets=("laughs", "laugh"), task="sva/prep", condition="prep_anim:x"),
+        Instance(text="the boy [MASK] .", targets=("runs", "run"), task="sva/prep", condition="prep_inanim:y"),
+        Instance(text="the boy [MASK] .", targets=("zebras", "zebra"), task="sva/simple", condition="simple_agrmt:z"),
+    ]
+    scores = score(loaded_mlm, insts, skip_unscorable=True)
+    assert scores[2] is None and None not in scores[:2]
+    by_task = summarize(insts, scores)
+    assert [(r.task, r.n, r.skipped) for r in by_task] == [("sva/prep", 2, 0), ("sva/simple", 0, 1)]
+    assert by_task[1].accuracy is None and by_task[1].mean_qoi is None
+    assert mean_accuracy(by_task) == by_task[0].accuracy  # a task with nothing scored does not count
+    by_sub = summarize(insts, scores, by=subtask_of)
+    assert [(r.task, r.n) for r in by_sub] == [("prep_anim", 1), ("prep_inanim", 1), ("simple_agrmt", 0)]
+    assert by_sub[0].accuracy == float(scores[0] > 0)
+    assert subtask_of(Instance(text="x", task="t")) == "t"
+
+
+def test_old_import_path_still_works():
+    import influence_patterns.evaluate as old
+    import influence_patterns.tasks.accuracy as new
+
+    assert old.accuracy is new.accuracy and old.target_ids is new.target_ids
+
+
 # --------------------------------------------------------------------------- command
 
 
@@ -154,7 +181,7 @@ def test_accuracy_command_task_json(minilm_checkpoint, tmp_path):
     assert result.exit_code == 0, result.output
     assert "sva/prep" in result.output and "accuracy" in result.output
     payload = json.loads(out.read_text())
-    assert set(payload) == {"model", "results", "mean_accuracy"}
+    assert {"model", "results", "mean_accuracy"} <= set(payload)
     assert payload["model"] == str(minilm_checkpoint)
     (row,) = payload["results"]
     assert {"task", "n", "accuracy", "mean_qoi"} <= set(row)
@@ -183,6 +210,22 @@ def test_accuracy_command_heldout_split(minilm_checkpoint, tmp_path):
     assert row["n"] == 10 and row["mean_qoi"] == pytest.approx(lib.mean_qoi)
 
 
+def test_accuracy_command_by_condition(minilm_checkpoint, tmp_path):
+    from influence_patterns.tasks.accuracy import score, summarize
+    from influence_patterns.tasks.templates import conditions, generate
+
+    out = tmp_path / "acc.json"
+    args = ["accuracy", "--model", str(minilm_checkpoint), "--task", "sva/conjoined", "--n", "8", "--by-condition"]
+    result = runner.invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert [r["condition"] for r in payload["conditions"]] == conditions("sva/conjoined")
+    insts = generate("sva/conjoined", 8, 0)
+    lib = summarize(insts, score(load_model(str(minilm_checkpoint)), insts), by=lambda i: i.condition)
+    assert [r["accuracy"] for r in payload["conditions"]] == pytest.approx([r.accuracy for r in lib])
+    assert "sing_subj_sing_subj2" in result.output
+
+
 def test_accuracy_command_marvin_linzen_groups_by_task(minilm_checkpoint, tmp_path):
     data = tmp_path / "ml.tsv"
     data.write_text(
@@ -191,13 +234,23 @@ def test_accuracy_command_marvin_linzen_groups_by_task(minilm_checkpoint, tmp_pa
         "simple_agrmt\tplur_MS_MV\tthe authors laugh\tthe authors laughs\n"
         "prep_anim\tsing_MS_MV_sing_ES\tthe author next to the guard is tall\tthe author next to the guard are tall\n"
         "subj_rel\tsing_MS_EV_MV_sing_ES\tthe author that likes the guard swims\tthe author that likes the guard swim\n"
+        "prep_anim\tsing_MS_MV_plur_ES\tthe author next to the guards is tall\tthe authors next to the guards are tall\n"
     )
     out = tmp_path / "ml.json"
     result = runner.invoke(app, ["accuracy", "--model", str(minilm_checkpoint), "--data", str(data), "--json", str(out)])
     assert result.exit_code == 0, result.output
     payload = json.loads(out.read_text())
-    assert [(r["task"], r["n"]) for r in payload["results"]] == [("sva/simple", 2), ("sva/prep", 1)]
-    assert "skipped 1 of 4" in result.output  # 'swims' is two word pieces
+    # every task of the file is reported, one whose pairs were all skipped with n = 0
+    assert [(r["task"], r["n"], r["skipped"]) for r in payload["results"]] == [
+        ("sva/simple", 2, 0), ("sva/prep", 1, 0), ("sva/subj_rel", 0, 1)
+    ]
+    assert payload["results"][2]["accuracy"] is None
+    assert [(r["task"], r["subtask"], r["n"]) for r in payload["subtasks"]] == [
+        ("sva/simple", "simple_agrmt", 2), ("sva/prep", "prep_anim", 1), ("sva/subj_rel", "subj_rel", 0)
+    ]
+    assert payload["skipped"] == {"unscorable": 1, "rows": 1}
+    assert "skipped 2 of 5 pairs" in result.output  # 'swims' is two word pieces; one row differs twice
+    assert "prep_anim" in result.output
     strict = runner.invoke(app, ["accuracy", "--model", str(minilm_checkpoint), "--data", str(data), "--strict"])
     assert strict.exit_code == 2
     assert "swims" in strict.output

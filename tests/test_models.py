@@ -18,6 +18,7 @@ from influence_patterns.cli import app
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.models import defaults, training
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
+from influence_patterns.tasks.templates import TEMPLATE_TASKS
 
 runner = CliRunner()
 
@@ -54,6 +55,12 @@ def tiny_specs(tiny_base, monkeypatch):
     specs = {
         "default-mlm": dataclasses.replace(
             defaults.DEFAULT_MODELS["default-mlm"],
+            config=MaskedLMConfig(steps=2, agreement_batch=4, mlm_batch=4),
+            train_per_task=4,
+            eval_per_task=4,
+        ),
+        "default-mlm-transfer": dataclasses.replace(
+            defaults.DEFAULT_MODELS["default-mlm-transfer"],
             config=MaskedLMConfig(steps=2, agreement_batch=4, mlm_batch=4),
             train_per_task=4,
             eval_per_task=4,
@@ -143,7 +150,8 @@ def test_build_mlm_writes_checkpoint_and_build_json(cache, tiny_specs):
     assert info["settings"]["train_split"] == "train" and info["settings"]["eval_split"] == "heldout"
     assert info["build_seconds"] >= 0 and info["versions"]["torch"] == torch.__version__
     tasks = [r["task"] for r in info["accuracy"]["templates_heldout"]]
-    assert tasks == list(defaults.AGREEMENT_TASKS)
+    assert tasks == list(TEMPLATE_TASKS)  # every template task is measured, trained on or not
+    assert info["settings"]["tasks"] == list(defaults.AGREEMENT_TASKS)
     assert {"templates_heldout_min", "marvin_linzen_sample", "sst2_dev_mlm_top1"} <= set(info["summary"])
     assert sorted(p.name for p in cache.iterdir()) == ["default-mlm"]  # no temp dir left
     assert not defaults.status("default-mlm").stale
@@ -197,6 +205,78 @@ def test_masked_lm_training_is_seeded(tiny_base, monkeypatch):
     assert not torch.equal(a.state_dict()[w], c.state_dict()[w])
 
 
+#: default-mlm's recipe as recorded in the build.json of the cached model: it must not
+#: change (a change marks everyone's cached build stale and alters the model).
+DEFAULT_MLM_SETTINGS = {
+    "seed": 0, "steps": 200, "agreement_batch": 32, "mlm_batch": 12, "lr": 0.0002,
+    "weight_decay": 0.01, "warmup": 0.1, "mlm_probability": 0.15, "mlm_weight": 1.0,
+    "ce_weight": 1.0, "pair_weight": 1.0, "min_mlm_words": 6, "max_length": 64,
+    "mlm_max_length": 32, "freeze_word_embeddings": True, "train_per_task": 2000,
+    "train_split": "train", "eval_per_task": 100, "eval_split": "heldout", "eval_seed": 1,
+    "tasks": [
+        "sva/simple", "sva/sent_comp", "sva/vp_coord", "sva/long_vp_coord", "sva/prep",
+        "sva/subj_rel", "sva/obj_rel_across", "sva/obj_rel_within", "sva/obj_rel_no_that_across",
+        "sva/obj_rel_no_that_within", "ra/simple", "ra/sent_comp", "ra/across_rel",
+    ],
+}
+
+
+def test_default_mlm_recipe_is_unchanged():
+    assert defaults.settings(defaults.DEFAULT_MODELS["default-mlm"]) == DEFAULT_MLM_SETTINGS
+
+
+def test_transfer_recipe_is_default_mlm_on_four_structures():
+    mlm = defaults.settings(defaults.DEFAULT_MODELS["default-mlm"])
+    transfer = defaults.settings(defaults.DEFAULT_MODELS["default-mlm-transfer"])
+    assert transfer["tasks"] == ["sva/simple", "sva/vp_coord", "sva/sent_comp", "ra/simple"]
+    assert {k: v for k, v in transfer.items() if k != "tasks"} == {k: v for k, v in mlm.items() if k != "tasks"}
+    # the structures it must generalise to, the new ones included, are measured, not trained on
+    untrained = set(TEMPLATE_TASKS) - set(transfer["tasks"])
+    assert {"sva/prep", "sva/obj_rel_across", "sva/conjoined", "sva/fronted_prep"} <= untrained
+    assert defaults.DEFAULT_MODELS["default-mlm-transfer"].minutes <= 10
+
+
+def test_build_transfer_records_its_tasks_and_measure_rewrites(cache, tiny_specs):
+    path = defaults.build("default-mlm-transfer", progress=False)
+    info = json.loads((path / "build.json").read_text())
+    assert info["settings"]["tasks"] == list(defaults.TRANSFER_TASKS)
+    assert [r["task"] for r in info["accuracy"]["templates_heldout"]] == list(TEMPLATE_TASKS)
+    summary = info["summary"]
+    ml = [r["accuracy"] for r in info["accuracy"]["marvin_linzen_sample"]]
+    assert summary["marvin_linzen_subtask_spread"] == pytest.approx(max(ml) - min(ml))
+    assert summary["marvin_linzen_subtask_mean"] == pytest.approx(sum(ml) / len(ml))
+    assert sorted(p.name for p in cache.iterdir()) == ["default-mlm-transfer"]
+    # measure: same weights, same figures, build fields kept
+    again = defaults.measure("default-mlm-transfer", progress=False)
+    assert again["accuracy"] == info["accuracy"] and again["built_at"] == info["built_at"]
+    assert "measured_at" in json.loads((path / "build.json").read_text())
+    result = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Accuracy per subtask" in result.output and "sva/conjoined" in result.output
+    rows = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│ ") and "/" in line}
+    assert "*" in rows["sva/simple"] and "*" not in rows["sva/prep"]  # * marks the trained structures
+    assert "*" not in rows["sva/conjoined"]
+
+
+def test_measure_needs_a_built_model(cache):
+    with pytest.raises(ModelError, match="not built"):
+        defaults.measure("default-mlm-transfer", progress=False)
+    result = runner.invoke(app, ["models", "measure", "nope"])
+    assert result.exit_code == 2 and "default-mlm-transfer" in result.output
+
+
+def test_load_model_unknown_default_lists_the_valid_ones(cache, monkeypatch):
+    from influence_patterns.models.loading import load_model
+
+    with pytest.raises(ModelError, match="unknown default model 'default-foo'.*default-mlm-transfer"):
+        load_model("default-foo")
+    with pytest.raises(ModelError, match="unknown default model 'default_mlm'.*default-mlm, default-mlm-transfer"):
+        load_model("default_mlm")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="cannot load model 'no-such-model-xyz'.*embedded defaults: default-mlm"):
+        load_model("no-such-model-xyz")
+
+
 def test_bucketed_batches_cover_every_index_once():
     lengths = [random.Random(0).randint(3, 40) for _ in range(1000)]
     batches = training._length_bucketed_batches(lengths, 32, random.Random(0))
@@ -227,8 +307,9 @@ def test_default_mlm_meets_accuracy_targets(cache):
     path = defaults.build("default-mlm", progress=False)
     info = json.loads((path / "build.json").read_text())
     heldout = {r["task"]: r["accuracy"] for r in info["accuracy"]["templates_heldout"]}
-    assert set(heldout) == set(defaults.AGREEMENT_TASKS)
-    assert min(heldout.values()) >= 0.95, heldout
+    assert set(heldout) == set(TEMPLATE_TASKS)
+    trained = {task: heldout[task] for task in defaults.AGREEMENT_TASKS}
+    assert min(trained.values()) >= 0.95, trained
     assert info["summary"]["marvin_linzen_sample"] >= 0.90, info["accuracy"]["marvin_linzen_sample"]
 
     # the saved checkpoint, loaded the ordinary way, scores the same
@@ -236,7 +317,7 @@ def test_default_mlm_meets_accuracy_targets(cache):
     from influence_patterns.models.loading import load_model
 
     results = accuracy(load_model("default-mlm"), defaults.marvin_linzen_sample(), skip_unscorable=True)
-    overall = sum(r.accuracy * r.n for r in results) / sum(r.n for r in results)
+    overall = sum(r.accuracy * r.n for r in results if r.n) / sum(r.n for r in results)
     assert overall == pytest.approx(info["summary"]["marvin_linzen_sample"], abs=1e-6)
 
 

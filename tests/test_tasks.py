@@ -36,6 +36,7 @@ EXPECTED_TASKS = {
     "sva/subj_rel", "sva/obj_rel_across", "sva/obj_rel_within",
     "sva/obj_rel_no_that_across", "sva/obj_rel_no_that_within",
     "ra/simple", "ra/sent_comp", "ra/across_rel",
+    "sva/conjoined", "sva/fronted_prep", "sva/sent_comp_prep",
 }
 
 
@@ -85,7 +86,13 @@ def test_roles_point_at_the_right_words(task):
         subject = words[inst.roles["subject"]]
         assert ALL.noun_number(subject) == subj_num, inst
         assert words[inst.roles["det"]] == "the"
-        if attr_num is None:
+        if task == "sva/conjoined":
+            # two subjects: the second has the condition's second number, the verb is plural
+            assert inst.condition.endswith("_subj2") and "attractor" not in inst.roles
+            assert ALL.noun_number(words[inst.roles["subject2"]]) == attr_num, inst
+            assert words[inst.roles["conj"]] == "and"
+            subj_num = "plur"
+        elif attr_num is None:
             assert "attractor" not in inst.roles
         else:
             attractor = words[inst.roles["attractor"]]
@@ -275,3 +282,80 @@ def test_cli_tasks_lists_every_task():
         assert spec.name in result.output
         assert spec.description in result.output
         assert spec.example in result.output
+
+
+# --- constructions no default is trained on ------------------------------------
+
+NEW_TASKS = ("sva/conjoined", "sva/fronted_prep", "sva/sent_comp_prep")
+
+
+def _shortcut_answers(inst: Instance) -> tuple[str, str]:
+    """The number a model would pick agreeing with the first noun, and with the noun nearest the mask."""
+    words = inst.text.split()
+    mask = words.index("[MASK]")
+    numbers = [ALL.noun_number(w) for w in words[:mask]]
+    nouns = [n for n in numbers if n is not None]
+    return nouns[0], nouns[-1]
+
+
+@pytest.mark.parametrize("task", NEW_TASKS)
+def test_new_tasks_defeat_a_shortcut(task):
+    """In some condition of every new task, agreeing with the first or the nearest noun is wrong,
+    and in every task both kinds of instance (shortcut right and wrong) are balanced."""
+    insts = generate(task, 40, seed=0, split="heldout")
+    wrong = Counter()
+    for inst in insts:
+        good = inst.targets[0]
+        good_num = "sing" if good in SING_VERBS else "plur"
+        first, nearest = _shortcut_answers(inst)
+        wrong[inst.condition] += (first != good_num) + (nearest != good_num)
+    assert sum(wrong.values()) > 0
+    # the conditions are balanced, and at least one has no shortcut error at all (a control)
+    assert set(Counter(i.condition for i in insts).values()) == {10}
+    assert min(wrong.values()) == 0 or task == "sva/conjoined"
+
+
+def test_conjoined_is_always_plural_and_both_shortcuts_fail_on_two_singulars():
+    for inst in generate("sva/conjoined", 40, seed=4):
+        good, bad = inst.targets
+        assert good in PLUR_VERBS and bad in SING_VERBS, inst
+        r = inst.roles
+        assert r["det"] < r["subject"] < r["conj"] < r["subject2_det"] < r["subject2"] < r["verb"]
+        if inst.condition == "sing_subj_sing_subj2":
+            assert _shortcut_answers(inst) == ("sing", "sing")
+    assert conditions("sva/conjoined") == [
+        "sing_subj_sing_subj2", "sing_subj_plur_subj2", "plur_subj_sing_subj2", "plur_subj_plur_subj2"
+    ]
+
+
+def test_fronted_prep_puts_the_attractor_first():
+    for inst in generate("sva/fronted_prep", 20, seed=2):
+        r = inst.roles
+        assert r["prep"] == 0 < r["attractor"] < r["subject"] < r["verb"]
+        sn, an = _numbers(inst.condition)
+        assert _shortcut_answers(inst) == (an, sn)  # first noun: attractor; nearest: subject
+
+
+def test_sent_comp_prep_has_the_subject_between_two_attractors():
+    for inst in generate("sva/sent_comp_prep", 20, seed=2):
+        r = inst.roles
+        words = inst.text.split()
+        assert r["attractor"] < r["comp_verb"] < r["subject"] < r["prep"] < r["attractor2"] < r["verb"]
+        sn, an = _numbers(inst.condition)
+        assert ALL.noun_number(words[r["attractor2"]]) == an
+        assert words[r["attractor2_det"]] == "the"
+        assert _shortcut_answers(inst) == (an, an)  # both shortcuts pick the attractors' number
+
+
+def test_one_table_drives_registry_and_marvin_linzen_names():
+    from influence_patterns.tasks.loaders import ML_TASK_PREFIXES, ML_TASKS
+    from influence_patterns.tasks.templates import TEMPLATES
+
+    assert [t.name for t in TEMPLATES] == list(TEMPLATE_TASKS)
+    for t in TEMPLATES:
+        spec = get_task(t.name)
+        assert (spec.description, spec.example, spec.example_targets) == (t.description, t.example, t.example_targets)
+        assert all(ML_TASKS[ml] == t.name for ml in t.ml_names)
+        assert all(ML_TASK_PREFIXES[ml] == t.name for ml in t.ml_prefixes)
+    for name in NEW_TASKS:
+        assert name not in ML_TASKS.values() and name not in ML_TASK_PREFIXES.values()

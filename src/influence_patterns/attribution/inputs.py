@@ -47,7 +47,8 @@ class Batch:
         return [len(t) for t in self.tokens]
 
 
-def _single_piece(tokenizer: Any, word: str) -> int:
+def single_piece(tokenizer: Any, word: str) -> int:
+    """Vocabulary id of a target word, which must be one word piece (not ``[UNK]``)."""
     word = word.strip()
     if not word:
         raise InputError("a target is empty")
@@ -57,7 +58,7 @@ def _single_piece(tokenizer: Any, word: str) -> int:
     if len(pieces) != 1:
         raise InputError(f"target {word!r} is not a single word piece: it tokenizes to {pieces}")
     if pieces[0] == tokenizer.unk_token:
-        raise InputError(f"target {word!r} is not in the model's vocabulary")
+        raise InputError(f"target {word!r} is not in the model's vocabulary (not a single word piece: it is {pieces[0]})")
     return int(tokenizer.convert_tokens_to_ids(pieces[0]))
 
 
@@ -126,7 +127,7 @@ def prepare_batch(
                 raise InputError(f"found {n_mask} [MASK] tokens in {q.text!r}; exactly one is needed")
             if q.targets is None or len(q.targets) != 2:
                 raise InputError("a masked-LM explanation needs two targets: --targets GOOD,BAD")
-            good, bad = (_single_piece(tokenizer, w) for w in q.targets)
+            good, bad = (single_piece(tokenizer, w) for w in q.targets)
             if good == bad:
                 raise InputError(f"the targets are equal ({q.targets[0]!r}); give two different words")
             targets_idx.append(ids.index(mask_id))

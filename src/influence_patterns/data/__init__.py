@@ -2,12 +2,13 @@
 sample of Marvin & Linzen (2018) agreement stimuli (TSV ``task, condition, good, bad``;
 for evaluation only, never trained on).
 
-Read them with :func:`read_sst2` / :func:`marvin_linzen_path`; no file is opened at import time.
+This module only says where the files are; the one SST-2 parser is
+:func:`influence_patterns.tasks.loaders.load_sst2` (``read_sst2(split)`` there reads a
+shipped split). No file is opened at import time.
 """
 
 from __future__ import annotations
 
-import gzip
 from importlib import resources
 from pathlib import Path
 
@@ -22,21 +23,11 @@ def marvin_linzen_path() -> Path:
     return Path(str(resources.files(__name__) / MARVIN_LINZEN_SAMPLE))
 
 
-def read_sst2(split: str) -> list[tuple[str, int]]:
-    """The shipped SST-2 ``split`` ("train" or "dev") as ``(text, label)`` pairs, in file order."""
+def sst2_path(split: str) -> Path:
+    """Path of the shipped SST-2 ``split`` ("train" or "dev"); ``DataError`` if it is missing."""
     if split not in SST2_FILES:
         raise DataError(f"unknown SST-2 split {split!r}: expected one of {', '.join(SST2_FILES)}")
-    resource = resources.files(__name__) / SST2_FILES[split]
-    rows: list[tuple[str, int]] = []
-    with resource.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            line = line.rstrip("\n")
-            if lineno == 1 and line.startswith("text\t"):
-                continue
-            if not line:
-                continue
-            text, sep, label = line.rpartition("\t")
-            if not sep or label.strip() not in ("0", "1"):
-                raise DataError(f"{SST2_FILES[split]}:{lineno}: expected 'text<TAB>0|1'")
-            rows.append((text.strip(), int(label)))
-    return rows
+    path = Path(str(resources.files(__name__) / SST2_FILES[split]))
+    if not path.is_file():
+        raise DataError(f"the package's SST-2 file influence_patterns/data/{SST2_FILES[split]} is missing")
+    return path

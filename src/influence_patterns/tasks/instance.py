@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+#: How instances write the masked word (models with another mask token get it swapped in).
+MASK = "[MASK]"
+
 
 @dataclass
 class Instance:

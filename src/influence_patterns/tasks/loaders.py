@@ -12,38 +12,21 @@ import warnings
 from pathlib import Path
 from typing import IO, Iterable, Iterator, NamedTuple
 
+from influence_patterns.data import sst2_path
 from influence_patterns.errors import DataError
-from influence_patterns.tasks.instance import Instance
+from influence_patterns.tasks.instance import MASK, Instance
+from influence_patterns.tasks.templates import TEMPLATES
 
-MASK = "[MASK]"
 ML_HEADER = ("task", "condition", "good", "bad")
 SST2_TASK = "sa/sst2"
 REFLEXIVES = frozenset({"himself", "herself", "itself", "themselves"})
 
-# Marvin & Linzen task name -> our task name (exact names).
-ML_TASKS: dict[str, str] = {
-    "simple_agrmt": "sva/simple",
-    "sent_comp": "sva/sent_comp",
-    "vp_coord": "sva/vp_coord",
-    "long_vp_coord": "sva/long_vp_coord",
-    "prep_anim": "sva/prep",
-    "prep_inanim": "sva/prep",
-    "subj_rel": "sva/subj_rel",
-    "simple_reflexives": "ra/simple",
-    "reflexive_sent_comp": "ra/sent_comp",
-    "reflexives_across": "ra/across_rel",
-}
+# Marvin & Linzen task name -> our task name (exact names), from the template table.
+ML_TASKS: dict[str, str] = {ml: t.name for t in TEMPLATES for ml in t.ml_names}
 # Marvin & Linzen task-name prefixes (``_anim`` / ``_inanim`` variants) -> our task name.
-ML_TASK_PREFIXES: dict[str, str] = {
-    "obj_rel_across": "sva/obj_rel_across",
-    "obj_rel_within": "sva/obj_rel_within",
-    "obj_rel_no_comp_across": "sva/obj_rel_no_that_across",
-    "obj_rel_no_comp_within": "sva/obj_rel_no_that_within",
-}
+ML_TASK_PREFIXES: dict[str, str] = {ml: t.name for t in TEMPLATES for ml in t.ml_prefixes}
 # Tasks whose agreeing noun is the second noun phrase (the first is the attractor).
-_SECOND_NP_SUBJECT = frozenset(
-    {"sva/sent_comp", "ra/sent_comp", "sva/obj_rel_within", "sva/obj_rel_no_that_within"}
-)
+_SECOND_NP_SUBJECT = frozenset(t.name for t in TEMPLATES if t.second_np_subject)
 # First words of two-word nouns ("taxi driver"): the head is the next word.
 _NOUN_MODIFIERS = frozenset({"taxi", "security", "television"})
 
@@ -245,6 +228,11 @@ def _not_agreement(path: Path, number: int, line: str, first: bool) -> None:
         )
 
 
+def read_sst2(split: str) -> list[tuple[str, int]]:
+    """The SST-2 ``split`` shipped with the package ("train" or "dev") as ``(text, label)`` pairs."""
+    return [(inst.text, int(inst.label)) for inst in load_sst2(sst2_path(split)) if inst.label is not None]
+
+
 def _check_masked(path: Path, number: int, text: str) -> None:
     count = text.split().count(MASK)
     if count != 1:
@@ -348,6 +336,18 @@ def load_instances(path: str | Path) -> list[Instance]:
     if name.endswith(".tsv"):
         return _load_tsv(path)
     raise DataError(f"{path}: unsupported file type (expected .jsonl or .tsv)")
+
+
+def load_data(path: str | Path) -> LoadResult:
+    """:func:`load_instances`, keeping the rows it skipped: a Marvin & Linzen file's pairs
+    that do not differ in exactly one word (other formats skip nothing)."""
+    path = Path(path)
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    if name.endswith(".tsv"):
+        _, header = _header(path, _lines(path))
+        if tuple(header) == ML_HEADER:
+            return load_marvin_linzen(path)
+    return LoadResult(load_instances(path), [])
 
 
 def save_instances(path: str | Path, instances: Iterable[Instance]) -> None:

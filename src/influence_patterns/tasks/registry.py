@@ -10,20 +10,17 @@ where ``my_loader(n, seed, data=None)`` returns a list of :class:`Instance`.
 from __future__ import annotations
 
 import random
-from contextlib import ExitStack
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Callable, Literal
 
+from influence_patterns.data import sst2_path
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.loaders import load_instances, load_sst2
-from influence_patterns.tasks.templates import generate
+from influence_patterns.tasks.templates import TEMPLATES, generate
 
 Loader = Callable[..., list[Instance]]  # (n: int, seed: int, data: str | Path | None = None)
-
-PACKAGED_SST2 = "sst2_dev.tsv.gz"  # under influence_patterns/data/, when shipped
 
 
 @dataclass(frozen=True)
@@ -49,11 +46,7 @@ def subset(instances: list[Instance], n: int | None, seed: int = 0) -> list[Inst
 
 
 def _load_default_sst2(limit: int | None = None) -> list[Instance]:
-    packaged = resources.files("influence_patterns") / "data" / PACKAGED_SST2
-    if packaged.is_file():
-        with ExitStack() as stack:
-            return load_sst2(stack.enter_context(resources.as_file(packaged)), limit)
-    raise DataError(f"the package's SST-2 dev file influence_patterns/data/{PACKAGED_SST2} is missing; pass --data PATH")
+    return load_sst2(sst2_path("dev"), limit)
 
 
 def _sst2_loader(n: int | None, seed: int = 0, data: str | Path | None = None) -> list[Instance]:
@@ -108,38 +101,8 @@ def list_tasks() -> list[TaskSpec]:
     return list(TASKS.values())
 
 
-_TEMPLATE_INFO: list[tuple[str, str, str, tuple[str, str]]] = [
-    ("sva/simple", "Subject-verb agreement, no attractor.",
-     "the pilots [MASK] tall", ("are", "is")),
-    ("sva/sent_comp", "SVA in a sentential complement; the main-clause noun attracts.",
-     "the nurse said the dancers [MASK]", ("laugh", "laughs")),
-    ("sva/vp_coord", "SVA on the second of two coordinated verbs.",
-     "the actor sings and [MASK]", ("dances", "dance")),
-    ("sva/long_vp_coord", "SVA on the second of two long coordinated verb phrases.",
-     "the farmers play the piano every evening and [MASK] lunch in the park every day",
-     ("eat", "eats")),
-    ("sva/prep", "SVA across a prepositional phrase with an attractor noun.",
-     "the painting near the doctors [MASK] old", ("is", "are")),
-    ("sva/subj_rel", "SVA across a subject relative clause.",
-     "the poets that like the judge [MASK]", ("smile", "smiles")),
-    ("sva/obj_rel_across", "SVA across an object relative clause with 'that'.",
-     "the car that the drivers want [MASK] cheap", ("is", "are")),
-    ("sva/obj_rel_within", "SVA of the verb inside an object relative clause with 'that'.",
-     "the artists that the clerk [MASK] are rich", ("trusts", "trust")),
-    ("sva/obj_rel_no_that_across", "SVA across an object relative clause without 'that'.",
-     "the singer the soldiers help [MASK] tired", ("is", "are")),
-    ("sva/obj_rel_no_that_within", "SVA inside an object relative clause without 'that'.",
-     "the books the students [MASK] look new", ("need", "needs")),
-    ("ra/simple", "Reflexive anaphora agreement, no attractor.",
-     "the surgeons doubted [MASK]", ("themselves", "himself")),
-    ("ra/sent_comp", "Reflexive in a sentential complement; the main-clause noun attracts.",
-     "the officers thought the mayor hurt [MASK]", ("herself", "themselves")),
-    ("ra/across_rel", "Reflexive across an object relative clause.",
-     "the judge that the poets fear defended [MASK]", ("himself", "themselves")),
-]
-
-for _name, _desc, _example, _targets in _TEMPLATE_INFO:
-    register_task(TaskSpec(_name, "mlm", _desc, _example, _template_loader(_name), _targets))
+for _t in TEMPLATES:
+    register_task(TaskSpec(_t.name, "mlm", _t.description, _t.example, _template_loader(_t.name), _t.example_targets))
 
 register_task(
     TaskSpec(

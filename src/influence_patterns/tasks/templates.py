@@ -18,15 +18,24 @@ and its determiner), ``attractor`` and ``attractor_det`` where there is one,
 ``main_verb`` (the main-clause verb after an object relative clause, which agrees
 with the attractor), ``comp_verb`` (``said``, ``thought``...), ``prep`` (first word
 of the preposition) and ``reflexive_verb`` (the verb taking the reflexive).
+``sva/conjoined`` has two subjects, ``subject`` and ``subject2`` (with
+``subject2_det``; conditions ``{n}_subj_{m}_subj2``, the verb is always plural);
+``sva/sent_comp_prep`` has a second attractor ``attractor2`` (``attractor2_det``)
+with the first attractor's number.
+
+Every template task is one :class:`TemplateTask` entry in :data:`TEMPLATES`: the
+task registry, the Marvin & Linzen name mapping and the default models'
+measurements read that table, so adding a task touches nothing else.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Callable
 
 from influence_patterns.errors import InputError
-from influence_patterns.tasks.instance import Instance
+from influence_patterns.tasks.instance import MASK, Instance
 from influence_patterns.tasks.vocab import (
     PLUR_REFLEXIVE,
     SING_REFLEXIVES,
@@ -36,7 +45,6 @@ from influence_patterns.tasks.vocab import (
     get_vocab,
 )
 
-MASK = "[MASK]"
 NUMBERS = ("sing", "plur")
 _MAX_TRIES = 200  # draws per instance before a duplicate text is accepted
 
@@ -261,40 +269,193 @@ def _ra_across_rel(d: _Draw, sn: str, an: str) -> _Sentence:
     return s
 
 
-# name -> (builder, has an attractor)
-_TEMPLATES: dict[str, tuple[Builder, bool]] = {
-    "sva/simple": (_sva_simple, False),
-    "sva/sent_comp": (_sva_sent_comp, True),
-    "sva/vp_coord": (_sva_vp_coord, False),
-    "sva/long_vp_coord": (_sva_long_vp_coord, False),
-    "sva/prep": (_sva_prep, True),
-    "sva/subj_rel": (_sva_subj_rel, True),
-    "sva/obj_rel_across": (_obj_rel_across(that=True), True),
-    "sva/obj_rel_within": (_obj_rel_within(that=True), True),
-    "sva/obj_rel_no_that_across": (_obj_rel_across(that=False), True),
-    "sva/obj_rel_no_that_within": (_obj_rel_within(that=False), True),
-    "ra/simple": (_ra_simple, False),
-    "ra/sent_comp": (_ra_sent_comp, True),
-    "ra/across_rel": (_ra_across_rel, True),
-}
+def _sva_conjoined(d: _Draw, n1: str, n2: str) -> _Sentence:
+    # Two conjoined nouns: the verb is plural whatever their numbers, so agreeing with the
+    # first or the nearest noun is wrong whenever that noun is singular.
+    s, kind = _Sentence(), d.kind()
+    first, second = d.nouns((kind, kind))
+    s.noun(first, n1, "subject")
+    s.add("and", "conj")
+    s.noun(second, n2, "subject2")
+    _masked_predicate(s, d, kind, "plur")
+    return s
 
-TEMPLATE_TASKS: tuple[str, ...] = tuple(_TEMPLATES)
+
+def _sva_fronted_prep(d: _Draw, sn: str, an: str) -> _Sentence:
+    # A fronted prepositional phrase: the attractor comes first, the subject is nearest.
+    s, kind = _Sentence(), d.kind()
+    attr, subj = d.nouns((d.kind(), kind))
+    s.add(d.rng.choice(d.v.prepositions), "prep")
+    s.noun(attr, an, "attractor")
+    s.noun(subj, sn, "subject")
+    _masked_predicate(s, d, kind, sn)
+    return s
+
+
+def _sva_sent_comp_prep(d: _Draw, sn: str, an: str) -> _Sentence:
+    # The agreeing noun is neither the first noun (main-clause subject) nor the nearest
+    # (inside a prepositional phrase); both attractors have the attractor's number.
+    s, kind = _Sentence(), d.kind()
+    attr, subj = d.nouns(("anim", kind))
+    while True:
+        attr2 = d.noun(d.kind())
+        if attr2 not in (attr, subj):
+            break
+    s.noun(attr, an, "attractor")
+    s.add(d.rng.choice(d.v.complement_verbs), "comp_verb")
+    s.noun(subj, sn, "subject")
+    s.add(d.rng.choice(d.v.prepositions), "prep")
+    s.noun(attr2, an, "attractor2")
+    _masked_predicate(s, d, kind, sn)
+    return s
+
+
+_ATTRACTOR_CONDITIONS = tuple(f"{s}_subj_{a}_attr" for s in NUMBERS for a in NUMBERS)
+_PLAIN_CONDITIONS = tuple(f"{s}_subj" for s in NUMBERS)
+_CONJOINED_CONDITIONS = tuple(f"{a}_subj_{b}_subj2" for a in NUMBERS for b in NUMBERS)
+
+
+@dataclass(frozen=True)
+class TemplateTask:
+    """Everything about one template task, in one place: how to build a sentence, its
+    conditions, how it is listed, and which Marvin & Linzen (2018) task names map to it.
+
+    ``conditions`` name the numbers the builder gets: ``{n}_subj`` (no attractor:
+    ``(n, n)``), ``{n}_subj_{m}_attr`` or ``{n}_subj_{m}_subj2`` (``(n, m)``).
+    ``ml_names`` are exact M&L task names; ``ml_prefixes`` also match ``_anim`` /
+    ``_inanim`` variants. ``second_np_subject``: in M&L sentences of this task the
+    agreeing noun is the second noun phrase (the first is the attractor).
+    """
+
+    name: str
+    build: Builder
+    conditions: tuple[str, ...]
+    description: str
+    example: str
+    example_targets: tuple[str, str]
+    ml_names: tuple[str, ...] = ()
+    ml_prefixes: tuple[str, ...] = ()
+    second_np_subject: bool = False
+
+    def numbers(self, condition: str) -> tuple[str, str]:
+        """The two numbers ``condition`` gives the builder (subject's, other noun's)."""
+        parts = condition.split("_")
+        return parts[0], (parts[2] if len(parts) >= 4 else parts[0])
+
+
+#: The template tasks: one entry each. The task registry, the Marvin & Linzen name
+#: mapping and the default models' measurements all read this table.
+TEMPLATES: tuple[TemplateTask, ...] = (
+    TemplateTask(
+        "sva/simple", _sva_simple, _PLAIN_CONDITIONS,
+        "Subject-verb agreement, no attractor.",
+        "the pilots [MASK] tall", ("are", "is"), ml_names=("simple_agrmt",),
+    ),
+    TemplateTask(
+        "sva/sent_comp", _sva_sent_comp, _ATTRACTOR_CONDITIONS,
+        "SVA in a sentential complement; the main-clause noun attracts.",
+        "the nurse said the dancers [MASK]", ("laugh", "laughs"),
+        ml_names=("sent_comp",), second_np_subject=True,
+    ),
+    TemplateTask(
+        "sva/vp_coord", _sva_vp_coord, _PLAIN_CONDITIONS,
+        "SVA on the second of two coordinated verbs.",
+        "the actor sings and [MASK]", ("dances", "dance"), ml_names=("vp_coord",),
+    ),
+    TemplateTask(
+        "sva/long_vp_coord", _sva_long_vp_coord, _PLAIN_CONDITIONS,
+        "SVA on the second of two long coordinated verb phrases.",
+        "the farmers play the piano every evening and [MASK] lunch in the park every day",
+        ("eat", "eats"), ml_names=("long_vp_coord",),
+    ),
+    TemplateTask(
+        "sva/prep", _sva_prep, _ATTRACTOR_CONDITIONS,
+        "SVA across a prepositional phrase with an attractor noun.",
+        "the painting near the doctors [MASK] old", ("is", "are"),
+        ml_names=("prep_anim", "prep_inanim"),
+    ),
+    TemplateTask(
+        "sva/subj_rel", _sva_subj_rel, _ATTRACTOR_CONDITIONS,
+        "SVA across a subject relative clause.",
+        "the poets that like the judge [MASK]", ("smile", "smiles"), ml_names=("subj_rel",),
+    ),
+    TemplateTask(
+        "sva/obj_rel_across", _obj_rel_across(that=True), _ATTRACTOR_CONDITIONS,
+        "SVA across an object relative clause with 'that'.",
+        "the car that the drivers want [MASK] cheap", ("is", "are"),
+        ml_prefixes=("obj_rel_across",),
+    ),
+    TemplateTask(
+        "sva/obj_rel_within", _obj_rel_within(that=True), _ATTRACTOR_CONDITIONS,
+        "SVA of the verb inside an object relative clause with 'that'.",
+        "the artists that the clerk [MASK] are rich", ("trusts", "trust"),
+        ml_prefixes=("obj_rel_within",), second_np_subject=True,
+    ),
+    TemplateTask(
+        "sva/obj_rel_no_that_across", _obj_rel_across(that=False), _ATTRACTOR_CONDITIONS,
+        "SVA across an object relative clause without 'that'.",
+        "the singer the soldiers help [MASK] tired", ("is", "are"),
+        ml_prefixes=("obj_rel_no_comp_across",),
+    ),
+    TemplateTask(
+        "sva/obj_rel_no_that_within", _obj_rel_within(that=False), _ATTRACTOR_CONDITIONS,
+        "SVA inside an object relative clause without 'that'.",
+        "the books the students [MASK] look new", ("need", "needs"),
+        ml_prefixes=("obj_rel_no_comp_within",), second_np_subject=True,
+    ),
+    TemplateTask(
+        "ra/simple", _ra_simple, _PLAIN_CONDITIONS,
+        "Reflexive anaphora agreement, no attractor.",
+        "the surgeons doubted [MASK]", ("themselves", "himself"), ml_names=("simple_reflexives",),
+    ),
+    TemplateTask(
+        "ra/sent_comp", _ra_sent_comp, _ATTRACTOR_CONDITIONS,
+        "Reflexive in a sentential complement; the main-clause noun attracts.",
+        "the officers thought the mayor hurt [MASK]", ("herself", "themselves"),
+        ml_names=("reflexive_sent_comp",), second_np_subject=True,
+    ),
+    TemplateTask(
+        "ra/across_rel", _ra_across_rel, _ATTRACTOR_CONDITIONS,
+        "Reflexive across an object relative clause.",
+        "the judge that the poets fear defended [MASK]", ("himself", "themselves"),
+        ml_names=("reflexives_across",),
+    ),
+    # Constructions no default model is trained on; a first- or nearest-noun shortcut
+    # gives the wrong number in some of their conditions.
+    TemplateTask(
+        "sva/conjoined", _sva_conjoined, _CONJOINED_CONDITIONS,
+        "SVA with two conjoined subjects: always plural.",
+        "the pilot and the doctor [MASK] tall", ("are", "is"),
+    ),
+    TemplateTask(
+        "sva/fronted_prep", _sva_fronted_prep, _ATTRACTOR_CONDITIONS,
+        "SVA after a fronted prepositional phrase; its noun attracts.",
+        "near the doctors the painting [MASK] old", ("is", "are"),
+    ),
+    TemplateTask(
+        "sva/sent_comp_prep", _sva_sent_comp_prep, _ATTRACTOR_CONDITIONS,
+        "SVA in a complement across a PP: neither first nor nearest noun agrees.",
+        "the nurse said the dancers near the actor [MASK] tired", ("are", "is"),
+    ),
+)
+
+_BY_NAME: dict[str, TemplateTask] = {t.name: t for t in TEMPLATES}
+
+TEMPLATE_TASKS: tuple[str, ...] = tuple(_BY_NAME)
+
+
+def template_task(task: str) -> TemplateTask:
+    """The table entry of a template task; :class:`InputError` listing the valid names otherwise."""
+    if task not in _BY_NAME:
+        raise InputError(
+            f"unknown template task {task!r}; valid: {', '.join(TEMPLATE_TASKS)}"
+        )
+    return _BY_NAME[task]
 
 
 def conditions(task: str) -> list[str]:
     """The condition strings of a template task, in the order instances cycle through them."""
-    _, has_attractor = _lookup(task)
-    if has_attractor:
-        return [f"{s}_subj_{a}_attr" for s in NUMBERS for a in NUMBERS]
-    return [f"{s}_subj" for s in NUMBERS]
-
-
-def _lookup(task: str) -> tuple[Builder, bool]:
-    if task not in _TEMPLATES:
-        raise InputError(
-            f"unknown template task {task!r}; valid: {', '.join(TEMPLATE_TASKS)}"
-        )
-    return _TEMPLATES[task]
+    return list(template_task(task).conditions)
 
 
 def generate(task: str, n: int, seed: int = 0, split: str = "all") -> list[Instance]:
@@ -308,23 +469,21 @@ def generate(task: str, n: int, seed: int = 0, split: str = "all") -> list[Insta
     ``n`` exceeds the number of distinct sentences the vocabulary allows (only for
     very large ``n``), duplicates are accepted rather than failing.
     """
-    builder, has_attractor = _lookup(task)
+    spec = template_task(task)
     if not isinstance(n, int) or n < 0:
         raise InputError(f"n must be a non-negative integer, got {n!r}")
     if split not in SPLITS:
         raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     rng = random.Random(f"{task}|{split}|{seed}")
     draw = _Draw(rng, get_vocab(split))
-    conds = conditions(task)
+    conds = spec.conditions
     seen: set[str] = set()
     out: list[Instance] = []
     for i in range(n):
         cond = conds[i % len(conds)]
-        parts = cond.split("_")
-        sn = parts[0]
-        an = parts[2] if has_attractor else sn
+        sn, an = spec.numbers(cond)
         for _ in range(_MAX_TRIES):
-            sent = builder(draw, sn, an)
+            sent = spec.build(draw, sn, an)
             text = " ".join(sent.words)
             if text not in seen:
                 break

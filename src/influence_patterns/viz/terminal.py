@@ -153,6 +153,10 @@ class _NarrowBlock:
                     yield Text("    " + piece, style="dim" if j else "")
 
 
+def _fixed(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
 def _num(v: float) -> Text:
     colour = "green" if v > 0 else "red" if v < 0 else "white"
     return Text(f"{v:+.4f}", style=colour)
@@ -236,21 +240,19 @@ def print_models(rows: Sequence[Sequence[str]], title: str, console: Console | N
     print_table(MODEL_COLUMNS, rows, title, console)
 
 
-ACCURACY_COLUMNS = (
-    Column("task"),
-    Column("n", justify="right"),
-    Column("accuracy", justify="right"),
-    Column("mean QoI", justify="right"),
-)
-
-
-def print_accuracy(results: Sequence[Any], mean: float | None, title: str,
-                   console: Console | None = None) -> None:
-    """Accuracy per task (results with task, n, accuracy, mean_qoi) and the mean over tasks."""
-    rows: list[list[Cell]] = [[r.task, str(r.n), f"{r.accuracy:.3f}", f"{r.mean_qoi:.3f}"] for r in results]
-    if len(results) > 1 and mean is not None:
-        rows.append([Text("mean over tasks", style="bold"), str(sum(r.n for r in results)),
-                     f"{mean:.3f}", ""])
-    print_table(ACCURACY_COLUMNS, rows, title, console,
+def print_accuracy(rows: Sequence[tuple[str, Any, bool]], mean: float | None, title: str,
+                   console: Console | None = None, first: str = "task") -> None:
+    """Accuracy rows ``(label, result, dim)`` (result with n, skipped, accuracy, mean_qoi;
+    ``None`` figures print as "–") and the mean over tasks when given."""
+    columns = (Column(first), Column("n", justify="right"), Column("skipped", justify="right"),
+               Column("accuracy", justify="right"), Column("mean QoI", justify="right"))
+    table: list[list[Cell]] = []
+    for label, r, dim in rows:
+        cells: list[Cell] = [label, str(r.n), str(getattr(r, "skipped", 0)), _fixed(r.accuracy), _fixed(r.mean_qoi)]
+        table.append([Text(c, style="dim") if dim and isinstance(c, str) else c for c in cells])
+    if mean is not None:
+        table.append([Text("mean over tasks", style="bold"), str(sum(r.n for _, r, dim in rows if not dim)), "",
+                      _fixed(mean), ""])
+    print_table(columns, table, title, console,
                 legend="accuracy: share of instances with QoI > 0; QoI: logit of the right "
                        "answer minus the wrong one (a margin in logits).")

@@ -1,0 +1,217 @@
+"""Task accuracy: the fraction of instances whose quantity of interest is positive.
+
+QoI (DESIGN §2): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
+classification ``logit[gold] - logit[other]``. Computed by a plain batched forward.
+A ``LoadedModel`` (``influence_patterns.models.base``) is anything with ``model``,
+``tokenizer`` and ``kind``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import torch
+
+from influence_patterns.attribution.inputs import single_piece, with_mask_token
+from influence_patterns.errors import InputError
+from influence_patterns.tasks.instance import MASK, Instance
+
+if TYPE_CHECKING:
+    from influence_patterns.models.base import LoadedModel
+
+
+@dataclass
+class TaskAccuracy:
+    """Accuracy of a model on the instances of one task (or one subtask of a data file)."""
+
+    task: str
+    n: int  # instances scored
+    accuracy: float | None  # None when no instance of the task could be scored (n == 0)
+    mean_qoi: float | None
+    skipped: int = 0  # instances left out because a target is not one word piece (skip_unscorable)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def task_of(inst: Instance) -> str:
+    """The group an instance counts in by default: its task."""
+    return inst.task or "(no task)"
+
+
+def subtask_of(inst: Instance) -> str:
+    """The original subtask of a Marvin & Linzen row (``prep_anim`` of ``sva/prep``), else the task.
+
+    ``load_marvin_linzen`` keeps it as the part of ``condition`` before ``:``.
+    """
+    if ":" in inst.condition:
+        return inst.condition.split(":", 1)[0]
+    return task_of(inst)
+
+
+def accuracy(
+    loaded: LoadedModel,
+    instances: list[Instance],
+    batch_size: int = 64,
+    skip_unscorable: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> list[TaskAccuracy]:
+    """Per-task accuracy and mean QoI of ``loaded`` on ``instances``, tasks in order of first appearance.
+
+    A masked-LM target that is not a single word piece raises ``InputError``; with
+    ``skip_unscorable`` such instances are left out and counted in ``skipped`` instead
+    (the usual practice for Marvin & Linzen data, whose verbs are not all in BERT's
+    vocabulary). A task whose instances were all skipped is reported with ``n == 0``.
+    """
+    return summarize(instances, score(loaded, instances, batch_size, skip_unscorable, progress))
+
+
+def score(
+    loaded: LoadedModel,
+    instances: Sequence[Instance],
+    batch_size: int = 64,
+    skip_unscorable: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> list[float | None]:
+    """The QoI of every instance, ``None`` for one left out as unscorable (``skip_unscorable``);
+    ``progress(k)`` after each k instances are done."""
+    if not instances:
+        raise InputError("no instances to evaluate")
+    if skip_unscorable and loaded.kind == "mlm":
+        keep = [scorable(loaded.tokenizer, inst) for inst in instances]
+    else:
+        keep = [True] * len(instances)
+    kept = [inst for inst, k in zip(instances, keep) if k]
+    if not kept:
+        raise InputError(f"none of the {len(instances)} instances can be scored: their targets are not single word pieces")
+    scores = iter(qoi(loaded, kept, batch_size=batch_size, progress=progress))
+    if progress is not None and len(kept) < len(instances):
+        progress(len(instances) - len(kept))  # the skipped ones are done too
+    return [next(scores) if k else None for k in keep]
+
+
+def summarize(
+    instances: Sequence[Instance],
+    scores: Sequence[float | None],
+    by: Callable[[Instance], str] = task_of,
+) -> list[TaskAccuracy]:
+    """Accuracy per group (``by``: task, or :func:`subtask_of`), groups in order of first appearance."""
+    counts = Counter(by(inst) for inst in instances)  # insertion order = first appearance
+    groups: dict[str, list[float]] = {group: [] for group in counts}
+    for inst, q in zip(instances, scores):
+        if q is not None:
+            groups[by(inst)].append(q)
+    return [
+        TaskAccuracy(
+            task=group,
+            n=len(qs),
+            accuracy=sum(q > 0 for q in qs) / len(qs) if qs else None,
+            mean_qoi=sum(qs) / len(qs) if qs else None,
+            skipped=counts[group] - len(qs),
+        )
+        for group, qs in groups.items()
+    ]
+
+
+def scorable(tokenizer: Any, inst: Instance) -> bool:
+    """Whether both targets of a masked instance are single word pieces of ``tokenizer``."""
+    try:
+        target_ids(tokenizer, inst)
+    except InputError:
+        return False
+    return True
+
+
+def mean_accuracy(results: Sequence[TaskAccuracy]) -> float:
+    """Unweighted mean of the per-task accuracies (each task counts once; tasks with n == 0 do not count)."""
+    scored = [r.accuracy for r in results if r.accuracy is not None]
+    if not scored:
+        return float("nan")
+    return sum(scored) / len(scored)
+
+
+def qoi(
+    loaded: LoadedModel, instances: Sequence[Instance], batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> list[float]:
+    """The QoI of every instance, in order (``progress(k)`` after each batch of k)."""
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    if not instances:
+        raise InputError("no instances to evaluate")
+    if loaded.kind == "mlm":
+        prepared = [_prepare_masked(loaded.tokenizer, inst) for inst in instances]
+    elif loaded.kind == "classification":
+        n_labels = int(getattr(loaded.model.config, "num_labels", 2))
+        prepared = [_prepare_classification(loaded.tokenizer, inst, n_labels) for inst in instances]
+    else:
+        raise InputError(f"unknown model kind {loaded.kind!r}")
+
+    device = next(loaded.model.parameters()).device
+    pad = loaded.tokenizer.pad_token_id or 0
+    out: list[float] = []
+    with torch.no_grad():
+        for start in range(0, len(prepared), batch_size):
+            chunk = prepared[start : start + batch_size]
+            width = max(len(ids) for ids, *_ in chunk)
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            for k, (ids, *_rest) in enumerate(chunk):
+                input_ids[k, : len(ids)] = torch.tensor(ids)
+                attention[k, : len(ids)] = 1
+            logits = loaded.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+            rows = torch.arange(len(chunk), device=device)
+            if loaded.kind == "mlm":
+                pos = torch.tensor([c[1] for c in chunk], device=device)
+                good = torch.tensor([c[2] for c in chunk], device=device)
+                bad = torch.tensor([c[3] for c in chunk], device=device)
+                at_mask = logits[rows, pos]  # (batch, vocab)
+                q = at_mask[rows, good] - at_mask[rows, bad]
+            else:
+                gold = torch.tensor([c[1] for c in chunk], device=device)
+                gold_logit = logits[rows, gold]
+                others = logits.clone()
+                others[rows, gold] = float("-inf")
+                q = gold_logit - others.max(dim=1).values  # = logit[gold] - logit[1 - gold] for 2 labels
+            out.extend(q.double().cpu().tolist())
+            if progress is not None:
+                progress(len(chunk))
+    return out
+
+
+def target_ids(tokenizer: Any, inst: Instance) -> tuple[int, int]:
+    """Vocabulary ids of ``inst.targets`` (good, bad); each must be one word piece."""
+    if inst.targets is None or len(inst.targets) != 2:
+        raise InputError(f"instance needs targets (good, bad) for a masked LM: {inst.text!r}")
+    return single_piece(tokenizer, inst.targets[0]), single_piece(tokenizer, inst.targets[1])
+
+
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    max_len = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
+    return tokenizer(text, truncation=True, max_length=max_len)["input_ids"]
+
+
+def _prepare_masked(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
+    mask = tokenizer.mask_token
+    if mask is None:
+        raise InputError("this tokenizer has no mask token; it cannot score masked instances")
+    text = with_mask_token(tokenizer, inst.text)  # the model's own mask token (``<mask>``)
+    count = text.count(mask)
+    if count != 1:
+        raise InputError(f"text must contain exactly one {MASK}, found {count}: {inst.text!r}")
+    good, bad = target_ids(tokenizer, inst)
+    ids = _encode(tokenizer, text)
+    where = [k for k, t in enumerate(ids) if t == tokenizer.mask_token_id]
+    if len(where) != 1:
+        raise InputError(f"the {mask} of this text does not survive tokenisation (too long?): {inst.text!r}")
+    return ids, where[0], good, bad
+
+
+def _prepare_classification(tokenizer: Any, inst: Instance, n_labels: int) -> tuple[list[int], int]:
+    if inst.label is None:
+        raise InputError(f"instance has no gold label, but the model is a classifier: {inst.text!r}")
+    if not 0 <= inst.label < n_labels:
+        raise InputError(f"label {inst.label} is out of range for a {n_labels}-label classifier")
+    return _encode(tokenizer, inst.text), int(inst.label)
