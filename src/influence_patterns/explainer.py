@@ -16,9 +16,12 @@ from influence_patterns.result import Explanation, Pattern
 from influence_patterns.search.common import SourceSearch
 from influence_patterns.search.fast import gpr_fast
 from influence_patterns.search.memory import auto_max_rows
+from influence_patterns.search.positional import gpr_positional
 from influence_patterns.search.reference import gpr_reference
 
-METHODS = ("fast", "reference")
+# "fast": single-position tangents (search.positional); "fast-full": the earlier
+# full-width tangents (search.fast, kept for benchmarks); "reference": the literal loop.
+METHODS = ("fast", "fast-full", "reference")
 
 
 @dataclass
@@ -93,9 +96,10 @@ class Explainer:
         cfg = self.config
         batch = self.prepare(queries)
         quad = make_quadrature(cfg.steps, cfg.quadrature, dtype=batch.x.dtype)
-        if cfg.method == "fast":
+        if cfg.method in ("fast", "fast-full"):
             max_rows = cfg.max_rows or auto_max_rows(self.adapter, int(batch.x.shape[1]))
-            searches = gpr_fast(self.adapter, batch, quad, self.qoi, max_rows, progress)
+            search = gpr_positional if cfg.method == "fast" else gpr_fast
+            searches = search(self.adapter, batch, quad, self.qoi, max_rows, progress)
         else:
             searches = gpr_reference(self.adapter, batch, quad, self.qoi, progress)
         q_x, q_b = qoi_values(self.adapter, batch, self.qoi)

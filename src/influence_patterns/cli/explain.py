@@ -22,7 +22,7 @@ def explain_command(
     steps: Optional[int] = typer.Option(
         None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
     ),
-    method: str = typer.Option("fast", "--method", help="fast | reference"),
+    method: str = typer.Option("fast", "--method", help="fast | fast-full (the earlier full-width scorer) | reference"),
     baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
     quadrature: Optional[str] = typer.Option(

@@ -29,7 +29,7 @@ def run_command(
         None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
     ),
     baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
-    method: str = typer.Option("fast", "--method", help="fast | reference"),
+    method: str = typer.Option("fast", "--method", help="fast | fast-full (the earlier full-width scorer) | reference"),
     quadrature: Optional[str] = typer.Option(
         None, "--quadrature", help="gauss-legendre (default) | riemann (the paper's rule)"
     ),
