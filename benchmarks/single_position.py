@@ -7,11 +7,12 @@ earlier full-width scorer (``method="fast-full"``), seconds per sentence on defa
 
 One agreement sentence per length (``default_mlm.sentence_of_length``), every source
 token, through the public ``Explainer``. Per length it prints: the time of one plain
-IG of the sentence (one forward + backward at every quadrature point, all tokens:
-``search.fast.plain_gradients``), the new GPR's time and its ratio to that IG, the
+IG of the sentence (one forward + backward at every quadrature point, all tokens,
+in chunks of ``max_rows`` points), the new GPR's time and its ratio to that IG, the
 old scorer's time where the length is at most ``--old-up-to`` (its patterns must be
 identical to the new ones: the script asserts it), the process's peak resident
-memory so far (``ru_maxrss``; run a length alone to read its own peak) and the load
+memory after the new GPR (``ru_maxrss``, so including the model and
+earlier lengths; run a length alone to read its own peak) and the load
 average before and after (the machine may be shared; the figures are wall times).
 ``--memory-budget-gb`` sizes ``max_rows`` with ``search.memory.auto_max_rows`` for
 that budget (default: half of the free memory, as the CLI does).
@@ -39,6 +40,24 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def plain_ig(adapter, batch, quad, qoi, max_rows: int) -> torch.Tensor:
+    """One plain IG of sentence 0, every token: ``g`` (n,), α rows in chunks of ``max_rows``."""
+    n = batch.lengths[0]
+    x, base = batch.x[0, :n], batch.baseline[0, :n]
+    alphas = quad.alphas.to(x).view(-1, 1, 1)
+    path = base + alphas * (x - base)
+    w = quad.weights.to(x)
+    g = torch.zeros(n, dtype=x.dtype, device=x.device)
+    for r0 in range(0, len(quad), max_rows):
+        p = path[r0 : r0 + max_rows].detach().requires_grad_(True)
+        R = p.shape[0]
+        q = qoi(adapter.logits(p, batch.attention_mask[0, :n].expand(R, n), batch.target_index[0].expand(R)),
+                batch.classes[0].expand(R, 2))
+        (grad,) = torch.autograd.grad(q.sum(), p)
+        g += torch.einsum("and,nd,a->n", grad, x - base, w[r0 : r0 + R])
+    return g
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default-mlm")
@@ -57,7 +76,6 @@ def main() -> None:
     from influence_patterns import Explainer, Query
     from influence_patterns.attribution.quadrature import make_quadrature
     from influence_patterns.models import defaults
-    from influence_patterns.search.fast import plain_gradients
     from influence_patterns.search.memory import auto_max_rows
 
     if args.model in defaults.DEFAULT_MODELS and not defaults.is_built(args.model):
@@ -82,8 +100,9 @@ def main() -> None:
         before = _load()
         batch = new.prepare([Query(text, TARGETS)])
         quad = make_quadrature(args.steps, args.quadrature, dtype=batch.x.dtype)
-        t_ig, _ = timed(lambda: plain_gradients(new.adapter, batch, quad, new.qoi, max_rows), args.device)
         t_new, f = timed(lambda: new.explain(text, TARGETS), args.device)
+        peak = _peak_mb()
+        t_ig, _ = timed(lambda: plain_ig(new.adapter, batch, quad, new.qoi, max_rows), args.device)
         sources = len(f.patterns)
         old_cell, ratio_cell = f"{'-':>8}", f"{'-':>8}"
         if length <= args.old_up_to:
@@ -92,7 +111,7 @@ def main() -> None:
                 assert (pf.positions, pf.heads) == (pr.positions, pr.heads), f"patterns differ for source {pf.source_token}"
             old_cell, ratio_cell = f"{t_old:>8.2f}", f"{t_old / t_new:>7.1f}x"
         print(f"{length:>6} {sources:>7} {max_rows:>8} {t_ig:>7.2f} {t_new:>8.2f} {t_new / t_ig:>7.1f} "
-              f"{old_cell} {ratio_cell} {_peak_mb():>8.0f}  {before} -> {_load()}", flush=True)
+              f"{old_cell} {ratio_cell} {peak:>8.0f}  {before} -> {_load()}", flush=True)
     print(f"patterns identical where both ran (up to {args.old_up_to} tokens): yes")
 
 

@@ -80,7 +80,10 @@ from influence_patterns.search.common import SourceSearch
 from influence_patterns.search.fast import DEFAULT_MAX_ROWS, gpr_fast
 
 #: (source × α)-row temporaries of H·n values each alive at once in stage 1 (sizing only).
-_SOURCE_TEMPORARIES = 10
+_SOURCE_TEMPORARIES = 16
+#: At most this many values in one (source × α × head × position) temporary: small
+#: enough for the allocator to reuse memory rather than map fresh pages each time.
+_CHUNK_VALUES = 1 << 22
 #: Keep every layer's attention state between the stages when all of it fits this.
 _STATE_CACHE_BYTES = 1 << 29
 
@@ -238,15 +241,18 @@ def _token_scores(st, C, ca, cot_s, v, tp, w):
     """Stage-1 scores (S, n) of every position given tangent v (S, A, d) at tp (S,);
     ``C`` = ∂q/∂a^l per head (A, H, n, d_h), ``ca`` = ⟨C, a⟩ (A, H, n)."""
     dq, dk, dval = _project(st, v)
-    eps = torch.einsum("ahnd,sahd->sahn", st.Q, dk) * st.scale
-    cv = torch.einsum("ahnd,sahd->sahn", C, _at(st.V, tp))
-    cdv = torch.einsum("ahnd,sahd->sahn", C, dval)
-    pcol = st.P[..., tp].movedim(3, 0)  # (S, A, H, n): p_{t t'} over t
-    scores = torch.einsum("sahn,a->sn", pcol * (eps * (cv - ca) + cdv), w)
+    # p_{tt'} (ε_t (⟨c_t, val_{t'}⟩ − ⟨c_t, a_t⟩) + ⟨c_t, dval⟩), in place: (S, A, H, n)
+    per = torch.einsum("ahnd,sahd->sahn", st.Q, dk).mul_(st.scale)
+    per.mul_(torch.einsum("ahnd,sahd->sahn", C, _at(st.V, tp)).sub_(ca))
+    per.add_(torch.einsum("ahnd,sahd->sahn", C, dval))
+    per.mul_(st.P[..., tp].movedim(3, 0))  # p_{t t'} over t
+    scores = torch.einsum("sahn,a->sn", per, w)
+    del per
     # query term and skip, both at t = t' only
-    eta = torch.einsum("ahnd,sahd->sahn", st.K, dq) * st.scale
-    cvs = torch.einsum("ahnd,sahd->sahn", st.V, _at(C, tp))
-    query = (_at(st.P, tp) * eta * (cvs - _at(ca, tp).unsqueeze(-1))).sum((-1, -2))  # (S, A)
+    eta = torch.einsum("ahnd,sahd->sahn", st.K, dq).mul_(st.scale)
+    eta.mul_(torch.einsum("ahnd,sahd->sahn", st.V, _at(C, tp)).sub_(_at(ca, tp).unsqueeze(-1)))
+    query = (eta.mul_(_at(st.P, tp))).sum((-1, -2))  # (S, A)
+    del eta
     skip = (_rows(cot_s, tp) * v).sum(-1)  # (S, A)
     rows = torch.arange(v.shape[0], device=v.device)
     scores[rows, tp] += (query + skip) @ w
@@ -282,11 +288,13 @@ def _pull_context(st, c, t, tp, d):
     return gv
 
 
-def source_rows(max_rows: int, num_layers: int, seq_len: int) -> int:
+def source_rows(max_rows: int, num_layers: int, num_heads: int, seq_len: int) -> int:
     """(source × α) rows per chunk of the per-source stages for a plain-pass budget of
     ``max_rows`` rows: a plain row keeps at least 2·L·H·n² values for its backward
-    pass, a source row about ``_SOURCE_TEMPORARIES``·H·n."""
-    return max(1, (2 * max_rows * num_layers * seq_len) // _SOURCE_TEMPORARIES)
+    pass, a source row about ``_SOURCE_TEMPORARIES``·H·n; and one temporary stays
+    within ``_CHUNK_VALUES`` values."""
+    by_budget = (2 * max_rows * num_layers * seq_len) // _SOURCE_TEMPORARIES
+    return max(1, min(by_budget, _CHUNK_VALUES // (num_heads * seq_len)))
 
 
 class _States:
@@ -345,7 +353,7 @@ def _search_sentence(adapter, batch, b, quad, qoi, max_rows, progress) -> list[S
     g = sh.g[src]
     sign = torch.where(g >= 0, 1.0, -1.0).to(g.dtype)
     target = int(batch.target_index[b])
-    per = max(1, source_rows(max_rows, L, n) // A)
+    per = max(1, source_rows(max_rows, L, H, n) // A)
     chunks = [slice(i, min(S, i + per)) for i in range(0, S, per)]
     v0 = _rows(sh.h0_tangent, src)  # (S, A, d)
 
