@@ -71,6 +71,7 @@ from typing import Callable
 import torch
 import torch.autograd.forward_ad as fwAD
 
+from influence_patterns.attribution.gradients import plain_pass
 from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.qoi import QoIFn
 from influence_patterns.attribution.quadrature import Quadrature
@@ -101,20 +102,6 @@ class _Embedding(Interceptor):
         raise _StopAtEmbedding
 
 
-class _Record(Interceptor):
-    """Fresh views of a^l and s^l (their gradients are the nodes' cotangents)."""
-
-    def __init__(self) -> None:
-        self.context: list[torch.Tensor] = []
-        self.skip: list[torch.Tensor] = []
-
-    def on_attn(self, layer, context, skip):
-        context, skip = context.view_as(context), skip.view_as(skip)
-        self.context.append(context)
-        self.skip.append(skip)
-        return context, skip
-
-
 @dataclass
 class SharedPass:
     """One sentence's plain pass: per layer l (index l-1), each (A, n, d)."""
@@ -131,7 +118,7 @@ def shared_pass(
 ) -> SharedPass:
     """The plain forward + backward of sentence ``b`` (unpadded) at every α, in chunks
     of at most ``max_rows`` α rows: s^l, ∂q/∂a^l, ∂q/∂s^l, g and h^0's tangent."""
-    n, A, L = batch.lengths[b], len(quad), adapter.num_layers
+    n, A = batch.lengths[b], len(quad)
     x, base = batch.x[b, :n], batch.baseline[b, :n]
     delta = x - base
     alphas = quad.alphas.to(x.device, x.dtype).view(-1, 1, 1)
@@ -139,23 +126,9 @@ def shared_pass(
     w = quad.weights.to(x)
     am = batch.attention_mask[b, :n]
     target, classes = batch.target_index[b], batch.classes[b]
-    skips: list[list[torch.Tensor]] = [[] for _ in range(L)]
-    cot_c: list[list[torch.Tensor]] = [[] for _ in range(L)]
-    cot_s: list[list[torch.Tensor]] = [[] for _ in range(L)]
-    g = torch.zeros(n, dtype=x.dtype, device=x.device)
-    for r0 in range(0, A, max(1, max_rows)):
-        p = path[r0 : r0 + max_rows].clone().requires_grad_(True)
-        R = p.shape[0]
-        rec = _Record()
-        with torch.enable_grad(), intercept(adapter, rec):
-            q = qoi(adapter.logits(p, am.expand(R, n), target.expand(R)), classes.expand(R, 2))
-        grads = torch.autograd.grad(q.sum(), [p] + rec.context + rec.skip)
-        g += torch.einsum("and,nd,a->n", grads[0], delta, w[r0 : r0 + R])
-        for l in range(L):
-            skips[l].append(rec.skip[l].detach())
-            cot_c[l].append(grads[1 + l])
-            cot_s[l].append(grads[1 + L + l])
-        del grads, rec, q
+    out = plain_pass(adapter, qoi, path, am.expand(A, n), target.expand(A), classes.expand(A, 2),
+                     kinds=("context", "skip"), max_rows=max_rows, keep_skip_values=True)
+    g = torch.einsum("and,nd,a->n", out.input_grad, delta, w)
     rec0 = _Embedding()
     with torch.no_grad(), fwAD.dual_level():
         try:
@@ -166,8 +139,7 @@ def shared_pass(
             pass
         h0_tangent = fwAD.unpack_dual(rec0.h0).tangent
         h0_tangent = torch.zeros_like(rec0.h0) if h0_tangent is None else h0_tangent.clone()
-    cat = lambda parts: torch.cat(parts) if len(parts) > 1 else parts[0]  # noqa: E731
-    return SharedPass([cat(s) for s in skips], [cat(c) for c in cot_c], [cat(c) for c in cot_s], g, h0_tangent)
+    return SharedPass(out.skip_values, out.context, out.skip, g, h0_tangent)
 
 
 @dataclass
