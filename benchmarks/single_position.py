@@ -24,6 +24,7 @@ import argparse
 import platform
 import resource
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -58,6 +59,14 @@ def plain_ig(adapter, batch, quad, qoi, max_rows: int) -> torch.Tensor:
     return g
 
 
+def cpu_timed(fn, device: str):
+    """``(wall s, process CPU s, fn())``: on a shared machine with one torch thread the
+    CPU seconds are what the call would take on an idle core."""
+    c0 = time.process_time()
+    wall, out = timed(fn, device)
+    return wall, time.process_time() - c0, out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default-mlm")
@@ -88,8 +97,9 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.processor() or '?'}, {where}, torch {torch.__version__}")
     print(f"model: {new.name}; {args.quadrature}, {args.steps} steps; mask baseline; all sources; one sentence per call")
     new.explain(sentence_of_length(new.tokenizer, 8), TARGETS)  # warm-up
-    print(f"{'tokens':>6} {'sources':>7} {'max_rows':>8} {'IG s':>7} {'new s':>8} {'new/IG':>7} "
-          f"{'old s':>8} {'old/new':>8} {'peak MB':>8}  load before -> after")
+    print("wall s, and process CPU s (cpu); ratios of wall times")
+    print(f"{'tokens':>6} {'sources':>7} {'max_rows':>8} {'IG s':>7} {'IG cpu':>7} {'new s':>8} {'new cpu':>8} "
+          f"{'new/IG':>7} {'old s':>8} {'old cpu':>8} {'old/new':>8} {'peak MB':>8}  load before -> after")
     for length in args.lengths:
         text = sentence_of_length(new.tokenizer, length)
         if args.memory_budget_gb is not None:
@@ -100,17 +110,18 @@ def main() -> None:
         before = _load()
         batch = new.prepare([Query(text, TARGETS)])
         quad = make_quadrature(args.steps, args.quadrature, dtype=batch.x.dtype)
-        t_new, f = timed(lambda: new.explain(text, TARGETS), args.device)
+        t_new, c_new, f = cpu_timed(lambda: new.explain(text, TARGETS), args.device)
         peak = _peak_mb()
-        t_ig, _ = timed(lambda: plain_ig(new.adapter, batch, quad, new.qoi, max_rows), args.device)
+        t_ig, c_ig, _ = cpu_timed(lambda: plain_ig(new.adapter, batch, quad, new.qoi, max_rows), args.device)
         sources = len(f.patterns)
-        old_cell, ratio_cell = f"{'-':>8}", f"{'-':>8}"
+        old_cell, ratio_cell = f"{'-':>8} {'-':>8}", f"{'-':>8}"
         if length <= args.old_up_to:
-            t_old, r = timed(lambda: old.explain(text, TARGETS), args.device)
+            t_old, c_old, r = cpu_timed(lambda: old.explain(text, TARGETS), args.device)
             for pf, pr in zip(f.patterns, r.patterns):
                 assert (pf.positions, pf.heads) == (pr.positions, pr.heads), f"patterns differ for source {pf.source_token}"
-            old_cell, ratio_cell = f"{t_old:>8.2f}", f"{t_old / t_new:>7.1f}x"
-        print(f"{length:>6} {sources:>7} {max_rows:>8} {t_ig:>7.2f} {t_new:>8.2f} {t_new / t_ig:>7.1f} "
+            old_cell, ratio_cell = f"{t_old:>8.2f} {c_old:>8.2f}", f"{t_old / t_new:>7.1f}x"
+        print(f"{length:>6} {sources:>7} {max_rows:>8} {t_ig:>7.2f} {c_ig:>7.2f} {t_new:>8.2f} {c_new:>8.2f} "
+              f"{t_new / t_ig:>7.1f} "
               f"{old_cell} {ratio_cell} {peak:>8.0f}  {before} -> {_load()}", flush=True)
     print(f"patterns identical where both ran (up to {args.old_up_to} tokens): yes")
 
