@@ -28,7 +28,7 @@ def explain_command(
     quadrature: Optional[str] = typer.Option(
         None, "--quadrature", help="gauss-legendre (default) | riemann (the paper's rule)"
     ),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per backward pass (α points; fast-full: source × α); default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON to this file."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the patterns to this .svg/.png/.pdf file."),

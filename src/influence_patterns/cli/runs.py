@@ -34,7 +34,7 @@ def run_command(
         None, "--quadrature", help="gauss-legendre (default) | riemann (the paper's rule)"
     ),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="(source × α) rows per pass; default: sized to free memory."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per backward pass (α points; fast-full: source × α); default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     backend: str = typer.Option("local", "--backend", help="local | ray"),
