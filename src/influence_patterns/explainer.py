@@ -35,7 +35,7 @@ class ExplainConfig:
     keep_special: bool = False
     quadrature: str | None = DEFAULT_QUADRATURE
     method: str = "fast"
-    max_rows: int | None = None  # rows per backward pass (fast: α points; fast-full: source × α); None: sized to free memory
+    max_rows: int | None = None  # rows per backward pass (fast: α; fast-full: source × α); None: auto
 
     def validate(self) -> None:
         self.quadrature = self.quadrature or DEFAULT_QUADRATURE  # None: the default rule
