@@ -179,3 +179,26 @@ def test_ties_go_to_the_skip(tokenizer):
                 assert p.heads[l - 1] is None
             else:
                 assert p.heads[l - 1] == 0  # the skip cannot change position; first head wins
+
+
+def test_gradient_core_chunks_alpha_rows_freely(mlm, tokenizer):
+    """attribution.gradients: one plain pass for all sentences, any chunking of the
+    (sentence × α) rows (here one row at a time, splitting sentences) gives the same
+    node cotangents and the same plain IG."""
+    from influence_patterns.attribution.gradients import NODE_KINDS, node_cotangents
+
+    ex = Explainer(mlm, tokenizer)
+    batch, quad = _run(ex, TEXTS, steps=4, rule="gauss-legendre")
+    whole, g = node_cotangents(ex.adapter, batch, quad, ex.qoi)
+    rows, g1 = node_cotangents(ex.adapter, batch, quad, ex.qoi, max_rows=3)
+    torch.testing.assert_close(g1, g, rtol=1e-12, atol=1e-12)
+    L, A = ex.adapter.num_layers, len(quad)
+    assert [len(whole[k]) for k in NODE_KINDS] == [L + 1, L, L]
+    for k in NODE_KINDS:
+        for a, b in zip(whole[k], rows[k]):
+            assert a.shape == (len(TEXTS), A) + tuple(batch.x.shape[1:2]) + (ex.adapter.hidden_size,)
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # every kind is really computed (not left at zero)
+    assert all(float(c.abs().sum()) > 0 for c in whole["context"] + whole["skip"])
+    with pytest.raises(ValueError, match="unknown node kinds"):
+        node_cotangents(ex.adapter, batch, quad, ex.qoi, kinds=("heads",))
