@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 python benchmarks/gpr.py --steps 10 --lengths 10 20 "$@"
 python benchmarks/memory.py --lengths 10 50 --sources 8
 if python -c "import sys; from influence_patterns.models.defaults import is_built; sys.exit(0 if is_built('default-mlm') else 1)"; then
-  python benchmarks/single_position.py --lengths 10 20 50 128
-  python benchmarks/single_position.py --lengths 512 --memory-budget-gb 2
+  python benchmarks/single_position.py --threads 2 --lengths 10 20 50 128
+  python benchmarks/single_position.py --threads 2 --lengths 512 --memory-budget-gb 2
   python benchmarks/default_mlm.py
   python benchmarks/ray_throughput.py
   python benchmarks/quadrature.py --model default-mlm
