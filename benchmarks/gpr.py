@@ -1,6 +1,9 @@
-"""Benchmark: fast (JVP×VJP) GPR against the reference loop, side by side in one run.
+"""Benchmark: fast GPR against the reference loop, side by side in one run.
 
-    python benchmarks/gpr.py [--steps 50] [--lengths 10 20] [--threads N]
+    python benchmarks/gpr.py [--steps 50] [--lengths 10 20] [--threads N] [--method fast|fast-full]
+
+``--method fast`` (default): the single-position scorer (``search.positional``);
+``fast-full``: the earlier full-width JVP×VJP scorer (``search.fast``).
 
 A 6-layer, 12-head, 384-wide BERT with random weights (timing does not depend on
 the weights), one sentence per length with one [MASK]. Both methods must return
@@ -22,7 +25,8 @@ from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.graph.adapters import adapter_for
-from influence_patterns.search.fast import gpr_fast
+from influence_patterns.search.fast import gpr_fast as gpr_fast_full
+from influence_patterns.search.positional import gpr_positional
 from influence_patterns.search.reference import gpr_reference
 
 
@@ -59,7 +63,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-reference-above", type=int, default=10**9,
                         help="time only the fast method for longer inputs")
+    parser.add_argument("--method", choices=["fast", "fast-full"], default="fast")
     args = parser.parse_args()
+    gpr_fast = gpr_positional if args.method == "fast" else gpr_fast_full
     if args.threads:
         torch.set_num_threads(args.threads)
     model = make_model().to(args.device)

@@ -2,13 +2,17 @@
 # Every benchmark, one command: bash benchmarks/run_all.sh
 # (fast vs reference GPR on random weights and on default-mlm, run throughput with Ray,
 # peak memory against length, quadrature points). The default-mlm steps need
-# `influence-patterns models build default-mlm` first; on 2 CPU cores the whole
-# script takes about 1.5 hours, most of it default_mlm.py at 50 and 128 tokens.
+# `influence-patterns models build default-mlm` first. On 2 CPU cores the longest
+# steps are the reference at 10 tokens in default_mlm.py (about 4 minutes) and the
+# Ray throughput runs; single_position.py times the default scorer against one plain
+# IG and against fast-full, the earlier full-width scorer (figures: docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python benchmarks/gpr.py --steps 10 --lengths 10 20 "$@"
 python benchmarks/memory.py --lengths 10 50 --sources 8
 if python -c "import sys; from influence_patterns.models.defaults import is_built; sys.exit(0 if is_built('default-mlm') else 1)"; then
+  python benchmarks/single_position.py --threads 2 --lengths 10 20 50 128
+  python benchmarks/single_position.py --threads 2 --lengths 512 --memory-budget-gb 2
   python benchmarks/default_mlm.py
   python benchmarks/ray_throughput.py
   python benchmarks/quadrature.py --model default-mlm

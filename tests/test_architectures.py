@@ -13,10 +13,11 @@ from influence_patterns.errors import ModelError
 from influence_patterns.graph.adapters import ADAPTERS, adapter_for
 from influence_patterns.graph.hooks import Interceptor, intercept
 from influence_patterns.search.fast import gpr_fast, plain_gradients
+from influence_patterns.search.positional import attention_state, gpr_positional, shared_pass
 from influence_patterns.search.reference import gpr_reference
 
 from conftest import WORDS
-from test_attribution import _assert_same, _decomposition
+from test_attribution import FAST, _assert_same, _decomposition
 
 # RoBERTa-style vocabularies put <s>, <pad>, </s>, <unk> first (pad id 1, so position
 # ids start at 2); the others use BERT's order (pad id 0).
@@ -197,16 +198,18 @@ def test_completeness(tokenizers, arch, kind):
     torch.testing.assert_close(g.sum(1), q_x - q_b, atol=tol, rtol=tol)
 
 
+@pytest.mark.parametrize("method", list(FAST))
 @pytest.mark.parametrize("kind", ["mlm", "classification"])
 @pytest.mark.parametrize("arch", CORE)
-def test_fast_equals_reference_and_decomposes(tokenizers, arch, kind):
+def test_fast_equals_reference_and_decomposes(tokenizers, arch, kind, method):
     model = make_arch_model(arch, kind, layers=2, heads=2)
     ex = Explainer(model, _tok(tokenizers, arch))
     batch = ex.prepare(_texts(kind))
     quad = make_quadrature(5, "riemann", dtype=batch.x.dtype)
-    fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
+    search = FAST[method]
+    fast = search(ex.adapter, batch, quad, ex.qoi)
     _assert_same(fast, gpr_reference(ex.adapter, batch, quad, ex.qoi))
-    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi, max_rows=7), fast)  # chunked: one source per chunk
+    _assert_same(search(ex.adapter, batch, quad, ex.qoi, max_rows=1 if method == "fast" else 7), fast)  # chunked
     for row in fast:
         for s in row:
             _decomposition(s, ex.adapter.num_layers, atol=1e-9)
@@ -221,10 +224,58 @@ def test_albert_shared_layers_fast_equals_reference(tokenizers):
         assert ex.adapter.num_layers == (3 if arch == "albert" else 4)
         batch = ex.prepare(MLM_TEXTS[1:])
         quad = make_quadrature(4, "gauss-legendre", dtype=batch.x.dtype)
-        fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
+        fast = gpr_positional(ex.adapter, batch, quad, ex.qoi)
         _assert_same(fast, gpr_reference(ex.adapter, batch, quad, ex.qoi))
+        _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), fast)
         for s in fast[0]:
             _decomposition(s, ex.adapter.num_layers, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["mlm", "classification"])
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_single_position_parts_match_the_hooked_model(tokenizers, arch, kind):
+    """What the single-position scorer rebuilds from the adapter's position-wise parts
+    (Q/K/V projections, scaling, softmax; F_l = W_O, residual, LN, FFN, LN) equals what
+    the hooked model computes: a^l from s^l, and h^l from (a^l, s^l), at every layer."""
+    model = make_arch_model(arch, kind, layers=2)
+    ex = Explainer(model, _tok(tokenizers, arch))
+    adapter = ex.adapter
+    assert adapter.single_position_unsupported() is None
+    batch = ex.prepare(_texts(kind)[1:])
+    n = batch.lengths[0]
+
+    class Keep(Interceptor):
+        def __init__(self):
+            self.h, self.attn = [], []
+
+        def on_h(self, layer, h):
+            self.h.append(h)
+            return h
+
+        def on_attn(self, layer, context, skip):
+            self.attn.append((context, skip))
+            return context, skip
+
+    keep = Keep()
+    with torch.no_grad(), intercept(adapter, keep):
+        adapter.logits(batch.x[:, :n], batch.attention_mask[:, :n], batch.target_index)
+    for l, layer in enumerate(adapter.layers(), start=1):
+        context, skip = keep.attn[l - 1]
+        with torch.no_grad():
+            st = attention_state(adapter, layer, skip)
+            torch.testing.assert_close(st.context, context, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(adapter.after_attention(layer, context, skip), keep.h[l], rtol=1e-12, atol=1e-12)
+    quad = make_quadrature(3, "gauss-legendre", dtype=batch.x.dtype)
+    shared = shared_pass(adapter, batch, 0, quad, ex.qoi)
+    _, g = plain_gradients(adapter, batch, quad, ex.qoi)
+    torch.testing.assert_close(shared.g, g[0, :n], rtol=1e-10, atol=1e-12)
+
+
+def test_training_mode_falls_back_to_full_width_tangents(tokenizers):
+    model = make_arch_model("distilbert", "mlm")
+    adapter = adapter_for(model.train())
+    assert "training" in adapter.single_position_unsupported()
+    model.eval()
 
 
 def test_roberta_length_limit_counts_the_position_offset(tokenizers):

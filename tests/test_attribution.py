@@ -7,9 +7,13 @@ from influence_patterns import Explainer, Query
 from influence_patterns.attribution.influence import qoi_values
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.search.fast import gpr_fast, plain_gradients
+from influence_patterns.search.positional import gpr_positional
 from influence_patterns.search.reference import gpr_reference
 
 from conftest import make_model
+
+# Every fast scorer runs through the same comparisons with the reference.
+FAST = {"fast": gpr_positional, "fast-full": gpr_fast}
 
 TEXTS = [
     Query("the boy near the girls [MASK] good", ("is", "are")),
@@ -75,11 +79,11 @@ def _decomposition(search, L, atol):
     assert search.influence_head == pytest.approx(total, abs=atol)
 
 
-@pytest.mark.parametrize("method", ["reference", "fast"])
+@pytest.mark.parametrize("method", ["reference", *FAST])
 def test_decomposition(mlm, tokenizer, method):
     ex = Explainer(mlm, tokenizer)
     batch, quad = _run(ex, TEXTS)
-    search = gpr_reference if method == "reference" else gpr_fast
+    search = gpr_reference if method == "reference" else FAST[method]
     for row in search(ex.adapter, batch, quad, ex.qoi):
         for s in row:
             _decomposition(s, ex.adapter.num_layers, atol=1e-9)
@@ -99,21 +103,40 @@ def _assert_same(fast, ref):
                 torch.testing.assert_close(fs, rs, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("fast", list(FAST))
 @pytest.mark.parametrize("rule", ["riemann", "gauss-legendre"])
-def test_fast_equals_reference_mlm(mlm, tokenizer, rule):
+def test_fast_equals_reference_mlm(mlm, tokenizer, rule, fast):
     ex = Explainer(mlm, tokenizer)
     batch, quad = _run(ex, TEXTS, steps=7, rule=rule)
-    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
+    _assert_same(FAST[fast](ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
 
 
-def test_fast_equals_reference_classifier_and_chunks(classifier, tokenizer):
+@pytest.mark.parametrize("fast", list(FAST))
+def test_fast_equals_reference_classifier_and_chunks(classifier, tokenizer, fast):
     ex = Explainer(classifier, tokenizer)
     queries = [Query("a very funny movie", label=1), Query("the film was not good and the cat was bad", label=0)]
     batch, quad = _run(ex, queries, steps=6)
     ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
-    # max_rows=7 forces one source per chunk; the default batches all sources together.
-    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi, max_rows=7), ref)
-    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), ref)
+    # Small max_rows: one source per chunk (fast-full), one α row per chunk of the
+    # plain pass and one source per chunk (fast); the default batches everything.
+    _assert_same(FAST[fast](ex.adapter, batch, quad, ex.qoi, max_rows=1 if fast == "fast" else 7), ref)
+    _assert_same(FAST[fast](ex.adapter, batch, quad, ex.qoi), ref)
+
+
+def test_fast_with_sources_subset_and_negative_tokens(mlm, tokenizer):
+    """``sources``: only the chosen positions are searched, with the same results as in
+    the full search; tokens of negative IG are searched with -q."""
+    ex = Explainer(mlm, tokenizer)
+    batch, quad = _run(ex, TEXTS, steps=5, rule="gauss-legendre")
+    full = gpr_positional(ex.adapter, batch, quad, ex.qoi)
+    assert any(s.sign < 0 for row in full for s in row) and any(s.sign > 0 for row in full for s in row)
+    chosen = [Query(q.text, q.targets, sources=[2, 1] if b != 1 else [2]) for b, q in enumerate(TEXTS)]
+    sub_batch, _ = _run(ex, chosen, steps=5, rule="gauss-legendre")
+    sub = gpr_positional(ex.adapter, sub_batch, quad, ex.qoi)
+    assert [[s.source for s in row] for row in sub] == [[1, 2], [2], [1, 2]]
+    _assert_same(sub, gpr_reference(ex.adapter, sub_batch, quad, ex.qoi))
+    by_source = {(s.sentence, s.source): s for row in full for s in row}
+    _assert_same(sub, [[by_source[(s.sentence, s.source)] for s in row] for row in sub])
 
 
 def test_batched_sentences_equal_one_at_a_time(mlm, tokenizer):
@@ -146,7 +169,7 @@ def test_ties_go_to_the_skip(tokenizer):
     zero_word = tokenizer.convert_tokens_to_ids("cat")
     with torch.no_grad():
         model.get_input_embeddings().weight[zero_word] = 0
-    for method in ("fast", "reference"):
+    for method in ("fast", "fast-full", "reference"):
         ex = Explainer(model, tokenizer, baseline="zero", steps=4, method=method)
         expl = ex.explain("the cat [MASK] good", targets=("is", "are"))
         p = expl.pattern_for(2)
@@ -156,3 +179,26 @@ def test_ties_go_to_the_skip(tokenizer):
                 assert p.heads[l - 1] is None
             else:
                 assert p.heads[l - 1] == 0  # the skip cannot change position; first head wins
+
+
+def test_gradient_core_chunks_alpha_rows_freely(mlm, tokenizer):
+    """attribution.gradients: one plain pass for all sentences, any chunking of the
+    (sentence × α) rows (here one row at a time, splitting sentences) gives the same
+    node cotangents and the same plain IG."""
+    from influence_patterns.attribution.gradients import NODE_KINDS, node_cotangents
+
+    ex = Explainer(mlm, tokenizer)
+    batch, quad = _run(ex, TEXTS, steps=4, rule="gauss-legendre")
+    whole, g = node_cotangents(ex.adapter, batch, quad, ex.qoi)
+    rows, g1 = node_cotangents(ex.adapter, batch, quad, ex.qoi, max_rows=3)
+    torch.testing.assert_close(g1, g, rtol=1e-12, atol=1e-12)
+    L, A = ex.adapter.num_layers, len(quad)
+    assert [len(whole[k]) for k in NODE_KINDS] == [L + 1, L, L]
+    for k in NODE_KINDS:
+        for a, b in zip(whole[k], rows[k]):
+            assert a.shape == (len(TEXTS), A) + tuple(batch.x.shape[1:2]) + (ex.adapter.hidden_size,)
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # every kind is really computed (not left at zero)
+    assert all(float(c.abs().sum()) > 0 for c in whole["context"] + whole["skip"])
+    with pytest.raises(ValueError, match="unknown node kinds"):
+        node_cotangents(ex.adapter, batch, quad, ex.qoi, kinds=("heads",))

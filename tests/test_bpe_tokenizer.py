@@ -12,6 +12,7 @@ from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import InputError
 from influence_patterns.runs import role_token_indices
 from influence_patterns.search.fast import gpr_fast
+from influence_patterns.search.positional import gpr_positional
 from influence_patterns.search.reference import gpr_reference
 
 from test_attribution import _assert_same
@@ -93,7 +94,9 @@ def test_fast_equals_reference_with_bpe(bpe_tokenizer, bpe_roberta):
     batch = ex.prepare([Query("the pilots near the house [MASK] tall", ("are", "is")),
                         Query("the guard likes the [MASK]", ("author", "authors"))])
     quad = make_quadrature(6)
-    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
+    ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
+    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), ref)
+    _assert_same(gpr_positional(ex.adapter, batch, quad, ex.qoi), ref)
 
 
 def test_multi_piece_target_named(bpe_tokenizer, bpe_roberta):

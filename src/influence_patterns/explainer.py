@@ -22,9 +22,12 @@ from influence_patterns.result import Explanation, Pattern
 from influence_patterns.search.common import SourceSearch
 from influence_patterns.search.fast import gpr_fast
 from influence_patterns.search.memory import auto_max_rows
+from influence_patterns.search.positional import gpr_positional
 from influence_patterns.search.reference import gpr_reference
 
-METHODS = ("fast", "reference")
+# "fast": single-position tangents (search.positional); "fast-full": the earlier
+# full-width tangents (search.fast, kept for benchmarks); "reference": the literal loop.
+METHODS = ("fast", "fast-full", "reference")
 
 #: The most quadrature points (or Riemann steps) an explanation may use. Gauss–Legendre
 #: converges by 32 points and the paper's Riemann rule uses 50; 10,000 is already
@@ -60,7 +63,7 @@ class ExplainConfig:
     keep_special: bool = False
     quadrature: str | None = DEFAULT_QUADRATURE
     method: str = "fast"
-    max_rows: int | None = None  # (source × α) rows per chunk; None: sized to free memory
+    max_rows: int | None = None  # rows per backward pass (fast: α; fast-full: source × α); None: auto
 
     def validate(self) -> None:
         self.quadrature = self.quadrature or DEFAULT_QUADRATURE  # None: the default rule
@@ -156,9 +159,10 @@ class Explainer:
         quad = make_quadrature(cfg.steps, cfg.quadrature, dtype=batch.x.dtype)
         total = sum(len(s) for s in batch.sources)
         with progress_bar(total, "explaining", progress) as advance:
-            if cfg.method == "fast":
+            if cfg.method in ("fast", "fast-full"):
                 max_rows = cfg.max_rows or auto_max_rows(self.adapter, int(batch.x.shape[1]))
-                searches = gpr_fast(self.adapter, batch, quad, self.qoi, max_rows, advance)
+                search = gpr_positional if cfg.method == "fast" else gpr_fast
+                searches = search(self.adapter, batch, quad, self.qoi, max_rows, advance)
             else:
                 searches = gpr_reference(self.adapter, batch, quad, self.qoi, advance)
         q_x, q_b = qoi_values(self.adapter, batch, self.qoi)

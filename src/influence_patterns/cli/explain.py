@@ -36,7 +36,7 @@ def explain_command(
              "(default 32), or m for the Riemann rule (m+1 points; default 50).",
     ),
     method: str = typer.Option(
-        "fast", "--method", help="fast (one backward pass per layer) or reference (the literal, slow search)."
+        "fast", "--method", help="fast (single-position tangents, the default), fast-full (the earlier full-width scorer) or reference (the literal, slow search)."
     ),
     baseline: str = typer.Option(
         "mask", "--baseline", help="The input integrated from: mask, zero or pad embeddings."
@@ -47,8 +47,7 @@ def explain_command(
     ),
     max_batch: Optional[int] = typer.Option(
         None, "--max-batch",
-        help="Rows per forward pass, each row one (source token, integration point α) pair; "
-             "default: sized to free memory.",
+        help="Rows per backward pass: integration points α (fast-full: source token × α pairs); default: sized to free memory.",
     ),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu, cuda or mps."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON to this file."),

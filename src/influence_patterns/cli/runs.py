@@ -28,12 +28,12 @@ def run_command(
         None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
     ),
     baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
-    method: str = typer.Option("fast", "--method", help="fast | reference"),
+    method: str = typer.Option("fast", "--method", help="fast | fast-full (the earlier full-width scorer) | reference"),
     quadrature: Optional[str] = typer.Option(
         None, "--quadrature", help="gauss-legendre (default) | riemann (the paper's rule)"
     ),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per forward pass, each row one (source token, integration point α) pair; default: sized to free memory."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per backward pass: integration points α (fast-full: source token × α pairs); default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     backend: str = typer.Option("local", "--backend", help="local | ray"),

@@ -63,6 +63,37 @@ class Adapter:
         """Module called as ``f(context, skip)``: its first two inputs are a^{l,·} and s^l."""
         raise NotImplementedError
 
+    # --- position-wise parts (search.positional) ---------------------------------
+    def attention_projections(self, layer: nn.Module) -> tuple[nn.Linear, nn.Linear, nn.Linear]:
+        """Layer l's ``(W_Q, W_K, W_V)``: the model's own linear maps reading h^{l-1}
+        (heads are contiguous ``head_dim`` slices of their outputs)."""
+        raise NotImplementedError
+
+    def attention_scaling(self, layer: nn.Module) -> float:
+        """The factor on ``q·k`` in layer l's attention scores (``1/sqrt(head_dim)``)."""
+        head_dim = self.hidden_size // self.num_heads
+        return float(getattr(self._self_attention(layer), "scaling", head_dim**-0.5))
+
+    def _self_attention(self, layer: nn.Module) -> nn.Module:
+        """The module that owns the attention's Q/K/V maps (and ``scaling``)."""
+        raise NotImplementedError
+
+    def after_attention(self, layer: nn.Module, context: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """h^l from (a^l, s^l), position by position, through the model's own modules:
+        ``W_O``, the residual sum, LayerNorm, the FFN with its residual, LayerNorm.
+        ``context`` and ``skip`` are (rows, seq, hidden); any rows/positions will do."""
+        raise NotImplementedError
+
+    def single_position_unsupported(self) -> str | None:
+        """Why the single-position scorer cannot run on this model, or ``None`` when it
+        can (attention of the plain ``softmax(q·k·scaling) v`` form, eval mode)."""
+        if self.model.training:
+            return "the model is in training mode (dropout on)"
+        kind = getattr(self.config, "position_embedding_type", "absolute")
+        if kind not in (None, "absolute"):
+            return f"position_embedding_type={kind!r} adds position terms to the attention scores"
+        return None
+
     # --- hooks -------------------------------------------------------------------
     def install_hooks(self, interceptor: Any) -> list[Any]:
         """Register hooks that pass h^0..h^L and (a^l, s^l) through ``interceptor``;
@@ -121,6 +152,16 @@ class BertAdapter(Adapter):
 
     def attention_output(self, layer: nn.Module) -> nn.Module:
         return layer.attention.output
+
+    def _self_attention(self, layer: nn.Module) -> nn.Module:
+        return layer.attention.self
+
+    def attention_projections(self, layer):
+        sa = self._self_attention(layer)
+        return sa.query, sa.key, sa.value
+
+    def after_attention(self, layer, context, skip):
+        return layer.feed_forward_chunk(layer.attention.output(context, skip))
 
     def logits(self, inputs_embeds, attention_mask, target_index):
         if self.kind == "classification":

@@ -73,6 +73,16 @@ class RobertaAdapter(_EncoderAdapter):
     def attention_output(self, layer: nn.Module) -> nn.Module:
         return layer.attention.output
 
+    def _self_attention(self, layer: nn.Module) -> nn.Module:
+        return layer.attention.self
+
+    def attention_projections(self, layer):
+        sa = self._self_attention(layer)
+        return sa.query, sa.key, sa.value
+
+    def after_attention(self, layer, context, skip):
+        return layer.feed_forward_chunk(layer.attention.output(context, skip))
+
     def _encoder_kwargs(self, attention_mask):
         mask = attention_mask.long()
         return {"position_ids": torch.cumsum(mask, dim=1) * mask + int(self.config.pad_token_id)}
@@ -105,6 +115,16 @@ class ElectraAdapter(_EncoderAdapter):
 
     def attention_output(self, layer: nn.Module) -> nn.Module:
         return layer.attention.output
+
+    def _self_attention(self, layer: nn.Module) -> nn.Module:
+        return layer.attention.self
+
+    def attention_projections(self, layer):
+        sa = self._self_attention(layer)
+        return sa.query, sa.key, sa.value
+
+    def after_attention(self, layer, context, skip):
+        return layer.feed_forward_chunk(layer.attention.output(context, skip))
 
     def _mlm_head(self, rows):
         return self.model.generator_lm_head(self.model.generator_predictions(rows))
@@ -210,6 +230,16 @@ class DistilBertAdapter(_InnerResidualAdapter):
     def block_parts(self, block):
         return block.attention.out_lin, block.attention.out_lin, block.sa_layer_norm
 
+    def _self_attention(self, layer):
+        return layer.attention
+
+    def attention_projections(self, layer):
+        return layer.attention.q_lin, layer.attention.k_lin, layer.attention.v_lin
+
+    def after_attention(self, layer, context, skip):
+        u = layer.sa_layer_norm(layer.attention.out_lin(context) + skip)
+        return layer.output_layer_norm(layer.ffn(u) + u)
+
     def _mlm_head(self, rows):
         m = self.model
         return m.vocab_projector(m.vocab_layer_norm(m.activation(m.vocab_transform(rows))))
@@ -249,6 +279,17 @@ class AlbertAdapter(_InnerResidualAdapter):
     def block_parts(self, block):
         attn = block.attention
         return attn.dense, attn.output_dropout, attn.LayerNorm
+
+    def _self_attention(self, layer):
+        return layer.attention
+
+    def attention_projections(self, layer):
+        return layer.attention.query, layer.attention.key, layer.attention.value
+
+    def after_attention(self, layer, context, skip):
+        attn = layer.attention
+        u = attn.LayerNorm(skip + attn.output_dropout(attn.dense(context)))
+        return layer.full_layer_layer_norm(layer.ff_chunk(u) + u)
 
     def _mlm_head(self, rows):
         return self.model.predictions(rows)

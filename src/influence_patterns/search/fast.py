@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 import torch.autograd.forward_ad as fwAD
 
+from influence_patterns.attribution.gradients import ig_path, node_cotangents, position_mask
 from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.qoi import QoIFn
 from influence_patterns.attribution.quadrature import Quadrature
@@ -34,22 +35,7 @@ from influence_patterns.search.common import SourceSearch
 DEFAULT_MAX_ROWS = 2048
 
 
-class _Record(Interceptor):
-    """Keep every h^l (plain pass) so their gradients can be taken."""
-
-    def __init__(self) -> None:
-        self.h: list[torch.Tensor] = []
-
-    def on_h(self, layer, h):
-        self.h.append(h)
-        return h
-
-
-def _position_mask(positions: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
-    """(R,) positions → (R, n, 1) one-hot."""
-    m = torch.zeros(positions.shape[0], n, 1, dtype=dtype, device=positions.device)
-    m[torch.arange(positions.shape[0], device=positions.device), positions] = 1
-    return m
+_position_mask = position_mask
 
 
 class _Stage1(Interceptor):
@@ -134,38 +120,15 @@ class _Stage2Forward(Interceptor):
 
 def _paths(batch: Batch, sent: torch.Tensor, quad: Quadrature) -> torch.Tensor:
     """Rows (source-major, α-minor) of the IG path: (S*A, n, d)."""
-    x, base = batch.x[sent], batch.baseline[sent]  # (S, n, d)
-    alphas = quad.alphas.to(x.device, x.dtype).view(1, -1, 1, 1)
-    path = base[:, None] + alphas * (x - base)[:, None]  # (S, A, n, d)
-    return path.flatten(0, 1)
+    return ig_path(batch, sent, quad)
 
 
 def plain_gradients(
     adapter: Adapter, batch: Batch, quad: Quadrature, qoi: QoIFn, max_rows: int = DEFAULT_MAX_ROWS
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """∂q/∂h^l for l = 0..L, each (B, A, n, d), and g(x_i) for every token (B, n)."""
-    A, B = len(quad), len(batch)
-    w = quad.weights.to(batch.x)
-    per = max(1, max_rows // A)
-    cots: list[list[torch.Tensor]] = []
-    gs = []
-    for start in range(0, B, per):
-        sent = torch.arange(start, min(B, start + per), device=batch.x.device)
-        path = _paths(batch, sent, quad).detach().requires_grad_(True)
-        rec = _Record()
-        with intercept(adapter, rec):
-            q = qoi(
-                adapter.logits(path, batch.attention_mask[sent].repeat_interleave(A, 0),
-                               batch.target_index[sent].repeat_interleave(A)),
-                batch.classes[sent].repeat_interleave(A, 0),
-            )
-        grads = torch.autograd.grad(q.sum(), [path] + rec.h)
-        rows = (len(sent), A)
-        delta = (batch.x - batch.baseline)[sent]  # (b, n, d_x); d_x may differ from h's width
-        gs.append(torch.einsum("band,bnd,a->bn", grads[0].view(rows + grads[0].shape[1:]), delta, w))
-        cots.append([gr.view(rows + gr.shape[1:]) for gr in grads[1:]])
-    cot_h = [torch.cat([c[l] for c in cots]) for l in range(adapter.num_layers + 1)]
-    return cot_h, torch.cat(gs)
+    cot, g = node_cotangents(adapter, batch, quad, qoi, max_rows, kinds=("h",))
+    return cot["h"], g
 
 
 def gpr_fast(

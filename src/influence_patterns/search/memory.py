@@ -1,4 +1,10 @@
-"""How many (source × α) rows the fast scorer can take per chunk within a memory budget.
+"""How many rows the fast scorers can take per chunk within a memory budget.
+
+Both scorers take ``max_rows``. For the full-width scorer (``search.fast``,
+``method="fast-full"``) it counts (source × α) rows of its restricted passes; for the
+default single-position scorer (``search.positional``) it counts the α rows of the
+plain backward pass, whose memory per row is the same kind (a whole backward pass of
+n tokens), and sizes the per-source chunks from it (``positional.source_rows``).
 
 The fast scorer's largest pass is stage 2's restricted backward pass: every layer's
 activations for every row of the chunk are kept for the backward. So memory grows
