@@ -18,6 +18,8 @@ from influence_patterns.analysis.correlation import consistency_accuracy_correla
 from influence_patterns.analysis.report import findings
 from influence_patterns.viz.report_html import markdown
 from influence_patterns.cli import app
+from influence_patterns.result import Pattern
+from influence_patterns.runs import RunRecord
 
 from test_runs import checkpoint, data_file, run_args, save_checkpoint  # noqa: F401
 
@@ -36,7 +38,8 @@ _INDEX = itertools.count()
 
 
 def row(patterns, correct=True, roles=ROLES):
-    return {"index": next(_INDEX), "tokens": TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
+    return {"index": next(_INDEX), "text": "the boys near the girl [MASK]", "steps": 4, "baseline": "mask",
+            "tokens": TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
             "qoi": {"name": "agreement", "value": 1.0 if correct else -1.0, "baseline_value": 0.0},
             "patterns": patterns, "roles": dict(roles), "correct": correct, "task": "sva/prep", "model": "m"}
 
@@ -64,11 +67,11 @@ def test_ratio_is_none_without_heads():
 
 
 def test_pattern_key_names_moves():
-    r = row([])
+    r = RunRecord.from_dict(row([]))
     # stay, move to the attractor (a role), move to the target
-    assert pattern_key(r, pattern(2, [2, 2, 5, 6], [None, 1, 0])) == (("skip", "stay"), ("H1", "attractor"), ("H0", "target"))
+    assert pattern_key(r, Pattern.from_dict(pattern(2, [2, 2, 5, 6], [None, 1, 0]))) == (("skip", "stay"), ("H1", "attractor"), ("H0", "target"))
     # a special token and an unnamed token
-    assert pattern_key(r, pattern(2, [2, 0, 3, 6], [1, 1, 0])) == (("H1", "[CLS]"), ("H1", "other"), ("H0", "target"))
+    assert pattern_key(r, Pattern.from_dict(pattern(2, [2, 0, 3, 6], [1, 1, 0]))) == (("H1", "[CLS]"), ("H1", "other"), ("H0", "target"))
     assert key_text((("skip", "stay"), ("H1", "target"))) == "L1 skip → L2 H1@target"
     assert key_text((("skip", "stay"), ("skip", "stay"), ("H1", "target"))) == "L1–2 skip → L3 H1@target"
 

@@ -26,7 +26,7 @@ from influence_patterns.analysis.ablation import (
 )
 from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs
 from influence_patterns.models.defaults import DEFAULT_MODELS, model_dir
-from influence_patterns.runs import read_run
+from influence_patterns.runs import read_run_json
 
 PAPER_SKIP_RATIO = 3.0
 PAPER_PATTERN_VS_ATTENTION = 0.74
@@ -254,7 +254,7 @@ def findings(paths: Sequence[str | Path], options: ReportOptions | None = None) 
     opts = options or ReportOptions()
     dirs, notes = unique_paths(paths)
     analysis = analyze_runs(dirs, opts.analyze)
-    metas = [read_run(d)[1] for d in dirs]
+    metas = [read_run_json(d) for d in dirs]
     ablations = load_ablations(dirs, "all", opts.ablate, opts.ablation)
     by_role = load_ablations(dirs, ROLE)
     pooled = pooled_ablation(ablations, dirs, opts.analyze.resamples, opts.analyze.seed)
