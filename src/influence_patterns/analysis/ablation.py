@@ -43,6 +43,7 @@ from influence_patterns.errors import DataError, InputError
 from influence_patterns.explainer import Explainer
 from influence_patterns.fileio import write_json
 from influence_patterns.graph.hooks import Interceptor, intercept
+from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.analysis.null import query_of
 from influence_patterns.runs import Run, RunRecord
 from influence_patterns.search.memory import auto_max_rows
@@ -310,13 +311,14 @@ def check_model(explainer: Any, records: Sequence[RunRecord], run: str = "the ru
 
 
 def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]],
-                options: AblationOptions | None = None, progress: Callable[[int, int], None] | None = None,
+                options: AblationOptions | None = None, progress: Progress = None,
                 run: str = "the run") -> dict[str, Any]:
     """Compress / remove each method's nodes on a loaded run (a ``Run``, its records, or
     result rows as dicts, checked by the one reader's rules; see the module doc).
     Returns the summary of :func:`summarise` plus ``sources``, ``reference``, ``removal``,
     ``bootstrap`` and ``per_instance``; ``per_task`` when the rows span several tasks.
-    ``progress(done, total)`` is called after every batch of instances."""
+    ``progress``: a bar over instances × methods on stderr (``None``: when stderr is a terminal;
+    ``False``: none) or a callable ``advance(k)`` (:mod:`influence_patterns.progress`)."""
     opts = (options or AblationOptions()).validate()
     records = Run.from_rows(rows, name=run).records
     if not records:
@@ -331,48 +333,49 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
     qoi = explainer.qoi
     per_instance: list[dict[str, Any]] = []
     floor: list[dict[str, Any]] = []
-    for start in range(0, len(used), opts.batch_size):
-        chunk = used[start : start + opts.batch_size]
-        batch = explainer.prepare([query_of(r) for r in chunk])
-        for b, row in enumerate(chunk):
-            if batch.tokens[b] != list(row.explanation.tokens):
-                raise InputError(
-                    f"instance {row.index}: the model's tokenizer gives {batch.tokens[b]}, "
-                    f"{run} has {row.explanation.tokens}: ablate with the run's model"
-                )
-        quad = make_quadrature(opts.steps if opts.steps is not None else explainer.config.steps,
-                               opts.quadrature or explainer.config.quadrature, dtype=batch.x.dtype)
-        rows_per_pass = opts.max_rows or getattr(explainer.config, "max_rows", None)
-        if rows_per_pass is None:
-            rows_per_pass = auto_max_rows(explainer.adapter, int(batch.x.shape[1]))
-        ctx = MethodInput(explainer.adapter, batch, chunk, quad, qoi, seed=opts.seed, max_rows=rows_per_pass)
-        with torch.no_grad():
-            logits = explainer.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
-        q = qoi(logits, batch.classes).double().cpu().tolist()
-        for b, row in enumerate(chunk):
-            recorded = row.q
-            if abs(q[b] - recorded) > QOI_TOLERANCE * max(1.0, abs(recorded)):
-                raise InputError(f"instance {row.index}: the model gives QoI {q[b]:.6g}, {run} recorded "
-                                 f"{recorded:.6g}: ablate with the run's model")
-        # keeping nothing: the reference pass alone (the floor of compression)
-        q_floor = ablated_qoi(ctx, [set() for _ in chunk], keep=True, reference=opts.reference).tolist()
-        for b, row in enumerate(chunk):
-            floor.append({"index": row.index, "task": row.task, "q": q[b], "q_kept": q_floor[b]})
-        for m in chosen:
-            paths = m.paths(ctx)
-            sets = []
+    # one unit of the bar: one instance through one method
+    with progress_bar(len(used) * len(chosen), f"ablating {run}", progress) as advance:
+        for start in range(0, len(used), opts.batch_size):
+            chunk = used[start : start + opts.batch_size]
+            batch = explainer.prepare([query_of(r) for r in chunk])
             for b, row in enumerate(chunk):
-                wanted = None if sources == "all" else {row.roles[sources]}
-                sets.append(node_set(paths[b], wanted))
-            q_removed = ablated_qoi(ctx, sets, keep=False,
-                                    reference="zero" if opts.removal == "zero" else "baseline").tolist()
-            q_kept = ablated_qoi(ctx, sets, keep=True, reference=opts.reference).tolist()
+                if batch.tokens[b] != list(row.explanation.tokens):
+                    raise InputError(
+                        f"instance {row.index}: the model's tokenizer gives {batch.tokens[b]}, "
+                        f"{run} has {row.explanation.tokens}: ablate with the run's model"
+                    )
+            quad = make_quadrature(opts.steps if opts.steps is not None else explainer.config.steps,
+                                   opts.quadrature or explainer.config.quadrature, dtype=batch.x.dtype)
+            rows_per_pass = opts.max_rows or getattr(explainer.config, "max_rows", None)
+            if rows_per_pass is None:
+                rows_per_pass = auto_max_rows(explainer.adapter, int(batch.x.shape[1]))
+            ctx = MethodInput(explainer.adapter, batch, chunk, quad, qoi, seed=opts.seed, max_rows=rows_per_pass)
+            with torch.no_grad():
+                logits = explainer.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
+            q = qoi(logits, batch.classes).double().cpu().tolist()
             for b, row in enumerate(chunk):
-                per_instance.append({"index": row.index, "task": row.task, "method": m.name,
-                                     "q": q[b], "q_kept": q_kept[b], "q_removed": q_removed[b],
-                                     "nodes": len(sets[b])})
-        if progress is not None:
-            progress(min(start + opts.batch_size, len(used)), len(used))
+                recorded = row.q
+                if abs(q[b] - recorded) > QOI_TOLERANCE * max(1.0, abs(recorded)):
+                    raise InputError(f"instance {row.index}: the model gives QoI {q[b]:.6g}, {run} recorded "
+                                     f"{recorded:.6g}: ablate with the run's model")
+            # keeping nothing: the reference pass alone (the floor of compression)
+            q_floor = ablated_qoi(ctx, [set() for _ in chunk], keep=True, reference=opts.reference).tolist()
+            for b, row in enumerate(chunk):
+                floor.append({"index": row.index, "task": row.task, "q": q[b], "q_kept": q_floor[b]})
+            for m in chosen:
+                paths = m.paths(ctx)
+                sets = []
+                for b, row in enumerate(chunk):
+                    wanted = None if sources == "all" else {row.roles[sources]}
+                    sets.append(node_set(paths[b], wanted))
+                q_removed = ablated_qoi(ctx, sets, keep=False,
+                                        reference="zero" if opts.removal == "zero" else "baseline").tolist()
+                q_kept = ablated_qoi(ctx, sets, keep=True, reference=opts.reference).tolist()
+                for b, row in enumerate(chunk):
+                    per_instance.append({"index": row.index, "task": row.task, "method": m.name,
+                                         "q": q[b], "q_kept": q_kept[b], "q_removed": q_removed[b],
+                                         "nodes": len(sets[b])})
+                advance(len(chunk))
 
     groups = {m.name: m.group for m in chosen}
     out: dict[str, Any] = {
@@ -393,7 +396,7 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
 
 def ablate_run(path: str | Path, options: AblationOptions | None = None, device: str = "auto",
                model: str | None = None, explainer: Any = None, save: bool = True,
-               progress: Callable[[int, int], None] | None = None, json_out: str | Path | None = None) -> dict[str, Any]:
+               progress: Progress = None, json_out: str | Path | None = None) -> dict[str, Any]:
     """Compression and removal of a run directory for each method (module doc and
     docs/analyses.md). The model is the run's (``run.json``) unless ``model`` or
     ``explainer`` is given — checked against the run (layers, heads, kind, tokens and the

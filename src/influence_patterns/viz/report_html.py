@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.fileio import write_text
+from influence_patterns.progress import Progress
 
 Section = dict[str, Any]
 #: callables ``(findings, run_dirs) -> [section, ...]`` appended to the HTML report
@@ -190,10 +191,11 @@ def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[Sectio
 
 
 def write_report(paths: Sequence[str | Path], out: str | Path | None, html: str | Path | None = None,
-                 options: ReportOptions | None = None) -> dict[str, Any]:
+                 options: ReportOptions | None = None, progress: Progress = None) -> dict[str, Any]:
     """Compute the findings, then write the Markdown report to ``out`` and/or the HTML
-    page to ``html`` atomically; return the findings."""
-    f = findings(paths, options)
+    page to ``html`` atomically; return the findings. ``progress``: the bar of
+    ``report --ablate`` (:mod:`influence_patterns.progress`)."""
+    f = findings(paths, options, progress)
     if out is not None:
         write_text(out, markdown(f))
     if html is not None:
