@@ -177,6 +177,37 @@ def test_report_html_alone(two_runs, tmp_path):
     assert nothing.exit_code == 2 and "--out FILE.md, --html FILE.html" in nothing.output
 
 
+def test_report_html_has_the_interactive_view_once_per_run(two_runs, tmp_path):
+    from influence_patterns.runs import Run
+    from influence_patterns.viz.report_html import representative
+
+    page = tmp_path / "view.html"
+    result = runner.invoke(app, ["report", *map(str, two_runs), "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    section = text[text.index('<section id="interactive-pattern-view"'):]
+    assert "Interactive pattern view" in section
+    assert text.count("plotly.js v") == 1  # the library embedded once for the page
+    assert section.count('class="plotly-graph-div"') == 2  # one view per run
+    assert "http://" not in section.split("plotly.js v")[0] and "<script src=" not in text  # no network
+    for d in two_runs:
+        record = representative(Run.open(d))
+        assert f"instance {record.index} (" in section
+        assert record.explanation.tokens[1] in section  # the view names its tokens
+    assert "data-highlighted" in section  # the hover script that highlights a token's paths
+
+
+def test_representative_is_the_first_correct_instance():
+    from influence_patterns.runs import Run
+    from influence_patterns.viz.report_html import representative
+
+    rows = [row([], correct=False), row([], correct=True), row([], correct=True)]
+    assert representative(Run.from_rows(rows)).index == rows[1]["index"]
+    wrong = [row([], correct=False), row([], correct=False)]
+    assert representative(Run.from_rows(wrong)).index == wrong[0]["index"]
+    assert representative(Run.from_rows([])) is None
+
+
 def test_report_verdicts_follow_the_numbers(two_runs):
     f = findings(two_runs)
     compression = [r for r in f["summary"] if "retain" in r["finding"]]
