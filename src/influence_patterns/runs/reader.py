@@ -214,11 +214,13 @@ def _lines(file: Path):
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a run (directory or ``results.jsonl``), in file order, checked."""
+    """The raw rows (dicts) of a run (directory or ``results.jsonl``), in file order, checked:
+    ``Run.open(path).rows``. New code reads ``Run.open(path).records`` (typed)."""
     return Run.open(path).rows
 
 
 def read_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``(rows, run.json)`` of a run directory (``run.json`` may be missing: ``{}``)."""
+    """``(raw rows, run.json)`` of a run directory (``run.json`` may be missing: ``{}``);
+    kept for older callers: ``Run.open`` gives the typed records."""
     run = Run.open(path)
     return run.rows, run.meta

@@ -59,13 +59,6 @@ class _Instance:
     correct: bool | None
 
 
-def read_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows of ``results.jsonl`` (a run directory or the file itself) and ``run.json``:
-    the one reader, :meth:`influence_patterns.runs.Run.open`."""
-    run = Run.open(path)
-    return run.rows, run.meta
-
-
 def _position_class(t: int, source: int, record: RunRecord, by_index: dict[int, str]) -> str:
     if t in by_index:
         return by_index[t]
