@@ -14,17 +14,10 @@ from influence_patterns.analysis.ablation import AblationOptions, ablate_run, su
 from influence_patterns.analysis.frames import ABLATION_COLUMNS, ANALYSIS_COLUMNS
 from influence_patterns.cli import app
 
-from test_runs import checkpoint, data_file, run_args  # noqa: F401
+from test_hostile_analysis import run_dir  # noqa: F401  (a 4-instance run)
+from test_runs import checkpoint, data_file  # noqa: F401
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def run_dir(checkpoint, data_file, tmp_path_factory):  # noqa: F811
-    out = tmp_path_factory.mktemp("csv") / "run"
-    result = runner.invoke(app, run_args(checkpoint, data_file, out, n=4))
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def test_ablation_frame_from_a_summary():
