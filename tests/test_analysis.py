@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -195,6 +196,24 @@ def test_report_html_has_the_interactive_view_once_per_run(two_runs, tmp_path):
         assert f"instance {record.index} (" in section
         assert record.explanation.tokens[1] in section  # the view names its tokens
     assert "data-highlighted" in section  # the hover script that highlights a token's paths
+
+
+def test_report_interactive_view_hovers_in_headless_chromium(two_runs, tmp_path):
+    from test_readable import browse, chromium
+
+    from influence_patterns.runs import Run
+    from influence_patterns.viz.report_html import representative
+
+    chromium()  # skips without it
+    page = tmp_path / "report.html"
+    assert runner.invoke(app, ["report", *map(str, two_runs), "--html", str(page)]).exit_code == 0
+    source = representative(Run.open(two_runs[0])).patterns[-1].source_index
+    uri = page.resolve().as_uri()
+    still = browse(page, tmp_path / "p1", "--dump-dom", uri).stdout
+    assert still.count('class="main-svg"') >= 2 and 'data-highlighted=""' in still  # both views drawn
+    hovered = browse(page, tmp_path / "p2", "--dump-dom", uri + f"#hover={source}").stdout
+    assert f'data-highlighted="{source}"' in hovered  # a hover highlights that token's paths
+    assert re.search(rf'trace(?:nodes|head|skip)-(?!{source}\b)\d+" style="[^"]*opacity: 0\.12', hovered)
 
 
 def test_representative_is_the_first_correct_instance():
