@@ -100,3 +100,28 @@ def test_report_quiet_flag(run_dir, tmp_path):
     result = runner.invoke(app, ["report", str(run_dir), "--out", str(md), "--quiet", "--resamples", "50"])
     assert result.exit_code == 0, result.output
     assert md.is_file()
+
+
+def test_null_and_stay_share_progress_count_instances(run_dir, checkpoint):  # noqa: F811
+    from influence_patterns import Explainer
+    from influence_patterns.analysis.analyze import stay_skip_share
+    from influence_patterns.analysis.null import null_records
+    from influence_patterns.runs import Run
+
+    run = Run.open(run_dir)
+    ex = Explainer.from_pretrained(str(checkpoint), device="cpu", steps=4)
+    steps: list[int] = []
+    null = null_records(ex, run.records, batch_size=3, progress=steps.append)
+    assert steps == [3, 1] and [r.index for r in null] == [r.index for r in run.records]
+    assert all(r.roles == o.roles and r.task == o.task for r, o in zip(null, run.records))
+    steps.clear()
+    stay_skip_share(ex, run.records[:2], progress=steps.append)
+    assert steps == [1, 1]
+
+
+def test_analyze_quiet_prints_no_step_messages(run_dir):
+    result = runner.invoke(app, ["analyze", str(run_dir), "--stay-share", "--quiet", "--resamples", "20"])
+    assert result.exit_code == 0, result.output
+    assert "skip share on steps that stay" not in result.output
+    loud = runner.invoke(app, ["analyze", str(run_dir), "--stay-share", "--resamples", "20"])
+    assert "skip share on steps that stay" in loud.output

@@ -19,6 +19,7 @@ from influence_patterns.analysis.skip import iter_patterns, ratio_difference, sk
 from influence_patterns.analysis.null import NULLS, null_records
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.explainer import Explainer
+from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.runs import Run, RunRecord
 
 @dataclass(frozen=True)
@@ -113,41 +114,51 @@ def _explainer(run: Run, opts: AnalyzeOptions) -> Any:
     return ex
 
 
-def stay_skip_share(explainer: Any, records: Sequence[RunRecord], role: str = "subject") -> dict[str, Any]:
+def stay_skip_share(explainer: Any, records: Sequence[RunRecord], role: str = "subject",
+                    progress: Progress = None) -> dict[str, Any]:
     """On every step of a pattern that stays on its position (t_l = t_{l-1}): the share
     |I(π with the skip at l)| / (|I(skip)| + max_j |I(π with head j at l)|), the rest of π
-    fixed; the mean over steps, for the ``role`` token's patterns and for every token."""
+    fixed; the mean over steps, for the ``role`` token's patterns and for every token.
+    ``progress``: a bar over the instances."""
     H = explainer.adapter.num_heads
     shares: dict[str, list[float]] = {"all": [], role: []}
-    for record in records:
-        e = record.explanation
-        targets = tuple(e.targets) if e.targets else None
-        role_index = record.roles.get(role)
-        for p in record.patterns:
-            pos, heads = list(p.positions), list(p.heads)
-            for l in range(len(heads)):
-                if pos[l + 1] != pos[l]:
-                    continue
-
-                def infl(node: int | None) -> float:
-                    hs = heads.copy()
-                    hs[l] = node
-                    return abs(explainer.influence(e.text, pos[0], positions=pos, heads=hs, targets=targets,
-                                                   label=e.label))
-
-                s = infl(None)
-                best = max(infl(j) for j in range(H))
-                if s + best > 0:
-                    share = s / (s + best)
-                    shares["all"].append(share)
-                    if role_index is not None and p.source_index == role_index:
-                        shares[role].append(share)
+    with progress_bar(len(records), "skip share on steps that stay", progress) as advance:
+        for record in records:
+            _stay_shares(explainer, record, role, H, shares)
+            advance(1)
     return {k: (float(np.mean(v)) if v else None) for k, v in shares.items()} | {
         f"steps_{k}": len(v) for k, v in shares.items()}
 
 
+def _stay_shares(explainer: Any, record: RunRecord, role: str, H: int, shares: dict[str, list[float]]) -> None:
+    """Append the stay-step shares of one instance to ``shares`` (see :func:`stay_skip_share`)."""
+    e = record.explanation
+    targets = tuple(e.targets) if e.targets else None
+    role_index = record.roles.get(role)
+    for p in record.patterns:
+        pos, heads = list(p.positions), list(p.heads)
+        for l in range(len(heads)):
+            if pos[l + 1] != pos[l]:
+                continue
+
+            def infl(node: int | None) -> float:
+                hs = heads.copy()
+                hs[l] = node
+                return abs(explainer.influence(e.text, pos[0], positions=pos, heads=hs, targets=targets,
+                                               label=e.label))
+
+            s = infl(None)
+            best = max(infl(j) for j in range(H))
+            if s + best > 0:
+                share = s / (s + best)
+                shares["all"].append(share)
+                if role_index is not None and p.source_index == role_index:
+                    shares[role].append(share)
+
+
 def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = None,
-                 progress: Callable[[str], None] | None = None, role: str | None = None) -> dict[str, Any]:
+                 progress: Callable[[str], None] | None = None, role: str | None = None,
+                 bars: Progress = None) -> dict[str, Any]:
     """``{"runs": [...], "correlation": ..., "instance_level": ..., "pooled": ...}``.
 
     ``correlation`` (three or more runs): Spearman ρ of ``role``'s consistency against
@@ -155,6 +166,8 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     CIs, top-pattern instances against the rest, pooled over runs; ``pooled``: skip
     statistics over the patterns of all runs (same depth). ``role`` is a shorthand for
     ``options.role``. The same directory given twice is counted once (``notes`` says so).
+    ``progress(message)`` announces the slow steps (``null``, ``stay_share``); ``bars``
+    draws their progress bars (:mod:`influence_patterns.progress`; ``False``: none).
     """
     opts = (options or AnalyzeOptions(role=role)).validate()
     if role is not None and opts.role is None:
@@ -179,7 +192,7 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
             if opts.null:
                 if progress is not None:
                     progress(f"{name}: GPR on a {opts.null} copy of the model")
-                nrows = null_records(ex, rows, opts.null, opts.null_seed, opts.batch_size)
+                nrows = null_records(ex, rows, opts.null, opts.null_seed, opts.batch_size, progress=bars)
                 est = skip_ratio_estimates(nrows, opts.resamples, opts.seed)
                 a["null"] = {
                     "kind": opts.null, "seed": opts.null_seed,
@@ -192,7 +205,7 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
             if opts.stay_share:
                 if progress is not None:
                     progress(f"{name}: skip share on steps that stay")
-                a["stay_skip_share"] = stay_skip_share(ex, rows)
+                a["stay_skip_share"] = stay_skip_share(ex, rows, progress=bars)
         analyses.append(a)
         all_rows += rows
         patterns += [pat for _, pat in iter_patterns(rows)]

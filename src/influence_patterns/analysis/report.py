@@ -254,10 +254,10 @@ def findings(paths: Sequence[str | Path], options: ReportOptions | None = None,
     """Everything the report says, as numbers: ``summary`` (one row per finding),
     ``settings``, ``analysis`` (per-task tables), ``ablation`` (pooled) and
     ``ablation_by_role``, ``ablation_runs`` (per task), ``warnings``, ``notes``.
-    ``progress``: a bar while ``options.ablate`` computes a missing ablation."""
+    ``progress``: the bars of the slow steps (``--null``, ``--stay-share``, ``--ablate``)."""
     opts = options or ReportOptions()
     dirs, notes = unique_paths(paths)
-    analysis = analyze_runs(dirs, opts.analyze)
+    analysis = analyze_runs(dirs, opts.analyze, bars=progress)
     metas = [read_run_json(d) for d in dirs]
     ablations = load_ablations(dirs, "all", opts.ablate, opts.ablation, progress)
     by_role = load_ablations(dirs, ROLE)

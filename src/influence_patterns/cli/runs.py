@@ -69,6 +69,7 @@ def analyze_command(
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the analysis as JSON to this file."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the analysis as CSV to this file: one row per run and metric (value, 95% CI)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (with --null or --stay-share)."),
 ) -> None:
     """Accuracy, skip vs heads (CI, ceiling L-1, optional null), consistency per role;
     with three or more runs, Spearman ρ of consistency with accuracy (permutation p)."""
@@ -83,7 +84,8 @@ def analyze_command(
         raise InputError("--resamples must be at least 1")
     opts = AnalyzeOptions(role=role, null=null, null_seed=null_seed, stay_share=stay_share, resamples=resamples,
                           seed=seed, batch_size=batch_size, device=device)
-    result = analyze_runs(dirs, opts, progress=lambda m: typer.echo(m, err=True))
+    result = analyze_runs(dirs, opts, progress=None if quiet else (lambda m: typer.echo(m, err=True)),
+                          bars=False if quiet else None)
     if json_out is not None:
         write_json(json_out, result)
     if csv_out is not None:
@@ -169,7 +171,7 @@ def report_command(
     stay_share: bool = typer.Option(False, "--stay-share", help="Also measure the skip's influence share on steps that stay (slow)."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (with --ablate)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (with --ablate, --null or --stay-share)."),
 ) -> None:
     """The paper's findings with a verdict summary on top (measured value with a CI,
     the null or ceiling, the verdict), the settings and per-task tables."""
