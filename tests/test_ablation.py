@@ -16,6 +16,7 @@ from influence_patterns.analysis import baselines as B
 from influence_patterns.analysis.ablation import ablated_qoi, ablation_masks, node_set
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.cli import app
+from influence_patterns.runs import RunRecord
 
 from conftest import make_model
 from test_runs import checkpoint, data_file, run_args  # noqa: F401
@@ -36,7 +37,7 @@ def small_run(tmp_path_factory, tokenizer):
         e = explainer.explain(text, targets=targets)
         rows.append({"index": i, **e.to_dict(), "roles": {"subject": 2}, "correct": e.correct})
     batch = explainer.prepare([Query(t, g) for t, g in zip(TEXTS, TARGETS)])
-    ctx = B.MethodInput(explainer.adapter, batch, rows, make_quadrature(6, explainer.config.quadrature, dtype=batch.x.dtype), explainer.qoi, seed=0)
+    ctx = B.MethodInput(explainer.adapter, batch, [RunRecord.from_dict(r) for r in rows], make_quadrature(6, explainer.config.quadrature, dtype=batch.x.dtype), explainer.qoi, seed=0)
     return explainer, rows, ctx, out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -18,6 +19,8 @@ from influence_patterns.analysis.correlation import consistency_accuracy_correla
 from influence_patterns.analysis.report import findings
 from influence_patterns.viz.report_html import markdown
 from influence_patterns.cli import app
+from influence_patterns.result import Pattern
+from influence_patterns.runs import RunRecord
 
 from test_runs import checkpoint, data_file, run_args, save_checkpoint  # noqa: F401
 
@@ -36,7 +39,8 @@ _INDEX = itertools.count()
 
 
 def row(patterns, correct=True, roles=ROLES):
-    return {"index": next(_INDEX), "tokens": TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
+    return {"index": next(_INDEX), "text": "the boys near the girl [MASK]", "steps": 4, "baseline": "mask",
+            "tokens": TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
             "qoi": {"name": "agreement", "value": 1.0 if correct else -1.0, "baseline_value": 0.0},
             "patterns": patterns, "roles": dict(roles), "correct": correct, "task": "sva/prep", "model": "m"}
 
@@ -64,11 +68,11 @@ def test_ratio_is_none_without_heads():
 
 
 def test_pattern_key_names_moves():
-    r = row([])
+    r = RunRecord.from_dict(row([]))
     # stay, move to the attractor (a role), move to the target
-    assert pattern_key(r, pattern(2, [2, 2, 5, 6], [None, 1, 0])) == (("skip", "stay"), ("H1", "attractor"), ("H0", "target"))
+    assert pattern_key(r, Pattern.from_dict(pattern(2, [2, 2, 5, 6], [None, 1, 0]))) == (("skip", "stay"), ("H1", "attractor"), ("H0", "target"))
     # a special token and an unnamed token
-    assert pattern_key(r, pattern(2, [2, 0, 3, 6], [1, 1, 0])) == (("H1", "[CLS]"), ("H1", "other"), ("H0", "target"))
+    assert pattern_key(r, Pattern.from_dict(pattern(2, [2, 0, 3, 6], [1, 1, 0]))) == (("H1", "[CLS]"), ("H1", "other"), ("H0", "target"))
     assert key_text((("skip", "stay"), ("H1", "target"))) == "L1 skip → L2 H1@target"
     assert key_text((("skip", "stay"), ("skip", "stay"), ("H1", "target"))) == "L1–2 skip → L3 H1@target"
 
@@ -172,6 +176,55 @@ def test_report_html_alone(two_runs, tmp_path):
     assert "<html" in page.read_text() and not list(tmp_path.glob("*.md"))
     nothing = runner.invoke(app, ["report", *map(str, two_runs)])
     assert nothing.exit_code == 2 and "--out FILE.md, --html FILE.html" in nothing.output
+
+
+def test_report_html_has_the_interactive_view_once_per_run(two_runs, tmp_path):
+    from influence_patterns.runs import Run
+    from influence_patterns.viz.report_html import representative
+
+    page = tmp_path / "view.html"
+    result = runner.invoke(app, ["report", *map(str, two_runs), "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    section = text[text.index('<section id="interactive-pattern-view"'):]
+    assert "Interactive pattern view" in section
+    assert text.count("plotly.js v") == 1  # the library embedded once for the page
+    assert section.count('class="plotly-graph-div"') == 2  # one view per run
+    assert "http://" not in section.split("plotly.js v")[0] and "<script src=" not in text  # no network
+    for d in two_runs:
+        record = representative(Run.open(d))
+        assert f"instance {record.index} (" in section
+        assert record.explanation.tokens[1] in section  # the view names its tokens
+    assert "data-highlighted" in section  # the hover script that highlights a token's paths
+
+
+def test_report_interactive_view_hovers_in_headless_chromium(two_runs, tmp_path):
+    from test_readable import browse, chromium
+
+    from influence_patterns.runs import Run
+    from influence_patterns.viz.report_html import representative
+
+    chromium()  # skips without it
+    page = tmp_path / "report.html"
+    assert runner.invoke(app, ["report", *map(str, two_runs), "--html", str(page)]).exit_code == 0
+    source = representative(Run.open(two_runs[0])).patterns[-1].source_index
+    uri = page.resolve().as_uri()
+    still = browse(page, tmp_path / "p1", "--dump-dom", uri).stdout
+    assert still.count('class="main-svg"') >= 2 and 'data-highlighted=""' in still  # both views drawn
+    hovered = browse(page, tmp_path / "p2", "--dump-dom", uri + f"#hover={source}").stdout
+    assert f'data-highlighted="{source}"' in hovered  # a hover highlights that token's paths
+    assert re.search(rf'trace(?:nodes|head|skip)-(?!{source}\b)\d+" style="[^"]*opacity: 0\.12', hovered)
+
+
+def test_representative_is_the_first_correct_instance():
+    from influence_patterns.runs import Run
+    from influence_patterns.viz.report_html import representative
+
+    rows = [row([], correct=False), row([], correct=True), row([], correct=True)]
+    assert representative(Run.from_rows(rows)).index == rows[1]["index"]
+    wrong = [row([], correct=False), row([], correct=False)]
+    assert representative(Run.from_rows(wrong)).index == wrong[0]["index"]
+    assert representative(Run.from_rows([])) is None
 
 
 def test_report_verdicts_follow_the_numbers(two_runs):

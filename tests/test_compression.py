@@ -14,6 +14,7 @@ from influence_patterns import Explainer
 from influence_patterns.analysis import bootstrap as bs
 from influence_patterns.analysis.ablation import AblationOptions, ablate_rows, summarise
 from influence_patterns.errors import InputError
+from influence_patterns.runs import RunRecord
 
 from conftest import make_model
 
@@ -151,7 +152,7 @@ def test_controls_are_well_formed(run_rows):
     from influence_patterns.attribution.quadrature import make_quadrature
 
     batch = explainer.prepare([Query(t, g) for t, g in zip(TEXTS, TARGETS)])
-    ctx = B.MethodInput(explainer.adapter, batch, rows, make_quadrature(4, "riemann", dtype=batch.x.dtype),
+    ctx = B.MethodInput(explainer.adapter, batch, [RunRecord.from_dict(r) for r in rows], make_quadrature(4, "riemann", dtype=batch.x.dtype),
                         explainer.qoi, seed=0)
     matched = B.get_method("random-matched").paths(ctx)
     for b, row in enumerate(rows):

@@ -7,13 +7,17 @@ Everything here returns data; printing and drawing live in ``influence_patterns.
   controls, one node per layer;
 - :func:`ablate_run`: compression (keep only) and removal of each method's nodes, with
   paired-bootstrap CIs and verdicts;
-- :func:`findings`: the report's numbers (``viz.report_html.write_report`` renders them).
+- :func:`findings`: the report's numbers (``viz.report_html.write_report`` renders them);
+- :func:`analysis_frame` / :func:`ablation_frame`: those results as pandas DataFrames
+  (one row per number, with its CI), :func:`write_csv`.
 """
 
 from influence_patterns.analysis.ablation import AblationOptions, ablate_run
 from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_run, analyze_runs
 from influence_patterns.analysis.baselines import METHODS, Method, NodePath, register_method
+from influence_patterns.analysis.frames import ablation_frame, analysis_frame, write_csv
 from influence_patterns.analysis.report import ReportOptions, findings
 
 __all__ = ["METHODS", "AblationOptions", "AnalyzeOptions", "Method", "NodePath", "ReportOptions", "ablate_run",
-           "analyze_run", "analyze_runs", "findings", "register_method"]
+           "ablation_frame", "analysis_frame", "analyze_run", "analyze_runs", "findings", "register_method",
+           "write_csv"]

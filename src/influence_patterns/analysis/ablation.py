@@ -38,13 +38,14 @@ import torch
 
 from influence_patterns.analysis import bootstrap as bs
 from influence_patterns.analysis.baselines import METHODS, MethodInput, NodePath, get_method
-from influence_patterns.attribution.inputs import Query
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.explainer import Explainer
 from influence_patterns.fileio import write_json
 from influence_patterns.graph.hooks import Interceptor, intercept
-from influence_patterns.runs import read_run
+from influence_patterns.progress import Progress, progress_bar
+from influence_patterns.analysis.null import query_of
+from influence_patterns.runs import Run, RunRecord
 from influence_patterns.search.memory import auto_max_rows
 
 ABLATION_FILE = "ablation.json"
@@ -294,104 +295,87 @@ def group_verdicts(methods: list[dict[str, Any]], comparisons: list[dict[str, An
 # --- computing a run ---------------------------------------------------------------------
 
 
-def _row_q(row: dict[str, Any]) -> float | None:
-    try:
-        return float(row["qoi"]["value"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def check_model(explainer: Any, rows: list[dict[str, Any]], run: str = "the run") -> None:
+def check_model(explainer: Any, records: Sequence[RunRecord], run: str = "the run") -> None:
     """Refuse a model that is not the run's: layers, heads, kind (the QoI), tokenizer."""
     adapter = explainer.adapter
-    first = rows[0]
-    for key, have in (("num_layers", adapter.num_layers), ("num_heads", adapter.num_heads)):
-        want = first.get(key)
-        if want is not None and int(want) != have:
-            raise InputError(f"the model has {have} {key.split('_')[1]}, {run} was made with {want}: "
+    first = records[0].explanation
+    for key, want, have in (("layers", first.num_layers, adapter.num_layers),
+                            ("heads", first.num_heads, adapter.num_heads)):
+        if want != have:
+            raise InputError(f"the model has {have} {key}, {run} was made with {want}: "
                              "ablate with the run's model")
-    qoi_name = (first.get("qoi") or {}).get("name")
-    kind = {"agreement": "mlm", "classification": "classification"}.get(qoi_name or "")
+    kind = {"agreement": "mlm", "classification": "classification"}.get(first.qoi_name or "")
     if kind is not None and kind != adapter.kind:
         raise InputError(f"the model is a {adapter.kind} model, {run} was made with a {kind} model: "
                          "ablate with the run's model")
 
 
-def _check_rows(rows: list[dict[str, Any]], run: str) -> None:
-    seen: set[int] = set()
-    for number, r in enumerate(rows, start=1):
-        missing = [k for k in ("index", "text", "tokens", "qoi", "patterns") if k not in r]
-        if missing:
-            raise DataError(f"{run}: result row {number} has no {', '.join(missing)}")
-        if not isinstance(r["index"], int) or r["index"] < 0:
-            raise DataError(f"{run}: result row {number} has index {r['index']!r}, not a non-negative integer")
-        if r["index"] in seen:
-            raise DataError(f"{run}: result row {number} repeats index {r['index']}")
-        seen.add(r["index"])
-
-
-def ablate_rows(explainer: Any, rows: list[dict[str, Any]], options: AblationOptions | None = None,
-                progress: Callable[[int, int], None] | None = None, run: str = "the run") -> dict[str, Any]:
-    """Compress / remove each method's nodes on result ``rows`` (see the module doc).
+def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]],
+                options: AblationOptions | None = None, progress: Progress = None,
+                run: str = "the run") -> dict[str, Any]:
+    """Compress / remove each method's nodes on a loaded run (a ``Run``, its records, or
+    result rows as dicts, checked by the one reader's rules; see the module doc).
     Returns the summary of :func:`summarise` plus ``sources``, ``reference``, ``removal``,
-    ``bootstrap`` and ``per_instance``; ``per_task`` when the rows span several tasks."""
+    ``bootstrap`` and ``per_instance``; ``per_task`` when the rows span several tasks.
+    ``progress``: a bar over instances × methods on stderr (``None``: when stderr is a terminal;
+    ``False``: none) or a callable ``advance(k)`` (:mod:`influence_patterns.progress`)."""
     opts = (options or AblationOptions()).validate()
-    if not rows:
+    records = Run.from_rows(rows, name=run).records
+    if not records:
         raise DataError(f"{run} has no results yet")
-    _check_rows(rows, run)
-    check_model(explainer, rows, run)
+    check_model(explainer, records, run)
     sources = opts.sources
-    if sources != "all" and not any(sources in (r.get("roles") or {}) for r in rows):
-        roles = sorted({k for r in rows for k in (r.get("roles") or {})})
+    if sources != "all" and not any(sources in r.roles for r in records):
+        roles = sorted({k for r in records for k in r.roles})
         raise InputError(f"no instance of {run} has the role {sources!r}; roles: {', '.join(roles) or 'none'}")
-    used = [r for r in rows if sources == "all" or sources in (r.get("roles") or {})]
+    used = [r for r in records if sources == "all" or sources in r.roles]
     chosen = [get_method(m) for m in opts.methods]
     qoi = explainer.qoi
     per_instance: list[dict[str, Any]] = []
     floor: list[dict[str, Any]] = []
-    for start in range(0, len(used), opts.batch_size):
-        chunk = used[start : start + opts.batch_size]
-        queries = [Query(r["text"], tuple(r["targets"]) if r.get("targets") else None, r.get("label")) for r in chunk]
-        batch = explainer.prepare(queries)
-        for b, row in enumerate(chunk):
-            if batch.tokens[b] != list(row["tokens"]):
-                raise InputError(
-                    f"instance {row.get('index')}: the model's tokenizer gives {batch.tokens[b]}, "
-                    f"{run} has {row['tokens']}: ablate with the run's model"
-                )
-        quad = make_quadrature(opts.steps if opts.steps is not None else explainer.config.steps,
-                               opts.quadrature or explainer.config.quadrature, dtype=batch.x.dtype)
-        rows_per_pass = opts.max_rows or getattr(explainer.config, "max_rows", None)
-        if rows_per_pass is None:
-            rows_per_pass = auto_max_rows(explainer.adapter, int(batch.x.shape[1]))
-        ctx = MethodInput(explainer.adapter, batch, chunk, quad, qoi, seed=opts.seed, max_rows=rows_per_pass)
-        with torch.no_grad():
-            logits = explainer.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
-        q = qoi(logits, batch.classes).double().cpu().tolist()
-        for b, row in enumerate(chunk):
-            recorded = _row_q(row)
-            if recorded is not None and abs(q[b] - recorded) > QOI_TOLERANCE * max(1.0, abs(recorded)):
-                raise InputError(f"instance {row['index']}: the model gives QoI {q[b]:.6g}, {run} recorded "
-                                 f"{recorded:.6g}: ablate with the run's model")
-        # keeping nothing: the reference pass alone (the floor of compression)
-        q_floor = ablated_qoi(ctx, [set() for _ in chunk], keep=True, reference=opts.reference).tolist()
-        for b, row in enumerate(chunk):
-            floor.append({"index": row["index"], "task": row.get("task"), "q": q[b], "q_kept": q_floor[b]})
-        for m in chosen:
-            paths = m.paths(ctx)
-            sets = []
+    # one unit of the bar: one instance through one method
+    with progress_bar(len(used) * len(chosen), f"ablating {run}", progress) as advance:
+        for start in range(0, len(used), opts.batch_size):
+            chunk = used[start : start + opts.batch_size]
+            batch = explainer.prepare([query_of(r) for r in chunk])
             for b, row in enumerate(chunk):
-                wanted = None if sources == "all" else {int(row["roles"][sources])}
-                sets.append(node_set(paths[b], wanted))
-            q_removed = ablated_qoi(ctx, sets, keep=False,
-                                    reference="zero" if opts.removal == "zero" else "baseline").tolist()
-            q_kept = ablated_qoi(ctx, sets, keep=True, reference=opts.reference).tolist()
+                if batch.tokens[b] != list(row.explanation.tokens):
+                    raise InputError(
+                        f"instance {row.index}: the model's tokenizer gives {batch.tokens[b]}, "
+                        f"{run} has {row.explanation.tokens}: ablate with the run's model"
+                    )
+            quad = make_quadrature(opts.steps if opts.steps is not None else explainer.config.steps,
+                                   opts.quadrature or explainer.config.quadrature, dtype=batch.x.dtype)
+            rows_per_pass = opts.max_rows or getattr(explainer.config, "max_rows", None)
+            if rows_per_pass is None:
+                rows_per_pass = auto_max_rows(explainer.adapter, int(batch.x.shape[1]))
+            ctx = MethodInput(explainer.adapter, batch, chunk, quad, qoi, seed=opts.seed, max_rows=rows_per_pass)
+            with torch.no_grad():
+                logits = explainer.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
+            q = qoi(logits, batch.classes).double().cpu().tolist()
             for b, row in enumerate(chunk):
-                per_instance.append({"index": row["index"], "task": row.get("task"), "method": m.name,
-                                     "q": q[b], "q_kept": q_kept[b], "q_removed": q_removed[b],
-                                     "nodes": len(sets[b])})
-        if progress is not None:
-            progress(min(start + opts.batch_size, len(used)), len(used))
+                recorded = row.q
+                if abs(q[b] - recorded) > QOI_TOLERANCE * max(1.0, abs(recorded)):
+                    raise InputError(f"instance {row.index}: the model gives QoI {q[b]:.6g}, {run} recorded "
+                                     f"{recorded:.6g}: ablate with the run's model")
+            # keeping nothing: the reference pass alone (the floor of compression)
+            q_floor = ablated_qoi(ctx, [set() for _ in chunk], keep=True, reference=opts.reference).tolist()
+            for b, row in enumerate(chunk):
+                floor.append({"index": row.index, "task": row.task, "q": q[b], "q_kept": q_floor[b]})
+            for m in chosen:
+                paths = m.paths(ctx)
+                sets = []
+                for b, row in enumerate(chunk):
+                    wanted = None if sources == "all" else {row.roles[sources]}
+                    sets.append(node_set(paths[b], wanted))
+                q_removed = ablated_qoi(ctx, sets, keep=False,
+                                        reference="zero" if opts.removal == "zero" else "baseline").tolist()
+                q_kept = ablated_qoi(ctx, sets, keep=True, reference=opts.reference).tolist()
+                for b, row in enumerate(chunk):
+                    per_instance.append({"index": row.index, "task": row.task, "method": m.name,
+                                         "q": q[b], "q_kept": q_kept[b], "q_removed": q_removed[b],
+                                         "nodes": len(sets[b])})
+                advance(len(chunk))
 
     groups = {m.name: m.group for m in chosen}
     out: dict[str, Any] = {
@@ -412,7 +396,7 @@ def ablate_rows(explainer: Any, rows: list[dict[str, Any]], options: AblationOpt
 
 def ablate_run(path: str | Path, options: AblationOptions | None = None, device: str = "auto",
                model: str | None = None, explainer: Any = None, save: bool = True,
-               progress: Callable[[int, int], None] | None = None, json_out: str | Path | None = None) -> dict[str, Any]:
+               progress: Progress = None, json_out: str | Path | None = None) -> dict[str, Any]:
     """Compression and removal of a run directory for each method (module doc and
     docs/analyses.md). The model is the run's (``run.json``) unless ``model`` or
     ``explainer`` is given — checked against the run (layers, heads, kind, tokens and the
@@ -422,17 +406,17 @@ def ablate_run(path: str | Path, options: AblationOptions | None = None, device:
     (with ``save``) ``DIR/ablation.json`` (``sources="all"``) or ``DIR/ablation-<role>.json``.
     """
     opts = (options or AblationOptions()).validate()
-    rows, meta = read_run(path)
-    if not rows:
+    data = Run.open(path)
+    meta = data.meta
+    if not data.records:
         raise DataError(f"{path} has no results yet")
-    _check_rows(rows, str(path))
     # runs written before Gauss–Legendre became the default recorded "riemann"
-    quadrature = str(meta.get("quadrature") or rows[0].get("quadrature") or "riemann")
-    steps = meta.get("steps") or rows[0].get("steps")
+    quadrature = str(data.setting("quadrature", "riemann"))
+    steps = data.setting("steps")
     steps = int(steps) if steps is not None else None
-    baseline = meta.get("baseline", rows[0].get("baseline", "mask"))
+    baseline = data.setting("baseline", "mask")
     if explainer is None:
-        name = model or meta.get("model") or rows[0].get("model")
+        name = model or data.setting("model")
         if not name:
             raise InputError(f"{path}: run.json names no model; pass model=")
         explainer = Explainer.from_pretrained(
@@ -441,10 +425,10 @@ def ablate_run(path: str | Path, options: AblationOptions | None = None, device:
         )
     opts = replace(opts, steps=opts.steps if opts.steps is not None else steps,
                    quadrature=opts.quadrature or quadrature)
-    body = ablate_rows(explainer, rows, opts, progress, run=str(path))
+    body = ablate_rows(explainer, data, opts, progress, run=str(path))
     result = {
-        "run": str(path), "task": meta.get("task") or rows[0].get("task"),
-        "settings": {"model": meta.get("model") or rows[0].get("model"), "model_used": getattr(explainer, "name", None),
+        "run": str(path), "task": data.setting("task"),
+        "settings": {"model": data.setting("model"), "model_used": getattr(explainer, "name", None),
                      "steps": steps, "quadrature": quadrature, "baseline": baseline,
                      "keep_special": bool(meta.get("keep_special", False)), "methods": list(opts.methods),
                      "versions": meta.get("versions")},

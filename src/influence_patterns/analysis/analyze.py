@@ -16,13 +16,11 @@ from influence_patterns.analysis.ablation import check_model
 from influence_patterns.analysis.consistency import consistency, pattern_key
 from influence_patterns.analysis.correlation import consistency_accuracy_correlation, consistency_role, instance_level
 from influence_patterns.analysis.skip import iter_patterns, ratio_difference, skip_ratio_estimates, skip_statistics
-from influence_patterns.analysis.null import NULLS, null_rows
+from influence_patterns.analysis.null import NULLS, null_records
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.explainer import Explainer
-from influence_patterns.runs import read_run
-
-REQUIRED = ("index", "tokens", "target_index", "num_layers", "num_heads", "qoi", "patterns")
-
+from influence_patterns.progress import Progress, progress_bar
+from influence_patterns.runs import Run, RunRecord
 
 @dataclass(frozen=True)
 class AnalyzeOptions:
@@ -51,65 +49,40 @@ class AnalyzeOptions:
         return self
 
 
-def check_rows(rows: list[dict[str, Any]], meta: dict[str, Any], run: str) -> None:
-    """Every row has the fields the analyses read, an integer index in range (of
-    ``run.json``'s ``instances`` when recorded) and no index twice; else one ``DataError``
-    naming the row's line."""
-    total = meta.get("instances")
-    seen: set[int] = set()
-    for number, r in enumerate(rows, start=1):
-        missing = [k for k in REQUIRED if k not in r]
-        if missing:
-            raise DataError(f"{run}: results line {number} has no {', '.join(missing)}")
-        i = r["index"]
-        if not isinstance(i, int) or isinstance(i, bool) or i < 0 or (isinstance(total, int) and i >= total):
-            bound = f"0..{total - 1}" if isinstance(total, int) else "a non-negative integer"
-            raise DataError(f"{run}: results line {number} has index {i!r}, not {bound}")
-        if i in seen:
-            raise DataError(f"{run}: results line {number} repeats index {i}")
-        seen.add(i)
-        q = r["qoi"]
-        if not isinstance(q, dict) or not isinstance(q.get("value"), (int, float)):
-            raise DataError(f"{run}: results line {number} has no numeric qoi.value")
-        if not isinstance(r["patterns"], list):
-            raise DataError(f"{run}: results line {number}: patterns is not a list")
+def as_run(rows: Run | Sequence[RunRecord | dict[str, Any]], meta: dict[str, Any] | None = None,
+           name: str = "the run") -> Run:
+    """A checked :class:`Run` of ``rows`` (a ``Run`` as is; records or dicts checked by the
+    one reader's rules, :meth:`Run.from_rows`)."""
+    return Run.from_rows(rows, meta, name=name)
 
 
-def row_correct(row: dict[str, Any]) -> bool:
-    """The row's ``correct`` flag, or QoI > 0 when it has none."""
-    if "correct" in row:
-        return bool(row["correct"])
-    return float(row["qoi"]["value"]) > 0
-
-
-def analyze_rows(rows: list[dict[str, Any]], meta: dict[str, Any] | None = None, run: str = "",
-                 resamples: int = bs.RESAMPLES, seed: int = bs.SEED) -> dict[str, Any]:
-    """The analysis dict of already-loaded result rows (see :func:`analyze_run`)."""
-    meta = meta or {}
-    if not rows:
+def analyze_rows(rows: Run | Sequence[RunRecord | dict[str, Any]], meta: dict[str, Any] | None = None,
+                 run: str = "", resamples: int = bs.RESAMPLES, seed: int = bs.SEED) -> dict[str, Any]:
+    """The analysis dict of a loaded run (a ``Run``, its records, or result rows as dicts;
+    see :func:`analyze_run`)."""
+    data = as_run(rows, meta, run or "the run")
+    meta, records = data.meta, data.records
+    if not records:
         raise DataError(f"{run or 'the run'} has no results yet")
-    check_rows(rows, meta, run or "the run")
-    layers = {int(r["num_layers"]) for r in rows}
-    if len(layers) != 1:
-        raise DataError(f"{run}: rows come from models with different depths {sorted(layers)}")
-    num_layers = layers.pop()
-    skip = skip_statistics((p for _, p in iter_patterns(rows)), num_layers)
-    est = skip_ratio_estimates(rows, resamples, seed)
-    tasks = sorted({r.get("task") or "" for r in rows})
+    first = records[0].explanation
+    num_layers = first.num_layers
+    skip = skip_statistics((p for _, p in iter_patterns(records)), num_layers)
+    est = skip_ratio_estimates(records, resamples, seed)
+    tasks = sorted({r.task or "" for r in records})
     return {
         "run": run,
         "task": meta.get("task") or ",".join(t for t in tasks if t) or None,
-        "model": meta.get("model") or rows[0].get("model"),
-        "instances": len(rows),
+        "model": meta.get("model") or first.model,
+        "instances": len(records),
         "num_layers": num_layers,
-        "num_heads": int(rows[0]["num_heads"]),
-        "accuracy": sum(row_correct(r) for r in rows) / len(rows),
-        "mean_qoi": sum(float(r["qoi"]["value"]) for r in rows) / len(rows),
+        "num_heads": first.num_heads,
+        "accuracy": sum(r.is_correct for r in records) / len(records),
+        "mean_qoi": sum(r.q for r in records) / len(records),
         **skip,
         "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
         "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
         "ceiling": est["ceiling"],
-        "consistency": consistency(rows),
+        "consistency": consistency(records),
     }
 
 
@@ -127,58 +100,65 @@ def analyze_run(path: str | Path, options: AnalyzeOptions | None = None) -> dict
     return analyze_runs([path], options)["runs"][0]
 
 
-def _load(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    return read_run(path)
-
-
-def _explainer(rows: list[dict[str, Any]], meta: dict[str, Any], opts: AnalyzeOptions) -> Any:
-    name = opts.model or meta.get("model") or rows[0].get("model")
+def _explainer(run: Run, opts: AnalyzeOptions) -> Any:
+    name = opts.model or run.setting("model")
     if not name:
         raise InputError("run.json names no model; pass model=")
     ex = Explainer.from_pretrained(
-        name, device=opts.device, steps=meta.get("steps") or rows[0].get("steps"),
-        quadrature=str(meta.get("quadrature") or rows[0].get("quadrature") or "riemann"),
-        baseline=meta.get("baseline", rows[0].get("baseline", "mask")),
-        keep_special=bool(meta.get("keep_special", False)),
+        name, device=opts.device, steps=run.setting("steps"),
+        quadrature=str(run.setting("quadrature", "riemann")),
+        baseline=run.setting("baseline", "mask"),
+        keep_special=bool(run.meta.get("keep_special", False)),
     )
-    check_model(ex, rows)
+    check_model(ex, run.records)
     return ex
 
 
-def stay_skip_share(explainer: Any, rows: Sequence[dict[str, Any]], role: str = "subject") -> dict[str, Any]:
+def stay_skip_share(explainer: Any, records: Sequence[RunRecord], role: str = "subject",
+                    progress: Progress = None) -> dict[str, Any]:
     """On every step of a pattern that stays on its position (t_l = t_{l-1}): the share
     |I(π with the skip at l)| / (|I(skip)| + max_j |I(π with head j at l)|), the rest of π
-    fixed; the mean over steps, for the ``role`` token's patterns and for every token."""
+    fixed; the mean over steps, for the ``role`` token's patterns and for every token.
+    ``progress``: a bar over the instances."""
     H = explainer.adapter.num_heads
     shares: dict[str, list[float]] = {"all": [], role: []}
-    for row in rows:
-        targets = tuple(row["targets"]) if row.get("targets") else None
-        role_index = (row.get("roles") or {}).get(role)
-        for p in row["patterns"]:
-            pos, heads = [int(t) for t in p["positions"]], list(p["heads"])
-            for l in range(len(heads)):
-                if pos[l + 1] != pos[l]:
-                    continue
-
-                def infl(node: int | None) -> float:
-                    hs = heads.copy()
-                    hs[l] = node
-                    return abs(explainer.influence(row["text"], pos[0], positions=pos, heads=hs, targets=targets,
-                                                   label=row.get("label")))
-
-                s = infl(None)
-                best = max(infl(j) for j in range(H))
-                if s + best > 0:
-                    share = s / (s + best)
-                    shares["all"].append(share)
-                    if role_index is not None and int(p["source_index"]) == int(role_index):
-                        shares[role].append(share)
+    with progress_bar(len(records), "skip share on steps that stay", progress) as advance:
+        for record in records:
+            _stay_shares(explainer, record, role, H, shares)
+            advance(1)
     return {k: (float(np.mean(v)) if v else None) for k, v in shares.items()} | {
         f"steps_{k}": len(v) for k, v in shares.items()}
 
 
+def _stay_shares(explainer: Any, record: RunRecord, role: str, H: int, shares: dict[str, list[float]]) -> None:
+    """Append the stay-step shares of one instance to ``shares`` (see :func:`stay_skip_share`)."""
+    e = record.explanation
+    targets = tuple(e.targets) if e.targets else None
+    role_index = record.roles.get(role)
+    for p in record.patterns:
+        pos, heads = list(p.positions), list(p.heads)
+        for l in range(len(heads)):
+            if pos[l + 1] != pos[l]:
+                continue
+
+            def infl(node: int | None) -> float:
+                hs = heads.copy()
+                hs[l] = node
+                return abs(explainer.influence(e.text, pos[0], positions=pos, heads=hs, targets=targets,
+                                               label=e.label))
+
+            s = infl(None)
+            best = max(infl(j) for j in range(H))
+            if s + best > 0:
+                share = s / (s + best)
+                shares["all"].append(share)
+                if role_index is not None and p.source_index == role_index:
+                    shares[role].append(share)
+
+
 def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = None,
-                 progress: Callable[[str], None] | None = None, role: str | None = None) -> dict[str, Any]:
+                 progress: Callable[[str], None] | None = None, role: str | None = None,
+                 bars: Progress = None) -> dict[str, Any]:
     """``{"runs": [...], "correlation": ..., "instance_level": ..., "pooled": ...}``.
 
     ``correlation`` (three or more runs): Spearman ρ of ``role``'s consistency against
@@ -186,6 +166,8 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     CIs, top-pattern instances against the rest, pooled over runs; ``pooled``: skip
     statistics over the patterns of all runs (same depth). ``role`` is a shorthand for
     ``options.role``. The same directory given twice is counted once (``notes`` says so).
+    ``progress(message)`` announces the slow steps (``null``, ``stay_share``); ``bars``
+    draws their progress bars (:mod:`influence_patterns.progress`; ``False``: none).
     """
     opts = (options or AnalyzeOptions(role=role)).validate()
     if role is not None and opts.role is None:
@@ -198,18 +180,19 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
             notes.append(f"{p} was given twice; counted once")
             continue
         unique.append(Path(p))
-    loaded = [(str(p), *_load(p)) for p in unique]
+    loaded = [(str(p), Run.open(p)) for p in unique]
     analyses, patterns, depths = [], [], set()
-    all_rows: list[dict[str, Any]] = []
-    all_null: list[dict[str, Any]] = []
-    for name, rows, meta in loaded:
-        a = analyze_rows(rows, meta, run=name, resamples=opts.resamples, seed=opts.seed)
+    all_rows: list[RunRecord] = []
+    all_null: list[RunRecord] = []
+    for name, run in loaded:
+        rows = run.records
+        a = analyze_rows(run, run=name, resamples=opts.resamples, seed=opts.seed)
         if opts.null or opts.stay_share:
-            ex = _explainer(rows, meta, opts)
+            ex = _explainer(run, opts)
             if opts.null:
                 if progress is not None:
                     progress(f"{name}: GPR on a {opts.null} copy of the model")
-                nrows = null_rows(ex, rows, opts.null, opts.null_seed, opts.batch_size)
+                nrows = null_records(ex, rows, opts.null, opts.null_seed, opts.batch_size, progress=bars)
                 est = skip_ratio_estimates(nrows, opts.resamples, opts.seed)
                 a["null"] = {
                     "kind": opts.null, "seed": opts.null_seed,
@@ -222,7 +205,7 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
             if opts.stay_share:
                 if progress is not None:
                     progress(f"{name}: skip share on steps that stay")
-                a["stay_skip_share"] = stay_skip_share(ex, rows)
+                a["stay_skip_share"] = stay_skip_share(ex, rows, progress=bars)
         analyses.append(a)
         all_rows += rows
         patterns += [pat for _, pat in iter_patterns(rows)]
@@ -251,14 +234,11 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     return out
 
 
-def _role_key(row: dict[str, Any], role: str) -> Any:
+def _role_key(record: RunRecord, role: str) -> Any:
     if role == "all":
         return None
-    index = (row.get("roles") or {}).get(role)
-    for p in row["patterns"]:
-        if index is not None and int(p["source_index"]) == int(index):
-            return pattern_key(row, p)
-    return None
+    p = record.role_pattern(role)
+    return None if p is None else pattern_key(record, p)
 
 
 def _pooled_instance_level(loaded: list, role: str, opts: AnalyzeOptions) -> dict[str, Any]:
@@ -266,9 +246,10 @@ def _pooled_instance_level(loaded: list, role: str, opts: AnalyzeOptions) -> dic
     rest, the most common pattern found per run, pooled over runs."""
     if role == "all":
         return {"role": role, "note": "needs a role (one pattern per instance)"}
-    rows: list[dict[str, Any]] = []
+    rows: list[RunRecord] = []
     is_top: list[bool] = []
-    for _, run_rows, _ in loaded:
+    for _, run in loaded:
+        run_rows = run.records
         keys = [_role_key(r, role) for r in run_rows]
         have = [k for k in keys if k is not None]
         if not have:

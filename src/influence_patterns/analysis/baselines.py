@@ -58,6 +58,7 @@ from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.graph.adapters import Adapter
 from influence_patterns.graph.hooks import Interceptor, RecordAttention, intercept
+from influence_patterns.runs import RunRecord
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,12 @@ class NodePath:
 
 @dataclass
 class MethodInput:
-    """What a method sees: the model, a prepared batch and its result rows."""
+    """What a method sees: the model, a prepared batch and its run records (``rows[b]`` is
+    sentence b's :class:`~influence_patterns.runs.RunRecord`)."""
 
     adapter: Adapter
     batch: Batch
-    rows: list[dict[str, Any]]
+    rows: list[RunRecord]
     quad: Quadrature
     qoi: Any
     seed: int = 0
@@ -144,14 +146,12 @@ class PatternMethod(Method):
     def paths(self, ctx):
         out = []
         for b, row in enumerate(ctx.rows):
-            by_source = {int(p["source_index"]): p for p in row.get("patterns", [])}
             paths = []
             for i in ctx.batch.sources[b]:
-                if i not in by_source:
-                    raise DataError(f"instance {row.get('index')}: no pattern for source token {i}")
-                p = by_source[i]
-                paths.append(NodePath(i, tuple(int(t) for t in p["positions"]),
-                                      tuple(None if h is None else int(h) for h in p["heads"])))
+                p = row.pattern_of(i)
+                if p is None:
+                    raise DataError(f"instance {row.index}: no pattern for source token {i}")
+                paths.append(NodePath(i, tuple(p.positions), tuple(p.heads)))
             out.append(paths)
         return out
 
@@ -476,7 +476,7 @@ class RandomMethod(Method):
             n, target = ctx.batch.lengths[b], int(ctx.batch.target_index[b])
             paths = []
             for i in ctx.batch.sources[b]:
-                rng = random.Random(f"{ctx.seed}:{row.get('index', b)}:{i}")
+                rng = random.Random(f"{ctx.seed}:{row.index}:{i}")
                 pos, heads = [i], []
                 for l in range(L):
                     t = target if l == L - 1 else rng.randrange(n)
@@ -488,11 +488,11 @@ class RandomMethod(Method):
         return out
 
 
-def _pattern_heads(row: dict[str, Any], source: int) -> list[int | None]:
-    for p in row.get("patterns", []):
-        if int(p["source_index"]) == source:
-            return [None if h is None else int(h) for h in p["heads"]]
-    raise DataError(f"instance {row.get('index')}: no pattern for source token {source}")
+def _pattern_heads(row: RunRecord, source: int) -> list[int | None]:
+    p = row.pattern_of(source)
+    if p is None:
+        raise DataError(f"instance {row.index}: no pattern for source token {source}")
+    return list(p.heads)
 
 
 class Stay(Method):
@@ -526,10 +526,10 @@ class RandomMatched(Method):
             n, target = ctx.batch.lengths[b], int(ctx.batch.target_index[b])
             paths = []
             for i in ctx.batch.sources[b]:
-                rng = random.Random(f"matched:{ctx.seed}:{row.get('index', b)}:{i}")
+                rng = random.Random(f"matched:{ctx.seed}:{row.index}:{i}")
                 skips = [h is None for h in _pattern_heads(row, i)]
                 if len(skips) != L:
-                    raise DataError(f"instance {row.get('index')}: the pattern of token {i} has {len(skips)} layers, not {L}")
+                    raise DataError(f"instance {row.index}: the pattern of token {i} has {len(skips)} layers, not {L}")
                 head_layers = [l for l in range(L) if not skips[l]]
                 if not head_layers and i != target:
                     head_layers = [L - 1]  # a pattern must reach the target: one head at the end

@@ -21,37 +21,38 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from influence_patterns.analysis.skip import skip_statistics
-from influence_patterns.result import format_steps
+from influence_patterns.result import Pattern, format_steps, head_name
+from influence_patterns.runs import RunRecord
 
 SPECIAL = ("[CLS]", "[SEP]", "<s>", "</s>")
 Key = tuple[tuple[str, str], ...]
 
 
-def _move(t: int, prev: int, row: dict[str, Any], by_index: dict[int, str]) -> str:
+def _move(t: int, prev: int, record: RunRecord, by_index: dict[int, str]) -> str:
     if t == prev:
         return "stay"
-    if t == int(row["target_index"]):
+    if t == record.explanation.target_index:
         return "target"
     if t in by_index:
         return by_index[t]
-    tokens = row.get("tokens") or []
+    tokens = record.explanation.tokens
     if 0 <= t < len(tokens) and tokens[t] in SPECIAL:
         return tokens[t]
     return "other"
 
 
-def pattern_key(row: dict[str, Any], pattern: dict[str, Any]) -> Key:
+def pattern_key(record: RunRecord, pattern: Pattern) -> Key:
     """The position-independent key of a head-level pattern (see the module doc)."""
     by_index: dict[int, str] = {}
-    for role, index in (row.get("roles") or {}).items():
-        by_index.setdefault(int(index), role)
-    pos = [int(t) for t in pattern["positions"]]
+    for role, index in record.roles.items():
+        by_index.setdefault(index, role)
+    pos = pattern.positions
     return tuple(
-        ("skip" if h is None else f"H{int(h)}", _move(pos[l + 1], pos[l], row, by_index))
-        for l, h in enumerate(pattern["heads"])
+        (head_name(h), _move(pos[l + 1], pos[l], record, by_index))
+        for l, h in enumerate(pattern.heads)
     )
 
 
@@ -82,25 +83,24 @@ def distribution(keys: list[Key]) -> dict[str, Any]:
     }
 
 
-def role_patterns(rows: list[dict[str, Any]]) -> dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]:
-    """``role -> [(row, pattern)]`` for every role whose token has a pattern, plus ``all``."""
-    out: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {"all": []}
-    for row in rows:
-        by_source = {int(p["source_index"]): p for p in row.get("patterns", [])}
-        out["all"].extend((row, p) for p in row.get("patterns", []))
-        for role, index in (row.get("roles") or {}).items():
-            p = by_source.get(int(index))
+def role_patterns(records: Sequence[RunRecord]) -> dict[str, list[tuple[RunRecord, Pattern]]]:
+    """``role -> [(record, pattern)]`` for every role whose token has a pattern, plus ``all``."""
+    out: dict[str, list[tuple[RunRecord, Pattern]]] = {"all": []}
+    for record in records:
+        out["all"].extend((record, p) for p in record.patterns)
+        for role in record.roles:
+            p = record.role_pattern(role)
             if p is not None:
-                out.setdefault(role, []).append((row, p))
+                out.setdefault(role, []).append((record, p))
     return out
 
 
-def consistency(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def consistency(records: Sequence[RunRecord]) -> dict[str, dict[str, Any]]:
     """Per role (and ``all``): the key distribution's statistics and the role's skip share."""
     result: dict[str, dict[str, Any]] = {}
-    num_layers = int(rows[0]["num_layers"]) if rows else 0
-    for role, pairs in role_patterns(rows).items():
-        stats = distribution([pattern_key(row, p) for row, p in pairs])
+    num_layers = records[0].explanation.num_layers if records else 0
+    for role, pairs in role_patterns(records).items():
+        stats = distribution([pattern_key(record, p) for record, p in pairs])
         stats["skip_share"] = skip_statistics((p for _, p in pairs), num_layers)["skip_share"]
         result[role] = stats
     return result

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from influence_patterns.analysis import bootstrap as bs
+from influence_patterns.runs import RunRecord
 
 
 def consistency_role(analyses: Sequence[dict[str, Any]], preferred: str = "subject") -> str:
@@ -69,7 +70,7 @@ def _spearman(xs: Sequence[float], ys: Sequence[float], seed: int = 0) -> tuple[
     return rho, float(res.pvalue)
 
 
-def instance_level(rows: Sequence[dict[str, Any]], is_top: Sequence[bool], resamples: int = bs.RESAMPLES,
+def instance_level(records: Sequence[RunRecord], is_top: Sequence[bool], resamples: int = bs.RESAMPLES,
                    seed: int = bs.SEED) -> dict[str, Any]:
     """Instances flagged ``is_top`` (their pattern is the task's most common one) against
     the others: group sizes, Mann–Whitney U and its p on the QoI, and bootstrap CIs of
@@ -78,10 +79,10 @@ def instance_level(rows: Sequence[dict[str, Any]], is_top: Sequence[bool], resam
 
     empty = {"n_top": 0, "n_rest": 0, "u": None, "p_value": None, "qoi_difference": None,
              "accuracy_difference": None}
-    if not rows:
+    if not records:
         return empty
-    q_top = np.array([float(r["qoi"]["value"]) for r, t in zip(rows, is_top) if t])
-    q_rest = np.array([float(r["qoi"]["value"]) for r, t in zip(rows, is_top) if not t])
+    q_top = np.array([r.q for r, t in zip(records, is_top) if t])
+    q_rest = np.array([r.q for r, t in zip(records, is_top) if not t])
     out = {**empty, "n_top": int(q_top.size), "n_rest": int(q_rest.size)}
     if q_top.size == 0 or q_rest.size == 0:
         return out

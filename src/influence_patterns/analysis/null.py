@@ -11,13 +11,15 @@ L − 1) that a random model reaches as well says nothing about what training ta
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from influence_patterns.attribution.inputs import Query
 from influence_patterns.errors import InputError
 from influence_patterns.explainer import Explainer
+from influence_patterns.progress import Progress, progress_bar
+from influence_patterns.runs import RunRecord
 
 NULLS = ("random-init",)
 
@@ -38,10 +40,11 @@ def random_init_copy(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return out.eval()
 
 
-def null_rows(explainer: Any, rows: Sequence[dict[str, Any]], null: str = "random-init", seed: int = 0,
-              batch_size: int = 8, progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """GPR on ``rows``' instances with the null model built from ``explainer``'s model;
-    rows like ``results.jsonl`` (``index``, ``roles``, ``task`` kept)."""
+def null_records(explainer: Any, records: Sequence[RunRecord], null: str = "random-init", seed: int = 0,
+                 batch_size: int = 8, progress: Progress = None) -> list[RunRecord]:
+    """GPR on ``records``' instances with the null model built from ``explainer``'s model;
+    one record per instance, in order (``index``, ``task``, ``condition``, ``roles`` kept).
+    ``progress``: a bar over the instances (:mod:`influence_patterns.progress`)."""
     if null not in NULLS:
         raise InputError(f"unknown null {null!r}; choose from {', '.join(NULLS)}")
     if batch_size < 1:
@@ -51,13 +54,18 @@ def null_rows(explainer: Any, rows: Sequence[dict[str, Any]], null: str = "rando
     ex = Explainer(model, explainer.tokenizer, name=f"{explainer.name} (random-init seed {seed})",
                    steps=cfg.steps, quadrature=cfg.quadrature, baseline=cfg.baseline,
                    keep_special=cfg.keep_special, max_rows=cfg.max_rows)
-    out: list[dict[str, Any]] = []
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        queries = [Query(r["text"], tuple(r["targets"]) if r.get("targets") else None, r.get("label")) for r in chunk]
-        for r, e in zip(chunk, ex.explain_batch(queries)):
-            out.append({"index": r["index"], "task": r.get("task"), "roles": r.get("roles") or {},
-                        **e.to_dict(), "correct": e.qoi_value > 0})
-        if progress is not None:
-            progress(min(start + batch_size, len(rows)), len(rows))
+    out: list[RunRecord] = []
+    with progress_bar(len(records), f"GPR on the {null} null", progress) as advance:
+        for start in range(0, len(records), batch_size):
+            chunk = records[start : start + batch_size]
+            for r, e in zip(chunk, ex.explain_batch([query_of(r) for r in chunk], progress=False)):
+                out.append(RunRecord(index=r.index, explanation=e, task=r.task, condition=r.condition,
+                                     roles=dict(r.roles), correct=e.correct))
+            advance(len(chunk))
     return out
+
+
+def query_of(record: RunRecord) -> Query:
+    """The query that explains ``record``'s instance again (text, targets, label)."""
+    e = record.explanation
+    return Query(e.text, tuple(e.targets) if e.targets else None, e.label)

@@ -26,7 +26,8 @@ from influence_patterns.analysis.ablation import (
 )
 from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs
 from influence_patterns.models.defaults import DEFAULT_MODELS, model_dir
-from influence_patterns.runs import read_run
+from influence_patterns.progress import Progress
+from influence_patterns.runs import read_run_json
 
 PAPER_SKIP_RATIO = 3.0
 PAPER_PATTERN_VS_ATTENTION = 0.74
@@ -71,15 +72,16 @@ def unique_paths(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
 
 
 def load_ablations(paths: Sequence[Path], sources: str = "all", compute: bool = False,
-                   options: AblationOptions | None = None) -> list[dict[str, Any] | None]:
-    """The checked ablation file of every run (``None`` where missing, unless ``compute``)."""
+                   options: AblationOptions | None = None, progress: Progress = None) -> list[dict[str, Any] | None]:
+    """The checked ablation file of every run (``None`` where missing, unless ``compute``;
+    ``progress``: the bar of each computed ablation, :mod:`influence_patterns.progress`)."""
     out: list[dict[str, Any] | None] = []
     for p in paths:
         f = p / ablation_file(sources)
         if f.is_file():
             out.append(read_ablation(f))
         elif compute and sources == "all":
-            out.append(ablate_run(p, options))
+            out.append(ablate_run(p, options, progress=progress))
         else:
             out.append(None)
     return out
@@ -247,15 +249,17 @@ def settings(analysis: dict[str, Any], metas: Sequence[dict[str, Any]], ablation
     }
 
 
-def findings(paths: Sequence[str | Path], options: ReportOptions | None = None) -> dict[str, Any]:
+def findings(paths: Sequence[str | Path], options: ReportOptions | None = None,
+             progress: Progress = None) -> dict[str, Any]:
     """Everything the report says, as numbers: ``summary`` (one row per finding),
     ``settings``, ``analysis`` (per-task tables), ``ablation`` (pooled) and
-    ``ablation_by_role``, ``ablation_runs`` (per task), ``warnings``, ``notes``."""
+    ``ablation_by_role``, ``ablation_runs`` (per task), ``warnings``, ``notes``.
+    ``progress``: the bars of the slow steps (``--null``, ``--stay-share``, ``--ablate``)."""
     opts = options or ReportOptions()
     dirs, notes = unique_paths(paths)
-    analysis = analyze_runs(dirs, opts.analyze)
-    metas = [read_run(d)[1] for d in dirs]
-    ablations = load_ablations(dirs, "all", opts.ablate, opts.ablation)
+    analysis = analyze_runs(dirs, opts.analyze, bars=progress)
+    metas = [read_run_json(d) for d in dirs]
+    ablations = load_ablations(dirs, "all", opts.ablate, opts.ablation, progress)
     by_role = load_ablations(dirs, ROLE)
     pooled = pooled_ablation(ablations, dirs, opts.analyze.resamples, opts.analyze.seed)
     pooled_role = pooled_ablation(by_role, dirs, opts.analyze.resamples, opts.analyze.seed)

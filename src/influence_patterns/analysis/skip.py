@@ -26,21 +26,23 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from influence_patterns.analysis import bootstrap as bs
+from influence_patterns.result import Pattern
+from influence_patterns.runs import RunRecord
 
 
 def _ratio(a: float, b: float) -> float | None:
     return a / b if b > 0 else None
 
 
-def iter_patterns(rows: Iterable[dict[str, Any]]) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
-    """``(row, pattern dict)`` for every pattern of every row."""
-    for row in rows:
-        for p in row.get("patterns", []):
-            yield row, p
+def iter_patterns(records: Iterable[RunRecord]) -> Iterable[tuple[RunRecord, Pattern]]:
+    """``(record, pattern)`` for every pattern of every record."""
+    for record in records:
+        for p in record.patterns:
+            yield record, p
 
 
-def skip_statistics(patterns: Iterable[dict[str, Any]], num_layers: int) -> dict[str, Any]:
-    """Skip/head counts, shares and ratios of ``patterns`` (pattern dicts), see the module doc."""
+def skip_statistics(patterns: Iterable[Pattern], num_layers: int) -> dict[str, Any]:
+    """Skip/head counts, shares and ratios of ``patterns``, see the module doc."""
     skips = [0] * num_layers
     heads = [0] * num_layers
     w_skip = [0.0] * num_layers
@@ -48,8 +50,8 @@ def skip_statistics(patterns: Iterable[dict[str, Any]], num_layers: int) -> dict
     count = 0
     for p in patterns:
         count += 1
-        weight = abs(float(p["influence_head"]))
-        for l, h in enumerate(p["heads"]):
+        weight = abs(p.influence_head)
+        for l, h in enumerate(p.heads):
             if h is None:
                 skips[l] += 1
                 w_skip[l] += weight
@@ -77,14 +79,14 @@ def skip_statistics(patterns: Iterable[dict[str, Any]], num_layers: int) -> dict
     }
 
 
-def instance_steps(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Per instance (row): skip and head step counts and |I(π^a)|-weighted sums, for the bootstrap."""
-    out = {k: np.zeros(len(rows)) for k in ("skip", "head", "w_skip", "w_head")}
-    for i, row in enumerate(rows):
-        for p in row.get("patterns", []):
-            w = abs(float(p["influence_head"]))
-            s = sum(h is None for h in p["heads"])
-            h = len(p["heads"]) - s
+def instance_steps(records: Sequence[RunRecord]) -> dict[str, np.ndarray]:
+    """Per instance: skip and head step counts and |I(π^a)|-weighted sums, for the bootstrap."""
+    out = {k: np.zeros(len(records)) for k in ("skip", "head", "w_skip", "w_head")}
+    for i, record in enumerate(records):
+        for p in record.patterns:
+            w = abs(p.influence_head)
+            s = sum(h is None for h in p.heads)
+            h = len(p.heads) - s
             out["skip"][i] += s
             out["head"][i] += h
             out["w_skip"][i] += w * s
@@ -96,13 +98,13 @@ def _ratio_stat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a.sum(axis=-1) / b.sum(axis=-1)
 
 
-def skip_ratio_estimates(rows: Sequence[dict[str, Any]], resamples: int = bs.RESAMPLES,
+def skip_ratio_estimates(records: Sequence[RunRecord], resamples: int = bs.RESAMPLES,
                          seed: int = bs.SEED) -> dict[str, Any]:
     """``skip_to_head_ratio`` and ``skip_to_head_ratio_weighted`` as ``{"value", "ci"}``
     (bootstrap over instances), and the ``ceiling`` L − 1."""
-    steps = instance_steps(rows)
-    idx = bs.resample_indices(len(rows), resamples, seed)
-    L = int(rows[0]["num_layers"]) if rows else 0
+    steps = instance_steps(records)
+    idx = bs.resample_indices(len(records), resamples, seed)
+    L = records[0].explanation.num_layers if records else 0
     return {
         "skip_to_head_ratio": bs.estimate(_ratio_stat, [steps["skip"], steps["head"]], idx),
         "skip_to_head_ratio_weighted": bs.estimate(_ratio_stat, [steps["w_skip"], steps["w_head"]], idx),
@@ -110,13 +112,13 @@ def skip_ratio_estimates(rows: Sequence[dict[str, Any]], resamples: int = bs.RES
     }
 
 
-def ratio_difference(rows: Sequence[dict[str, Any]], null_rows: Sequence[dict[str, Any]],
+def ratio_difference(records: Sequence[RunRecord], null_records: Sequence[RunRecord],
                      resamples: int = bs.RESAMPLES, seed: int = bs.SEED) -> dict[str, Any]:
     """Model − null count ratio on the same instances (paired bootstrap), ``{"value", "ci"}``.
-    ``null_rows[i]`` is the null's row of instance ``rows[i]``."""
-    if len(rows) != len(null_rows):
-        raise ValueError("rows and null_rows must hold the same instances in the same order")
-    a = instance_steps(rows)
-    b = instance_steps(null_rows)
-    idx = bs.resample_indices(len(rows), resamples, seed)
+    ``null_records[i]`` is the null's record of instance ``records[i]``."""
+    if len(records) != len(null_records):
+        raise ValueError("records and null_records must hold the same instances in the same order")
+    a = instance_steps(records)
+    b = instance_steps(null_records)
+    idx = bs.resample_indices(len(records), resamples, seed)
     return bs.difference(_ratio_stat, [a["skip"], a["head"]], _ratio_stat, [b["skip"], b["head"]], idx)

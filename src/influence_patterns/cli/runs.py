@@ -68,6 +68,8 @@ def analyze_command(
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per GPR batch (with --null)."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the analysis as JSON to this file."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the analysis as CSV to this file: one row per run and metric (value, 95% CI)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (with --null or --stay-share)."),
 ) -> None:
     """Accuracy, skip vs heads (CI, ceiling L-1, optional null), consistency per role;
     with three or more runs, Spearman ρ of consistency with accuracy (permutation p)."""
@@ -82,14 +84,20 @@ def analyze_command(
         raise InputError("--resamples must be at least 1")
     opts = AnalyzeOptions(role=role, null=null, null_seed=null_seed, stay_share=stay_share, resamples=resamples,
                           seed=seed, batch_size=batch_size, device=device)
-    result = analyze_runs(dirs, opts, progress=lambda m: typer.echo(m, err=True))
+    result = analyze_runs(dirs, opts, progress=None if quiet else (lambda m: typer.echo(m, err=True)),
+                          bars=False if quiet else None)
     if json_out is not None:
         write_json(json_out, result)
+    if csv_out is not None:
+        from influence_patterns.analysis.frames import analysis_frame, write_csv
+
+        write_csv(csv_out, analysis_frame(result))
     print_analysis(result)
     for note in result.get("notes", []):
         typer.echo(f"note: {note}")
-    if json_out is not None:
-        typer.echo(f"Wrote {json_out}")
+    for path in (json_out, csv_out):
+        if path is not None:
+            typer.echo(f"Wrote {path}")
 
 
 def _method_list(methods: Optional[List[str]]) -> tuple[str, ...]:
@@ -116,6 +124,8 @@ def ablate_command(
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per forward pass, each row one (source token, integration point α) pair; default: sized to free memory."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result (methods, comparisons, per_instance) as JSON here."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the tables as CSV here: one row per method and metric (value, 95% CI), then the comparisons."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Compression (keep only each method's nodes, the rest replaced by the reference
     input's values) and removal; accuracy and QoI retained with bootstrap CIs and
@@ -137,10 +147,16 @@ def ablate_command(
         opts.validate()
     except InputError as exc:  # name the flag, not the parameter
         raise InputError(str(exc).replace("methods is empty", "--methods is empty")) from None
-    result = ablate_run(dir, opts, device=device, model=model, json_out=json_out)
+    result = ablate_run(dir, opts, device=device, model=model, json_out=json_out,
+                        progress=False if quiet else None)
+    if csv_out is not None:
+        from influence_patterns.analysis.frames import ablation_frame, write_csv
+
+        write_csv(csv_out, ablation_frame(result))
     print_ablation(result)
-    if json_out is not None:
-        typer.echo(f"Wrote {json_out}")
+    for path in (json_out, csv_out):
+        if path is not None:
+            typer.echo(f"Wrote {path}")
 
 
 @app.command("report")
@@ -155,6 +171,7 @@ def report_command(
     stay_share: bool = typer.Option(False, "--stay-share", help="Also measure the skip's influence share on steps that stay (slow)."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (with --ablate, --null or --stay-share)."),
 ) -> None:
     """The paper's findings with a verdict summary on top (measured value with a CI,
     the null or ceiling, the verdict), the settings and per-task tables."""
@@ -169,7 +186,7 @@ def report_command(
                                                                resamples=resamples, seed=seed))
     if out is None and html is None:
         raise InputError("give --out FILE.md, --html FILE.html or both")
-    found = write_report(dirs, out, html, opts)
+    found = write_report(dirs, out, html, opts, progress=False if quiet else None)
     for path in (out, html):
         if path is not None:
             typer.echo(f"Wrote {path}")

@@ -4,7 +4,8 @@
   ``BackendOptions``, the directory's file names;
 - :mod:`~influence_patterns.runs.record`: ``RunRecord``, one typed ``results.jsonl`` line;
 - :mod:`~influence_patterns.runs.reader`: ``Run.open(dir)``, THE reader (torn lines,
-  run.json, duplicate / out-of-range indices, mixed settings);
+  run.json, duplicate / out-of-range indices, mixed settings); ``Run.from_rows`` applies
+  the same checks to rows in memory; ``Run.to_dataframe()`` (pandas);
 - :mod:`~influence_patterns.runs.runner`: ``run_dataset`` (resumable, one writer);
 - :mod:`~influence_patterns.runs.lock`: the one-writer lock;
 - :mod:`~influence_patterns.runs.backends`: local or Ray workers.

@@ -19,11 +19,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.runs.options import RESULTS, ROW_SETTINGS, RUN_FILE
 from influence_patterns.runs.record import RunRecord
+
+#: The columns of :meth:`Run.to_dataframe`, in order.
+DATAFRAME_COLUMNS = (
+    "index", "task", "condition", "correct", "q", "source_index", "source_token", "role", "sign", "g",
+    "influence_token", "influence_head", "pattern", "positions", "heads",
+)
 
 
 @dataclass
@@ -50,6 +56,16 @@ class Run:
     def indices(self) -> set[int]:
         return {r.index for r in self.records}
 
+    def setting(self, key: str, default: Any = None) -> Any:
+        """A setting of the run (``model``, ``steps``, ``baseline``, ``quadrature``, ``method``,
+        ``task`` ...): ``run.json``'s, else the first record's (runs that predate
+        ``run.json``), else ``default``."""
+        value = self.meta.get(key)
+        if value is None and self.records:
+            first = self.records[0]
+            value = getattr(first, key, None) if key in ("task", "condition") else getattr(first.explanation, key, None)
+        return default if value is None else value
+
     def __len__(self) -> int:
         return len(self.records)
 
@@ -70,26 +86,44 @@ class Run:
         run = cls(path=directory, meta=meta)
         if file.is_file():
             for number, row in _lines(file):
-                run._add(file, number, row)
+                run._add(f"{file} line {number}", number, row)
         return run
 
-    def _add(self, file: Path, number: int, row: Any) -> None:
-        where = f"{file} line {number}"
-        if not isinstance(row, dict):
+    @classmethod
+    def from_rows(cls, rows: "Sequence[RunRecord | dict[str, Any]] | Run", meta: dict[str, Any] | None = None,
+                  name: str = "the run", path: str | Path = ".") -> "Run":
+        """A run from rows in memory (``RunRecord`` s or ``results.jsonl``-like dicts), checked
+        as :meth:`open` checks a file's lines (errors name ``name`` and the row number).
+        A dict without ``index`` takes its position in ``rows``. A ``Run`` is returned as is."""
+        if isinstance(rows, Run):
+            return rows
+        run = cls(path=Path(path), meta=dict(meta or {}))
+        run._unit = "row"
+        for number, row in enumerate(rows, start=1):
+            if isinstance(row, dict) and "index" not in row:
+                row = {"index": number - 1, **row}
+            run._add(f"{name} row {number}", number, row)
+        return run
+
+    def _add(self, where: str, number: int, row: Any) -> None:
+        if isinstance(row, RunRecord):
+            record, row = row, row.to_dict()
+        elif not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        try:
-            record = RunRecord.from_dict(row)
-        except KeyError as exc:
-            raise DataError(f"{where}: not a result row (no {exc.args[0]!r})") from None
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise DataError(f"{where}: not a result row ({exc})") from None
+        else:
+            try:
+                record = RunRecord.from_dict(row)
+            except KeyError as exc:
+                raise DataError(f"{where}: not a result row (no {exc.args[0]!r})") from None
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise DataError(f"{where}: not a result row ({exc})") from None
         i = record.index
         total = self.meta.get("instances")
         if i < 0 or (isinstance(total, int) and i >= total):
             upto = f"0..{total - 1}" if isinstance(total, int) else "0 or more"
             raise DataError(f"{where}: index {i} is out of range ({upto})")
         if i in self._seen:
-            raise DataError(f"{where}: index {i} appears twice (first on line {self._seen[i]})")
+            raise DataError(f"{where}: index {i} appears twice (first on {self._unit} {self._seen[i]})")
         for key in ROW_SETTINGS:
             recorded, got = self.meta.get(key), row.get(key)
             if recorded is not None and got is not None and recorded != got:
@@ -97,9 +131,12 @@ class Run:
                     f"{where}: {key} is {got!r} but {RUN_FILE} records {recorded!r}; "
                     "the file mixes settings"
                 )
+        e = record.explanation
+        if len(e.patterns) and any(len(p.heads) != e.num_layers or len(p.positions) != e.num_layers + 1
+                                   for p in e.patterns):
+            raise DataError(f"{where}: a pattern does not match its {e.num_layers}-layer model")
         if self.records:
             first = self.records[0].explanation
-            e = record.explanation
             if (e.num_layers, e.num_heads) != (first.num_layers, first.num_heads):
                 raise DataError(
                     f"{where}: a {e.num_layers}-layer {e.num_heads}-head model, but the first row "
@@ -109,8 +146,34 @@ class Run:
         self.records.append(record)
         self.rows.append(row)
 
+    def to_dataframe(self) -> Any:
+        """One row per (instance, source token), as a pandas DataFrame.
+
+        Columns: ``index``, ``task``, ``condition``, ``correct`` (recorded, else QoI > 0),
+        ``q`` (the QoI), ``source_index``, ``source_token``, ``role`` (the role of the
+        source token, or ``None``), ``sign``, ``g``, ``influence_token`` (I(π^e)),
+        ``influence_head`` (I(π^a)), ``pattern`` (``L1–3 skip → L4 H1@[MASK] → …``),
+        ``positions``, ``heads`` (``None`` = skip).
+        """
+        import pandas as pd  # heavy; only this method needs it
+
+        rows = []
+        for r in self.records:
+            role_of = {int(t): role for role, t in reversed(list(r.roles.items()))}
+            tokens = r.explanation.tokens
+            for p in r.patterns:
+                rows.append({
+                    "index": r.index, "task": r.task, "condition": r.condition, "correct": r.is_correct,
+                    "q": r.q, "source_index": p.source_index, "source_token": p.source_token,
+                    "role": role_of.get(p.source_index), "sign": p.sign, "g": p.g,
+                    "influence_token": p.influence_token, "influence_head": p.influence_head,
+                    "pattern": p.text(tokens), "positions": list(p.positions), "heads": list(p.heads),
+                })
+        return pd.DataFrame(rows, columns=list(DATAFRAME_COLUMNS))
+
     def __post_init__(self) -> None:
         self._seen: dict[int, int] = {}
+        self._unit = "line"
 
 
 def read_run_json(directory: str | Path) -> dict[str, Any]:
@@ -151,11 +214,13 @@ def _lines(file: Path):
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a run (directory or ``results.jsonl``), in file order, checked."""
+    """The raw rows (dicts) of a run (directory or ``results.jsonl``), in file order, checked:
+    ``Run.open(path).rows``. New code reads ``Run.open(path).records`` (typed)."""
     return Run.open(path).rows
 
 
 def read_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``(rows, run.json)`` of a run directory (``run.json`` may be missing: ``{}``)."""
+    """``(raw rows, run.json)`` of a run directory (``run.json`` may be missing: ``{}``);
+    kept for older callers: ``Run.open`` gives the typed records."""
     run = Run.open(path)
     return run.rows, run.meta

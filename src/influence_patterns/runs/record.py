@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from influence_patterns.result import Explanation
+from influence_patterns.result import Explanation, Pattern
 
 #: Keys a record adds to the explanation's own.
 RECORD_KEYS = ("index", "task", "condition", "roles", "correct")
@@ -27,6 +27,29 @@ class RunRecord:
     condition: str | None = None
     roles: dict[str, int] = field(default_factory=dict)
     correct: bool | None = None
+
+    @property
+    def q(self) -> float:
+        """The QoI on the real input (``explanation.qoi_value``)."""
+        return self.explanation.qoi_value
+
+    @property
+    def is_correct(self) -> bool:
+        """``correct`` as recorded, or QoI > 0 for a line that does not record it."""
+        return self.explanation.correct if self.correct is None else bool(self.correct)
+
+    @property
+    def patterns(self) -> list[Pattern]:
+        return self.explanation.patterns
+
+    def pattern_of(self, source_index: int) -> Pattern | None:
+        """The pattern of the token at ``source_index``; ``None`` when it has none."""
+        return next((p for p in self.explanation.patterns if p.source_index == source_index), None)
+
+    def role_pattern(self, role: str) -> Pattern | None:
+        """The pattern of the ``role`` token; ``None`` without that role or its pattern."""
+        index = self.roles.get(role)
+        return None if index is None else self.pattern_of(index)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.jsonl`` line (as a dict): ``index``, the explanation, then the rest."""

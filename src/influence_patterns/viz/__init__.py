@@ -17,7 +17,6 @@ DEFAULT_DPI = 200
 _LAZY = {
     "plot_explanation": "influence_patterns.viz.patterns",
     "plot_run": "influence_patterns.viz.aggregate",
-    "read_results": "influence_patterns.viz.aggregate",
     "render_html": "influence_patterns.viz.html",
     "write_html": "influence_patterns.viz.html",
     "write_interactive": "influence_patterns.viz.interactive",

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from influence_patterns.errors import DataError, InputError
-from influence_patterns.result import Pattern, Step, format_steps
-from influence_patterns.runs import Run
+from influence_patterns.errors import InputError
+from influence_patterns.result import Step, format_steps, head_name
+from influence_patterns.runs import Run, RunRecord
 from influence_patterns.viz.patterns import NEGATIVE, POSITIVE, pattern_sign
 
 #: Line width (points) of a step that every instance takes; a step taken by a
@@ -59,88 +59,55 @@ class _Instance:
     correct: bool | None
 
 
-def read_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows of ``results.jsonl`` (a run directory or the file itself) and ``run.json``:
-    the one reader, :meth:`influence_patterns.runs.Run.open`."""
-    run = Run.open(path)
-    return run.rows, run.meta
-
-
-def _position_class(t: int, source: int, row: dict[str, Any], by_index: dict[int, str]) -> str:
+def _position_class(t: int, source: int, record: RunRecord, by_index: dict[int, str]) -> str:
     if t in by_index:
         return by_index[t]
-    if t == int(row["target_index"]):
+    if t == record.explanation.target_index:
         return "target"
-    tokens = row.get("tokens") or []
+    tokens = record.explanation.tokens
     if 0 <= t < len(tokens) and tokens[t] in SPECIAL:
         return tokens[t]
     return f"src{t - source:+d}"
 
 
-def _instance(row: dict[str, Any], role: str) -> _Instance | None:
-    """The aggregate-graph nodes of the role token's pattern in one result row."""
-    roles = row.get("roles") or {}
-    if role not in roles:
-        return None
-    source = int(roles[role])
-    pattern = next(
-        (Pattern.from_dict(p) for p in row.get("patterns", []) if int(p["source_index"]) == source),
-        None,
-    )
+def _instance(record: RunRecord, role: str) -> _Instance | None:
+    """The aggregate-graph nodes of the role token's pattern in one record."""
+    pattern = record.role_pattern(role)
     if pattern is None:
         return None
+    source = pattern.source_index
     by_index: dict[int, str] = {}
-    for name, index in roles.items():
-        by_index.setdefault(int(index), name)
+    for name, index in record.roles.items():
+        by_index.setdefault(index, name)
     by_index[source] = role
-    num_layers = int(row["num_layers"])
-    if len(pattern.positions) != num_layers + 1 or len(pattern.heads) != num_layers:
-        raise DataError(
-            f"a pattern of {row.get('text', 'a result')!r} does not match its "
-            f"{num_layers}-layer model"
-        )
     nodes: list[Node] = [("x", role)]
     for t, head in zip(pattern.positions[1:], pattern.heads):
-        kind = "skip" if head is None else f"H{head}"
-        nodes.append((kind, _position_class(t, source, row, by_index)))
-    correct = row.get("correct")
-    if correct is None and "qoi" in row:
-        correct = float(row["qoi"]["value"]) > 0
-    return _Instance(tuple(nodes), tuple(pattern.positions), pattern_sign(pattern), correct)
+        nodes.append((head_name(head), _position_class(t, source, record, by_index)))
+    return _Instance(tuple(nodes), tuple(pattern.positions), pattern_sign(pattern), record.is_correct)
 
 
-def _collect(
-    results: list[dict[str, Any]], role: str, task: str | None
-) -> tuple[list[_Instance], str, int, int]:
-    if not results:
+def _collect(records: list[RunRecord], role: str, task: str | None) -> tuple[list[_Instance], str, int, int]:
+    if not records:
         raise InputError("no results to plot")
-    tasks = sorted({str(r.get("task", "")) for r in results})
+    tasks = sorted({str(r.task or "") for r in records})
     if task is not None:
-        results = [r for r in results if str(r.get("task", "")) == task]
-        if not results:
+        records = [r for r in records if str(r.task or "") == task]
+        if not records:
             raise InputError(f"task {task!r} not in the results (tasks: {', '.join(tasks)})")
     elif len(tasks) > 1:
         raise InputError(
             f"the results hold several tasks ({', '.join(tasks)}); choose one with --task"
         )
-    for number, r in enumerate(results, start=1):
-        missing = [k for k in ("tokens", "target_index", "num_layers", "num_heads", "patterns")
-                   if k not in r]
-        if missing:
-            raise DataError(f"result {number} is not an explanation: it lacks {', '.join(missing)}")
-    shapes = {(int(r["num_layers"]), int(r["num_heads"])) for r in results}
-    if len(shapes) > 1:
-        raise InputError("the results come from models of different shapes; plot one model")
-    num_layers, num_heads = shapes.pop()
-    roles = sorted({name for r in results for name in (r.get("roles") or {})})
+    first = records[0].explanation  # the reader checked that every record has this shape
+    roles = sorted({name for r in records for name in r.roles})
     if role not in roles:
         raise InputError(
             f"role {role!r} not present in the results (roles: {', '.join(roles) or 'none'})"
         )
-    instances = [inst for r in results if (inst := _instance(r, role)) is not None]
+    instances = [inst for r in records if (inst := _instance(r, role)) is not None]
     if not instances:
         raise InputError(f"no instance has a pattern for its {role} token (is it the target?)")
-    return instances, str(results[0].get("task", "")), num_layers, num_heads
+    return instances, str(records[0].task or ""), first.num_layers, first.num_heads
 
 
 def _node_name(node: Node) -> str:
@@ -198,23 +165,24 @@ def _figure_size(columns: int, num_layers: int, crowd: int = 1) -> tuple[float, 
 
 
 def plot_run(
-    results: list[dict[str, Any]] | str | Path,
+    results: Run | Sequence[RunRecord | dict[str, Any]] | str | Path,
     role: str = "subject",
     task: str | None = None,
     ax: Axes | None = None,
 ) -> Figure:
     """Patterns of the ``role`` token aggregated over the instances of one task.
 
-    ``results`` is a list of result rows (``Explanation.to_dict()`` plus ``task``,
-    ``roles``, ``correct``) or a run directory / ``results.jsonl`` path. Layout: layers
+    ``results`` is a :class:`~influence_patterns.runs.Run`, a run directory /
+    ``results.jsonl`` path (read by ``Run.open``), or records / result rows
+    (``Explanation.to_dict()`` plus ``task``, ``roles``, ``correct``; checked by the
+    reader's rules). Layout: layers
     up, node kinds across (skip, H0 … H<H-1>); positions named by role or by offset
     from the source; step widths proportional to the share of instances taking them;
     the most common full pattern outlined (see the module docstring).
     """
-    meta: dict[str, Any] = {}
-    if isinstance(results, (str, Path)):
-        results, meta = read_results(results)
-    instances, task_name, num_layers, num_heads = _collect(list(results), role, task)
+    run = Run.open(results) if isinstance(results, (str, Path)) else Run.from_rows(results, name="results")
+    meta = run.meta
+    instances, task_name, num_layers, num_heads = _collect(run.records, role, task)
     n = len(instances)
     order = _class_order(instances)
     xs = _layout(instances, num_layers, order)

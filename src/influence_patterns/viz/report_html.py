@@ -1,19 +1,24 @@
 """The report's Markdown and HTML, assembled from ``analysis.report.findings`` (data):
 the verdict summary on top, then the settings, warnings and per-task tables.
 
-Extra HTML sections (an interactive view, say) plug in through
-:data:`SECTION_HOOKS`: each hook gets ``(findings, run_dirs)`` and returns a list of
-sections in the ``viz.html`` format; they are appended after the built-in ones.
+The HTML page ends with the interactive pattern view (``viz.interactive``) of one
+representative instance per run (its first correct one; plotly.js embedded once per
+page). Extra HTML sections plug in through :data:`SECTION_HOOKS`: each hook gets
+``(findings, run_dirs)`` and returns a list of sections in the ``viz.html`` format;
+they are appended after the built-in ones.
 """
 
 from __future__ import annotations
 
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.fileio import write_text
+from influence_patterns.progress import Progress
+from influence_patterns.runs import Run, RunRecord
 
 Section = dict[str, Any]
 #: callables ``(findings, run_dirs) -> [section, ...]`` appended to the HTML report
@@ -155,6 +160,40 @@ def markdown(f: dict[str, Any], title: str = TITLE) -> str:
 
 # --- HTML ---------------------------------------------------------------------------------
 
+INTERACTIVE_TITLE = "Interactive pattern view"
+
+
+def representative(run: Run) -> RunRecord | None:
+    """The instance a run is shown by: its first correct instance (file order), else its first."""
+    return next((r for r in run.records if r.is_correct), run.records[0] if run.records else None)
+
+
+def interactive_section(paths: Sequence[str | Path]) -> Section | None:
+    """One interactive view (hover a token to highlight its paths) of the representative
+    instance of every run; plotly.js is embedded with the first view only. ``None`` when
+    no run has an instance."""
+    from influence_patterns.viz.interactive import interactive_div
+
+    parts: list[str] = []
+    views = 0
+    for p in paths:
+        run = Run.open(p)
+        record = representative(run)
+        if record is None:
+            continue
+        task = record.task or run.setting("task") or str(p)
+        verdict = "correct" if record.is_correct else "wrong (no instance of the run is correct)"
+        parts.append(f"<h3>{html_escape(str(task))}: instance {record.index} ({verdict})</h3>")
+        parts.append(interactive_div(record.explanation, include_plotlyjs=views == 0))
+        views += 1
+    if not parts:
+        return None
+    return {"title": INTERACTIVE_TITLE, "tables": [], "html": parts,
+            "text": "One instance per run (its first correct one), every source token's influence pattern. "
+                    "Hover or click a token (or a path's node) to highlight its token- and head-level path; "
+                    "the tooltip gives each step's node and the pattern's influence; click the legend to "
+                    "toggle sources."}
+
 
 def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[Section]:
     """Sections for ``viz.html.write_html``: the built-in ones, then :data:`SECTION_HOOKS`'."""
@@ -184,16 +223,20 @@ def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[Sectio
         {"title": "Consistency tracks accuracy", "text": t["consistency"], "tables": [], "figures": figures},
         {"title": "Compression", "text": t["ablation"], "tables": abl_tables},
     ]
+    view = interactive_section(paths)
+    if view is not None:
+        sections.append(view)
     for hook in SECTION_HOOKS:
         sections += hook(f, [Path(p) for p in paths])
     return sections
 
 
 def write_report(paths: Sequence[str | Path], out: str | Path | None, html: str | Path | None = None,
-                 options: ReportOptions | None = None) -> dict[str, Any]:
+                 options: ReportOptions | None = None, progress: Progress = None) -> dict[str, Any]:
     """Compute the findings, then write the Markdown report to ``out`` and/or the HTML
-    page to ``html`` atomically; return the findings."""
-    f = findings(paths, options)
+    page to ``html`` atomically; return the findings. ``progress``: the bar of
+    ``report --ablate`` (:mod:`influence_patterns.progress`)."""
+    f = findings(paths, options, progress)
     if out is not None:
         write_text(out, markdown(f))
     if html is not None:
