@@ -21,7 +21,7 @@ from transformers import BertConfig, BertForMaskedLM
 from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.attribution.quadrature import make_quadrature
-from influence_patterns.graph.adapters import adapter_for
+from influence_patterns.graph.architectures import adapter_for
 from influence_patterns.search.fast import gpr_fast
 from influence_patterns.search.reference import gpr_reference
 

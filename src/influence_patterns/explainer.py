@@ -15,7 +15,7 @@ from influence_patterns.attribution.inputs import Batch, Query, prepare_batch
 from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.attribution.quadrature import DEFAULT_QUADRATURE, QUADRATURES, default_steps, make_quadrature
 from influence_patterns.errors import InputError, ModelError
-from influence_patterns.graph.adapters import adapter_for
+from influence_patterns.graph.architectures import adapter_for
 from influence_patterns.models.loading import prepare
 from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.result import Explanation, Pattern

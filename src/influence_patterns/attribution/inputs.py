@@ -126,7 +126,7 @@ def prepare_batch(
             if n_mask > 1:
                 raise InputError(f"found {n_mask} [MASK] tokens in {q.text!r}; exactly one is needed")
             if q.targets is None or len(q.targets) != 2:
-                raise InputError("a masked-LM explanation needs two targets: --targets GOOD,BAD")
+                raise InputError("a masked-LM explanation needs two targets: targets=(GOOD, BAD)")
             good, bad = (single_piece(tokenizer, w) for w in q.targets)
             if good == bad:
                 raise InputError(f"the targets are equal ({q.targets[0]!r}); give two different words")

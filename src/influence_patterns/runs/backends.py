@@ -41,7 +41,7 @@ class RayBackend:
         except ImportError:
             raise InputError('the ray backend needs Ray: pip install "influence-patterns[ray]"') from None
         if workers < 1:
-            raise InputError(f"--workers must be at least 1, got {workers}")
+            raise InputError(f"workers must be at least 1, got {workers}")
         self._ray = ray
         self._started = False
         if not ray.is_initialized():
