@@ -23,7 +23,7 @@ LAYERS = {
     "search": 3,
     "data": 4, "tasks": 4, "models": 4,
     "evaluate": 4,  # the old import path of tasks.accuracy (docs/models.md), kept as a re-export
-    "result": 5, "explainer": 5,
+    "result": 5, "explainer": 5, "config": 5,
     "runs": 6,
     "analysis": 7,
     "viz": 8,

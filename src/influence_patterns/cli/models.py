@@ -10,6 +10,7 @@ import typer
 
 from influence_patterns.cli.app import app, fail, user_errors
 from influence_patterns.fileio import write_json
+from influence_patterns.models.loading import DEVICES
 
 models_app = typer.Typer(help="The embedded default models: list, build and measure them.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -146,7 +147,7 @@ def accuracy_command(
     strict: bool = typer.Option(
         False, "--strict", help="Fail on targets that are not one word piece (default: skip them and say how many)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu, cuda or mps."),
+    device: str = typer.Option("auto", "--device", help=DEVICES.help()),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     by_condition: bool = typer.Option(
         False, "--by-condition", help="Under each task, one row per condition (default: per Marvin & Linzen subtask)."

@@ -18,16 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-#: The two heads an explanation is about, by the class-name suffix Hugging Face gives them.
-HEAD_KINDS = {"ForMaskedLM": "mlm", "ForSequenceClassification": "classification"}
-
-
-def head_kind(model: Any) -> str | None:
-    """``"mlm"`` for a ``*ForMaskedLM``, ``"classification"`` for a
-    ``*ForSequenceClassification``, ``None`` for anything else (decided by class name,
-    the one place that does)."""
-    name = type(model).__name__
-    return next((kind for suffix, kind in HEAD_KINDS.items() if name.endswith(suffix)), None)
+from influence_patterns.graph.kind import head_kind
 
 
 class Adapter:

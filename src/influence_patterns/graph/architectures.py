@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from influence_patterns.errors import ModelError
-from influence_patterns.graph.adapters import Adapter, BertAdapter, head_kind
+from influence_patterns.graph.adapters import Adapter, BertAdapter
+from influence_patterns.graph.kind import head_kind
 from influence_patterns.registry import Registry
 
 

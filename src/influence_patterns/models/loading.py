@@ -11,15 +11,17 @@ from typing import Any
 from safetensors import SafetensorError
 
 from influence_patterns.errors import ModelError
-from influence_patterns.graph.adapters import head_kind
-from influence_patterns.graph.architectures import ADAPTERS
+from influence_patterns.graph.kind import head_kind
 from influence_patterns.models.base import LoadedModel, prepare
+from influence_patterns.registry import Registry
 
 __all__ = ["LoadedModel", "check_supported", "load_model", "prepare", "resolve_device", "supported_model_types"]
 
 
 def supported_model_types() -> tuple[str, ...]:
     """Hugging Face ``model_type`` values this version can hook: the adapter registry's keys."""
+    from influence_patterns.graph.architectures import ADAPTERS  # torch: loaded on first use
+
     return tuple(sorted(ADAPTERS))
 
 
@@ -43,7 +45,10 @@ def check_supported(config: Any) -> None:
         )
 
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES: Registry[None] = Registry("device")
+DEVICES.register("auto", None, "cuda when present, else mps, else cpu")
+for _device in ("cpu", "cuda", "mps"):
+    DEVICES.register(_device, None)
 
 
 def resolve_device(device: str | None = "auto") -> str:

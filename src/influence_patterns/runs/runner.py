@@ -25,6 +25,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from influence_patterns.config import ExplainConfig
 from influence_patterns.errors import DataError, InputError, OutputError
 from influence_patterns.fileio import dumps, output_error, write_json
 from influence_patterns.runs.lock import RunLock
@@ -116,8 +117,6 @@ def resolve_options(options: RunOptions) -> tuple[RunOptions, list[Any]]:
 
     Writes nothing. Raises ``InputError`` naming the offending parameter.
     """
-    from influence_patterns.explainer import ExplainConfig
-
     if options.batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {options.batch_size}")
     if options.n is not None and options.n < 1:
