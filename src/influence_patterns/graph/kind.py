@@ -1,4 +1,5 @@
-"""Which head a Hugging Face model carries: a masked LM or a sequence classifier.
+"""Which head a Hugging Face model carries (a masked LM or a sequence classifier), and
+how texts write the masked LM's ``[MASK]``.
 
 The one place that decides it (by class name); torch-free, so model loading can
 check a checkpoint's class before torch is imported.
@@ -7,6 +8,10 @@ check a checkpoint's class before torch is imported.
 from __future__ import annotations
 
 from typing import Any
+
+#: How texts write the masked word, whatever the tokenizer's own mask token (``<mask>``
+#: for RoBERTa: swapped in by ``attribution.inputs.with_mask_token``).
+MASK = "[MASK]"
 
 #: The two heads an explanation is about, by the class-name suffix Hugging Face gives them.
 HEAD_KINDS = {"ForMaskedLM": "mlm", "ForSequenceClassification": "classification"}

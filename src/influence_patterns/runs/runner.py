@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from influence_patterns.config import ExplainConfig
-from influence_patterns.errors import DataError, InputError, OutputError
-from influence_patterns.fileio import dumps, output_error, write_json
+from influence_patterns.errors import DataError, InputError
+from influence_patterns.fileio import dumps, output_error, synced, write_json
 from influence_patterns.runs.lock import RunLock
 from influence_patterns.runs.options import RESULTS, RESUME_KEYS, RUN_FILE, BackendOptions, RunOptions, versions
 from influence_patterns.runs.reader import Run
@@ -76,13 +76,8 @@ def repair_results(path: str | Path) -> int:
         except (UnicodeDecodeError, json.JSONDecodeError):
             keep = start
     if keep < len(data):
-        try:
-            with open(path, "r+b") as f:
-                f.truncate(keep)
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as exc:
-            raise output_error(path, exc) from None
+        with synced(path, "r+b") as f:
+            f.truncate(keep)
     return len(data) - keep
 
 
