@@ -78,7 +78,7 @@ def explain_command(
     chosen = parse_sources(sources, "--sources")
     explainer = Explainer.from_pretrained(
         model, device=device, steps=steps, method=method, baseline=baseline,
-        keep_special=keep_special, quadrature=quadrature, max_rows=max_batch,
+        keep_special=keep_special, quadrature=quadrature, max_rows=max_batch, qoi=qoi,
     )
     if explainer.kind == "mlm" and targets is None:
         raise InputError("a masked-LM explanation needs --targets GOOD,BAD (e.g. --targets is,are)")

@@ -11,6 +11,7 @@ import typer
 from influence_patterns.cli.app import app, fail, user_errors
 from influence_patterns.fileio import write_json
 from influence_patterns.models.loading import DEVICES
+from influence_patterns.tasks.vocab import SPLITS
 
 models_app = typer.Typer(help="The embedded default models: list, build and measure them.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -140,7 +141,7 @@ def accuracy_command(
     ),
     split: str = typer.Option(
         "all", "--split",
-        help="Template vocabulary for a generated --task: all | train | heldout (words the default MLM never saw).",
+        help=f"Template vocabulary for a generated --task: {', '.join(SPLITS)} (heldout: words the default MLM never saw).",
     ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Instances per forward pass."),
@@ -163,7 +164,6 @@ def accuracy_command(
         fail(f"data file not found: {data}")
     if split != "all":
         from influence_patterns.tasks.templates import TEMPLATE_TASKS
-        from influence_patterns.tasks.vocab import SPLITS
 
         if split not in SPLITS:
             fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
