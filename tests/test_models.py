@@ -18,6 +18,7 @@ from influence_patterns.cli import app
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.models import defaults, training
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
+from influence_patterns.registry import Registry
 from influence_patterns.tasks.templates import TEMPLATE_TASKS
 
 runner = CliRunner()
@@ -69,8 +70,11 @@ def tiny_specs(tiny_base, monkeypatch):
             defaults.DEFAULT_MODELS["default-sst2"], config=ClassifierConfig(max_examples=64, batch_size=16)
         ),
     }
-    monkeypatch.setattr(defaults, "DEFAULT_MODELS", specs)
-    return specs
+    registry = Registry("default model")
+    for name, spec in specs.items():
+        registry.register(name, spec, spec.description)
+    monkeypatch.setattr(defaults, "DEFAULT_MODELS", registry)
+    return registry
 
 
 # --------------------------------------------------------------------------- cache

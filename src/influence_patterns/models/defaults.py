@@ -83,30 +83,27 @@ class DefaultModelSpec:
     eval_per_task: int = 0  # held-out template instances per subtask measured after the build
 
 
+def _masked_lm(name: str, description: str, minutes: int, train_tasks: tuple[str, ...]) -> DefaultModelSpec:
+    """A default masked LM: MiniLM + tied MLM head, 2000 template instances per trained
+    subtask, 100 held-out ones per subtask measured after the build."""
+    return DefaultModelSpec(
+        name=name, kind="mlm", description=description, config=MaskedLMConfig(), minutes=minutes,
+        train_per_task=2000, eval_per_task=100, train_tasks=train_tasks,
+    )
+
+
 DEFAULT_MODELS: Registry[DefaultModelSpec] = Registry("default model")
 for _spec_ in (
-    DefaultModelSpec(
-        name="default-mlm",
-        kind="mlm",
-        description="all-MiniLM-L6-v2 + tied MLM head, fine-tuned on agreement templates and MLM on SST-2 text",
-        config=MaskedLMConfig(),
-        minutes=5,
-        train_per_task=2000,
-        eval_per_task=100,
-        train_tasks=AGREEMENT_TASKS,
+    _masked_lm(
+        "default-mlm",
+        "all-MiniLM-L6-v2 + tied MLM head, fine-tuned on agreement templates and MLM on SST-2 text",
+        minutes=5, train_tasks=AGREEMENT_TASKS,
     ),
-    DefaultModelSpec(
-        name="default-mlm-transfer",
-        kind="mlm",
-        description=(
-            "all-MiniLM-L6-v2 + tied MLM head, fine-tuned on 4 agreement structures only "
-            "(simple, VP coordination, sentential complement, simple reflexive) and MLM on SST-2 text"
-        ),
-        config=MaskedLMConfig(),
-        minutes=10,
-        train_per_task=2000,
-        eval_per_task=100,
-        train_tasks=TRANSFER_TASKS,
+    _masked_lm(
+        "default-mlm-transfer",
+        "all-MiniLM-L6-v2 + tied MLM head, fine-tuned on 4 agreement structures only "
+        "(simple, VP coordination, sentential complement, simple reflexive) and MLM on SST-2 text",
+        minutes=10, train_tasks=TRANSFER_TASKS,
     ),
     DefaultModelSpec(
         name="default-sst2",
