@@ -24,7 +24,7 @@ from transformers import BertConfig, BertForMaskedLM
 from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.attribution.quadrature import make_quadrature
-from influence_patterns.graph.adapters import adapter_for
+from influence_patterns.graph.architectures import adapter_for
 from influence_patterns.search.fast import gpr_fast as gpr_fast_full
 from influence_patterns.search.positional import gpr_positional
 from influence_patterns.search.reference import gpr_reference

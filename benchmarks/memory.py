@@ -66,7 +66,7 @@ def child(length: int, max_rows: int, steps: int, sources: int, device: str) -> 
     """One setting, in this (fresh) process: returns the measured and estimated peak."""
     from influence_patterns.attribution.qoi import get_qoi
     from influence_patterns.attribution.quadrature import make_quadrature
-    from influence_patterns.graph.adapters import adapter_for
+    from influence_patterns.graph.architectures import adapter_for
     from influence_patterns.search.fast import gpr_fast
     from influence_patterns.search.memory import row_bytes
 

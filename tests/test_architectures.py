@@ -10,7 +10,7 @@ from influence_patterns import Explainer, Query
 from influence_patterns.attribution.influence import Constraint, RestrictPaths, qoi_values
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import ModelError
-from influence_patterns.graph.adapters import ADAPTERS, adapter_for
+from influence_patterns.graph.architectures import ADAPTERS, adapter_for
 from influence_patterns.graph.hooks import Interceptor, intercept
 from influence_patterns.search.fast import gpr_fast, plain_gradients
 from influence_patterns.search.positional import attention_state, gpr_positional, shared_pass

@@ -16,6 +16,7 @@ def _patterns(rows):
     return [(r["index"], [(p["positions"], p["heads"]) for p in r["patterns"]]) for r in rows]
 
 
+@pytest.mark.slow  # starts Ray, about 15 s
 def test_ray_matches_local_and_resumes(mlm_checkpoint, tmp_path):
     data = write_data(tmp_path / "tiny.jsonl", count=6)
     common = dict(task="sva/prep", data=data, model=str(mlm_checkpoint), n=6, seed=1, steps=3, batch_size=2,

@@ -5,7 +5,7 @@ import torch
 
 from influence_patterns.attribution.influence import Constraint, RestrictPaths
 from influence_patterns.errors import ModelError
-from influence_patterns.graph.adapters import adapter_for
+from influence_patterns.graph.architectures import adapter_for
 from influence_patterns.graph.hooks import Interceptor, intercept
 from influence_patterns.graph.nodes import Node, parse_node
 

@@ -18,6 +18,7 @@ from influence_patterns.cli import app
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.models import defaults, training
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
+from influence_patterns.registry import Registry
 from influence_patterns.tasks.templates import TEMPLATE_TASKS
 
 runner = CliRunner()
@@ -69,8 +70,11 @@ def tiny_specs(tiny_base, monkeypatch):
             defaults.DEFAULT_MODELS["default-sst2"], config=ClassifierConfig(max_examples=64, batch_size=16)
         ),
     }
-    monkeypatch.setattr(defaults, "DEFAULT_MODELS", specs)
-    return specs
+    registry = Registry("default model")
+    for name, spec in specs.items():
+        registry.register(name, spec, spec.description)
+    monkeypatch.setattr(defaults, "DEFAULT_MODELS", registry)
+    return registry
 
 
 # --------------------------------------------------------------------------- cache
@@ -142,6 +146,7 @@ def test_missing_base_package_is_a_clear_error(cache, monkeypatch):
 # --------------------------------------------------------------------------- build pipeline
 
 
+@pytest.mark.slow  # a model build, about 12 s
 def test_build_mlm_writes_checkpoint_and_build_json(cache, tiny_specs):
     path = defaults.build("default-mlm", progress=False)
     assert path == cache / "default-mlm"
@@ -236,6 +241,7 @@ def test_transfer_recipe_is_default_mlm_on_four_structures():
     assert defaults.DEFAULT_MODELS["default-mlm-transfer"].minutes <= 10
 
 
+@pytest.mark.slow  # a model build, about 19 s
 def test_build_transfer_records_its_tasks_and_measure_rewrites(cache, tiny_specs):
     path = defaults.build("default-mlm-transfer", progress=False)
     info = json.loads((path / "build.json").read_text())
@@ -273,6 +279,11 @@ def test_load_model_unknown_default_lists_the_valid_ones(cache, monkeypatch):
     with pytest.raises(ModelError, match="unknown default model 'default_mlm'.*default-mlm, default-mlm-transfer"):
         load_model("default_mlm")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # the hub library read the variable when it was imported: set its constant too, or
+    # the load tries the network (about 20 s of retries without one)
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelError, match="cannot load model 'no-such-model-xyz'.*embedded defaults: default-mlm"):
         load_model("no-such-model-xyz")
 

@@ -27,3 +27,95 @@ def test_unhashable_name_is_one_line():
     reg: Registry[int] = Registry("rule")
     with pytest.raises(InputError, match="unknown rule"):
         reg.lookup(["x"])  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the registries in use
+
+import ast  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from typer.testing import CliRunner  # noqa: E402
+
+from influence_patterns.registry import Lazy  # noqa: E402
+
+
+def test_a_lazy_item_is_imported_on_first_lookup():
+    reg: Registry[object] = Registry("thing")
+    reg.register("join", Lazy("os.path:join"), "joins paths")
+    assert isinstance(reg["join"], Lazy) and reg.help() == "join (joins paths)."
+    import os.path
+
+    assert reg.lookup("join") is os.path.join and reg["join"] is os.path.join
+
+
+@pytest.fixture
+def negated_qoi():
+    """A third QoI, added with one register call (and removed after the test)."""
+    from influence_patterns.attribution.qoi import QOIS, LogitDifference, register_qoi
+
+    class Negated(LogitDifference):
+        def __call__(self, logits, classes):
+            return -super().__call__(logits, classes)
+
+    register_qoi(Negated("negated", "logit[bad] - logit[good]"))
+    yield "negated"
+    del QOIS["negated"]
+    del QOIS.descriptions["negated"]
+
+
+def test_one_register_call_adds_a_qoi_everywhere(negated_qoi, mlm, tokenizer):
+    from influence_patterns import Explainer
+    from influence_patterns.models.loading import LoadedModel
+    from influence_patterns.tasks.accuracy import qoi as accuracy_qoi
+    from influence_patterns.tasks.instance import Instance
+
+    text, targets = "the boy near the girls [MASK] good", ("is", "are")
+    default = Explainer(mlm, tokenizer, steps=2).explain(text, targets=targets, sources=[2])
+    chosen = Explainer(mlm, tokenizer, steps=2, qoi=negated_qoi).explain(text, targets=targets, sources=[2])
+    assert default.qoi_name == "agreement" and chosen.qoi_name == "negated"
+    assert chosen.qoi_value == pytest.approx(-default.qoi_value, rel=1e-6)
+    assert chosen.patterns[0].g == pytest.approx(-default.patterns[0].g, rel=1e-5)
+    # task accuracy reads the same registry, and agrees with the explainer's QoI
+    loaded = LoadedModel(model=mlm, tokenizer=tokenizer, name="tiny", kind="mlm")
+    inst = [Instance(text=text, targets=targets, task="t")]
+    assert accuracy_qoi(loaded, inst)[0] == pytest.approx(default.qoi_value, rel=1e-5)
+    assert accuracy_qoi(loaded, inst, qoi_name=negated_qoi)[0] == pytest.approx(-default.qoi_value, rel=1e-5)
+
+
+def test_an_unknown_qoi_is_one_line(mlm, tokenizer):
+    from influence_patterns import Explainer
+
+    with pytest.raises(InputError, match=r"unknown QoI 'margin'; choose one of agreement, classification"):
+        Explainer(mlm, tokenizer, qoi="margin")
+
+
+def test_the_cli_lists_every_registered_choice():
+    from influence_patterns.attribution.baselines import BASELINES
+    from influence_patterns.attribution.qoi import QOIS
+    from influence_patterns.attribution.quadrature import QUADRATURES
+    from influence_patterns.cli import app
+    from influence_patterns.config import METHODS
+    from influence_patterns.runs.backends import BACKENDS
+
+    runner = CliRunner()
+    explain = " ".join(runner.invoke(app, ["explain", "--help"], env={"COLUMNS": "200"}).output.split())
+    run = " ".join(runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output.split())
+    for registry in (QOIS, BASELINES, QUADRATURES, METHODS):
+        for name in registry:
+            assert name in explain, (registry.kind, name)
+    for registry in (BASELINES, QUADRATURES, METHODS, BACKENDS):
+        for name in registry:
+            assert name in run, (registry.kind, name)
+
+
+def test_no_hand_written_choice_lists_in_the_cli():
+    """Choices such as ``"mask | zero | pad"`` come from the registries, not from help strings."""
+    cli = Path(__file__).resolve().parents[1] / "src" / "influence_patterns" / "cli"
+    bad = []
+    for path in sorted(cli.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "help":
+                for s in ast.walk(node.value):
+                    if isinstance(s, ast.Constant) and isinstance(s.value, str) and " | " in s.value:
+                        bad.append(f"{path.name}:{node.value.lineno}: {s.value[:50]!r}")
+    assert not bad, "\n".join(bad)

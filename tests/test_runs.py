@@ -166,6 +166,7 @@ def test_repair_results(tmp_path):
     assert f.read_text() == '{"index": 0}\n'
 
 
+@pytest.mark.slow  # a real process started, killed and resumed, about 17 s
 def test_kill_and_resume_with_a_real_process(checkpoint, data_file, tmp_path):
     """SIGKILL a real `influence-patterns run` after its first lines, resume it, and
     compare with an uninterrupted run: every index once, same patterns."""

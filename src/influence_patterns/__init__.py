@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Explainer": "influence_patterns.explainer",
-    "ExplainConfig": "influence_patterns.explainer",
+    "ExplainConfig": "influence_patterns.config",
     "Query": "influence_patterns.attribution.inputs",
     "Explanation": "influence_patterns.result",
     "Pattern": "influence_patterns.result",
@@ -23,7 +23,8 @@ __all__ = [*_LAZY, "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from influence_patterns.attribution.inputs import Query
-    from influence_patterns.explainer import ExplainConfig, Explainer
+    from influence_patterns.config import ExplainConfig
+    from influence_patterns.explainer import Explainer
     from influence_patterns.result import Explanation, Pattern
 
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 
-from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.influence import Constraint, qoi_values, restricted_influence
 from influence_patterns.attribution.inputs import Batch, Query, prepare_batch
 from influence_patterns.attribution.qoi import get_qoi
-from influence_patterns.attribution.quadrature import DEFAULT_QUADRATURE, QUADRATURES, default_steps, make_quadrature
+from influence_patterns.attribution.quadrature import make_quadrature
+from influence_patterns.config import MAX_STEPS, METHODS, ExplainConfig, check_steps  # noqa: F401 (re-exported)
 from influence_patterns.errors import InputError, ModelError
-from influence_patterns.graph.adapters import adapter_for
+from influence_patterns.graph.architectures import adapter_for
 from influence_patterns.models.loading import prepare
 from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.result import Explanation, Pattern
@@ -25,57 +24,18 @@ from influence_patterns.search.memory import auto_max_rows
 from influence_patterns.search.positional import gpr_positional
 from influence_patterns.search.reference import gpr_reference
 
-# "fast": single-position tangents (search.positional); "fast-full": the earlier
-# full-width tangents (search.fast, kept for benchmarks); "reference": the literal loop.
-METHODS = ("fast", "fast-full", "reference")
 
-#: The most quadrature points (or Riemann steps) an explanation may use. Gauss–Legendre
-#: converges by 32 points and the paper's Riemann rule uses 50; 10,000 is already
-#: hundreds of times the cost of either, and larger values only hang or run out of memory.
-MAX_STEPS = 10_000
+def search_fast(adapter: Any, batch: Batch, quad: Any, qoi: Any, max_rows: int | None,
+                advance: Callable[[int], None]) -> list[list[SourceSearch]]:
+    """The ``fast`` method (config.METHODS): GPR in chunks of ``max_rows`` (None: sized to free memory)."""
+    max_rows = max_rows or auto_max_rows(adapter, int(batch.x.shape[1]))
+    return gpr_fast(adapter, batch, quad, qoi, max_rows, advance)
 
 
-def check_steps(steps: Any) -> int | None:
-    """``steps`` as an int in 1..MAX_STEPS (``None``: the rule's default). A fraction
-    such as 4.5 is refused, never truncated."""
-    if steps is None:
-        return None
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
-        if isinstance(steps, float) and steps.is_integer() and abs(steps) <= MAX_STEPS:
-            steps = int(steps)
-        else:
-            raise InputError(f"steps must be a whole number in 1..{MAX_STEPS:,}, got {steps!r}")
-    if steps < 1:
-        raise InputError(f"steps must be at least 1, got {steps}")
-    if steps > MAX_STEPS:
-        raise InputError(f"steps must be at most {MAX_STEPS:,} (Gauss–Legendre converges by 32 points), got {steps}")
-    return int(steps)
-
-
-@dataclass
-class ExplainConfig:
-    """How explanations are computed. ``steps`` is the number of Gauss–Legendre points
-    (default 32) or m of the paper's Riemann rule (m+1 points; default 50 with
-    ``quadrature="riemann"``)."""
-
-    steps: int | None = None
-    baseline: str = "mask"
-    keep_special: bool = False
-    quadrature: str | None = DEFAULT_QUADRATURE
-    method: str = "fast"
-    max_rows: int | None = None  # rows per backward pass (fast: α; fast-full: source × α); None: auto
-
-    def validate(self) -> None:
-        self.quadrature = self.quadrature or DEFAULT_QUADRATURE  # None: the default rule
-        if self.quadrature not in QUADRATURES:
-            raise InputError(f"unknown quadrature {self.quadrature!r}; choose one of {', '.join(QUADRATURES)}")
-        self.steps = default_steps(check_steps(self.steps), self.quadrature)
-        if self.baseline not in BASELINES:
-            raise InputError(f"unknown baseline {self.baseline!r}; choose one of {', '.join(BASELINES)}")
-        if self.method not in METHODS:
-            raise InputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.max_rows is not None and self.max_rows < 1:
-            raise InputError(f"max_rows must be positive, got {self.max_rows}")
+def search_reference(adapter: Any, batch: Batch, quad: Any, qoi: Any, max_rows: int | None,
+                     advance: Callable[[int], None]) -> list[list[SourceSearch]]:
+    """The ``reference`` method (config.METHODS): the literal search, one path at a time."""
+    return gpr_reference(adapter, batch, quad, qoi, advance)
 
 
 class Explainer:
@@ -92,7 +52,7 @@ class Explainer:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or getattr(model, "name_or_path", None) or type(model).__name__
-        self.qoi = get_qoi("agreement" if self.adapter.kind == "mlm" else "classification")
+        self.qoi = get_qoi(self.config.qoi, self.adapter.kind)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str = "auto", **config: Any) -> "Explainer":
@@ -159,12 +119,7 @@ class Explainer:
         quad = make_quadrature(cfg.steps, cfg.quadrature, dtype=batch.x.dtype)
         total = sum(len(s) for s in batch.sources)
         with progress_bar(total, "explaining", progress) as advance:
-            if cfg.method in ("fast", "fast-full"):
-                max_rows = cfg.max_rows or auto_max_rows(self.adapter, int(batch.x.shape[1]))
-                search = gpr_positional if cfg.method == "fast" else gpr_fast
-                searches = search(self.adapter, batch, quad, self.qoi, max_rows, advance)
-            else:
-                searches = gpr_reference(self.adapter, batch, quad, self.qoi, advance)
+            searches = METHODS.lookup(cfg.method)(self.adapter, batch, quad, self.qoi, cfg.max_rows, advance)
         q_x, q_b = qoi_values(self.adapter, batch, self.qoi)
         check_finite_qoi(batch, q_x, q_b)
         return [self._explanation(batch, b, searches[b], float(q_x[b]), float(q_b[b])) for b in range(len(batch))]

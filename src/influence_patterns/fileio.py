@@ -54,16 +54,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+@contextmanager
+def synced(path: str | Path, mode: str, name: str | Path | None = None) -> Iterator[Any]:
+    """``open(path, mode)``, flushed and fsync'd on leaving; an ``OSError`` becomes an
+    :class:`OutputError` naming ``name`` (default ``path``)."""
+    try:
+        with open(path, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise output_error(name if name is not None else path, exc) from None
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (fsync'd before the rename)."""
-    with atomic_path(path) as tmp:
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            raise output_error(path, exc) from None
+    with atomic_path(path) as tmp, synced(tmp, "wb", name=path) as fh:
+        fh.write(data)
     return Path(path)
 
 

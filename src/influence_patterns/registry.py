@@ -9,11 +9,26 @@ the valid ones), and gives the CLI its choices and help text, so a new entry is 
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterable, TypeVar
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from influence_patterns.errors import InputError
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """An item named by ``"package.module:attribute"``, imported on its first
+    :meth:`Registry.lookup`: a registry the CLI reads for its help can list heavy items
+    (torch code) without importing them."""
+
+    target: str
+
+    def load(self) -> Any:
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
 
 
 class Registry(dict, Generic[T]):  # type: ignore[type-arg]
@@ -39,9 +54,12 @@ class Registry(dict, Generic[T]):  # type: ignore[type-arg]
     def lookup(self, name: str) -> T:
         """The item called ``name``, or one line naming the valid choices."""
         try:
-            return self[name]
+            item = self[name]
         except (KeyError, TypeError):
             raise InputError(f"unknown {self.kind} {name!r}; choose one of {self.choices()}") from None
+        if isinstance(item, Lazy):
+            item = self[name] = item.load()
+        return item
 
     def check(self, name: str) -> str:
         """``name`` if registered (for options stored by name), else :meth:`lookup`'s error."""

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from influence_patterns.fileio import write_json
+from influence_patterns.graph.nodes import Node
+
 #: The skip connection. In the API (``Pattern.heads``, ``Explainer.influence(heads=...)``)
 #: and in JSON the skip is ``None``/``null``; a head is its index, numbered from 0.
 #: Layers are numbered from 1 (``L1`` is the first encoder layer; ``h0`` the embeddings).
@@ -54,8 +57,6 @@ def format_steps(steps: Sequence[Step], first_layer: int = 1) -> str:
         k = last + 1
     return " → ".join(parts)
 
-from influence_patterns.fileio import write_json
-
 
 @dataclass
 class Pattern:
@@ -92,10 +93,10 @@ class Pattern:
 
     def node_names(self) -> list[str]:
         """Printable node names of the head-level pattern, e.g. ``L2.H7@5``, ``L3.skip@5``."""
-        names = [f"x{self.positions[0]}"]
+        nodes = [Node("x", position=self.positions[0])]
         for l, (t, h) in enumerate(zip(self.positions[1:], self.heads), start=1):
-            names.append(f"L{l}.skip@{t}" if h is None else f"L{l}.H{h}@{t}")
-        return names
+            nodes.append(Node("skip", l, t) if h is None else Node("head", l, t, int(h)))
+        return [str(n) for n in nodes]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -58,6 +58,7 @@ from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.graph.adapters import Adapter
 from influence_patterns.graph.hooks import Interceptor, RecordAttention, intercept
+from influence_patterns.registry import Registry
 from influence_patterns.runs import RunRecord
 
 
@@ -119,20 +120,18 @@ class Method:
         raise NotImplementedError
 
 
-METHODS: dict[str, Method] = {}
+METHODS: Registry[Method] = Registry("method")
 
 
 def register_method(cls: type[Method]) -> type[Method]:
     """Add a method class to :data:`METHODS` under its ``name``."""
-    METHODS[cls.name] = cls()
+    METHODS.register(cls.name, cls(), replace=True)
     return cls
 
 
 def get_method(name: str) -> Method:
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise InputError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
+    """The method called ``name``, or one line listing the registered ones."""
+    return METHODS.lookup(name)
 
 
 # --- pattern -------------------------------------------------------------------------

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-BASELINES = ("mask", "zero", "pad")
+from influence_patterns.registry import Registry
+
+if TYPE_CHECKING:  # torch loads with make_baseline: the CLI lists the baselines in its help
+    import torch
+
+#: Baseline name → the special token whose embedding fills every row (``None``: zeros).
+BASELINES: Registry[str | None] = Registry("baseline")
+BASELINES.register("mask", "mask", "the [MASK] embedding at every word piece")
+BASELINES.register("zero", None, "zeros")
+BASELINES.register("pad", "pad", "the [PAD] embedding")
 
 
 def make_baseline(
@@ -23,16 +32,17 @@ def make_baseline(
     ``zero``: zeros; ``pad``: the ``[PAD]`` embedding. With ``keep_special`` the rows
     of special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``) stay real.
     """
-    if kind == "zero":
+    import torch
+
+    special_token = BASELINES.lookup(kind)
+    if special_token is None:
         base = torch.zeros_like(embeddings)
-    elif kind in ("mask", "pad"):
-        token = mask_id if kind == "mask" else pad_id
+    else:
+        token = {"mask": mask_id, "pad": pad_id}[special_token]
         if token is None:
-            raise ValueError(f"the tokenizer has no {'[MASK]' if kind == 'mask' else '[PAD]'} token")
+            raise ValueError(f"the tokenizer has no [{special_token.upper()}] token")
         row = word_embeddings.weight[token].detach().to(embeddings.dtype)
         base = row.expand_as(embeddings).clone()
-    else:
-        raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
     if keep_special:
         special = torch.zeros_like(input_ids, dtype=torch.bool)
         for sid in special_ids:

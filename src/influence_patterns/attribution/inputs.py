@@ -10,6 +10,7 @@ import torch
 from influence_patterns.attribution.baselines import make_baseline
 from influence_patterns.errors import InputError
 from influence_patterns.graph.adapters import Adapter
+from influence_patterns.graph.kind import MASK
 
 
 @dataclass
@@ -85,7 +86,7 @@ def _chosen_sources(chosen: Sequence[int], allowed: list[int], tokens: list[str]
 def with_mask_token(tokenizer: Any, text: str) -> str:
     """``text`` with the user's ``[MASK]`` written as the tokenizer's own mask token (``<mask>``)."""
     mask = getattr(tokenizer, "mask_token", None)
-    return text if mask in (None, "[MASK]") else text.replace("[MASK]", mask)
+    return text if mask in (None, MASK) else text.replace(MASK, mask)
 
 
 def _special_ids(tokenizer: Any) -> set[int]:
@@ -126,7 +127,7 @@ def prepare_batch(
             if n_mask > 1:
                 raise InputError(f"found {n_mask} [MASK] tokens in {q.text!r}; exactly one is needed")
             if q.targets is None or len(q.targets) != 2:
-                raise InputError("a masked-LM explanation needs two targets: --targets GOOD,BAD")
+                raise InputError("a masked-LM explanation needs two targets: targets=(GOOD, BAD)")
             good, bad = (single_piece(tokenizer, w) for w in q.targets)
             if good == bad:
                 raise InputError(f"the targets are equal ({q.targets[0]!r}); give two different words")

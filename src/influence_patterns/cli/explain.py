@@ -9,7 +9,12 @@ import typer
 
 from influence_patterns.cli.app import app, user_errors
 from influence_patterns.cli.plot import DEFAULT_DPI, DPI_HELP, check_image_path, parse_sources, save_figure
+from influence_patterns.attribution.baselines import BASELINES
+from influence_patterns.attribution.qoi import QOIS
+from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.errors import InputError
+from influence_patterns.config import METHODS
+from influence_patterns.models.loading import DEVICES
 
 DEFAULT_MODEL = "default-mlm"
 
@@ -35,21 +40,18 @@ def explain_command(
         help="Integration points along the path from baseline to input: Gauss–Legendre points "
              "(default 32), or m for the Riemann rule (m+1 points; default 50).",
     ),
-    method: str = typer.Option(
-        "fast", "--method", help="fast (single-position tangents, the default), fast-full (the earlier full-width scorer) or reference (the literal, slow search)."
-    ),
-    baseline: str = typer.Option(
-        "mask", "--baseline", help="The input integrated from: mask, zero or pad embeddings."
+    method: str = typer.Option("fast", "--method", help=METHODS.help("The search:")),
+    baseline: str = typer.Option("mask", "--baseline", help=BASELINES.help("The input integrated from:")),
+    qoi: Optional[str] = typer.Option(
+        None, "--qoi", help=QOIS.help("The quantity of interest (default: the one of the model's kind):")
     ),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS] and [SEP] real in the baseline."),
-    quadrature: Optional[str] = typer.Option(
-        None, "--quadrature", help="The integration rule: gauss-legendre (default) or riemann (the paper's rule)."
-    ),
+    quadrature: Optional[str] = typer.Option(None, "--quadrature", help=QUADRATURES.help("The integration rule:")),
     max_batch: Optional[int] = typer.Option(
         None, "--max-batch",
         help="Rows per backward pass: integration points α (fast-full: source token × α pairs); default: sized to free memory.",
     ),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu, cuda or mps."),
+    device: str = typer.Option("auto", "--device", help=DEVICES.help()),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON to this file."),
     plot: Optional[Path] = typer.Option(
         None, "--plot", help="Draw the patterns to this file: .svg, .png, .pdf, or .html (interactive)."
@@ -75,7 +77,7 @@ def explain_command(
     chosen = parse_sources(sources, "--sources")
     explainer = Explainer.from_pretrained(
         model, device=device, steps=steps, method=method, baseline=baseline,
-        keep_special=keep_special, quadrature=quadrature, max_rows=max_batch,
+        keep_special=keep_special, quadrature=quadrature, max_rows=max_batch, qoi=qoi,
     )
     if explainer.kind == "mlm" and targets is None:
         raise InputError("a masked-LM explanation needs --targets GOOD,BAD (e.g. --targets is,are)")

@@ -10,6 +10,8 @@ import typer
 
 from influence_patterns.cli.app import app, fail, user_errors
 from influence_patterns.fileio import write_json
+from influence_patterns.models.loading import DEVICES
+from influence_patterns.tasks.vocab import SPLITS
 
 models_app = typer.Typer(help="The embedded default models: list, build and measure them.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -139,14 +141,14 @@ def accuracy_command(
     ),
     split: str = typer.Option(
         "all", "--split",
-        help="Template vocabulary for a generated --task: all | train | heldout (words the default MLM never saw).",
+        help=f"Template vocabulary for a generated --task: {', '.join(SPLITS)} (heldout: words the default MLM never saw).",
     ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Instances per forward pass."),
     strict: bool = typer.Option(
         False, "--strict", help="Fail on targets that are not one word piece (default: skip them and say how many)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu, cuda or mps."),
+    device: str = typer.Option("auto", "--device", help=DEVICES.help()),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     by_condition: bool = typer.Option(
         False, "--by-condition", help="Under each task, one row per condition (default: per Marvin & Linzen subtask)."
@@ -162,7 +164,6 @@ def accuracy_command(
         fail(f"data file not found: {data}")
     if split != "all":
         from influence_patterns.tasks.templates import TEMPLATE_TASKS
-        from influence_patterns.tasks.vocab import SPLITS
 
         if split not in SPLITS:
             fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")

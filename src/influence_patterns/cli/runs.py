@@ -11,7 +11,12 @@ from typing import List, Optional
 
 import typer
 
+from influence_patterns.attribution.baselines import BASELINES
+from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.cli.app import app, user_errors
+from influence_patterns.config import METHODS
+from influence_patterns.models.loading import DEVICES
+from influence_patterns.runs.backends import BACKENDS
 
 
 @app.command("run")
@@ -27,16 +32,14 @@ def run_command(
     steps: Optional[int] = typer.Option(
         None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
     ),
-    baseline: str = typer.Option("mask", "--baseline", help="mask | zero | pad"),
-    method: str = typer.Option("fast", "--method", help="fast | fast-full (the earlier full-width scorer) | reference"),
-    quadrature: Optional[str] = typer.Option(
-        None, "--quadrature", help="gauss-legendre (default) | riemann (the paper's rule)"
-    ),
+    baseline: str = typer.Option("mask", "--baseline", help=BASELINES.help("The input integrated from:")),
+    method: str = typer.Option("fast", "--method", help=METHODS.help("The search:")),
+    quadrature: Optional[str] = typer.Option(None, "--quadrature", help=QUADRATURES.help("The integration rule:")),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per backward pass: integration points α (fast-full: source token × α pairs); default: sized to free memory."),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
+    device: str = typer.Option("auto", "--device", help=DEVICES.help()),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    backend: str = typer.Option("local", "--backend", help="local | ray"),
+    backend: str = typer.Option("local", "--backend", help=BACKENDS.help("Where explanations are computed:")),
     workers: int = typer.Option(1, "--workers", help="Ray workers (with --backend ray)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
 ) -> None:
@@ -66,7 +69,7 @@ def analyze_command(
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per GPR batch (with --null)."),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
+    device: str = typer.Option("auto", "--device", help=DEVICES.help()),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the analysis as JSON to this file."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the analysis as CSV to this file: one row per run and metric (value, 95% CI)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (with --null or --stay-share)."),
@@ -114,15 +117,15 @@ def ablate_command(
     dir: Path = typer.Argument(..., help="A run directory."),
     methods: Optional[List[str]] = typer.Option(None, "--methods", help="Methods, comma-separated or repeated (default: all registered)."),
     sources: str = typer.Option("all", "--sources", help="'all' source tokens, or a role name such as subject."),
-    reference: str = typer.Option("baseline", "--reference", help="Value of the nodes outside the kept set: baseline (the IG baseline input run through the model) | zero."),
-    removal: str = typer.Option("reference", "--removal", help="Value of the removed nodes: reference (the baseline input's) | zero."),
+    reference: str = typer.Option("baseline", "--reference", help="Value of the nodes outside the kept set: baseline (the IG baseline input run through the model) or zero."),
+    removal: str = typer.Option("reference", "--removal", help="Value of the removed nodes: reference (the baseline input's) or zero."),
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per forward pass."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random controls."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
     bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="The run's model at another path (checked against the run)."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per forward pass, each row one (source token, integration point α) pair; default: sized to free memory."),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when present) | cpu | cuda | mps"),
+    device: str = typer.Option("auto", "--device", help=DEVICES.help()),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result (methods, comparisons, per_instance) as JSON here."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the tables as CSV here: one row per method and metric (value, 95% CI), then the comparisons."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

@@ -5,6 +5,10 @@ embedding output), the word-embedding table (``x``), per layer the module whose
 inputs are the heads' context vectors ``a^{l,·}`` (before ``W_O``) and the skip
 ``s^l``, the module whose output is ``h^l``, and how to get the logits ``y`` at the
 target position. The graph code and the search code only talk to adapters.
+
+This module holds the base class and BERT's adapter; graph/architectures.py adds
+the rest of the family and the registry (:func:`adapter_for`), so imports point
+one way: architectures → adapters.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from influence_patterns.errors import ModelError
+from influence_patterns.graph.kind import head_kind
 
 
 class Adapter:
@@ -25,7 +29,7 @@ class Adapter:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.config = model.config
-        self.kind = "classification" if type(model).__name__.endswith("ForSequenceClassification") else "mlm"
+        self.kind = head_kind(model) or "mlm"
 
     # --- sizes -----------------------------------------------------------------
     @property
@@ -169,33 +173,3 @@ class BertAdapter(Adapter):
         hidden = self.model.bert(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
         rows = hidden[torch.arange(hidden.shape[0], device=hidden.device), target_index]  # (rows, hidden)
         return self.model.cls(rows)
-
-
-ADAPTERS: dict[str, type[Adapter]] = {}
-
-
-def register_adapter(cls: type[Adapter]) -> type[Adapter]:
-    """Register an adapter class for each of its ``model_types``."""
-    for model_type in cls.model_types:
-        ADAPTERS[model_type] = cls
-    return cls
-
-
-register_adapter(BertAdapter)
-
-
-def adapter_for(model: Any) -> Adapter:
-    """The adapter for ``model``, or a ``ModelError`` listing the supported types."""
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    cls = ADAPTERS.get(model_type)
-    if cls is None:
-        raise ModelError(
-            f"unsupported architecture {model_type!r}; supported model types: {', '.join(sorted(ADAPTERS))}"
-        )
-    name = type(model).__name__
-    if not (name.endswith("ForMaskedLM") or name.endswith("ForSequenceClassification")):
-        raise ModelError(f"{name} has no masked-LM or sequence-classification head")
-    return cls(model)
-
-# More architectures register themselves (imported last: they subclass the above).
-from influence_patterns.graph import architectures as _architectures  # noqa: E402,F401

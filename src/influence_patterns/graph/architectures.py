@@ -1,5 +1,6 @@
 """Adapters for the BERT family beyond BERT: RoBERTa (XLM-R, CamemBERT), ELECTRA,
-DistilBERT and ALBERT (DESIGN §1; docs/architectures.md has the node mapping).
+DistilBERT and ALBERT (DESIGN §1; docs/architectures.md has the node mapping), and the
+registry :data:`ADAPTERS` with :func:`adapter_for`, the one look-up by ``model_type``.
 
 RoBERTa and ELECTRA lay their layers out like BERT (an attention-output module
 called as ``f(context, skip)``), so the base class's hooks fit them. DistilBERT and
@@ -17,7 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from influence_patterns.graph.adapters import Adapter, register_adapter
+from influence_patterns.errors import ModelError
+from influence_patterns.graph.adapters import Adapter, BertAdapter
+from influence_patterns.graph.kind import head_kind
+from influence_patterns.registry import Registry
 
 
 def _rows(hidden: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
@@ -295,5 +299,29 @@ class AlbertAdapter(_InnerResidualAdapter):
         return self.model.predictions(rows)
 
 
-for _cls in (RobertaAdapter, ElectraAdapter, DistilBertAdapter, AlbertAdapter):
+# --- the registry: model_type → adapter class ---------------------------------------
+ADAPTERS: Registry[type[Adapter]] = Registry("architecture")
+
+
+def register_adapter(cls: type[Adapter]) -> type[Adapter]:
+    """Register an adapter class for each of its ``model_types``."""
+    for model_type in cls.model_types:
+        ADAPTERS.register(model_type, cls, (cls.__doc__ or "").strip().split("\n")[0], replace=True)
+    return cls
+
+
+for _cls in (BertAdapter, RobertaAdapter, ElectraAdapter, DistilBertAdapter, AlbertAdapter):
     register_adapter(_cls)
+
+
+def adapter_for(model: Any) -> Adapter:
+    """The adapter for ``model``, or a ``ModelError`` listing the supported types."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    cls = ADAPTERS.get(model_type)
+    if cls is None:
+        raise ModelError(
+            f"unsupported architecture {model_type!r}; supported model types: {', '.join(sorted(ADAPTERS))}"
+        )
+    if head_kind(model) is None:
+        raise ModelError(f"{type(model).__name__} has no masked-LM or sequence-classification head")
+    return cls(model)

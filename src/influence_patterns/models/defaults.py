@@ -35,6 +35,7 @@ from influence_patterns.fileio import write_json, write_text
 from influence_patterns.models import training
 from influence_patterns.models.base import LoadedModel, prepare
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
+from influence_patterns.registry import Registry
 from influence_patterns.tasks.accuracy import accuracy, mean_accuracy
 from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.loaders import load_marvin_linzen, read_sst2
@@ -82,38 +83,37 @@ class DefaultModelSpec:
     eval_per_task: int = 0  # held-out template instances per subtask measured after the build
 
 
-DEFAULT_MODELS: dict[str, DefaultModelSpec] = {
-    "default-mlm": DefaultModelSpec(
-        name="default-mlm",
-        kind="mlm",
-        description="all-MiniLM-L6-v2 + tied MLM head, fine-tuned on agreement templates and MLM on SST-2 text",
-        config=MaskedLMConfig(),
-        minutes=5,
-        train_per_task=2000,
-        eval_per_task=100,
-        train_tasks=AGREEMENT_TASKS,
+def _masked_lm(name: str, description: str, minutes: int, train_tasks: tuple[str, ...]) -> DefaultModelSpec:
+    """A default masked LM: MiniLM + tied MLM head, 2000 template instances per trained
+    subtask, 100 held-out ones per subtask measured after the build."""
+    return DefaultModelSpec(
+        name=name, kind="mlm", description=description, config=MaskedLMConfig(), minutes=minutes,
+        train_per_task=2000, eval_per_task=100, train_tasks=train_tasks,
+    )
+
+
+DEFAULT_MODELS: Registry[DefaultModelSpec] = Registry("default model")
+for _spec_ in (
+    _masked_lm(
+        "default-mlm",
+        "all-MiniLM-L6-v2 + tied MLM head, fine-tuned on agreement templates and MLM on SST-2 text",
+        minutes=5, train_tasks=AGREEMENT_TASKS,
     ),
-    "default-mlm-transfer": DefaultModelSpec(
-        name="default-mlm-transfer",
-        kind="mlm",
-        description=(
-            "all-MiniLM-L6-v2 + tied MLM head, fine-tuned on 4 agreement structures only "
-            "(simple, VP coordination, sentential complement, simple reflexive) and MLM on SST-2 text"
-        ),
-        config=MaskedLMConfig(),
-        minutes=10,
-        train_per_task=2000,
-        eval_per_task=100,
-        train_tasks=TRANSFER_TASKS,
+    _masked_lm(
+        "default-mlm-transfer",
+        "all-MiniLM-L6-v2 + tied MLM head, fine-tuned on 4 agreement structures only "
+        "(simple, VP coordination, sentential complement, simple reflexive) and MLM on SST-2 text",
+        minutes=10, train_tasks=TRANSFER_TASKS,
     ),
-    "default-sst2": DefaultModelSpec(
+    DefaultModelSpec(
         name="default-sst2",
         kind="classification",
         description="all-MiniLM-L6-v2 + 2-way classifier, fine-tuned on SST-2 train",
         config=ClassifierConfig(),
         minutes=20,
     ),
-}
+):
+    DEFAULT_MODELS.register(_spec_.name, _spec_, _spec_.description)
 
 
 @dataclass
@@ -419,9 +419,7 @@ def marvin_linzen_sample() -> list | None:
 
 
 def _spec(name: str) -> DefaultModelSpec:
-    if name not in DEFAULT_MODELS:
-        raise InputError(f"unknown default model {name!r}; valid: {', '.join(DEFAULT_MODELS)}")
-    return DEFAULT_MODELS[name]
+    return DEFAULT_MODELS.lookup(name)
 
 
 def _templates(tasks: Sequence[str], per_task: int, seed: int, split: str) -> list:

@@ -11,26 +11,26 @@ from typing import Any
 from safetensors import SafetensorError
 
 from influence_patterns.errors import ModelError
+from influence_patterns.graph.kind import head_kind
 from influence_patterns.models.base import LoadedModel, prepare
+from influence_patterns.registry import Registry
 
 __all__ = ["LoadedModel", "check_supported", "load_model", "prepare", "resolve_device", "supported_model_types"]
 
 
 def supported_model_types() -> tuple[str, ...]:
     """Hugging Face ``model_type`` values this version can hook: the adapter registry's keys."""
-    from influence_patterns.graph.adapters import ADAPTERS
+    from influence_patterns.graph.architectures import ADAPTERS  # torch: loaded on first use
 
     return tuple(sorted(ADAPTERS))
 
 
 def _kind_of(model: Any) -> str:
-    name = type(model).__name__
-    if name.endswith("ForMaskedLM"):
-        return "mlm"
-    if name.endswith("ForSequenceClassification"):
-        return "classification"
+    kind = head_kind(model)
+    if kind is not None:
+        return kind
     raise ModelError(
-        f"{name} has neither a masked-LM nor a sequence-classification head; "
+        f"{type(model).__name__} has neither a masked-LM nor a sequence-classification head; "
         "load a *ForMaskedLM or *ForSequenceClassification checkpoint"
     )
 
@@ -45,7 +45,10 @@ def check_supported(config: Any) -> None:
         )
 
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES: Registry[None] = Registry("device")
+DEVICES.register("auto", None, "cuda when present, else mps, else cpu")
+for _device in ("cpu", "cuda", "mps"):
+    DEVICES.register(_device, None)
 
 
 def resolve_device(device: str | None = "auto") -> str:
@@ -63,9 +66,9 @@ def resolve_device(device: str | None = "auto") -> str:
     if kind not in DEVICES:
         raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda: no CUDA device is available here")
+        raise ModelError("device 'cuda': no CUDA device is available here")
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ModelError("--device mps: no MPS device is available here")
+        raise ModelError("device 'mps': no MPS device is available here")
     return device
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Sequence
 
 from influence_patterns.errors import InputError
-
-BACKENDS = ("local", "ray")
+from influence_patterns.registry import Registry
 
 Batch = Sequence[Any]  # a list of attribution.inputs.Query
 
@@ -41,7 +40,7 @@ class RayBackend:
         except ImportError:
             raise InputError('the ray backend needs Ray: pip install "influence-patterns[ray]"') from None
         if workers < 1:
-            raise InputError(f"--workers must be at least 1, got {workers}")
+            raise InputError(f"workers must be at least 1, got {workers}")
         self._ray = ray
         self._started = False
         if not ray.is_initialized():
@@ -79,9 +78,11 @@ class RayBackend:
             self._ray.shutdown()
 
 
+BACKENDS: Registry[Callable[..., Any]] = Registry("backend")
+BACKENDS.register("local", lambda explainer, workers, address: LocalBackend(explainer), "this process")
+BACKENDS.register("ray", RayBackend, "Ray workers; needs the ray extra")
+
+
 def make_backend(name: str, explainer: Any, workers: int = 1, address: str | None = None) -> LocalBackend | RayBackend:
-    if name == "local":
-        return LocalBackend(explainer)
-    if name == "ray":
-        return RayBackend(explainer, workers=workers, address=address)
-    raise InputError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    """The backend called ``name`` (:data:`BACKENDS`) for ``explainer``."""
+    return BACKENDS.lookup(name)(explainer, workers=workers, address=address)

@@ -41,7 +41,7 @@ class RunLock:
                 who = f"process {owner}" if owner else "another process"
                 raise InputError(
                     f"{self.path.parent} is being written by {who} (lock file {self.path}); "
-                    "wait for it to finish or use another --out directory"
+                    "wait for it to finish or write to another directory"
                 ) from None
             except OSError as exc:
                 os.close(fd)

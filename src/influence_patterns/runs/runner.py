@@ -25,8 +25,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from influence_patterns.errors import DataError, InputError, OutputError
-from influence_patterns.fileio import dumps, output_error, write_json
+from influence_patterns.config import ExplainConfig
+from influence_patterns.errors import DataError, InputError
+from influence_patterns.fileio import dumps, output_error, synced, write_json
 from influence_patterns.runs.lock import RunLock
 from influence_patterns.runs.options import RESULTS, RESUME_KEYS, RUN_FILE, BackendOptions, RunOptions, versions
 from influence_patterns.runs.reader import Run
@@ -75,13 +76,8 @@ def repair_results(path: str | Path) -> int:
         except (UnicodeDecodeError, json.JSONDecodeError):
             keep = start
     if keep < len(data):
-        try:
-            with open(path, "r+b") as f:
-                f.truncate(keep)
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as exc:
-            raise output_error(path, exc) from None
+        with synced(path, "r+b") as f:
+            f.truncate(keep)
     return len(data) - keep
 
 
@@ -116,8 +112,6 @@ def resolve_options(options: RunOptions) -> tuple[RunOptions, list[Any]]:
 
     Writes nothing. Raises ``InputError`` naming the offending parameter.
     """
-    from influence_patterns.explainer import ExplainConfig
-
     if options.batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {options.batch_size}")
     if options.n is not None and options.n < 1:

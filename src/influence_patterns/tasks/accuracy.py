@@ -1,7 +1,8 @@
 """Task accuracy: the fraction of instances whose quantity of interest is positive.
 
 QoI (DESIGN §2): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
-classification ``logit[gold] - logit[other]``. Computed by a plain batched forward.
+classification ``logit[gold] - logit[other]``, looked up in the same registry
+(``attribution.qoi.QOIS``) the explainer uses. Computed by a plain batched forward.
 A ``LoadedModel`` (``influence_patterns.models.base``) is anything with ``model``,
 ``tokenizer`` and ``kind``.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from influence_patterns.attribution.inputs import single_piece, with_mask_token
+from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.errors import InputError
 from influence_patterns.tasks.instance import MASK, Instance
 
@@ -134,9 +136,10 @@ def mean_accuracy(results: Sequence[TaskAccuracy]) -> float:
 
 def qoi(
     loaded: LoadedModel, instances: Sequence[Instance], batch_size: int = 64,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, qoi_name: str | None = None,
 ) -> list[float]:
-    """The QoI of every instance, in order (``progress(k)`` after each batch of k)."""
+    """The QoI of every instance, in order (``progress(k)`` after each batch of k).
+    ``qoi_name``: a registered QoI (default: the model kind's, as the explainer's)."""
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     if not instances:
@@ -148,6 +151,7 @@ def qoi(
         prepared = [_prepare_classification(loaded.tokenizer, inst, n_labels) for inst in instances]
     else:
         raise InputError(f"unknown model kind {loaded.kind!r}")
+    qoi_fn = get_qoi(qoi_name, loaded.kind)
 
     device = next(loaded.model.parameters()).device
     pad = loaded.tokenizer.pad_token_id or 0
@@ -165,16 +169,16 @@ def qoi(
             rows = torch.arange(len(chunk), device=device)
             if loaded.kind == "mlm":
                 pos = torch.tensor([c[1] for c in chunk], device=device)
-                good = torch.tensor([c[2] for c in chunk], device=device)
-                bad = torch.tensor([c[3] for c in chunk], device=device)
-                at_mask = logits[rows, pos]  # (batch, vocab)
-                q = at_mask[rows, good] - at_mask[rows, bad]
+                at_target = logits[rows, pos]  # (batch, vocab) at the [MASK]
+                classes = torch.tensor([(c[2], c[3]) for c in chunk], device=device)  # (batch, 2): good, bad
             else:
+                at_target = logits  # (batch, labels)
                 gold = torch.tensor([c[1] for c in chunk], device=device)
-                gold_logit = logits[rows, gold]
                 others = logits.clone()
                 others[rows, gold] = float("-inf")
-                q = gold_logit - others.max(dim=1).values  # = logit[gold] - logit[1 - gold] for 2 labels
+                # the strongest other class (= 1 - gold for 2 labels), as attribution.inputs picks it
+                classes = torch.stack([gold, others.argmax(dim=1)], dim=1)
+            q = qoi_fn(at_target, classes)
             out.extend(q.double().cpu().tolist())
             if progress is not None:
                 progress(len(chunk))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-#: How instances write the masked word (models with another mask token get it swapped in).
-MASK = "[MASK]"
+from influence_patterns.graph.kind import MASK  # noqa: F401 (how instances write the masked word)
 
 
 @dataclass

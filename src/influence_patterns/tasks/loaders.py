@@ -224,7 +224,7 @@ def _not_agreement(path: Path, number: int, line: str, first: bool) -> None:
         raise _error(
             path, number,
             "this is a masked-agreement file (a [MASK] with good/bad targets), not SST-2 text<TAB>label; "
-            "use it with an agreement task (e.g. --task sva/prep) or give an SST-2 file",
+            "use it with an agreement task (e.g. the task sva/prep) or give an SST-2 file",
         )
 
 

@@ -16,6 +16,7 @@ from typing import Callable, Literal
 
 from influence_patterns.data import sst2_path
 from influence_patterns.errors import DataError, InputError
+from influence_patterns.registry import Registry
 from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.loaders import load_instances, load_sst2
 from influence_patterns.tasks.templates import TEMPLATES, generate
@@ -75,25 +76,19 @@ def _template_loader(name: str) -> Loader:
     return load
 
 
-TASKS: dict[str, TaskSpec] = {}
+TASKS: Registry[TaskSpec] = Registry("task")
 
 
 def register_task(spec: TaskSpec, replace: bool = False) -> TaskSpec:
     """Add ``spec`` to :data:`TASKS` (``replace=True`` to overwrite a task of the same name)."""
     if spec.kind not in ("mlm", "classification"):
         raise InputError(f"task kind must be 'mlm' or 'classification', got {spec.kind!r}")
-    if spec.name in TASKS and not replace:
-        raise InputError(f"task {spec.name!r} is already registered (pass replace=True)")
-    TASKS[spec.name] = spec
-    return spec
+    return TASKS.register(spec.name, spec, spec.description, replace=replace)
 
 
 def get_task(name: str) -> TaskSpec:
     """The task called ``name``; :class:`InputError` listing the valid names otherwise."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise InputError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}") from None
+    return TASKS.lookup(name)
 
 
 def list_tasks() -> list[TaskSpec]:

@@ -28,7 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from influence_patterns.errors import InputError
-from influence_patterns.result import Explanation, Pattern
+from influence_patterns.result import Explanation, Pattern, head_name
 
 # Okabe & Ito's colour-blind-safe palette: bluish green and vermillion stay apart
 # for the common colour-vision deficiencies (used for sign in the run-level figure).
@@ -184,7 +184,7 @@ def _draw_pattern(ax: Axes, p: Pattern, colour: str, dx: float, lw: float, label
         head = p.heads[layer - 1]
         x0, x1 = p.positions[layer - 1] + dx, p.positions[layer] + dx
         y0, y1 = layer - 1, layer
-        kind = "skip" if head is None else f"H{head}"
+        kind = head_name(head)
         ax.add_line(
             Line2D(
                 [x0, x1], [y0, y1], color=colour, lw=lw,

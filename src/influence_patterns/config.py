@@ -1,0 +1,72 @@
+"""How explanations are computed: :class:`ExplainConfig` and the registry of GPR
+methods. Torch-free, so the CLI reads its choices and help from here at start-up."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from influence_patterns.attribution.baselines import BASELINES
+from influence_patterns.attribution.qoi import QOIS
+from influence_patterns.attribution.quadrature import DEFAULT_QUADRATURE, QUADRATURES, default_steps
+from influence_patterns.errors import InputError
+from influence_patterns.registry import Lazy, Registry
+
+#: A GPR method: ``(adapter, batch, quadrature, qoi, max_rows or None, advance)`` → per
+#: sentence, the search of each source token (``search.common.SourceSearch``).
+#: Registered lazily (the functions import torch); adding one is one register call.
+METHODS: Registry[Callable[..., Any]] = Registry("method")
+METHODS.register("fast", Lazy("influence_patterns.explainer:search_fast"),
+                 "single-position tangents: about a few IGs per sentence; the default")
+METHODS.register("fast-full", Lazy("influence_patterns.explainer:search_fast_full"),
+                 "the earlier full-width tangents, kept for benchmarks")
+METHODS.register("reference", Lazy("influence_patterns.explainer:search_reference"), "the literal, slow search")
+
+#: The most quadrature points (or Riemann steps) an explanation may use. Gauss–Legendre
+#: converges by 32 points and the paper's Riemann rule uses 50; 10,000 is already
+#: hundreds of times the cost of either, and larger values only hang or run out of memory.
+MAX_STEPS = 10_000
+
+
+def check_steps(steps: Any) -> int | None:
+    """``steps`` as an int in 1..MAX_STEPS (``None``: the rule's default). A fraction
+    such as 4.5 is refused, never truncated."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        if isinstance(steps, float) and steps.is_integer() and abs(steps) <= MAX_STEPS:
+            steps = int(steps)
+        else:
+            raise InputError(f"steps must be a whole number in 1..{MAX_STEPS:,}, got {steps!r}")
+    if steps < 1:
+        raise InputError(f"steps must be at least 1, got {steps}")
+    if steps > MAX_STEPS:
+        raise InputError(f"steps must be at most {MAX_STEPS:,} (Gauss–Legendre converges by 32 points), got {steps}")
+    return int(steps)
+
+
+@dataclass
+class ExplainConfig:
+    """How explanations are computed. ``steps`` is the number of Gauss–Legendre points
+    (default 32) or m of the paper's Riemann rule (m+1 points; default 50 with
+    ``quadrature="riemann"``)."""
+
+    steps: int | None = None
+    baseline: str = "mask"
+    keep_special: bool = False
+    quadrature: str | None = DEFAULT_QUADRATURE
+    method: str = "fast"
+    max_rows: int | None = None  # rows per backward pass (fast: α; fast-full: source × α); None: auto
+    qoi: str | None = None  # a name in attribution.qoi.QOIS; None: the model kind's default
+
+    def validate(self) -> None:
+        """Check every named choice against its registry (one line listing the valid names)."""
+        self.quadrature = QUADRATURES.check(self.quadrature or DEFAULT_QUADRATURE)  # None: the default rule
+        self.steps = default_steps(check_steps(self.steps), self.quadrature)
+        BASELINES.check(self.baseline)
+        METHODS.check(self.method)
+        if self.qoi is not None:
+            QOIS.check(self.qoi)
+        if self.max_rows is not None and self.max_rows < 1:
+            raise InputError(f"max_rows must be positive, got {self.max_rows}")
