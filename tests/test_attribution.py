@@ -202,3 +202,16 @@ def test_gradient_core_chunks_alpha_rows_freely(mlm, tokenizer):
     assert all(float(c.abs().sum()) > 0 for c in whole["context"] + whole["skip"])
     with pytest.raises(ValueError, match="unknown node kinds"):
         node_cotangents(ex.adapter, batch, quad, ex.qoi, kinds=("heads",))
+
+
+@pytest.mark.parametrize("method, scorer", [("fast", "gpr_positional"), ("fast-full", "gpr_fast")])
+def test_each_method_name_runs_its_own_scorer(method, scorer, mlm, tokenizer, monkeypatch):
+    """The registry wiring: ``method="fast"`` is the single-position scorer, ``fast-full``
+    the full-width one (a silent swap would still pass every agreement test)."""
+    import influence_patterns.explainer as explainer_module
+
+    calls = []
+    real = getattr(explainer_module, scorer)
+    monkeypatch.setattr(explainer_module, scorer, lambda *a, **k: calls.append(scorer) or real(*a, **k))
+    Explainer(mlm, tokenizer, steps=2, method=method).explain("the cat [MASK] good", targets=("is", "are"))
+    assert calls == [scorer]

@@ -27,7 +27,16 @@ from influence_patterns.search.reference import gpr_reference
 
 def search_fast(adapter: Any, batch: Batch, quad: Any, qoi: Any, max_rows: int | None,
                 advance: Callable[[int], None]) -> list[list[SourceSearch]]:
-    """The ``fast`` method (config.METHODS): GPR in chunks of ``max_rows`` (None: sized to free memory)."""
+    """The ``fast`` method (config.METHODS): single-position tangents (search.positional),
+    ``max_rows`` α rows per backward pass (None: sized to free memory)."""
+    max_rows = max_rows or auto_max_rows(adapter, int(batch.x.shape[1]))
+    return gpr_positional(adapter, batch, quad, qoi, max_rows, advance)
+
+
+def search_fast_full(adapter: Any, batch: Batch, quad: Any, qoi: Any, max_rows: int | None,
+                     advance: Callable[[int], None]) -> list[list[SourceSearch]]:
+    """The ``fast-full`` method: the earlier full-width tangents (search.fast), kept for
+    benchmarks; ``max_rows`` (source × α) rows per pass (None: sized to free memory)."""
     max_rows = max_rows or auto_max_rows(adapter, int(batch.x.shape[1]))
     return gpr_fast(adapter, batch, quad, qoi, max_rows, advance)
 
