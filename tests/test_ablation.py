@@ -5,6 +5,7 @@ weight edit, remove / keep-only semantics, and the `ablate` command."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,6 +131,35 @@ def test_internal_influence_scores_decompose(small_run):
     for l in range(ctx.num_layers):
         assert float(sc.h[l][0].sum()) == pytest.approx(p["g"], rel=1e-6, abs=1e-9)
         torch.testing.assert_close(sc.heads[l][0].sum(-1) + sc.skips[l][0], sc.h[l][0])
+
+
+REFERENCE = Path(__file__).parent / "data" / "layer_baselines_reference.json"
+
+
+def test_layer_baselines_match_their_pre_refactor_numbers(small_run):
+    """Internal influence and layer conductance give the node sets and scores they gave
+    with their own copy of the gradient code (tests/data/layer_baselines_reference.json,
+    written by that code at commit 37eeb56 on this fixture) now that they run on the
+    shared pass of ``attribution.gradients``."""
+    _, _, ctx, _ = small_run
+    ref = json.loads(REFERENCE.read_text())
+    batch = ctx.batch
+    for name in ("internal-influence", "layer-conductance"):
+        got = [[{"source": p.source, "positions": list(p.positions), "heads": list(p.heads)} for p in ps]
+               for ps in B.get_method(name).paths(ctx)]
+        assert got == ref[name], name
+    pairs = [tuple(p) for p in ref["internal"]["pairs"]]
+    assert pairs == [(b, i) for b in range(len(batch)) for i in batch.sources[b]]
+    sent, src = torch.tensor([b for b, _ in pairs]), torch.tensor([i for _, i in pairs])
+    tangent = torch.zeros_like(batch.x[sent])
+    tangent[torch.arange(len(pairs)), src] = (batch.x - batch.baseline)[sent, src]
+    all_inputs = (batch.x - batch.baseline) * batch.attention_mask[..., None]
+    for key, scores in (("internal", B.conductance_scores(ctx, sent, tangent)),
+                        ("conductance", B.conductance_scores(ctx, torch.arange(len(batch)), all_inputs))):
+        for kind, got in (("h", scores.h), ("heads", scores.heads), ("skips", scores.skips)):
+            assert len(got) == len(ref[key][kind]) == ctx.num_layers
+            for l, t in enumerate(got):
+                torch.testing.assert_close(t, torch.tensor(ref[key][kind][l], dtype=t.dtype), rtol=1e-9, atol=1e-12)
 
 
 def test_remove_head_everywhere_equals_zeroing_its_output_weights(small_run):

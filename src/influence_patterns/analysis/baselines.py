@@ -53,11 +53,12 @@ import numpy as np
 import torch
 import torch.autograd.forward_ad as fwAD
 
+from influence_patterns.attribution import gradients
 from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.graph.adapters import Adapter
-from influence_patterns.graph.hooks import Interceptor, RecordAttention, intercept
+from influence_patterns.graph.hooks import Interceptor, intercept
 from influence_patterns.registry import Registry
 from influence_patterns.runs import RunRecord
 
@@ -306,19 +307,6 @@ class AttentionFlow(_ResidualPaths):
 # --- layer attribution -----------------------------------------------------------------
 
 
-class _RecordNodes(RecordAttention):
-    """Plain pass: keep h^l (l ≥ 1), a^l and s^l (as fresh views) for their gradients."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.h: list[torch.Tensor] = []
-
-    def on_h(self, layer, h):
-        if layer > 0:
-            self.h.append(h)
-        return h
-
-
 class _Conductance(Interceptor):
     """Forward-mode pass: per layer, Σ_k w_k ⟨tangent, ∂q/∂node⟩ at every h^l_t, a^{l,j}_t, s^l_t."""
 
@@ -338,7 +326,7 @@ class _Conductance(Interceptor):
 
     def on_h(self, layer, h):
         if layer > 0:
-            self.h.append(self._score(h, self.cot["h"][layer - 1]).sum(-1))
+            self.h.append(self._score(h, self.cot["h"][layer]).sum(-1))
         return h
 
     def on_attn(self, layer, context, skip):
@@ -348,40 +336,13 @@ class _Conductance(Interceptor):
         return context, skip
 
 
-def _paths(batch: Batch, sent: torch.Tensor, quad: Quadrature) -> torch.Tensor:
-    x, base = batch.x[sent], batch.baseline[sent]
-    alphas = quad.alphas.to(x.device, x.dtype).view(1, -1, 1, 1)
-    return (base[:, None] + alphas * (x - base)[:, None]).flatten(0, 1)  # (S*A, n, d)
-
-
 def node_cotangents(ctx: MethodInput) -> dict[str, list[torch.Tensor]]:
-    """∂q/∂h^l, ∂q/∂a^l, ∂q/∂s^l (l = 1..L) on the IG path, each (B, A, n, ·)."""
-    if "cotangents" in ctx.cache:
-        return ctx.cache["cotangents"]
-    batch, adapter, A = ctx.batch, ctx.adapter, len(ctx.quad)
-    per = max(1, ctx.max_rows // A)
-    parts: list[dict[str, list[torch.Tensor]]] = []
-    for start in range(0, len(batch), per):
-        sent = torch.arange(start, min(len(batch), start + per), device=batch.x.device)
-        path = _paths(batch, sent, ctx.quad).detach().requires_grad_(True)
-        rec = _RecordNodes()
-        with intercept(adapter, rec):
-            q = ctx.qoi(
-                adapter.logits(path, batch.attention_mask[sent].repeat_interleave(A, 0),
-                               batch.target_index[sent].repeat_interleave(A)),
-                batch.classes[sent].repeat_interleave(A, 0),
-            )
-        grads = torch.autograd.grad(q.sum(), rec.h + rec.context + rec.skip)
-        L = adapter.num_layers
-        shape = lambda g: g.view(len(sent), A, *g.shape[1:])  # noqa: E731
-        parts.append({
-            "h": [shape(g) for g in grads[:L]],
-            "context": [shape(g) for g in grads[L : 2 * L]],
-            "skip": [shape(g) for g in grads[2 * L :]],
-        })
-    cot = {k: [torch.cat([p[k][l] for p in parts]) for l in range(adapter.num_layers)] for k in parts[0]}
-    ctx.cache["cotangents"] = cot
-    return cot
+    """∂q/∂h^l (l = 0..L), ∂q/∂a^l, ∂q/∂s^l (l = 1..L) on the IG path, each (B, A, n, ·):
+    the shared plain pass of :mod:`influence_patterns.attribution.gradients`, once per
+    method input."""
+    if "cotangents" not in ctx.cache:
+        ctx.cache["cotangents"], _ = gradients.node_cotangents(ctx.adapter, ctx.batch, ctx.quad, ctx.qoi, ctx.max_rows)
+    return ctx.cache["cotangents"]
 
 
 def conductance_scores(ctx: MethodInput, sent: torch.Tensor, tangent: torch.Tensor) -> _Conductance:
@@ -391,7 +352,7 @@ def conductance_scores(ctx: MethodInput, sent: torch.Tensor, tangent: torch.Tens
     w = ctx.quad.weights.to(batch.x)
     S = sent.shape[0]
     rec = _Conductance(cot, sent, w, A, adapter.num_heads)
-    path = _paths(batch, sent, ctx.quad).detach()
+    path = gradients.ig_path(batch, sent, ctx.quad).detach()
     tan = tangent[:, None].expand(S, A, *tangent.shape[1:]).reshape_as(path)
     with torch.no_grad(), fwAD.dual_level(), intercept(adapter, rec):
         adapter.logits(fwAD.make_dual(path, tan), batch.attention_mask[sent].repeat_interleave(A, 0),

@@ -1,6 +1,7 @@
 """One gradient core (issue 12): the IG path, position masks and the plain pass's node
 cotangents, shared by the fast searches (``search.fast``, ``search.positional``) and
-meant for the layer baselines (internal influence, conductance) as well.
+and the layer baselines of the ablation (``analysis.baselines``: internal influence,
+layer conductance).
 
 Restricting gradients changes no forward value, so every fast scorer starts from the
 same plain forward + backward along the IG path: per row (sentence × α) the
