@@ -60,6 +60,7 @@ from influence_patterns.errors import DataError, InputError
 from influence_patterns.graph.adapters import Adapter
 from influence_patterns.graph.hooks import Interceptor, intercept
 from influence_patterns.registry import Registry
+from influence_patterns.result import Pattern
 from influence_patterns.runs import RunRecord
 
 
@@ -138,6 +139,14 @@ def get_method(name: str) -> Method:
 # --- pattern -------------------------------------------------------------------------
 
 
+def _pattern(row: RunRecord, source: int) -> Pattern:
+    """The stored pattern of ``source``, or a ``DataError`` naming the instance."""
+    p = row.pattern_of(source)
+    if p is None:
+        raise DataError(f"instance {row.index}: no pattern for source token {source}")
+    return p
+
+
 class PatternMethod(Method):
     name = "pattern"
     description = "GPR head-level influence patterns (results.jsonl)"
@@ -148,9 +157,7 @@ class PatternMethod(Method):
         for b, row in enumerate(ctx.rows):
             paths = []
             for i in ctx.batch.sources[b]:
-                p = row.pattern_of(i)
-                if p is None:
-                    raise DataError(f"instance {row.index}: no pattern for source token {i}")
+                p = _pattern(row, i)
                 paths.append(NodePath(i, tuple(p.positions), tuple(p.heads)))
             out.append(paths)
         return out
@@ -424,35 +431,35 @@ class LayerConductance(Method):
 # --- control -----------------------------------------------------------------------------
 
 
-class RandomMethod(Method):
-    name = "random"
-    description = "control: a random position and head/skip per layer (seeded)"
+class _SeededPaths(Method):
+    """Shared loop of the random controls: one generator per (seed, instance, source),
+    seeded by ``f"{seed_prefix}{seed}:{index}:{source}"``, draws each path (``_draw``)."""
+
     group = "control"
+    seed_prefix = ""
+
+    def _draw(self, rng: random.Random, ctx: MethodInput, b: int, row: RunRecord, source: int) -> NodePath:
+        """The path of ``source`` in sentence ``b`` (its run record ``row``)."""
+        raise NotImplementedError
 
     def paths(self, ctx):
-        L, H = ctx.num_layers, ctx.adapter.num_heads
-        out = []
-        for b, row in enumerate(ctx.rows):
-            n, target = ctx.batch.lengths[b], int(ctx.batch.target_index[b])
-            paths = []
-            for i in ctx.batch.sources[b]:
-                rng = random.Random(f"{ctx.seed}:{row.index}:{i}")
-                pos, heads = [i], []
-                for l in range(L):
-                    t = target if l == L - 1 else rng.randrange(n)
-                    choices = ([None] if t == pos[-1] else []) + list(range(H))
-                    heads.append(rng.choice(choices))
-                    pos.append(t)
-                paths.append(NodePath(i, tuple(pos), tuple(heads)))
-            out.append(paths)
-        return out
+        return [[self._draw(random.Random(f"{self.seed_prefix}{ctx.seed}:{row.index}:{i}"), ctx, b, row, i)
+                 for i in ctx.batch.sources[b]] for b, row in enumerate(ctx.rows)]
 
 
-def _pattern_heads(row: RunRecord, source: int) -> list[int | None]:
-    p = row.pattern_of(source)
-    if p is None:
-        raise DataError(f"instance {row.index}: no pattern for source token {source}")
-    return list(p.heads)
+class RandomMethod(_SeededPaths):
+    name = "random"
+    description = "control: a random position and head/skip per layer (seeded)"
+
+    def _draw(self, rng, ctx, b, row, source):
+        L, H, n, target = ctx.num_layers, ctx.adapter.num_heads, ctx.batch.lengths[b], int(ctx.batch.target_index[b])
+        pos, heads = [source], []
+        for l in range(L):
+            t = target if l == L - 1 else rng.randrange(n)
+            choices = ([None] if t == pos[-1] else []) + list(range(H))
+            heads.append(rng.choice(choices))
+            pos.append(t)
+        return NodePath(source, tuple(pos), tuple(heads))
 
 
 class Stay(Method):
@@ -474,37 +481,29 @@ class Stay(Method):
         return out
 
 
-class RandomMatched(Method):
+class RandomMatched(_SeededPaths):
     name = "random-matched"
     description = "control: a random path taking the skip at the same layers as the source's pattern (seeded)"
-    group = "control"
+    seed_prefix = "matched:"
 
-    def paths(self, ctx):
-        L, H = ctx.num_layers, ctx.adapter.num_heads
-        out = []
-        for b, row in enumerate(ctx.rows):
-            n, target = ctx.batch.lengths[b], int(ctx.batch.target_index[b])
-            paths = []
-            for i in ctx.batch.sources[b]:
-                rng = random.Random(f"matched:{ctx.seed}:{row.index}:{i}")
-                skips = [h is None for h in _pattern_heads(row, i)]
-                if len(skips) != L:
-                    raise DataError(f"instance {row.index}: the pattern of token {i} has {len(skips)} layers, not {L}")
-                head_layers = [l for l in range(L) if not skips[l]]
-                if not head_layers and i != target:
-                    head_layers = [L - 1]  # a pattern must reach the target: one head at the end
-                last = head_layers[-1] if head_layers else None
-                pos, heads = [i], []
-                for l in range(L):
-                    if l not in head_layers:
-                        pos.append(pos[-1])
-                        heads.append(None)
-                        continue
-                    pos.append(target if l == last else rng.randrange(n))
-                    heads.append(rng.randrange(H))
-                paths.append(NodePath(i, tuple(pos), tuple(heads)))
-            out.append(paths)
-        return out
+    def _draw(self, rng, ctx, b, row, source):
+        L, H, n, target = ctx.num_layers, ctx.adapter.num_heads, ctx.batch.lengths[b], int(ctx.batch.target_index[b])
+        skips = [h is None for h in _pattern(row, source).heads]
+        if len(skips) != L:
+            raise DataError(f"instance {row.index}: the pattern of token {source} has {len(skips)} layers, not {L}")
+        head_layers = [l for l in range(L) if not skips[l]]
+        if not head_layers and source != target:
+            head_layers = [L - 1]  # a pattern must reach the target: one head at the end
+        last = head_layers[-1] if head_layers else None
+        pos, heads = [source], []
+        for l in range(L):
+            if l not in head_layers:
+                pos.append(pos[-1])
+                heads.append(None)
+                continue
+            pos.append(target if l == last else rng.randrange(n))
+            heads.append(rng.randrange(H))
+        return NodePath(source, tuple(pos), tuple(heads))
 
 
 for _cls in (PatternMethod, AttentionArgmax, Rollout, AttentionFlow, InternalInfluence, LayerConductance, Stay,

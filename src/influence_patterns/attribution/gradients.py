@@ -1,6 +1,6 @@
 """One gradient core (issue 12): the IG path, position masks and the plain pass's node
 cotangents, shared by the fast searches (``search.fast``, ``search.positional``) and
-and the layer baselines of the ablation (``analysis.baselines``: internal influence,
+the layer baselines of the ablation (``analysis.baselines``: internal influence,
 layer conductance).
 
 Restricting gradients changes no forward value, so every fast scorer starts from the
