@@ -71,6 +71,7 @@ def plain_pass(
     attention_mask: torch.Tensor,
     target_index: torch.Tensor,
     classes: torch.Tensor,
+    *,
     kinds: Sequence[str] = NODE_KINDS,
     max_rows: int | None = None,
     keep_skip_values: bool = False,
@@ -127,7 +128,7 @@ def node_cotangents(
     path = ig_path(batch, sent, quad)
     rep = lambda t: t.repeat_interleave(A, 0)  # noqa: E731
     out = plain_pass(adapter, qoi, path, rep(batch.attention_mask), rep(batch.target_index), rep(batch.classes),
-                     kinds, max_rows)
+                     kinds=kinds, max_rows=max_rows)
     w = quad.weights.to(batch.x)
     grad = out.input_grad.view(B, A, *out.input_grad.shape[1:])
     g = torch.einsum("band,bnd,a->bn", grad, batch.x - batch.baseline, w)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -26,6 +27,41 @@ class SourceSearch:
     influence_head: float
     token_scores: list[torch.Tensor] = field(default_factory=list)
     head_scores: list[torch.Tensor] = field(default_factory=list)
+
+
+def unpack_searches(
+    pairs: Sequence[tuple[int, int]],
+    lengths: Sequence[int],
+    *,
+    sign: torch.Tensor,
+    g: torch.Tensor,
+    positions: torch.Tensor,
+    choices: torch.Tensor,
+    influence_token: torch.Tensor,
+    influence_head: torch.Tensor,
+    token_scores: Sequence[torch.Tensor],
+    head_scores: Sequence[torch.Tensor],
+) -> list[SourceSearch]:
+    """One :class:`SourceSearch` per ``(sentence, source)`` of ``pairs`` from a batched
+    search, row s for ``pairs[s]``: ``sign``, ``g``, ``influence_*`` (S,), ``positions``
+    (S, L+1), ``choices`` (S, L) with 0 the skip and 1+j head j, and per layer
+    ``token_scores`` (S, n) (cut to the sentence's length, ``lengths[sentence]``) and
+    ``head_scores`` (S, H+1)."""
+    return [
+        SourceSearch(
+            sentence=b,
+            source=i,
+            sign=int(sign[s]),
+            g=float(g[s]),
+            positions=[int(v) for v in positions[s]],
+            heads=[None if int(k) == 0 else int(k) - 1 for k in choices[s]],
+            influence_token=float(influence_token[s]),
+            influence_head=float(influence_head[s]),
+            token_scores=[sc[s, : lengths[b]].double() for sc in token_scores],
+            head_scores=[sc[s].double() for sc in head_scores],
+        )
+        for s, (b, i) in enumerate(pairs)
+    ]
 
 
 def choose(scores: torch.Tensor, sign: int, valid: torch.Tensor | None = None) -> int:

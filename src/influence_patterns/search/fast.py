@@ -19,6 +19,7 @@ most ``max_rows``. ``search.reference`` is the literal loop these must agree wit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -30,20 +31,38 @@ from influence_patterns.attribution.qoi import QoIFn
 from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.graph.adapters import Adapter
 from influence_patterns.graph.hooks import Interceptor, RecordAttention, intercept, restrict
-from influence_patterns.search.common import SourceSearch
+from influence_patterns.search.common import SourceSearch, unpack_searches
 
 DEFAULT_MAX_ROWS = 2048
 
 
-_position_mask = position_mask
+@dataclass(frozen=True)
+class _SearchContext:
+    """What every chunk of a search shares: the model, the batch, the quadrature and
+    QoI, and the plain pass's ∂q/∂h^l (l = 0..L, each (B, A, n, d)) and g (B, n)."""
+
+    adapter: Adapter
+    batch: Batch
+    quad: Quadrature
+    qoi: QoIFn
+    cot_h: list[torch.Tensor]
+    g: torch.Tensor
+
+    @property
+    def weights(self) -> torch.Tensor:
+        return self.quad.weights.to(self.batch.x)
 
 
 class _Stage1(Interceptor):
-    """Forward-mode pass choosing the stage-1 position at each layer."""
+    """Forward-mode pass choosing the stage-1 position at each layer, for the sources
+    ``src`` of sentences ``sent`` (S,) searched with ``sign``; ``valid`` (S, n) marks
+    real tokens."""
 
-    def __init__(self, cot_h, sent, sign, target, valid, weights, A, L):
-        self.cot_h, self.sent, self.sign, self.target = cot_h, sent, sign, target
-        self.valid, self.w, self.A, self.L = valid, weights, A, L
+    def __init__(self, sc: _SearchContext, sent: torch.Tensor, src: torch.Tensor, sign: torch.Tensor,
+                 valid: torch.Tensor) -> None:
+        self.cot_h, self.sent, self.positions_source, self.sign = sc.cot_h, sent, src, sign
+        self.target, self.valid, self.w = sc.batch.target_index[sent], valid, sc.weights
+        self.A, self.L = len(sc.quad), sc.adapter.num_layers
         self.positions: list[torch.Tensor] = []  # per layer, (S,)
         self.scores: list[torch.Tensor] = []  # per layer, (S, n)
 
@@ -63,7 +82,7 @@ class _Stage1(Interceptor):
                 t = self.target
             self.scores.append(scores)
             self.positions.append(t)
-        return restrict(h, _position_mask(t.repeat_interleave(A), n, h.dtype))
+        return restrict(h, position_mask(t.repeat_interleave(A), n, h.dtype))
 
 
 class _Stage2Backward(RecordAttention):
@@ -76,7 +95,7 @@ class _Stage2Backward(RecordAttention):
 
     def on_h(self, layer, h):
         t = self.positions[:, layer].repeat_interleave(self.A)
-        return restrict(h, _position_mask(t, h.shape[1], h.dtype))
+        return restrict(h, position_mask(t, h.shape[1], h.dtype))
 
 
 class _Stage2Forward(Interceptor):
@@ -90,7 +109,7 @@ class _Stage2Forward(Interceptor):
 
     def on_h(self, layer, h):
         t = self.positions[:, layer].repeat_interleave(self.A)
-        return restrict(h, _position_mask(t, h.shape[1], h.dtype))
+        return restrict(h, position_mask(t, h.shape[1], h.dtype))
 
     def on_attn(self, layer, context, skip):
         S, A, H = self.sign.shape[0], self.A, self.H
@@ -118,11 +137,6 @@ class _Stage2Forward(Interceptor):
         return restrict(context, mc.view(R, n, hd)), restrict(skip, ms)
 
 
-def _paths(batch: Batch, sent: torch.Tensor, quad: Quadrature) -> torch.Tensor:
-    """Rows (source-major, α-minor) of the IG path: (S*A, n, d)."""
-    return ig_path(batch, sent, quad)
-
-
 def plain_gradients(
     adapter: Adapter, batch: Batch, quad: Quadrature, qoi: QoIFn, max_rows: int = DEFAULT_MAX_ROWS
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -141,31 +155,32 @@ def gpr_fast(
 ) -> list[list[SourceSearch]]:
     """GPR for every source token of every sentence in ``batch``; same results as
     :func:`influence_patterns.search.reference.gpr_reference`."""
-    L, H, A = adapter.num_layers, adapter.num_heads, len(quad)
-    device = batch.x.device
-    w = quad.weights.to(batch.x)
     cot_h, g_all = plain_gradients(adapter, batch, quad, qoi, max_rows)
-
+    sc = _SearchContext(adapter, batch, quad, qoi, cot_h, g_all)
     pairs = [(b, i) for b in range(len(batch)) for i in batch.sources[b]]
-    per = max(1, max_rows // A)
+    per = max(1, max_rows // len(quad))
     results: dict[tuple[int, int], SourceSearch] = {}
     for start in range(0, len(pairs), per):
         chunk = pairs[start : start + per]
-        for res in _search_chunk(adapter, batch, quad, qoi, chunk, cot_h, g_all, w, L, H, A, device):
+        for res in _search_chunk(sc, chunk):
             results[(res.sentence, res.source)] = res
         if progress is not None:
             progress(len(chunk))
     return [[results[(b, i)] for i in batch.sources[b]] for b in range(len(batch))]
 
 
-def _search_chunk(adapter, batch, quad, qoi, chunk, cot_h, g_all, w, L, H, A, device):
+def _search_chunk(sc: _SearchContext, chunk: list[tuple[int, int]]) -> list[SourceSearch]:
+    """Both stages for the (sentence, source) pairs of ``chunk``, all α steps at once."""
+    adapter, batch, qoi = sc.adapter, sc.batch, sc.qoi
+    L, H, A = adapter.num_layers, adapter.num_heads, len(sc.quad)
+    device, w = batch.x.device, sc.weights
     S = len(chunk)
     sent = torch.tensor([b for b, _ in chunk], device=device)
     src = torch.tensor([i for _, i in chunk], device=device)
-    g = g_all[sent, src]  # (S,)
+    g = sc.g[sent, src]  # (S,)
     sign = torch.where(g >= 0, 1.0, -1.0).to(batch.x.dtype)
     n = batch.x.shape[1]
-    path = _paths(batch, sent, quad).detach()  # (S*A, n, d)
+    path = ig_path(batch, sent, sc.quad).detach()  # (S*A, n, d)
     am = batch.attention_mask[sent].repeat_interleave(A, 0)
     target = batch.target_index[sent]
     target_rows = target.repeat_interleave(A)
@@ -176,8 +191,7 @@ def _search_chunk(adapter, batch, quad, qoi, chunk, cot_h, g_all, w, L, H, A, de
     tangent = tangent.view_as(path)
 
     # Stage 1: token level, one forward-mode pass.
-    st1 = _Stage1(cot_h, sent, sign, target, batch.attention_mask[sent].bool(), w, A, L)
-    st1.positions_source = src
+    st1 = _Stage1(sc, sent, src, sign, batch.attention_mask[sent].bool())
     with torch.no_grad(), fwAD.dual_level(), intercept(adapter, st1):
         adapter.logits(fwAD.make_dual(path, tangent), am, target_rows)
     positions = torch.stack([src] + st1.positions, dim=1)  # (S, L+1)
@@ -200,24 +214,9 @@ def _search_chunk(adapter, batch, quad, qoi, chunk, cot_h, g_all, w, L, H, A, de
         adapter.logits(fwAD.make_dual(path, tangent), am, target_rows)
     choices = torch.stack(st2.choices, dim=1)  # (S, L)
 
-    out = []
     ar = torch.arange(S, device=device)
-    infl_token = st1.scores[-1][ar, target]
-    infl_head = st2.scores[-1][ar, choices[:, -1]]
-    for s, (b, i) in enumerate(chunk):
-        length = batch.lengths[b]
-        out.append(
-            SourceSearch(
-                sentence=b,
-                source=i,
-                sign=int(sign[s]),
-                g=float(g[s]),
-                positions=[int(v) for v in positions[s]],
-                heads=[None if int(k) == 0 else int(k) - 1 for k in choices[s]],
-                influence_token=float(infl_token[s]),
-                influence_head=float(infl_head[s]),
-                token_scores=[sc[s, :length].double() for sc in st1.scores],
-                head_scores=[sc[s].double() for sc in st2.scores],
-            )
-        )
-    return out
+    return unpack_searches(
+        chunk, batch.lengths, sign=sign, g=g, positions=positions, choices=choices,
+        influence_token=st1.scores[-1][ar, target], influence_head=st2.scores[-1][ar, choices[:, -1]],
+        token_scores=st1.scores, head_scores=st2.scores,
+    )

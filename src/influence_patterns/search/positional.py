@@ -77,7 +77,7 @@ from influence_patterns.attribution.qoi import QoIFn
 from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.graph.adapters import Adapter
 from influence_patterns.graph.hooks import Interceptor, intercept
-from influence_patterns.search.common import SourceSearch
+from influence_patterns.search.common import SourceSearch, unpack_searches
 from influence_patterns.search.fast import DEFAULT_MAX_ROWS, gpr_fast
 
 #: (source × α)-row temporaries of H·n values each alive at once in stage 1 (sizing only).
@@ -419,18 +419,7 @@ def _search_sentence(adapter, batch, b, quad, qoi, max_rows, progress) -> list[S
     choices_t = torch.stack(choices, dim=1)  # (S, L)
     infl_head = head_scores[-1][torch.arange(S, device=device), choices_t[:, -1]]
 
-    return [
-        SourceSearch(
-            sentence=b,
-            source=i,
-            sign=int(sign[s]),
-            g=float(g[s]),
-            positions=[int(p) for p in positions[s]],
-            heads=[None if int(k) == 0 else int(k) - 1 for k in choices_t[s]],
-            influence_token=float(infl_token[s]),
-            influence_head=float(infl_head[s]),
-            token_scores=[sc[s].double() for sc in token_scores],
-            head_scores=[sc[s].double() for sc in head_scores],
-        )
-        for s, i in enumerate(sources)
-    ]
+    return unpack_searches(
+        [(b, i) for i in sources], batch.lengths, sign=sign, g=g, positions=positions, choices=choices_t,
+        influence_token=infl_token, influence_head=infl_head, token_scores=token_scores, head_scores=head_scores,
+    )
