@@ -22,9 +22,12 @@ from influence_patterns.graph.kind import head_kind
 
 
 class Adapter:
-    """Base class. Subclasses set ``model_types`` and implement the module look-ups."""
+    """Base class. Subclasses set ``model_types`` and ``base_name`` and implement the
+    module look-ups the defaults here do not fit."""
 
     model_types: tuple[str, ...] = ()
+    #: The model's attribute holding the encoder without heads (``model.bert``, ...).
+    base_name: str = ""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -50,14 +53,16 @@ class Adapter:
 
     # --- modules ---------------------------------------------------------------
     def base(self) -> nn.Module:
-        raise NotImplementedError
+        """The encoder without heads: ``model.<base_name>``."""
+        return getattr(self.model, self.base_name)
 
     def word_embeddings(self) -> nn.Embedding:
-        raise NotImplementedError
+        """The word-piece table x is read from (``base().embeddings.word_embeddings``)."""
+        return self.base().embeddings.word_embeddings
 
     def embeddings(self) -> nn.Module:
-        """Module whose output is h^0."""
-        raise NotImplementedError
+        """Module whose output is h^0 (by default ``base().embeddings``)."""
+        return self.base().embeddings
 
     def layers(self) -> list[nn.Module]:
         """Modules whose outputs are h^1..h^L."""
@@ -134,25 +139,35 @@ class Adapter:
         return handles
 
     # --- forward -----------------------------------------------------------------
-    def logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
-        """``y``: logits (rows, C) at each row's target position (MLM) or of the classifier."""
+    def _encoder_kwargs(self, attention_mask: torch.Tensor) -> dict[str, Any]:
+        """Extra keyword arguments for the forward pass (e.g. position ids)."""
+        return {}
+
+    def _mlm_head(self, rows: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits (rows, V) from final hidden states (rows, d)."""
         raise NotImplementedError
+
+    def logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
+        """``y``: logits (rows, C) of the classifier on the whole model, or of the MLM
+        head (``_mlm_head``) on each row's final hidden state at its target position."""
+        kwargs = self._encoder_kwargs(attention_mask)
+        if self.kind == "classification":
+            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs).logits
+        hidden = self.base()(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs).last_hidden_state
+        rows = hidden[torch.arange(hidden.shape[0], device=hidden.device), target_index]  # (rows, hidden)
+        return self._mlm_head(rows)
 
 
 class BertAdapter(Adapter):
+    """BERT's layout under ``model.bert``: ``encoder.layer[l]`` with ``attention.self``
+    (Q/K/V) and ``attention.output`` called as ``f(context, skip)``. RoBERTa and ELECTRA
+    subclass it with their own ``base_name``."""
+
     model_types = ("bert",)
-
-    def base(self) -> nn.Module:
-        return self.model.bert
-
-    def word_embeddings(self) -> nn.Embedding:
-        return self.model.bert.embeddings.word_embeddings
-
-    def embeddings(self) -> nn.Module:
-        return self.model.bert.embeddings
+    base_name = "bert"
 
     def layers(self) -> list[nn.Module]:
-        return list(self.model.bert.encoder.layer)
+        return list(self.base().encoder.layer)
 
     def attention_output(self, layer: nn.Module) -> nn.Module:
         return layer.attention.output
@@ -167,9 +182,5 @@ class BertAdapter(Adapter):
     def after_attention(self, layer, context, skip):
         return layer.feed_forward_chunk(layer.attention.output(context, skip))
 
-    def logits(self, inputs_embeds, attention_mask, target_index):
-        if self.kind == "classification":
-            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
-        hidden = self.model.bert(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
-        rows = hidden[torch.arange(hidden.shape[0], device=hidden.device), target_index]  # (rows, hidden)
+    def _mlm_head(self, rows):
         return self.model.cls(rows)

@@ -3,7 +3,8 @@ DistilBERT and ALBERT (DESIGN §1; docs/architectures.md has the node mapping), 
 registry :data:`ADAPTERS` with :func:`adapter_for`, the one look-up by ``model_type``.
 
 RoBERTa and ELECTRA lay their layers out like BERT (an attention-output module
-called as ``f(context, skip)``), so the base class's hooks fit them. DistilBERT and
+called as ``f(context, skip)``), so they subclass ``BertAdapter`` with their own
+``base_name``, position ids and MLM head. DistilBERT and
 ALBERT apply ``W_O`` and the residual sum inside their attention code; for those the
 context is hooked at the input of ``W_O`` and the skip is made a node of its own by
 re-forming the LayerNorm's input as ``W_O(context) + skip`` from the hooked tensors
@@ -24,68 +25,19 @@ from influence_patterns.graph.kind import head_kind
 from influence_patterns.registry import Registry
 
 
-def _rows(hidden: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
-    """Each row's hidden state at its target position: (rows, n, d) → (rows, d)."""
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), target_index]
-
-
-class _EncoderAdapter(Adapter):
-    """Shared ``logits``: the classifier on the whole model, or the MLM head on the
-    target rows only. Subclasses name the base model and the MLM head."""
-
-    def _encoder_kwargs(self, attention_mask: torch.Tensor) -> dict[str, Any]:
-        """Extra keyword arguments for the forward pass (e.g. position ids)."""
-        return {}
-
-    def _mlm_head(self, rows: torch.Tensor) -> torch.Tensor:
-        """Vocabulary logits (rows, V) from final hidden states (rows, d)."""
-        raise NotImplementedError
-
-    def logits(self, inputs_embeds, attention_mask, target_index):
-        kwargs = self._encoder_kwargs(attention_mask)
-        if self.kind == "classification":
-            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs).logits
-        hidden = self.base()(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs).last_hidden_state
-        return self._mlm_head(_rows(hidden, target_index))
-
-
 # --- RoBERTa, XLM-RoBERTa, CamemBERT: BERT's layout ------------------------------------
-class RobertaAdapter(_EncoderAdapter):
+class RobertaAdapter(BertAdapter):
     """Same modules as BERT under ``model.roberta``. Position ids start at
     ``padding_idx + 1`` and padded positions get ``padding_idx``; the model derives
     them from ``input_ids``, which the IG path does not have, so they are passed
     explicitly from the attention mask (identical for right-padded batches)."""
 
     model_types = ("roberta", "xlm-roberta", "camembert")
+    base_name = "roberta"
 
     @property
     def max_length(self) -> int:
         return int(self.config.max_position_embeddings) - int(self.config.pad_token_id) - 1
-
-    def base(self) -> nn.Module:
-        return self.model.roberta
-
-    def word_embeddings(self) -> nn.Embedding:
-        return self.model.roberta.embeddings.word_embeddings
-
-    def embeddings(self) -> nn.Module:
-        return self.model.roberta.embeddings
-
-    def layers(self) -> list[nn.Module]:
-        return list(self.model.roberta.encoder.layer)
-
-    def attention_output(self, layer: nn.Module) -> nn.Module:
-        return layer.attention.output
-
-    def _self_attention(self, layer: nn.Module) -> nn.Module:
-        return layer.attention.self
-
-    def attention_projections(self, layer):
-        sa = self._self_attention(layer)
-        return sa.query, sa.key, sa.value
-
-    def after_attention(self, layer, context, skip):
-        return layer.feed_forward_chunk(layer.attention.output(context, skip))
 
     def _encoder_kwargs(self, attention_mask):
         mask = attention_mask.long()
@@ -96,46 +48,25 @@ class RobertaAdapter(_EncoderAdapter):
 
 
 # --- ELECTRA: BERT's layout, optional embedding projection -------------------------------
-class ElectraAdapter(_EncoderAdapter):
+class ElectraAdapter(BertAdapter):
     """BERT's layout under ``model.electra``. When ``embedding_size != hidden_size`` the
     embeddings are projected by ``embeddings_project``; h^0 is the projected output,
     and x stays the (embedding_size-wide) word-piece row. MLM means the generator
     (``ElectraForMaskedLM``); the discriminator has neither head and is refused."""
 
     model_types = ("electra",)
-
-    def base(self) -> nn.Module:
-        return self.model.electra
-
-    def word_embeddings(self) -> nn.Embedding:
-        return self.model.electra.embeddings.word_embeddings
+    base_name = "electra"
 
     def embeddings(self) -> nn.Module:
-        base = self.model.electra
+        base = self.base()
         return base.embeddings_project if hasattr(base, "embeddings_project") else base.embeddings
-
-    def layers(self) -> list[nn.Module]:
-        return list(self.model.electra.encoder.layer)
-
-    def attention_output(self, layer: nn.Module) -> nn.Module:
-        return layer.attention.output
-
-    def _self_attention(self, layer: nn.Module) -> nn.Module:
-        return layer.attention.self
-
-    def attention_projections(self, layer):
-        sa = self._self_attention(layer)
-        return sa.query, sa.key, sa.value
-
-    def after_attention(self, layer, context, skip):
-        return layer.feed_forward_chunk(layer.attention.output(context, skip))
 
     def _mlm_head(self, rows):
         return self.model.generator_lm_head(self.model.generator_predictions(rows))
 
 
 # --- DistilBERT and ALBERT: W_O and the residual sum inside the attention module ---------
-class _InnerResidualAdapter(_EncoderAdapter):
+class _InnerResidualAdapter(Adapter):
     """Hooks for layers whose attention code computes ``LN(W_O(context) + h^{l-1})`` itself.
 
     Per layer call: a pre-hook on the layer keeps its input h^{l-1} (the skip's value);
@@ -215,18 +146,10 @@ class DistilBertAdapter(_InnerResidualAdapter):
     segment embeddings: h^0 = ``LN(x + pos)``."""
 
     model_types = ("distilbert",)
-
-    def base(self) -> nn.Module:
-        return self.model.distilbert
-
-    def word_embeddings(self) -> nn.Embedding:
-        return self.model.distilbert.embeddings.word_embeddings
-
-    def embeddings(self) -> nn.Module:
-        return self.model.distilbert.embeddings
+    base_name = "distilbert"
 
     def layers(self) -> list[nn.Module]:
-        return list(self.model.distilbert.transformer.layer)
+        return list(self.base().transformer.layer)
 
     def blocks(self) -> list[nn.Module]:
         return self.layers()
@@ -257,20 +180,15 @@ class AlbertAdapter(_InnerResidualAdapter):
     module for many l."""
 
     model_types = ("albert",)
-
-    def base(self) -> nn.Module:
-        return self.model.albert
-
-    def word_embeddings(self) -> nn.Embedding:
-        return self.model.albert.embeddings.word_embeddings
+    base_name = "albert"
 
     def embeddings(self) -> nn.Module:
-        return self.model.albert.encoder.embedding_hidden_mapping_in
+        return self.base().encoder.embedding_hidden_mapping_in
 
     def layers(self) -> list[nn.Module]:
         """The module that computes each h^l, l = 1..L, in call order (repeats allowed)."""
         cfg = self.config
-        groups = self.model.albert.encoder.albert_layer_groups
+        groups = self.base().encoder.albert_layer_groups
         out = []
         for i in range(cfg.num_hidden_layers):
             g = int(i / (cfg.num_hidden_layers / cfg.num_hidden_groups))  # as AlbertTransformer does
@@ -278,7 +196,7 @@ class AlbertAdapter(_InnerResidualAdapter):
         return out
 
     def blocks(self) -> list[nn.Module]:
-        return [layer for group in self.model.albert.encoder.albert_layer_groups for layer in group.albert_layers]
+        return [layer for group in self.base().encoder.albert_layer_groups for layer in group.albert_layers]
 
     def block_parts(self, block):
         attn = block.attention
