@@ -189,19 +189,7 @@ class Explainer:
         tokens = batch.tokens[b]
         cfg = self.config
         q = batch.queries[b]
-        patterns = [
-            Pattern(
-                source_index=s.source,
-                source_token=tokens[s.source],
-                sign=s.sign,
-                g=s.g,
-                positions=s.positions,
-                heads=s.heads,
-                influence_token=s.influence_token,
-                influence_head=s.influence_head,
-            )
-            for s in searches
-        ]
+        patterns = [Pattern.of(s) for s in searches]
         return Explanation(
             model=str(self.name),
             text=q.text,

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
 from influence_patterns.fileio import write_json
 from influence_patterns.graph.nodes import Node
+from influence_patterns.search.pattern import PatternFields
 
 #: The skip connection. In the API (``Pattern.heads``, ``Explainer.influence(heads=...)``)
 #: and in JSON the skip is ``None``/``null``; a head is its index, numbered from 0.
@@ -59,22 +60,18 @@ def format_steps(steps: Sequence[Step], first_layer: int = 1) -> str:
 
 
 @dataclass
-class Pattern:
-    """The influence pattern of one source token (DESIGN §4).
-
-    ``positions[0]`` is the source index and ``positions[-1]`` the target index
-    (``num_layers + 1`` entries). ``heads[l]`` is the head chosen at layer ``l + 1``,
-    ``None`` for the skip connection. Scores are on the original QoI's scale.
+class Pattern(PatternFields):
+    """The influence pattern of one source token (DESIGN §4; fields in
+    :class:`~influence_patterns.search.pattern.PatternFields`): ``positions[0]`` is the
+    source index and ``positions[-1]`` the target index (``num_layers + 1`` entries),
+    ``heads[l]`` the head chosen at layer ``l + 1`` (``None`` for the skip connection).
+    Scores are on the original QoI's scale.
     """
 
-    source_index: int
-    source_token: str
-    sign: int
-    g: float
-    positions: list[int]
-    heads: list[int | None]
-    influence_token: float
-    influence_head: float
+    @classmethod
+    def of(cls, found: PatternFields) -> "Pattern":
+        """The pattern part of a search's result (``search.common.SourceSearch``)."""
+        return cls(**{f.name: getattr(found, f.name) for f in fields(PatternFields)})
 
     def path_steps(self, tokens: Sequence[str] | None = None) -> list[Step]:
         """The pattern as :data:`Step` s, one per layer: ``("skip", None)``, ``("H1", "[MASK]")``.

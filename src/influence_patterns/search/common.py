@@ -7,31 +7,33 @@ from dataclasses import dataclass, field
 
 import torch
 
+from influence_patterns.search.pattern import PatternFields
+
 
 @dataclass
-class SourceSearch:
-    """GPR output for one source token (scores on the original QoI's scale).
+class SourceSearch(PatternFields):
+    """GPR output for one source token of sentence ``sentence``: its pattern (fields of
+    :class:`PatternFields`) and the candidate scores behind each choice (on the
+    original QoI's scale).
 
     ``token_scores[l-1]``: stage-1 scores of every position at layer l (l = 1..L-1;
     the last entry is layer L's, with only the target defined, others NaN).
     ``head_scores[l-1]``: stage-2 scores at layer l, index 0 the skip, 1+j head j.
     """
 
-    sentence: int
-    source: int
-    sign: int
-    g: float
-    positions: list[int]
-    heads: list[int | None]
-    influence_token: float
-    influence_head: float
+    sentence: int = field(kw_only=True)
     token_scores: list[torch.Tensor] = field(default_factory=list)
     head_scores: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def source(self) -> int:
+        """The source token's index (``source_index``)."""
+        return self.source_index
 
 
 def unpack_searches(
     pairs: Sequence[tuple[int, int]],
-    lengths: Sequence[int],
+    tokens: Sequence[Sequence[str]],
     *,
     sign: torch.Tensor,
     g: torch.Tensor,
@@ -45,19 +47,20 @@ def unpack_searches(
     """One :class:`SourceSearch` per ``(sentence, source)`` of ``pairs`` from a batched
     search, row s for ``pairs[s]``: ``sign``, ``g``, ``influence_*`` (S,), ``positions``
     (S, L+1), ``choices`` (S, L) with 0 the skip and 1+j head j, and per layer
-    ``token_scores`` (S, n) (cut to the sentence's length, ``lengths[sentence]``) and
+    ``token_scores`` (S, n) (cut to the sentence's length, that of ``tokens[sentence]``) and
     ``head_scores`` (S, H+1)."""
     return [
         SourceSearch(
             sentence=b,
-            source=i,
+            source_index=i,
+            source_token=tokens[b][i],
             sign=int(sign[s]),
             g=float(g[s]),
             positions=[int(v) for v in positions[s]],
             heads=[None if int(k) == 0 else int(k) - 1 for k in choices[s]],
             influence_token=float(influence_token[s]),
             influence_head=float(influence_head[s]),
-            token_scores=[sc[s, : lengths[b]].double() for sc in token_scores],
+            token_scores=[sc[s, : len(tokens[b])].double() for sc in token_scores],
             head_scores=[sc[s].double() for sc in head_scores],
         )
         for s, (b, i) in enumerate(pairs)

@@ -216,7 +216,7 @@ def _search_chunk(sc: _SearchContext, chunk: list[tuple[int, int]]) -> list[Sour
 
     ar = torch.arange(S, device=device)
     return unpack_searches(
-        chunk, batch.lengths, sign=sign, g=g, positions=positions, choices=choices,
+        chunk, batch.tokens, sign=sign, g=g, positions=positions, choices=choices,
         influence_token=st1.scores[-1][ar, target], influence_head=st2.scores[-1][ar, choices[:, -1]],
         token_scores=st1.scores, head_scores=st2.scores,
     )

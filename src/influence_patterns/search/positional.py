@@ -420,6 +420,6 @@ def _search_sentence(adapter, batch, b, quad, qoi, max_rows, progress) -> list[S
     infl_head = head_scores[-1][torch.arange(S, device=device), choices_t[:, -1]]
 
     return unpack_searches(
-        [(b, i) for i in sources], batch.lengths, sign=sign, g=g, positions=positions, choices=choices_t,
+        [(b, i) for i in sources], batch.tokens, sign=sign, g=g, positions=positions, choices=choices_t,
         influence_token=infl_token, influence_head=infl_head, token_scores=token_scores, head_scores=head_scores,
     )

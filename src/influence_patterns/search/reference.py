@@ -67,7 +67,8 @@ def gpr_reference_source(
 
     return SourceSearch(
         sentence=b,
-        source=source,
+        source_index=source,
+        source_token=batch.tokens[b][source],
         sign=sign,
         g=g,
         positions=positions,
