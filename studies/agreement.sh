@@ -2,7 +2,7 @@
 # The study of docs/analyses.md: the paper's three findings measured with CIs, nulls and
 # controls on the two embedded masked LMs. Usage:
 #   studies/agreement.sh transfer OUT   # default-mlm-transfer: every agreement task, n=100 (finding 2)
-#   studies/agreement.sh default OUT    # default-mlm: three tasks, n=100, ablation (findings 1 and 3)
+#   studies/agreement.sh default OUT    # default-mlm: every agreement task, n=100; ablation of three (findings 1 and 3)
 #   studies/agreement.sh report OUT     # analyze + report over what the two phases wrote
 # Each step is resumable: rerun the same command after an interruption.
 set -euo pipefail
@@ -20,16 +20,20 @@ case $phase in
     done
     ;;
   default)
-    for t in sva/simple sva/prep sva/obj_rel_across; do
-      d="$out/default/${t/\//_}"
-      timed influence-patterns run --quiet --model default-mlm --task "$t" --n "$n" --out "$d"
-      timed influence-patterns ablate "$d"
+    for t in $tasks; do
+      case $t in sva/*|ra/*) ;; *) continue ;; esac
+      timed influence-patterns run --quiet --model default-mlm --task "$t" --n "$n" --out "$out/default/${t/\//_}"
+    done
+    for t in sva_simple sva_prep sva_obj_rel_across; do
+      timed influence-patterns ablate --quiet "$out/default/$t"
     done
     ;;
   report)
-    timed influence-patterns analyze "$out"/transfer/* --json "$out/transfer-analysis.json"
-    timed influence-patterns report "$out"/transfer/* --out "$out/transfer-report.md"
-    timed influence-patterns report "$out"/default/* --null random-init --out "$out/default-report.md" --html "$out/default-report.html"
+    timed influence-patterns report --quiet "$out"/transfer/* --out "$out/transfer-report.md"
+    timed influence-patterns analyze --quiet "$out"/transfer/sva_{simple,prep,obj_rel_across} --null random-init --json "$out/transfer-null.json"
+    timed influence-patterns report --quiet "$out"/default/sva_{simple,prep,obj_rel_across} --null random-init \
+      --out "$out/default-report.md" --html "$out/default-report.html"
+    timed influence-patterns analyze --quiet "$out"/default/* --json "$out/default-analysis.json"
     ;;
   *) echo "usage: $0 transfer|default|report OUT" >&2; exit 2 ;;
 esac
