@@ -16,3 +16,21 @@ def timed(fn, device: str):
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - t0, out
+
+
+def explainer_pair(model: str, device: str, other: str, **rule):
+    """The default ``fast`` explainer of a built ``model`` and one of method ``other`` on
+    the same weights; exits with a hint when a default model is not built yet."""
+    import platform
+    import sys
+
+    from influence_patterns import Explainer
+    from influence_patterns.models import defaults
+
+    if model in defaults.DEFAULT_MODELS and not defaults.is_built(model):
+        sys.exit(f"{model} is not built yet: run `influence-patterns models build {model}` first")
+    fast = Explainer.from_pretrained(model, device=device, method="fast", **rule)
+    second = Explainer(fast.model, fast.tokenizer, name=fast.name, method=other, **rule)
+    where = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU, {torch.get_num_threads()} torch threads"
+    print(f"machine: {platform.machine()}, {platform.processor() or '?'}, {where}, torch {torch.__version__}")
+    return fast, second

@@ -17,12 +17,10 @@ patterns must be identical and the script asserts it.
 from __future__ import annotations
 
 import argparse
-import platform
-import sys
 
 import torch
 
-from _timing import timed  # benchmarks/_timing.py (run as python benchmarks/...)
+from _timing import explainer_pair, timed  # benchmarks/_timing.py (run as python benchmarks/...)
 
 # A chain of one-piece words that keeps the sentence grammatical however long it is.
 SUBJECT = "the author"
@@ -63,17 +61,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from influence_patterns import Explainer
-    from influence_patterns.models import defaults
 
-    if args.model in defaults.DEFAULT_MODELS and not defaults.is_built(args.model):
-        sys.exit(f"{args.model} is not built yet: run `influence-patterns models build {args.model}` first")
     rule = dict(steps=args.steps, quadrature=args.quadrature)
-    fast = Explainer.from_pretrained(args.model, device=args.device, method="fast", **rule)
-    reference = Explainer(fast.model, fast.tokenizer, name=fast.name, method="reference", **rule)
-
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} torch threads"
-    print(f"machine: {platform.machine()}, {platform.processor() or '?'}, {where}, torch {torch.__version__}")
+    fast, reference = explainer_pair(args.model, args.device, "reference", **rule)
     points = args.steps + 1 if args.quadrature == "riemann" else args.steps
     print(f"model: {fast.name}; {args.quadrature}, steps={args.steps} ({points} points); mask baseline; one sentence per call")
     fast.explain(sentence_of_length(fast.tokenizer, 8), TARGETS)  # warm-up

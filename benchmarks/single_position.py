@@ -21,15 +21,13 @@ that budget (default: half of the free memory, as the CLI does).
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from _timing import timed  # benchmarks/_timing.py (run as python benchmarks/...)
+from _timing import explainer_pair, timed  # benchmarks/_timing.py (run as python benchmarks/...)
 from default_mlm import TARGETS, sentence_of_length
 
 
@@ -82,19 +80,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from influence_patterns import Explainer, Query
+    from influence_patterns import Query
     from influence_patterns.attribution.quadrature import make_quadrature
-    from influence_patterns.models import defaults
     from influence_patterns.search.memory import auto_max_rows
 
-    if args.model in defaults.DEFAULT_MODELS and not defaults.is_built(args.model):
-        sys.exit(f"{args.model} is not built yet: run `influence-patterns models build {args.model}` first")
     rule = dict(steps=args.steps, quadrature=args.quadrature)
-    new = Explainer.from_pretrained(args.model, device=args.device, method="fast", **rule)
-    old = Explainer(new.model, new.tokenizer, name=new.name, method="fast-full", **rule)
-
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} torch threads"
-    print(f"machine: {platform.machine()}, {platform.processor() or '?'}, {where}, torch {torch.__version__}")
+    new, old = explainer_pair(args.model, args.device, "fast-full", **rule)
     print(f"model: {new.name}; {args.quadrature}, {args.steps} steps; mask baseline; all sources; one sentence per call")
     new.explain(sentence_of_length(new.tokenizer, 8), TARGETS)  # warm-up
     print("wall s, and process CPU s (cpu); ratios of wall times")
