@@ -33,7 +33,7 @@ case $phase in
     timed influence-patterns analyze --quiet "$out"/transfer/sva_{simple,prep,obj_rel_across} --null random-init --json "$out/transfer-null.json"
     timed influence-patterns report --quiet "$out"/default/sva_{simple,prep,obj_rel_across} --null random-init \
       --out "$out/default-report.md" --html "$out/default-report.html"
-    timed influence-patterns analyze --quiet "$out"/default/* --json "$out/default-analysis.json"
+    timed influence-patterns report --quiet "$out"/default/* --out "$out/default-all-report.md"
     ;;
   *) echo "usage: $0 transfer|default|report OUT" >&2; exit 2 ;;
 esac
