@@ -39,3 +39,14 @@ def test_unwritable_parent_is_one_line(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputError, match=r"cannot write .*file/out\.json"):
         write_json(blocker / "out.json", {})
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "report.md", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

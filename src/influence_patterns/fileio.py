@@ -23,6 +23,12 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def output_error(path: str | Path, exc: OSError) -> OutputError:
     """The one-line error for a failed write of ``path``."""
     return OutputError(f"cannot write {path}: {_reason(exc)}")
@@ -42,6 +48,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results get the usual mode
     except OSError as exc:
         raise output_error(target, exc) from None
     try:
