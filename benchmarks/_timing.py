@@ -34,3 +34,24 @@ def explainer_pair(model: str, device: str, other: str, **rule):
     where = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU, {torch.get_num_threads()} torch threads"
     print(f"machine: {platform.machine()}, {platform.processor() or '?'}, {where}, torch {torch.__version__}")
     return fast, second
+
+
+def model_arguments(parser, steps: int, quadrature: str, lengths: list[int]):
+    """The options every default-model benchmark takes (model, rule, lengths, threads,
+    device); call ``parse(parser)`` after adding a script's own."""
+    parser.add_argument("--model", default="default-mlm")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--quadrature", default=quadrature,
+                        help="gauss-legendre or riemann (the paper's rule)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=lengths)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def parse(parser):
+    """Parsed arguments, with the torch thread count applied."""
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import argparse
 
-import torch
 
-from _timing import explainer_pair, timed  # benchmarks/_timing.py (run as python benchmarks/...)
+from _timing import explainer_pair, model_arguments, parse, timed  # benchmarks/_timing.py (run as python benchmarks/...)
 
 # A chain of one-piece words that keeps the sentence grammatical however long it is.
 SUBJECT = "the author"
@@ -48,19 +47,10 @@ def sentence_of_length(tokenizer, length: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default-mlm")
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--quadrature", default="riemann",
-                        help="riemann (the paper's rule, as the recorded figures) or gauss-legendre")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[10, 20, 50, 128])
+    model_arguments(parser, steps=50, quadrature="riemann", lengths=[10, 20, 50, 128])
     parser.add_argument("--reference-up-to", type=int, default=10,
                         help="run the reference only for inputs of at most this many tokens")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
+    args = parse(parser)
 
     rule = dict(steps=args.steps, quadrature=args.quadrature)
     fast, reference = explainer_pair(args.model, args.device, "reference", **rule)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from _timing import explainer_pair, timed  # benchmarks/_timing.py (run as python benchmarks/...)
+from _timing import explainer_pair, model_arguments, parse, timed  # benchmarks/_timing.py (run as python benchmarks/...)
 from default_mlm import TARGETS, sentence_of_length
 
 
@@ -67,18 +67,11 @@ def cpu_timed(fn, device: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default-mlm")
-    parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--quadrature", default="gauss-legendre")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[10, 20, 50, 128, 512])
+    model_arguments(parser, steps=32, quadrature="gauss-legendre", lengths=[10, 20, 50, 128, 512])
     parser.add_argument("--old-up-to", type=int, default=20,
                         help="run the full-width scorer (fast-full) only up to this many tokens")
     parser.add_argument("--memory-budget-gb", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(parser)
 
     from influence_patterns import Query
     from influence_patterns.attribution.quadrature import make_quadrature
