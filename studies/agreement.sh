@@ -2,7 +2,8 @@
 # The study of docs/analyses.md: the paper's three findings measured with CIs, nulls and
 # controls on the two embedded masked LMs. Usage:
 #   studies/agreement.sh transfer OUT   # default-mlm-transfer: every agreement task, n=100 (finding 2)
-#   studies/agreement.sh default OUT    # default-mlm: every agreement task, n=100; ablation of three (findings 1 and 3)
+#   studies/agreement.sh default OUT    # default-mlm: every agreement task, n=100, run and ablated (findings 1 and 3)
+#   studies/agreement.sh ablate-transfer OUT  # default-mlm-transfer: ablation of every task (finding 3 on the second model)
 #   studies/agreement.sh report OUT     # analyze + report over what the two phases wrote
 # Each step is resumable: rerun the same command after an interruption.
 set -euo pipefail
@@ -24,8 +25,13 @@ case $phase in
       case $t in sva/*|ra/*) ;; *) continue ;; esac
       timed influence-patterns run --quiet --model default-mlm --task "$t" --n "$n" --out "$out/default/${t/\//_}"
     done
-    for t in sva_simple sva_prep sva_obj_rel_across; do
-      timed influence-patterns ablate --quiet "$out/default/$t"
+    for d in "$out"/default/*; do  # an ablation already written is kept
+      [ -f "$d/ablation.json" ] || timed influence-patterns ablate --quiet "$d"
+    done
+    ;;
+  ablate-transfer)
+    for d in "$out"/transfer/*; do
+      [ -f "$d/ablation.json" ] || timed influence-patterns ablate --quiet "$d"
     done
     ;;
   report)
@@ -35,5 +41,5 @@ case $phase in
       --out "$out/default-report.md" --html "$out/default-report.html"
     timed influence-patterns report --quiet "$out"/default/* --out "$out/default-all-report.md"
     ;;
-  *) echo "usage: $0 transfer|default|report OUT" >&2; exit 2 ;;
+  *) echo "usage: $0 transfer|default|ablate-transfer|report OUT" >&2; exit 2 ;;
 esac

@@ -309,3 +309,22 @@ def test_report_pools_two_ablated_runs_and_shows_each_task(checkpoint, data_file
     want = np.mean([r["q_kept"] for a in per for r in a["per_instance"] if r["method"] == "stay"]) / np.mean(
         [r["q"] for a in per for r in a["per_instance"] if r["method"] == "stay"])
     assert f"| stay | control | " in text and f"{want:.2f} [" in text  # pooled QoI retained
+
+
+def test_batches_by_length_change_no_number_and_keep_the_run_order(small_run):
+    """ablate_rows batches instances of similar length (padding is costly for the IG
+    baselines); the per-instance results must not depend on the batching and come
+    back in the run's order."""
+    from influence_patterns.analysis.ablation import AblationOptions, ablate_rows
+
+    explainer, rows, _, _ = small_run
+    methods = ("pattern", "internal-influence", "layer-conductance", "random")
+    one = ablate_rows(explainer, rows, AblationOptions(methods=methods, batch_size=1, resamples=50), progress=False)
+    two = ablate_rows(explainer, rows, AblationOptions(methods=methods, batch_size=2, resamples=50), progress=False)
+    assert [r["index"] for r in two["per_instance"]] == [i for i in range(len(rows)) for _ in methods]
+    # lengths 7, 4, 8 tokens: batched by length the run order is not the batch order
+    assert sorted(range(len(rows)), key=lambda i: len(rows[i]["tokens"])) != list(range(len(rows)))
+    for a, b in zip(one["per_instance"], two["per_instance"]):
+        assert (a["index"], a["method"], a["nodes"]) == (b["index"], b["method"], b["nodes"])
+        for k in ("q", "q_kept", "q_removed"):
+            assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12)

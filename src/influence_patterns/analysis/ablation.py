@@ -329,14 +329,17 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
         roles = sorted({k for r in records for k in r.roles})
         raise InputError(f"no instance of {run} has the role {sources!r}; roles: {', '.join(roles) or 'none'}")
     used = [r for r in records if sources == "all" or sources in r.roles]
+    order = {r.index: k for k, r in enumerate(used)}
+    # batches of similar length: padding costs the IG-based methods (n sources x n positions)
+    by_length = sorted(used, key=lambda r: len(r.explanation.tokens))
     chosen = [get_method(m) for m in opts.methods]
     qoi = explainer.qoi
     per_instance: list[dict[str, Any]] = []
     floor: list[dict[str, Any]] = []
     # one unit of the bar: one instance through one method
     with progress_bar(len(used) * len(chosen), f"ablating {run}", progress) as advance:
-        for start in range(0, len(used), opts.batch_size):
-            chunk = used[start : start + opts.batch_size]
+        for start in range(0, len(by_length), opts.batch_size):
+            chunk = by_length[start : start + opts.batch_size]
             batch = explainer.prepare([query_of(r) for r in chunk])
             for b, row in enumerate(chunk):
                 if batch.tokens[b] != list(row.explanation.tokens):
@@ -377,6 +380,8 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
                                          "nodes": len(sets[b])})
                 advance(len(chunk))
 
+    per_instance.sort(key=lambda r: order[r["index"]])  # the run's order (stable: methods stay in order)
+    floor.sort(key=lambda r: order[r["index"]])
     groups = {m.name: m.group for m in chosen}
     out: dict[str, Any] = {
         "sources": sources, "reference": opts.reference, "removal": opts.removal,
