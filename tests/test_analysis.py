@@ -294,3 +294,46 @@ def test_correlation_permutation_p_value():
     rho, p = _spearman([1, 2, 3, 4, 5], [2, 4, 5, 7, 9])
     assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 120, rel=1e-6)
     assert _spearman([1, 2], [1, 2]) == (None, None)  # too few points for a test
+
+
+def test_the_null_is_computed_once_per_key(two_runs, monkeypatch):
+    """The random-init null's GPR is kept in the run directory and reused while its key
+    (model weights, settings, seed, instances) is the same; another seed or a corrupt
+    file recomputes it."""
+    from influence_patterns.analysis import null as null_module
+    from influence_patterns.analysis.analyze import AnalyzeOptions
+
+    run = two_runs[1]
+    for f in run.glob("null-*.json"):
+        f.unlink()
+    first = analyze_runs([run], AnalyzeOptions(null="random-init", resamples=100))["runs"][0]["null"]
+    cache = run / null_module.null_file("random-init", 0)
+    assert cache.is_file()
+    calls = []
+    real = null_module.null_records
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(null_module, "null_records", counted)
+    again = analyze_runs([run], AnalyzeOptions(null="random-init", resamples=100))["runs"][0]["null"]
+    assert calls == [] and again == first  # read back, the same numbers
+    analyze_runs([run], AnalyzeOptions(null="random-init", null_seed=1, resamples=100))
+    assert len(calls) == 1 and (run / null_module.null_file("random-init", 1)).is_file()
+    cache.write_text("{not json", encoding="utf-8")
+    assert analyze_runs([run], AnalyzeOptions(null="random-init", resamples=100))["runs"][0]["null"] == first
+    assert len(calls) == 2 and json.loads(cache.read_text())["key"]["seed"] == 0
+    # another model (one weight nudged) is another key
+    import copy
+
+    import torch
+
+    from conftest import make_model
+
+    model = make_model("mlm", layers=2, heads=2)
+    nudged = copy.deepcopy(model)
+    with torch.no_grad():
+        next(nudged.parameters()).view(-1)[0] += 1e-6
+    assert null_module.model_sha256(model) == null_module.model_sha256(copy.deepcopy(model))
+    assert null_module.model_sha256(nudged) != null_module.model_sha256(model)

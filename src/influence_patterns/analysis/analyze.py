@@ -16,7 +16,7 @@ from influence_patterns.analysis.ablation import check_model
 from influence_patterns.analysis.consistency import consistency, pattern_key
 from influence_patterns.analysis.correlation import consistency_accuracy_correlation, consistency_role, instance_level
 from influence_patterns.analysis.skip import iter_patterns, ratio_difference, skip_ratio_estimates, skip_statistics
-from influence_patterns.analysis.null import NULLS, null_records
+from influence_patterns.analysis.null import NULLS, cached_null_records
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.explainer import Explainer
 from influence_patterns.progress import Progress, progress_bar
@@ -192,7 +192,8 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
             if opts.null:
                 if progress is not None:
                     progress(f"{name}: GPR on a {opts.null} copy of the model")
-                nrows = null_records(ex, rows, opts.null, opts.null_seed, opts.batch_size, progress=bars)
+                nrows = cached_null_records(ex, rows, name, opts.null, opts.null_seed, opts.batch_size,
+                                            progress=bars)
                 est = skip_ratio_estimates(nrows, opts.resamples, opts.seed)
                 a["null"] = {
                     "kind": opts.null, "seed": opts.null_seed,

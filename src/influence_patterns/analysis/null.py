@@ -6,18 +6,28 @@ every other matrix (embeddings included) N(0, ``initializer_range``²), every ot
 vector 0 — BERT's own initialisation scheme, written out here so it does not depend
 on the library version. A structural statistic (the skip:head count ratio, capped at
 L − 1) that a random model reaches as well says nothing about what training taught.
+
+The null's GPR costs as much as the run, so :func:`cached_null_records` keeps it in the
+run directory (``null-<kind>-seed<seed>.json``, written atomically) under a key of
+everything it depends on: the model's weights (sha256), the explainer's settings and
+the instances. ``analyze`` and ``report`` then share one computation; a key that
+differs (another model, seed or setting) recomputes and replaces the file.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from influence_patterns.attribution.inputs import Query
-from influence_patterns.errors import InputError
+from influence_patterns.errors import InputError, OutputError
 from influence_patterns.explainer import Explainer
+from influence_patterns.fileio import write_json
 from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.runs import RunRecord
 
@@ -62,6 +72,56 @@ def null_records(explainer: Any, records: Sequence[RunRecord], null: str = "rand
                 out.append(RunRecord(index=r.index, explanation=e, task=r.task, condition=r.condition,
                                      roles=dict(r.roles), correct=e.correct))
             advance(len(chunk))
+    return out
+
+
+def null_file(null: str = "random-init", seed: int = 0) -> str:
+    """The file name of a cached null in a run directory."""
+    return f"null-{null}-seed{seed}.json"
+
+
+def model_sha256(model: torch.nn.Module) -> str:
+    """sha256 over the names and bytes of every tensor of ``model``'s state dict."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def null_key(explainer: Any, records: Sequence[RunRecord], null: str, seed: int) -> dict[str, Any]:
+    """What the null's records depend on (compared in full when a cache is read)."""
+    cfg = explainer.config
+    return {"null": null, "seed": seed, "model_sha256": model_sha256(explainer.model),
+            "steps": cfg.steps, "quadrature": cfg.quadrature, "baseline": cfg.baseline,
+            "keep_special": cfg.keep_special, "method": cfg.method,
+            "instances": [[r.index, query_of(r).text] for r in records]}
+
+
+def cached_null_records(explainer: Any, records: Sequence[RunRecord], run_dir: str | Path | None,
+                        null: str = "random-init", seed: int = 0, batch_size: int = 8,
+                        progress: Progress = None) -> list[RunRecord]:
+    """:func:`null_records`, read from ``run_dir/null-<kind>-seed<seed>.json`` when that
+    file holds the same key (module doc), else computed and written there. A cache that
+    cannot be read is recomputed; one that cannot be written is skipped."""
+    if null not in NULLS:
+        raise InputError(f"unknown null {null!r}; choose from {', '.join(NULLS)}")
+    path = Path(run_dir) / null_file(null, seed) if run_dir is not None and Path(run_dir).is_dir() else None
+    key = null_key(explainer, records, null, seed) if path is not None else None
+    if path is not None and path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("key") == key:
+                return [RunRecord.from_dict(d) for d in data["records"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: computed again below and replaced
+    out = null_records(explainer, records, null, seed, batch_size, progress)
+    if path is not None:
+        try:
+            write_json(path, {"key": key, "records": [r.to_dict() for r in out]})
+        except OutputError:
+            pass  # a read-only run directory: nothing cached
     return out
 
 
