@@ -187,6 +187,10 @@ def _instance_row(analysis: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+#: how a compression metric is named in a finding
+_METRIC_WORD = {"accuracy_retained": "accuracy", "qoi_retained": "QoI"}
+
+
 def _compression_rows(pooled: dict[str, Any] | None, label: str) -> list[dict[str, Any]]:
     if not pooled:
         return [{"finding": f"patterns retain more than other explanations ({label})", "value": None,
@@ -194,7 +198,8 @@ def _compression_rows(pooled: dict[str, Any] | None, label: str) -> list[dict[st
     rows = []
     for v in pooled["verdicts"]:
         rows.append({
-            "finding": f"patterns retain more {v['metric'].split('_')[0]} than the best {v['group']} method "
+            "finding": f"patterns retain more {_METRIC_WORD.get(v['metric'], v['metric'])} than the best "
+                       f"{v['group']} method "
                        f"({v['best']}; {label})",
             "value": v["difference"], "reference": f"nodes {v['nodes'][0]:.1f} vs {v['nodes'][1]:.1f}",
             "verdict": v["verdict"], "n": pooled["instances"],
