@@ -338,3 +338,36 @@ def test_auto_max_rows_follows_the_measured_row_cost(arch):
     assert auto_max_rows(adapter, 32) >= 1  # budget from free memory
     with pytest.raises(ValueError, match="budget_bytes"):
         auto_max_rows(adapter, 32, budget_bytes=0)
+
+
+@pytest.mark.parametrize("kind", ["mlm", "classification"])
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_internal_influence_shared_pass_equals_one_row_per_source(tokenizers, arch, kind):
+    """``baselines.source_scores`` (the IG path's forward once per sentence, tangents per
+    source under vmap) equals the literal ``conductance_scores`` with one dual row per
+    source, at every node, on a padded batch; the method's paths follow."""
+    from influence_patterns.analysis import baselines as B
+    from influence_patterns.runs import RunRecord
+
+    model = make_arch_model(arch, kind, layers=3)
+    ex = Explainer(model, _tok(tokenizers, arch), steps=4)
+    texts = _texts(kind)
+    batch = ex.prepare(texts)
+    assert len(set(batch.lengths)) > 1  # padding is exercised
+    rows = [RunRecord.from_dict({"index": k, **e.to_dict()}) for k, e in enumerate(ex.explain_batch(texts))]
+    quad = make_quadrature(4, "gauss-legendre", dtype=batch.x.dtype)
+    ctx = B.MethodInput(ex.adapter, batch, rows, quad, ex.qoi, seed=0)
+    for b in range(len(batch)):
+        n, src = batch.lengths[b], batch.sources[b]
+        shared = B.source_scores(ctx, b, src)
+        sent = torch.tensor([b] * len(src))
+        tangent = torch.zeros_like(batch.x[sent])
+        tangent[torch.arange(len(src)), torch.tensor(src)] = (batch.x - batch.baseline)[b, src]
+        literal = B.conductance_scores(ctx, sent, tangent)
+        for l in range(ex.adapter.num_layers):
+            for a, r in ((shared.h[l], literal.h[l]), (shared.heads[l], literal.heads[l]),
+                         (shared.skips[l], literal.skips[l])):
+                torch.testing.assert_close(a, r[:, :n], rtol=1e-9, atol=1e-12)
+        target = int(batch.target_index[b])
+        assert [B._select(shared, s, i, target, n) for s, i in enumerate(src)] == \
+               [B._select(literal, s, i, target, n) for s, i in enumerate(src)]

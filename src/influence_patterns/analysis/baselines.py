@@ -367,7 +367,81 @@ def conductance_scores(ctx: MethodInput, sent: torch.Tensor, tangent: torch.Tens
     return rec
 
 
-def _select(scores: _Conductance, s: int, source: int, target: int, n: int) -> NodePath:
+class _KeepNodes(Interceptor):
+    """Keeps h^l (l = 1..L), a^l and s^l of a pass as they are (outputs for ``torch.func.jvp``)."""
+
+    def __init__(self) -> None:
+        self.h: list[torch.Tensor] = []
+        self.context: list[torch.Tensor] = []
+        self.skip: list[torch.Tensor] = []
+
+    def on_h(self, layer, h):
+        if layer > 0:
+            self.h.append(h)
+        return h
+
+    def on_attn(self, layer, context, skip):
+        self.context.append(context)
+        self.skip.append(skip)
+        return context, skip
+
+
+@dataclass
+class NodeScores:
+    """Per layer l = 1..L: scores of h^l_t (S, n), of the heads a^{l,j}_t (S, n, H) and of
+    the skips s^l_t (S, n), one row per source (what :func:`_select` reads)."""
+
+    h: list[torch.Tensor]
+    heads: list[torch.Tensor]
+    skips: list[torch.Tensor]
+
+
+def source_scores(ctx: MethodInput, b: int, sources: list[int]) -> NodeScores:
+    """Internal-influence scores of sentence ``b``'s ``sources``: for source x_i and every
+    node v, Σ_α w_α ⟨∂q/∂v, ∂v/∂x_i · (x_i − x'_i)⟩ on the IG path of the sentence.
+
+    The same numbers as :func:`conductance_scores` with one row per source (the literal
+    version, kept as the reference and compared in the tests), computed with the IG
+    path's forward pass done once per sentence: ``torch.func.jvp`` under ``vmap`` over
+    the sources' input tangents carries only the tangents per source (the primal is not
+    batched), on the unpadded sentence. About 3x faster on 2 CPU cores."""
+    from torch.func import jvp, vmap
+
+    adapter, batch, A = ctx.adapter, ctx.batch, len(ctx.quad)
+    cot = node_cotangents(ctx)
+    w = ctx.quad.weights.to(batch.x)
+    n, L, H = batch.lengths[b], adapter.num_layers, adapter.num_heads
+    sent = torch.tensor([b], device=batch.x.device)
+    path = gradients.ig_path(batch, sent, ctx.quad).detach()[:, :n]  # (A, n, d)
+    mask = batch.attention_mask[sent, :n].repeat_interleave(A, 0)
+    target = batch.target_index[sent].repeat_interleave(A)
+
+    def nodes(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        keep = _KeepNodes()
+        with intercept(adapter, keep):
+            adapter.logits(x, mask, target)
+        return (*keep.h, *keep.context, *keep.skip)
+
+    delta = (batch.x - batch.baseline)[b]
+    tangents = torch.zeros((len(sources), *path.shape), dtype=path.dtype, device=path.device)
+    for k, i in enumerate(sources):
+        tangents[k, :, i] = delta[i]
+    with torch.no_grad():
+        out = vmap(lambda u: jvp(nodes, (path,), (u,))[1])(tangents)  # each (S, A, n, ·)
+
+    def score(tan: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # (S, n, ·)
+        return torch.einsum("sand,and,a->snd", tan, c[b, :, :n], w)
+
+    hs, heads, skips = [], [], []
+    for l in range(L):
+        hs.append(score(out[l], cot["h"][l + 1]).sum(-1))
+        c = score(out[L + l], cot["context"][l])
+        heads.append(c.view(c.shape[0], n, H, -1).sum(-1))
+        skips.append(score(out[2 * L + l], cot["skip"][l]).sum(-1))
+    return NodeScores(hs, heads, skips)
+
+
+def _select(scores: _Conductance | NodeScores, s: int, source: int, target: int, n: int) -> NodePath:
     """Per layer the best position (sign of the layer's total), then the best head/skip there."""
     L = len(scores.h)
     sign = 1.0 if float(scores.h[-1][s, :n].sum()) >= 0 else -1.0
@@ -393,20 +467,17 @@ class InternalInfluence(Method):
 
     def paths(self, ctx):
         batch, A = ctx.batch, len(ctx.quad)
-        pairs = [(b, i) for b in range(len(batch)) for i in batch.sources[b]]
-        per = max(1, ctx.max_rows // A)
-        found: dict[tuple[int, int], NodePath] = {}
-        for start in range(0, len(pairs), per):
-            chunk = pairs[start : start + per]
-            sent = torch.tensor([b for b, _ in chunk], device=batch.x.device)
-            src = torch.tensor([i for _, i in chunk], device=batch.x.device)
-            tangent = torch.zeros_like(batch.x[sent])
-            ar = torch.arange(len(chunk), device=batch.x.device)
-            tangent[ar, src] = (batch.x - batch.baseline)[sent, src]
-            scores = conductance_scores(ctx, sent, tangent)
-            for s, (b, i) in enumerate(chunk):
-                found[(b, i)] = _select(scores, s, i, int(batch.target_index[b]), batch.lengths[b])
-        return [[found[(b, i)] for i in batch.sources[b]] for b in range(len(batch))]
+        per = max(1, ctx.max_rows // A)  # sources per pass: each carries A tangent rows
+        out = []
+        for b in range(len(batch)):
+            found = []
+            for start in range(0, len(batch.sources[b]), per):
+                chunk = batch.sources[b][start : start + per]
+                scores = source_scores(ctx, b, chunk)
+                found += [_select(scores, s, i, int(batch.target_index[b]), batch.lengths[b])
+                          for s, i in enumerate(chunk)]
+            out.append(found)
+        return out
 
 
 class LayerConductance(Method):
