@@ -14,6 +14,7 @@ if python -c "import sys; from influence_patterns.models.defaults import is_buil
   python benchmarks/single_position.py --threads 2 --lengths 10 20 50 128
   python benchmarks/single_position.py --threads 2 --lengths 512 --memory-budget-gb 2
   python benchmarks/default_mlm.py
+  python benchmarks/internal_influence.py --lengths 10 20 50
   python benchmarks/ray_throughput.py
   python benchmarks/quadrature.py --model default-mlm
 else
