@@ -259,7 +259,9 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
         )
     import torch
 
+    remove_abandoned_builds(root, name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=root))
+    (tmp / BUILDER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
     threads_before = torch.get_num_threads()
     try:
         threads = build_threads()
@@ -288,6 +290,7 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
         }
         (tmp / BUILD_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         write_json(tmp / CHECKSUM_FILE, weight_checksums(tmp))
+        (tmp / BUILDER_FILE).unlink(missing_ok=True)
         _replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -446,6 +449,39 @@ def settings(spec: DefaultModelSpec) -> dict[str, Any]:
 def _loaded(model: Any, tokenizer: Any, name: str, kind: str) -> Any:
 
     return LoadedModel(model=prepare(model), tokenizer=tokenizer, name=name, kind=kind)
+
+
+#: the pid of the process building into a ``.NAME.building-*`` directory
+BUILDER_FILE = ".builder-pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_abandoned_builds(root: Path, name: str) -> list[Path]:
+    """Remove the temporary directories of builds of ``name`` whose process is gone (a
+    build killed with SIGKILL or a power cut cannot clean up after itself); a build
+    still running is left alone. Returns what was removed."""
+    removed = []
+    for d in root.glob(f".{name}.building-*"):
+        try:
+            pid = int((d / BUILDER_FILE).read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            pid = None  # no pid: written before pids were recorded, or killed before it was
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            continue
+        if pid is None and time.time() - d.stat().st_mtime < 60:
+            continue  # just created by a build that has not written its pid yet
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
 
 
 def _replace(tmp: Path, target: Path) -> None:
