@@ -191,6 +191,11 @@ def _instance_row(analysis: dict[str, Any]) -> dict[str, Any]:
 _METRIC_WORD = {"accuracy_retained": "accuracy", "qoi_retained": "QoI"}
 
 
+def metric_label(metric: str) -> str:
+    """A metric's name as tables print it: ``qoi_retained`` → ``QoI retained``."""
+    return metric.replace("qoi", "QoI").replace("_", " ")
+
+
 def _compression_rows(pooled: dict[str, Any] | None, label: str) -> list[dict[str, Any]]:
     if not pooled:
         return [{"finding": f"patterns retain more than other explanations ({label})", "value": None,

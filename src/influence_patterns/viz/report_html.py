@@ -14,7 +14,7 @@ from html import escape as html_escape
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt
+from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt, metric_label
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.fileio import write_text
 from influence_patterns.progress import Progress
@@ -82,14 +82,14 @@ def compression_table(summary: dict[str, Any]) -> dict[str, Any]:
 
 def comparison_table(summary: dict[str, Any]) -> dict[str, Any]:
     return {"columns": ["pattern vs", "group", "metric", "difference [95% CI]", "nodes (pattern, other)", "verdict"],
-            "rows": [[c["b"], c["group"], c["metric"].replace("_", " "), ci_text(c["difference"]),
+            "rows": [[c["b"], c["group"], metric_label(c["metric"]), ci_text(c["difference"]),
                       f"{c['nodes'][0]:.1f}, {c['nodes'][1]:.1f}", c["verdict"]]
                      for c in summary["comparisons"] if c["metric"] in ("accuracy_retained", "qoi_retained")]}
 
 
 def per_task_verdicts(f: dict[str, Any]) -> dict[str, Any]:
     return {"columns": ["task", "n", "best of group", "metric", "pattern − best [95% CI]", "nodes", "verdict"],
-            "rows": [[a.get("task"), a["instances"], v["best"], v["metric"].replace("_", " "), ci_text(v["difference"]),
+            "rows": [[a.get("task"), a["instances"], v["best"], metric_label(v["metric"]), ci_text(v["difference"]),
                       f"{v['nodes'][0]:.1f}, {v['nodes'][1]:.1f}", v["verdict"]]
                      for _, a in f["ablation_runs"] for v in a.get("verdicts", [])]}
 
