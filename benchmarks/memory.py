@@ -1,12 +1,17 @@
-"""Benchmark: peak memory of the fast GPR scorer against sequence length and ``max_rows``.
+"""Benchmark: peak memory of a GPR scorer against sequence length and ``max_rows``.
 
     python benchmarks/memory.py [--lengths 10 50 128 256 512] [--max-rows 64 512 2048]
                                 [--steps 10] [--sources 8] [--device cpu|cuda] [--threads 1]
+                                [--method fast|fast-full]
+
+``--method``: ``fast`` (the default single-position scorer, ``search.positional``) or
+``fast-full`` (the full-width scorer, ``search.fast``, whose rows the estimate models;
+for ``fast`` the estimate is the budget ``auto_max_rows`` plans with, an upper bound).
 
 A 6-layer, 12-head, 384-wide BERT with random weights (vocab 30522), one random
 sentence per length with one [MASK]. Every (length, max_rows) setting runs in a fresh
 subprocess. CPU: the peak is the growth of the process's maximum resident set
-(``resource.getrusage``) during ``gpr_fast``; CUDA: ``torch.cuda.max_memory_allocated``
+(``resource.getrusage``) during the search; CUDA: ``torch.cuda.max_memory_allocated``
 above what was allocated before the call. ``--sources`` explains only the first k
 source tokens (the others cost time, not memory, once a chunk is full); the table
 shows how many rows a chunk actually had. The last column is the estimate of
@@ -62,13 +67,16 @@ def make_batch(model, length: int, sources: int, seed: int):
     )
 
 
-def child(length: int, max_rows: int, steps: int, sources: int, device: str) -> dict:
+def child(length: int, max_rows: int, steps: int, sources: int, device: str, method: str = "fast") -> dict:
     """One setting, in this (fresh) process: returns the measured and estimated peak."""
     from influence_patterns.attribution.qoi import get_qoi
     from influence_patterns.attribution.quadrature import make_quadrature
     from influence_patterns.graph.architectures import adapter_for
-    from influence_patterns.search.fast import gpr_fast
+    from influence_patterns.search.fast import gpr_fast as full
     from influence_patterns.search.memory import row_bytes
+    from influence_patterns.search.positional import gpr_positional
+
+    gpr_fast = gpr_positional if method == "fast" else full  # the same calling convention
 
     model = make_model(device)
     adapter = adapter_for(model)
@@ -112,24 +120,26 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=8, help="explain only the first k source tokens (0: all)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--method", default="fast", choices=["fast", "fast-full"])
     parser.add_argument("--json", action="store_true", help="print one JSON line per setting too")
     parser.add_argument("--child", nargs=2, type=int, metavar=("LENGTH", "MAX_ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
-        print(json.dumps(child(args.child[0], args.child[1], args.steps, args.sources, args.device)))
+        print(json.dumps(child(args.child[0], args.child[1], args.steps, args.sources, args.device, args.method)))
         return
 
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU {platform.machine()}, {args.threads} torch thread(s)"
     print(f"machine: {where}; torch {torch.__version__}")
     print(f"model: BERT {LAYERS} layers x {HEADS} heads x {HIDDEN} wide, vocab {VOCAB} (random weights); "
-          f"steps={args.steps} (Riemann, {args.steps + 1} points); float32")
+          f"steps={args.steps} (Riemann, {args.steps + 1} points); float32; scorer {args.method}")
     print(f"{'tokens':>6} {'sources':>7} {'max_rows':>8} {'rows':>5} {'seconds':>8} {'peak MiB':>9} "
           f"{'estimate MiB':>12} {'peak/est':>8}")
     for length in args.lengths:
         for max_rows in args.max_rows:
             cmd = [sys.executable, __file__, "--child", str(length), str(max_rows), "--steps", str(args.steps),
-                   "--sources", str(args.sources), "--device", args.device, "--threads", str(args.threads)]
+                   "--sources", str(args.sources), "--device", args.device, "--threads", str(args.threads),
+                   "--method", args.method]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             mib = 1 << 20

@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python benchmarks/gpr.py --steps 10 --lengths 10 20 "$@"
-python benchmarks/memory.py --lengths 10 50 --sources 8
+python benchmarks/memory.py --lengths 10 50 --sources 8 --max-rows 512
+python benchmarks/memory.py --lengths 10 50 --sources 8 --max-rows 512 --method fast-full
 if python -c "import sys; from influence_patterns.models.defaults import is_built; sys.exit(0 if is_built('default-mlm') else 1)"; then
   python benchmarks/single_position.py --threads 2 --lengths 10 20 50 128
   python benchmarks/single_position.py --threads 2 --lengths 512 --memory-budget-gb 2
