@@ -72,11 +72,11 @@ def child(length: int, max_rows: int, steps: int, sources: int, device: str, met
     from influence_patterns.attribution.qoi import get_qoi
     from influence_patterns.attribution.quadrature import make_quadrature
     from influence_patterns.graph.architectures import adapter_for
-    from influence_patterns.search.fast import gpr_fast as full
+    from influence_patterns.search.fast import gpr_fast
     from influence_patterns.search.memory import row_bytes
     from influence_patterns.search.positional import gpr_positional
 
-    gpr_fast = gpr_positional if method == "fast" else full  # the same calling convention
+    search = gpr_positional if method == "fast" else gpr_fast  # the same calling convention
 
     model = make_model(device)
     adapter = adapter_for(model)
@@ -90,7 +90,7 @@ def child(length: int, max_rows: int, steps: int, sources: int, device: str, met
 
     # Warm up on a tiny input first: the first backward and forward-mode passes page in
     # library code and set up kernels, which would otherwise count as the call's memory.
-    gpr_fast(adapter, make_batch(model, 6, 1, seed=0), quad, get_qoi("agreement"), max_rows=max_rows)
+    search(adapter, make_batch(model, 6, 1, seed=0), quad, get_qoi("agreement"), max_rows=max_rows)
     if device == "cuda":
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
@@ -99,7 +99,7 @@ def child(length: int, max_rows: int, steps: int, sources: int, device: str, met
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t0 = time.perf_counter()
     try:
-        gpr_fast(adapter, batch, quad, get_qoi("agreement"), max_rows=max_rows)
+        search(adapter, batch, quad, get_qoi("agreement"), max_rows=max_rows)
     except torch.OutOfMemoryError:
         return {"tokens": length, "sources": S, "max_rows": max_rows, "rows": rows, "seconds": None,
                 "peak": None, "estimate": estimate, "per_row": per_row}

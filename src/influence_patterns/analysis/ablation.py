@@ -38,6 +38,7 @@ import torch
 
 from influence_patterns.analysis import bootstrap as bs
 from influence_patterns.analysis.baselines import METHODS, MethodInput, NodePath, get_method
+from influence_patterns.attribution.gradients import RecordNodes
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.explainer import Explainer
@@ -95,19 +96,6 @@ class AblationOptions:
 
 
 # --- the replacement pass -------------------------------------------------------------
-
-
-class RecordNodes(Interceptor):
-    """Keeps a copy of every a^l (heads concatenated) and s^l of a pass."""
-
-    def __init__(self) -> None:
-        self.context: list[torch.Tensor] = []
-        self.skip: list[torch.Tensor] = []
-
-    def on_attn(self, layer, context, skip):
-        self.context.append(context.detach().clone())
-        self.skip.append(skip.detach().clone())
-        return context, skip
 
 
 class Replace(Interceptor):
@@ -170,7 +158,7 @@ def reference_nodes(ctx: MethodInput, kind: str) -> tuple[list[torch.Tensor], li
         batch, rec = ctx.batch, RecordNodes()
         with torch.no_grad(), intercept(ctx.adapter, rec):
             ctx.adapter.logits(batch.baseline, batch.attention_mask, batch.target_index)
-        ctx.cache[key] = (rec.context, rec.skip)
+        ctx.cache[key] = ([c.clone() for c in rec.context], [s.clone() for s in rec.skip])
     return ctx.cache[key]
 
 

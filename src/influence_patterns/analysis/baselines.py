@@ -367,25 +367,6 @@ def conductance_scores(ctx: MethodInput, sent: torch.Tensor, tangent: torch.Tens
     return rec
 
 
-class _KeepNodes(Interceptor):
-    """Keeps h^l (l = 1..L), a^l and s^l of a pass as they are (outputs for ``torch.func.jvp``)."""
-
-    def __init__(self) -> None:
-        self.h: list[torch.Tensor] = []
-        self.context: list[torch.Tensor] = []
-        self.skip: list[torch.Tensor] = []
-
-    def on_h(self, layer, h):
-        if layer > 0:
-            self.h.append(h)
-        return h
-
-    def on_attn(self, layer, context, skip):
-        self.context.append(context)
-        self.skip.append(skip)
-        return context, skip
-
-
 @dataclass
 class NodeScores:
     """Per layer l = 1..L: scores of h^l_t (S, n), of the heads a^{l,j}_t (S, n, H) and of
@@ -417,10 +398,10 @@ def source_scores(ctx: MethodInput, b: int, sources: list[int]) -> NodeScores:
     target = batch.target_index[sent].repeat_interleave(A)
 
     def nodes(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        keep = _KeepNodes()
+        keep = gradients.RecordNodes()
         with intercept(adapter, keep):
             adapter.logits(x, mask, target)
-        return (*keep.h, *keep.context, *keep.skip)
+        return (*keep.h[1:], *keep.context, *keep.skip)
 
     delta = (batch.x - batch.baseline)[b]
     tangents = torch.zeros((len(sources), *path.shape), dtype=path.dtype, device=path.device)

@@ -104,9 +104,8 @@ def cached_null_records(explainer: Any, records: Sequence[RunRecord], run_dir: s
                         progress: Progress = None) -> list[RunRecord]:
     """:func:`null_records`, read from ``run_dir/null-<kind>-seed<seed>.json`` when that
     file holds the same key (module doc), else computed and written there. A cache that
-    cannot be read is recomputed; one that cannot be written is skipped."""
-    if null not in NULLS:
-        raise InputError(f"unknown null {null!r}; choose from {', '.join(NULLS)}")
+    cannot be read is recomputed; one that cannot be written is skipped. An unknown
+    ``null`` is refused by :func:`null_records` before anything is written."""
     path = Path(run_dir) / null_file(null, seed) if run_dir is not None and Path(run_dir).is_dir() else None
     key = null_key(explainer, records, null, seed) if path is not None else None
     if path is not None and path.is_file():

@@ -187,10 +187,6 @@ def _instance_row(analysis: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-#: how a compression metric is named in a finding
-_METRIC_WORD = {"accuracy_retained": "accuracy", "qoi_retained": "QoI"}
-
-
 def metric_label(metric: str) -> str:
     """A metric's name as tables print it: ``qoi_retained`` → ``QoI retained``."""
     return metric.replace("qoi", "QoI").replace("_", " ")
@@ -203,7 +199,7 @@ def _compression_rows(pooled: dict[str, Any] | None, label: str) -> list[dict[st
     rows = []
     for v in pooled["verdicts"]:
         rows.append({
-            "finding": f"patterns retain more {_METRIC_WORD.get(v['metric'], v['metric'])} than the best "
+            "finding": f"patterns retain more {metric_label(v['metric']).removesuffix(' retained')} than the best "
                        f"{v['group']} method "
                        f"({v['best']}; {label})",
             "value": v["difference"], "reference": f"nodes {v['nodes'][0]:.1f} vs {v['nodes'][1]:.1f}",

@@ -39,8 +39,9 @@ def position_mask(positions: torch.Tensor, n: int, dtype: torch.dtype) -> torch.
     return m
 
 
-class _RecordNodes(RecordAttention):
-    """Keeps h^0..h^L and fresh views of a^l, s^l (see ``RecordAttention``)."""
+class RecordNodes(RecordAttention):
+    """Keeps h^0..h^L and fresh views of a^l, s^l (see ``RecordAttention``): the nodes of
+    one pass, for gradients, forward-mode tangents (``torch.func.jvp``) or values."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -89,7 +90,7 @@ def plain_pass(
     for r0 in range(0, R, step):
         rows = slice(r0, min(R, r0 + step))
         p = path[rows].detach().requires_grad_(True)
-        rec = _RecordNodes()
+        rec = RecordNodes()
         with torch.enable_grad(), intercept(adapter, rec):
             q = qoi(adapter.logits(p, attention_mask[rows], target_index[rows]), classes[rows])
         wanted = {"h": rec.h, "context": rec.context, "skip": rec.skip}
