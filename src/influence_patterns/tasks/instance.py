@@ -15,6 +15,9 @@ class Instance:
     is ``(good, bad)``. For classification ``label`` is the gold class index.
     ``roles`` maps a role name (``subject``, ``attractor``, ``verb``, ...) to the index
     of that word in ``text.split()`` (whitespace words, not word pieces).
+    ``counterfactual`` is an optional second text with the same targets whose answer is
+    flipped (same length); ``origin`` says where the instance was read (``FILE line N``,
+    for error messages; not saved).
     """
 
     text: str
@@ -23,11 +26,20 @@ class Instance:
     task: str = ""
     condition: str = ""
     roles: dict[str, int] = field(default_factory=dict)
+    counterfactual: str | None = None
+    origin: str = field(default="", repr=False, compare=False)
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.pop("origin")
         d["targets"] = list(self.targets) if self.targets is not None else None
+        if d["counterfactual"] is None:
+            del d["counterfactual"]
         return d
+
+    def where(self) -> str:
+        """``"FILE line N: "`` when the instance was read from a file, else ``""`` (error prefixes)."""
+        return f"{self.origin}: " if self.origin else ""
 
     @classmethod
     def from_dict(cls, d: dict) -> "Instance":
@@ -39,4 +51,5 @@ class Instance:
             task=d.get("task", ""),
             condition=d.get("condition", ""),
             roles=dict(d.get("roles") or {}),
+            counterfactual=d.get("counterfactual"),
         )
