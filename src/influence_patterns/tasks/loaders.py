@@ -40,7 +40,7 @@ class LoadResult(NamedTuple):
     skipped: list[tuple[int, str]]
 
 
-def _open_text(path: Path, mode: str = "rt") -> IO[str]:
+def open_text(path: Path, mode: str = "rt") -> IO[str]:
     encoding = "utf-8-sig" if "r" in mode else "utf-8"  # a UTF-8 byte-order mark is read and dropped
     if path.name.endswith(".gz"):
         return gzip.open(path, mode, encoding=encoding)  # type: ignore[return-value]
@@ -54,7 +54,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     the file, the line and the encoding problem."""
     number = 0
     try:
-        with _open_text(path) as f:
+        with open_text(path) as f:
             for number, line in enumerate(f, start=1):
                 line = line.rstrip("\r\n")
                 if "\x00" in line:
@@ -171,6 +171,7 @@ def load_marvin_linzen(path: str | Path) -> LoadResult:
                 task=task,
                 condition=f"{orig_task}:{orig_cond}",
                 roles=infer_roles(words, i, task),
+                origin=f"{path} line {number}",
             )
         )
     if skipped:
@@ -497,6 +498,6 @@ def load_data(path: str | Path) -> LoadResult:
 def save_instances(path: str | Path, instances: Iterable[Instance]) -> None:
     """Write instances as JSONL (one ``Instance.to_dict`` per line) for :func:`load_instances`."""
     path = Path(path)
-    with _open_text(path, "wt") as f:
+    with open_text(path, "wt") as f:
         for inst in instances:
             f.write(json.dumps(inst.to_dict(), ensure_ascii=False) + "\n")
