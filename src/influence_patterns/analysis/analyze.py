@@ -172,28 +172,34 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     opts = (options or AnalyzeOptions(role=role)).validate()
     if role is not None and opts.role is None:
         opts = replace(opts, role=role)
-    notes: list[str] = []
+    kept, notes = run_paths(paths)
     unique: list[Path] = []
-    for p in paths:
+    for p in kept:
         rp = Path(p).resolve()
         if rp in [u.resolve() for u in unique]:
             notes.append(f"{p} was given twice; counted once")
             continue
         unique.append(Path(p))
-    loaded = [(str(p), Run.open(p)) for p in unique]
+    loaded = [(str(p), part) for p in unique for part in split_tasks(Run.open(p))]
     analyses, patterns, depths = [], [], set()
     all_rows: list[RunRecord] = []
     all_null: list[RunRecord] = []
+    null_of: dict[str, list[RunRecord]] = {}  # one null per run directory, split by task like the run
+    explainers: dict[str, Any] = {}
     for name, run in loaded:
         rows = run.records
         a = analyze_rows(run, run=name, resamples=opts.resamples, seed=opts.seed)
         if opts.null or opts.stay_share:
-            ex = _explainer(run, opts)
+            ex = explainers[name] = explainers.get(name) or _explainer(run, opts)
             if opts.null:
-                if progress is not None:
-                    progress(f"{name}: GPR on a {opts.null} copy of the model")
-                nrows = cached_null_records(ex, rows, name, opts.null, opts.null_seed, opts.batch_size,
-                                            progress=bars)
+                if name not in null_of:
+                    whole = Run.open(name).records
+                    if progress is not None:
+                        progress(f"{name}: GPR on a {opts.null} copy of the model")
+                    null_of[name] = cached_null_records(ex, whole, name, opts.null, opts.null_seed,
+                                                        opts.batch_size, progress=bars)
+                mine = {r.index for r in rows}
+                nrows = [r for r in null_of[name] if r.index in mine]
                 est = skip_ratio_estimates(nrows, opts.resamples, opts.seed)
                 a["null"] = {
                     "kind": opts.null, "seed": opts.null_seed,
@@ -233,6 +239,33 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     if len(analyses) >= 2:
         out["correlation"] = consistency_accuracy_correlation(analyses, chosen)
     return out
+
+
+def split_tasks(run: Run) -> list[Run]:
+    """A run that holds several tasks (``run --data FILE`` without ``--task``) as one
+    ``Run`` per task, in order of first appearance (``meta["task"]`` set); others as they are."""
+    tasks = list(dict.fromkeys(r.task or "" for r in run.records))
+    if len(tasks) <= 1:
+        return [run]
+    return [Run.from_rows([r for r in run.records if (r.task or "") == t], {**run.meta, "task": t},
+                          name=f"{run.path} (task {t})", path=run.path) for t in tasks]
+
+
+def run_paths(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """The run directories (or ``results.jsonl`` files) among ``paths``, and a note for each
+    other file left out (a glob such as ``runs/*`` also matches ``*-ablation.json``);
+    ``InputError`` when none is a run."""
+    kept: list[Path] = []
+    notes: list[str] = []
+    for p in map(Path, paths):
+        if p.is_file() and p.name != "results.jsonl" and p.suffix in (".json", ".csv", ".md", ".html", ".svg",
+                                                                        ".png", ".pdf", ".lock", ".txt"):
+            notes.append(f"{p} is not a run directory; left out")
+        else:
+            kept.append(p)
+    if not kept and paths:
+        raise InputError(f"none of the {len(notes)} path(s) given is a run directory (e.g. {paths[0]})")
+    return kept, notes
 
 
 def _role_key(record: RunRecord, role: str) -> Any:

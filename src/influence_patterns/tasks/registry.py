@@ -51,13 +51,14 @@ def _load_default_sst2(limit: int | None = None) -> list[Instance]:
 
 
 def _is_sst2_file(data: str | Path) -> bool:
-    """An SST-2 style ``text<TAB>label`` file (header ``text, label`` or none), not the generic format."""
+    """An SST-2 style ``text<TAB>label`` file (a header ``text, label``/``sentence, label`` or none),
+    not the generic format."""
     if data_format(data) != "tsv":
         return False
     with open_text(Path(data)) as f:
         first = f.readline().rstrip("\r\n")
     header = [c.strip().lower() for c in first.split("\t")]
-    return header == ["text", "label"] or (len(header) == 2 and header[1].strip().isdigit())
+    return len(header) == 2 and (header[1] == "label" or header[1].isdigit())  # GLUE's "sentence, label" too
 
 
 def _sst2_loader(n: int | None, seed: int = 0, data: str | Path | None = None) -> list[Instance]:

@@ -14,7 +14,7 @@ from html import escape as html_escape
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt, metric_label
+from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt, metric_label, run_label
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.fileio import write_text
 from influence_patterns.progress import Progress
@@ -50,10 +50,10 @@ def settings_table(f: dict[str, Any]) -> dict[str, Any]:
 def run_table(f: dict[str, Any]) -> dict[str, Any]:
     role = f["analysis"]["role"]
     return {
-        "columns": ["task", "n", "accuracy", "mean QoI", "skip share", "skip:head [95% CI]", "ceiling",
+        "columns": ["task", "run", "n", "accuracy", "mean QoI", "skip share", "skip:head [95% CI]", "ceiling",
                     "random-init null", f"consistency ({role})", f"entropy ({role}, bits)"],
         "rows": [
-            [r["task"], r["instances"], r["accuracy"], r.get("mean_qoi"), r["skip_share"],
+            [r["task"], run_label(r), r["instances"], r["accuracy"], r.get("mean_qoi"), r["skip_share"],
              ci_text(r.get("skip_to_head_ratio_ci")), r.get("ceiling"),
              ci_text((r.get("null") or {}).get("skip_to_head_ratio_ci")),
              r["consistency"].get(role, {}).get("top_frequency"), r["consistency"].get(role, {}).get("entropy")]
@@ -64,8 +64,8 @@ def run_table(f: dict[str, Any]) -> dict[str, Any]:
 
 def per_layer_table(f: dict[str, Any]) -> dict[str, Any]:
     layers = max((len(r["per_layer"]) for r in f["runs"]), default=0)
-    return {"columns": ["task"] + [f"L{l}" for l in range(1, layers + 1)],
-            "rows": [[r["task"]] + [x["skip_share"] for x in r["per_layer"]] for r in f["runs"]]}
+    return {"columns": ["task", "run"] + [f"L{l}" for l in range(1, layers + 1)],
+            "rows": [[r["task"], run_label(r)] + [x["skip_share"] for x in r["per_layer"]] for r in f["runs"]]}
 
 
 def compression_table(summary: dict[str, Any]) -> dict[str, Any]:
