@@ -68,17 +68,24 @@ def plot(
         help="Only these source tokens, by word-piece position, comma-separated ([CLS] is 0), e.g. 2,5.",
     ),
     tokens: Optional[str] = typer.Option(None, "--tokens", hidden=True, help="Old name of --sources."),
-    role: str = typer.Option(
-        "subject", "--role",
+    role: Optional[str] = typer.Option(
+        None, "--role",
         help="Run directory: the role to aggregate, i.e. which word of each sentence is the source "
-             "(subject, attractor, ...; see the task).",
+             "(subject, attractor, ...; see the task), or all for every source token "
+             "(default: subject, or all when the run has no subject role).",
+    ),
+    instance: Optional[int] = typer.Option(
+        None, "--instance", "-i",
+        help="Run directory: draw instance K of the run (its index in results.jsonl) as `explain --plot` does; "
+             ".html gives the interactive view.",
     ),
     task: Optional[str] = typer.Option(
         None, "--task", help="Run directory: the task to draw, when the run holds several."
     ),
     dpi: int = typer.Option(DEFAULT_DPI, "--dpi", min=30, max=1200, help=DPI_HELP),
 ) -> None:
-    """Draw influence patterns: one explanation (RESULT.json) or a whole run (RUN_DIR), by role.
+    """Draw influence patterns: one explanation (RESULT.json), a whole run (RUN_DIR) by role
+    (--role all: every source), or one instance of a run (--instance K).
 
     An .html output is a self-contained interactive page: hover or click a token to
     highlight its path, toggle sources in the legend.
@@ -91,11 +98,25 @@ def plot(
     flag = "--tokens" if tokens is not None else "--sources"
     chosen = parse_sources(tokens if tokens is not None else sources, flag)
 
-    if source.is_dir() or source.suffix == ".jsonl":
+    if instance is not None:
+        if not (source.is_dir() or source.suffix == ".jsonl"):
+            raise InputError("--instance picks an instance of a run: give a run directory")
+        if role is not None:
+            raise InputError("give --instance K or --role, not both")
+        from influence_patterns.runs import Run
+
+        run = Run.open(source)
+        record = next((r for r in run.records if r.index == instance), None)
+        if record is None:
+            indices = sorted(run.indices)
+            span = f"{indices[0]}..{indices[-1]}" if indices else "none yet"
+            raise InputError(f"the run has no instance {instance} (indices: {span})")
+        save_figure(record.explanation, out, dpi=dpi, sources=chosen)
+    elif source.is_dir() or source.suffix == ".jsonl":
         if chosen is not None:
-            raise InputError(f"{flag} applies to one explanation (RESULT.json), not to a run")
+            raise InputError(f"{flag} applies to one explanation (RESULT.json) or with --instance, not to a whole run")
         if out.suffix.lower() == ".html":
-            raise InputError("the interactive .html view draws one explanation (RESULT.json), not a run")
+            raise InputError("the interactive .html view draws one explanation (RESULT.json, or --instance K of a run)")
         from influence_patterns.viz.aggregate import plot_run
 
         fig = plot_run(source, role=role, task=task)
