@@ -26,17 +26,33 @@ def check_image_path(out: Path, flag: str) -> None:
         raise InputError(f"cannot write {out.name!r} ({flag}): the file must end in .svg, .png, .pdf or .html")
 
 
-def parse_sources(text: str | None, flag: str = "--sources") -> list[int] | None:
-    """``"2,5"`` → ``[2, 5]``: word-piece positions ([CLS] is 0)."""
+def parse_sources(text: str | None, flag: str = "--sources") -> list[int | str] | None:
+    """``"2,5"`` → ``[2, 5]``: word-piece positions ([CLS] is 0); a word (``keys``,
+    ``the@2``) is kept as text for :func:`resolve_sources`."""
     if text is None:
         return None
-    try:
-        positions = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise InputError(f"{flag} takes word-piece positions, comma-separated, such as 2,5; got {text!r}") from None
-    if not positions:
-        raise InputError(f"no sources given: {flag} is empty; give word-piece positions such as 2,5")
-    return positions
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise InputError(f"no sources given: {flag} is empty; give words or word-piece positions such as keys,5")
+    return [int(part) if part.lstrip("-").isdigit() else part for part in parts]
+
+
+def resolve_sources(chosen: list[int | str] | None, tokens: list[str], flag: str = "--sources") -> list[int] | None:
+    """Words of ``chosen`` as all their pieces' positions among ``tokens`` (positions kept)."""
+    if chosen is None:
+        return None
+    from influence_patterns.result import find_word
+
+    out: list[int] = []
+    for item in chosen:
+        if isinstance(item, int):
+            out.append(item)
+            continue
+        try:
+            out += find_word(tokens, item)
+        except ValueError as exc:
+            raise InputError(f"{flag}: {exc}; or give word-piece positions such as 2,5") from None
+    return list(dict.fromkeys(out))
 
 
 def save_figure(expl: Any, out: Path, dpi: int = DEFAULT_DPI, sources: list[int] | None = None) -> None:
@@ -65,7 +81,8 @@ def plot(
     ),
     sources: Optional[str] = typer.Option(
         None, "--sources", "-s",
-        help="Only these source tokens, by word-piece position, comma-separated ([CLS] is 0), e.g. 2,5.",
+        help="Only these source tokens: words (all their pieces; the@2 for the second 'the') or "
+             "word-piece positions ([CLS] is 0), comma-separated, e.g. keys,cabinet or 2,5.",
     ),
     tokens: Optional[str] = typer.Option(None, "--tokens", hidden=True, help="Old name of --sources."),
     role: Optional[str] = typer.Option(
@@ -111,7 +128,8 @@ def plot(
             indices = sorted(run.indices)
             span = f"{indices[0]}..{indices[-1]}" if indices else "none yet"
             raise InputError(f"the run has no instance {instance} (indices: {span})")
-        save_figure(record.explanation, out, dpi=dpi, sources=chosen)
+        save_figure(record.explanation, out, dpi=dpi,
+                    sources=resolve_sources(chosen, record.explanation.tokens, flag))
     elif source.is_dir() or source.suffix == ".jsonl":
         if chosen is not None:
             raise InputError(f"{flag} applies to one explanation (RESULT.json) or with --instance, not to a whole run")
@@ -131,5 +149,5 @@ def plot(
             raise DataError(f"{source}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{source}: not an explanation file ({exc!r})") from None
-        save_figure(expl, out, dpi=dpi, sources=chosen)
+        save_figure(expl, out, dpi=dpi, sources=resolve_sources(chosen, expl.tokens, flag))
     typer.echo(f"Wrote {out}")
