@@ -116,13 +116,13 @@ def test_a_built_in_name_keeps_its_roles(tmp_path, mlm_dir):
 
 def test_a_task_of_ones_own_needs_its_rows(tmp_path, mlm_dir):
     res = run("--task", "lab/agreement", "--model", str(mlm_dir), "--out", str(tmp_path / "r"))
-    one_line(res, "unknown task 'lab/agreement'", "--data FILE")
+    one_line(res, "unknown task 'lab/agreement'", "a data file")
     data = write_csv(tmp_path / "mine.csv")
     res = run("--task", "lab/other", "--data", str(data), "--model", str(mlm_dir), "--out", str(tmp_path / "r"))
     one_line(res, "no rows of task 'lab/other'", "my/near, my/that")
     data = write_csv(tmp_path / "untasked.csv", task_column=False)
     res = run("--data", str(data), "--model", str(mlm_dir), "--out", str(tmp_path / "r"))
-    one_line(res, "untasked.csv line 2", "--task NAME")
+    one_line(res, "untasked.csv line 2", "the row names no task")
     assert not (tmp_path / "r").exists()
 
 

@@ -323,17 +323,30 @@ class Explanation:
     # Presentation: thin calls into ``viz`` (the layer that prints and draws), imported
     # on use so that this data module never depends on the presentation layer.
 
-    def show(self, console: Any = None) -> None:
-        """Print the per-token table (rich) to the terminal."""
+    def show(self, console: Any = None, interactive: bool = False) -> Any:
+        """Print the per-token table (rich) to the terminal; ``interactive=True``: return the
+        interactive view instead (a Plotly figure, shown inline by a notebook)."""
+        if interactive:
+            return self.interactive()
         from influence_patterns.viz.terminal import print_explanation
 
         print_explanation(self, console)
+        return None
+
+    def interactive(self, sources: Sequence[int] | None = None) -> Any:
+        """The interactive view as a Plotly figure (hover a token for its path); a notebook
+        shows it inline, ``.write_html(path)`` saves it."""
+        from influence_patterns.viz.interactive import interactive_figure
+
+        return interactive_figure(self, sources=sources)
 
     def plot(self, sources: Sequence[int] | None = None, ax: Any = None) -> Any:
-        """Draw the patterns (matplotlib Figure); ``sources``: only these word-piece positions."""
+        """Draw the patterns (matplotlib Figure); ``sources``: only these word-piece positions.
+        A notebook shows the figure without ``%matplotlib inline``."""
+        from influence_patterns.viz.notebook import displayable
         from influence_patterns.viz.patterns import plot_explanation
 
-        return plot_explanation(self, sources=sources, ax=ax)
+        return displayable(plot_explanation(self, sources=sources, ax=ax))
 
     def _repr_html_(self) -> str:
         """Notebook view: the table and the picture (inline SVG)."""

@@ -156,6 +156,21 @@ def _stay_shares(explainer: Any, record: RunRecord, role: str, H: int, shares: d
                     shares[role].append(share)
 
 
+class Analysis(dict):  # type: ignore[type-arg]
+    """The result of :func:`analyze_runs`: a plain dict (JSON as it is) that a notebook
+    shows as a table (task, n, accuracy, skip share, top pattern) and prints briefly."""
+
+    def __repr__(self) -> str:
+        runs = ", ".join(f"{a.get('task')} (n={a.get('instances')}, acc={a.get('accuracy', 0):.3f})"
+                         for a in self.get("runs", []))
+        return f"Analysis(role={self.get('role')!r}, runs=[{runs}])"
+
+    def _repr_html_(self) -> str:
+        from influence_patterns.viz.notebook import analysis_html
+
+        return analysis_html(self)
+
+
 def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = None,
                  progress: Callable[[str], None] | None = None, role: str | None = None,
                  bars: Progress = None) -> dict[str, Any]:
@@ -223,7 +238,7 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     if chosen not in roles:
         raise InputError(f"no run has patterns for the role {chosen!r} in every instance set; "
                          f"roles: {', '.join(sorted(roles))}")
-    out: dict[str, Any] = {"runs": analyses, "role": chosen, "notes": notes}
+    out: dict[str, Any] = Analysis({"runs": analyses, "role": chosen, "notes": notes})
     out["instance_level"] = _pooled_instance_level(loaded, chosen, opts)
     if len(depths) == 1:
         est = skip_ratio_estimates(all_rows, opts.resamples, opts.seed)

@@ -115,7 +115,7 @@ def load_task(task: str | None, n: int | None, seed: int = 0, data: str | Path |
             try:
                 get_task(task)
             except InputError as exc:
-                raise InputError(f"{exc}; for a task of your own, give its rows with --data FILE") from None
+                raise InputError(f"{exc}; for a task of your own, give its rows in a data file (data)") from None
         return get_task(task).load(n, seed, data)
     assert data is not None
     instances = load_instances(data)
@@ -124,8 +124,8 @@ def load_task(task: str | None, n: int | None, seed: int = 0, data: str | Path |
     missing = next((inst for inst in instances if not inst.task), None)
     if missing is not None:
         where = missing.origin or str(data)
-        raise DataError(f"{where}: the row names no task; name the file's task with --task NAME, "
-                        "or give every row a task (a task column)")
+        raise DataError(f"{where}: the row names no task; name the file's task (task; the run's task "
+                        "option), or give every row a task (a task column)")
     position = {inst.origin: i for i, inst in enumerate(instances)}
     chosen: list[Instance] = []
     for name in dict.fromkeys(inst.task for inst in instances):

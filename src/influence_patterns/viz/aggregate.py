@@ -320,4 +320,6 @@ def plot_run(
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
               frameon=False, borderaxespad=0.0, handlelength=2.6, handletextpad=1.0,
               labelspacing=1.0)
-    return fig
+    from influence_patterns.viz.notebook import displayable
+
+    return displayable(fig)  # a notebook shows it without %matplotlib inline
