@@ -50,6 +50,7 @@ def test_run_and_analysis_are_short_in_a_notebook(tmp_path):
     assert "<table" in analysis._repr_html_() and json.loads(json.dumps(analysis))["role"] == analysis["role"]
 
 
+@pytest.mark.slow  # starts a Jupyter kernel: about 20-40 s
 def test_the_example_notebook_runs(tmp_path):
     nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install -e '.[dev]')")
     nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install -e '.[dev]')")

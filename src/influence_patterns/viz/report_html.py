@@ -14,6 +14,7 @@ from html import escape as html_escape
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from influence_patterns.analysis.analyze import run_paths
 from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt, metric_label, run_label
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.fileio import write_text
@@ -203,10 +204,11 @@ def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[Sectio
     role = f["analysis"]["role"]
     figures = []
     for p in paths:
-        try:
-            figures.append(plot_run(p, role=role if role != "all" else "subject"))
-        except (InputError, DataError):  # a run without that role: no figure for it
-            continue
+        for task in dict.fromkeys(r.task or "" for r in Run.open(p).records) or [None]:
+            try:  # one figure per task of the run
+                figures.append(plot_run(p, role=role if role != "all" else "subject", task=task or None))
+            except (InputError, DataError):  # a run without that role: no figure for it
+                continue
     text_warn = " ".join(f["warnings"] + f["notes"]) or None
     abl_tables = []
     if f["ablation"]:
@@ -236,7 +238,10 @@ def write_report(paths: Sequence[str | Path], out: str | Path | None, html: str 
     """Compute the findings, then write the Markdown report to ``out`` and/or the HTML
     page to ``html`` atomically; return the findings. ``progress``: the bar of
     ``report --ablate`` (:mod:`influence_patterns.progress`)."""
-    f = findings(paths, options, progress)
+    runs, left_out = run_paths(paths)  # files a glob matched beside the runs are left out
+    f = findings(runs, options, progress)
+    f["notes"] = left_out + f["notes"]
+    paths = runs
     if out is not None:
         write_text(out, markdown(f))
     if html is not None:
