@@ -75,6 +75,17 @@ def test_every_task_of_a_file_into_one_run(tmp_path, mlm_dir):
     runs = json.loads(js.read_text())["runs"]
     assert [(a["task"], a["instances"]) for a in runs] == [("my/near", 3), ("my/that", 2)]
     assert "both" in res.output
+    # a null for a run of several tasks: computed once for the run, split like it
+    res = runner.invoke(app, ["analyze", str(out), "--json", str(js), "--resamples", "50", "--null", "random-init",
+                              "--quiet"])
+    assert res.exit_code == 0, res.output
+    nulls = json.loads(js.read_text())["runs"]
+    assert [a["null"]["skip_steps"] + a["null"]["head_steps"] for a in nulls] == \
+        [a["skip_steps"] + a["head_steps"] for a in runs]
+    assert len(list(out.glob("null-random-init-seed0.json"))) == 1
+    words = r.to_dataframe(by="word")
+    subjects = words[words["role"] == "subject"]
+    assert list(subjects["word"]) == [row[4] for row in ROWS] and list(subjects["task"]) == [row[3] for row in ROWS]
     # report over a glob that also matches a non-run file: left out with a note
     (tmp_path / "both-ablation.json").write_text("{}")
     md = tmp_path / "report.md"

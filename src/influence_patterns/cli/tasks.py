@@ -15,4 +15,8 @@ def tasks_command() -> None:
     A masked-LM (mlm) task puts [MASK] where the verb or reflexive goes and scores the
     right word against the wrong one; a classification task scores the gold class.
     """
+    import typer
+
     print_tasks(list_tasks())
+    typer.echo("Your own sentences: any other task name with --data FILE (CSV, TSV or JSONL; docs/data.md), "
+               "e.g. run --task my/agreement --data mine.csv; --data ml-sample is the shipped Marvin & Linzen sample.")
