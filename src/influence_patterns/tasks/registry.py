@@ -18,7 +18,9 @@ from influence_patterns.data import sst2_path
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.registry import Registry
 from influence_patterns.tasks.instance import MASK, Instance
-from influence_patterns.tasks.loaders import SST2_TASK, data_format, infer_roles, load_instances, load_sst2, open_text
+from influence_patterns.tasks.loaders import (
+    SST2_TASK, data_format, infer_roles, load_instances, load_sst2, open_text, sample_path,
+)
 from influence_patterns.tasks.templates import TEMPLATES, generate
 
 Loader = Callable[..., list[Instance]]  # (n: int, seed: int, data: str | Path | None = None)
@@ -111,13 +113,14 @@ def load_task(task: str | None, n: int | None, seed: int = 0, data: str | Path |
     a task of one's own (``task`` not registered: its rows of ``data``), or, with
     ``task=None``, every task of ``data`` (``n`` instances per task, kept in file order)."""
     if task is not None and (task in TASKS or data is None):
-        if task not in TASKS:
-            try:
-                get_task(task)
-            except InputError as exc:
-                raise InputError(f"{exc}; for a task of your own, give its rows in a data file (data)") from None
-        return get_task(task).load(n, seed, data)
-    assert data is not None
+        try:
+            spec = get_task(task)
+        except InputError as exc:
+            raise InputError(f"{exc}; for a task of your own, give its rows in a data file (data)") from None
+        return spec.load(n, seed, None if data is None else sample_path(data))
+    if data is None:
+        raise InputError("give a task, a data file (data), or both")
+    data = sample_path(data)
     instances = load_instances(data)
     if task is not None:
         return subset(of_task(instances, task, data), n, seed)
