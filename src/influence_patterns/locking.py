@@ -77,12 +77,7 @@ class DirectoryLock:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
             os.close(fd)
-            owner = self.owner()
-            who = f"process {owner}" if owner else "another process"
-            where = f" (lock note {self.note})" if self.note else ""
-            raise InputError(
-                f"{self.what} is being written by {who}{where}; wait for it to finish or write to another directory"
-            ) from None
+            raise self._busy() from None
         except OSError as exc:
             os.close(fd)
             raise OutputError(f"cannot lock {self.directory}: {_reason(exc)}") from None
@@ -98,6 +93,28 @@ class DirectoryLock:
             except OSError:
                 pass  # informational only: a second writer's message then names no pid
         return self
+
+    def probe(self) -> None:
+        """Raise as :meth:`acquire` would when another process holds the lock; otherwise take
+        and drop it at once, writing nothing (a cheap check before expensive work)."""
+        if self.fd is not None:
+            return
+        note, self.note = self.note, None
+        try:
+            self.acquire()
+        except InputError:
+            self.note = note
+            raise self._busy() from None  # naming the owner from the note
+        finally:
+            self.note = note
+        self.release()
+
+    def _busy(self) -> InputError:
+        owner = self.owner()
+        who = f"process {owner}" if owner else "another process"
+        return InputError(
+            f"{self.what} is being written by {who}; wait for it to finish or write to another directory"
+        )
 
     def still_there(self) -> bool:
         """The directory at the path is still the one locked (not removed, moved or replaced)."""

@@ -243,6 +243,8 @@ def run_dataset(
     todo = [i for i in range(len(instances)) if i not in done]
     if todo:
         check_writable(out / RUN_FILE)  # before loading the model and computing anything
+        if out.is_dir():
+            RunLock(out).probe()  # another writer: refused now, not after loading the model
     if todo and explainer is None:
         from influence_patterns.explainer import Explainer
 
