@@ -400,46 +400,7 @@ def test_model_pointing_at_a_file(mlm_checkpoint):
         one_line_error(result, "is a file", "checkpoint directory")
 
 
-@pytest.fixture
-def fake_cache(tmp_path, monkeypatch, mlm_checkpoint):
-    """A default-mlm cache entry built before checksums existed (no checksums.json)."""
-    monkeypatch.setenv(defaults.CACHE_ENV, str(tmp_path / "cache"))
-    path = defaults.model_dir("default-mlm")
-    path.mkdir(parents=True)
-    for f in mlm_checkpoint.iterdir():
-        (path / f.name).write_bytes(f.read_bytes())
-    (path / defaults.BUILD_FILE).write_text(json.dumps({"summary": {}}))
-    return path
-
-
-def test_cache_built_before_checksums_loads_and_records_one(fake_cache):
-    assert defaults.ensure_built("default-mlm") == fake_cache
-    recorded = json.loads((fake_cache / defaults.CHECKSUM_FILE).read_text())
-    assert set(recorded) == {"model.safetensors"} and len(recorded["model.safetensors"]) == 64
-    assert load_model("default-mlm").kind == "mlm"
-
-
-def test_corrupt_cached_default_model(fake_cache, monkeypatch):
-    defaults.verify("default-mlm")  # records the checksum
-    weights = fake_cache / "model.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF  # one flipped bit pattern: same size, still parses
-    weights.write_bytes(bytes(data))
-    with pytest.raises(ModelError, match="corrupt or truncated .*models build default-mlm --force"):
-        defaults.ensure_built("default-mlm")
-    one_line_error(runner.invoke(app, ["explain", "the boy [MASK]", "--targets", "is,are"]), "corrupt or truncated")
-    built = []
-    monkeypatch.setattr(defaults, "build", lambda name, force=False, progress=True: built.append(name) or fake_cache)
-    result = runner.invoke(app, ["models", "build", "default-mlm"])
-    assert "already built" not in result.output and built == ["default-mlm"]
-
-
-def test_truncated_cache_without_checksum(fake_cache):
-    weights = fake_cache / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:100])
-    with pytest.raises(ModelError, match="corrupt or truncated"):
-        defaults.ensure_built("default-mlm")
-    assert not (fake_cache / defaults.CHECKSUM_FILE).exists()
+# (the cache-checksum cases moved to test_provenance.py)
 
 
 # --- 11. non-UTF-8 data files --------------------------------------------------------------
