@@ -174,3 +174,18 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     except OSError as exc:
         raise DataError(f"{p}: cannot be read ({_reason(exc)})") from None
     return parse_json(data, str(p))
+
+
+def safe_name(text: str, limit: int = 80) -> str:
+    """A file-name part made from data (a role, a task name): letters, digits, ``.``, ``_``
+    and ``-`` only, no leading dot, at most ``limit`` characters; anything else (``/``,
+    ``..``, control characters) is replaced, and a short hash of the original keeps two
+    different names apart. An output path built from it stays in its directory."""
+    import hashlib
+    import re
+
+    text = str(text)
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).lstrip(".")[:limit] or "_"
+    if cleaned == text:
+        return cleaned
+    return f"{cleaned}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"

@@ -14,6 +14,7 @@ from typing import IO, Iterable, Iterator, NamedTuple
 
 from influence_patterns.data import sst2_path
 from influence_patterns.errors import DataError
+from influence_patterns.fileio import atomic_path
 from influence_patterns.tasks.instance import MASK, Instance
 from influence_patterns.tasks.templates import TEMPLATES
 
@@ -353,6 +354,6 @@ def load_data(path: str | Path) -> LoadResult:
 def save_instances(path: str | Path, instances: Iterable[Instance]) -> None:
     """Write instances as JSONL (one ``Instance.to_dict`` per line) for :func:`load_instances`."""
     path = Path(path)
-    with _open_text(path, "wt") as f:
+    with atomic_path(path) as tmp, _open_text(tmp, "wt") as f:  # atomic: a failed write keeps the old file
         for inst in instances:
             f.write(json.dumps(inst.to_dict(), ensure_ascii=False) + "\n")
