@@ -88,8 +88,7 @@ class AblationOptions:
             raise InputError(f"unknown removal {self.removal!r}; choose from {', '.join(REMOVALS)}")
         if self.batch_size < 1:
             raise InputError("batch_size must be at least 1")
-        if self.resamples < 1:
-            raise InputError("resamples must be at least 1")
+        bs.check_resamples(self.resamples)
         if self.max_rows is not None and self.max_rows < 1:
             raise InputError("max_rows must be at least 1")
         return self

@@ -15,6 +15,7 @@ from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.cli.app import app, user_errors
 from influence_patterns.config import METHODS
+from influence_patterns.analysis.bootstrap import check_resamples
 from influence_patterns.fileio import check_writable
 from influence_patterns.models.loading import DEVICES
 from influence_patterns.runs.backends import BACKENDS
@@ -84,8 +85,7 @@ def analyze_command(
 
     if batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    if resamples < 1:
-        raise InputError("--resamples must be at least 1")
+    check_resamples(resamples, "--resamples")
     for path, flag in ((json_out, "--json"), (csv_out, "--csv")):
         if path is not None:
             check_writable(path, flag)  # before computing
@@ -143,8 +143,7 @@ def ablate_command(
 
     if batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    if resamples < 1:
-        raise InputError("--resamples must be at least 1")
+    check_resamples(resamples, "--resamples")
     if max_batch is not None and max_batch < 1:
         raise InputError("--max-batch must be at least 1")
     if csv_out is not None:
@@ -189,8 +188,7 @@ def report_command(
     from influence_patterns.errors import InputError
     from influence_patterns.viz.report_html import write_report
 
-    if resamples < 1:
-        raise InputError("--resamples must be at least 1")
+    check_resamples(resamples, "--resamples")
     opts = ReportOptions(ablate=ablate, analyze=AnalyzeOptions(null=null, null_seed=null_seed, stay_share=stay_share,
                                                                resamples=resamples, seed=seed))
     if out is None and html is None:

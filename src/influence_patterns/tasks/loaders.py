@@ -51,20 +51,22 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
     A file that is not UTF-8 text (latin-1, UTF-16, binary) is a ``DataError`` naming
     the file, the line and the encoding problem."""
-    number = 0
     try:
-        with _open_text(path) as f:
-            for number, line in enumerate(f, start=1):
-                line = line.rstrip("\r\n")
-                if "\x00" in line:
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+            for number, raw in enumerate(f, start=1):  # decoded line by line: errors name their own line
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]  # a UTF-8 byte-order mark is read and dropped
+                if b"\x00" in raw:
                     raise _error(path, number, "not a text file (it holds NUL bytes; UTF-16 or binary?); save it as UTF-8")
+                try:
+                    line = raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as exc:
+                    byte = exc.object[exc.start : exc.start + 1].hex()
+                    raise _error(
+                        path, number, f"not UTF-8 text (byte 0x{byte}: {exc.reason}); save the file as UTF-8"
+                    ) from None
                 if line.strip():
                     yield number, line
-    except UnicodeDecodeError as exc:
-        byte = exc.object[exc.start : exc.start + 1].hex()
-        raise _error(
-            path, number + 1, f"not UTF-8 text (byte 0x{byte}: {exc.reason}); save the file as UTF-8"
-        ) from None
     except (gzip.BadGzipFile, EOFError) as exc:
         raise DataError(f"{path}: not a readable gzip file ({exc})") from None
 
