@@ -248,6 +248,8 @@ def _instance_from_json(path: Path, number: int, line: str) -> Instance:
         d = json.loads(line)
     except json.JSONDecodeError as exc:
         raise _error(path, number, f"bad JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise _error(path, number, "bad JSON: nested too deeply") from None
     if not isinstance(d, dict):
         raise _error(path, number, f"expected a JSON object, got {type(d).__name__}")
     text = d.get("text")
