@@ -37,8 +37,9 @@ def main() -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         except (OSError, ValueError, AttributeError):
             pass
-        print(f"Error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
-        code = 2
+        if not code:  # not yet reported by the command itself
+            print(f"Error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+            code = 2
     sys.exit(code)
 
 
