@@ -367,7 +367,7 @@ def test_explain_json_pointing_at_a_directory(mlm_checkpoint, tmp_path):
     result = runner.invoke(app, ["explain", "the boy [MASK]", "--targets", "is,are", "--model", str(mlm_checkpoint),
                                  "--steps", "2", "--json", str(tmp_path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert f"cannot write {tmp_path}: it is a directory" in result.output
+    assert f"cannot write {tmp_path} (--json): it is a directory" in result.output
     assert (tmp_path / "old.json").read_text() == "earlier"
 
 

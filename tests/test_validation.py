@@ -203,7 +203,7 @@ def test_label_only_rows_on_a_masked_lm_say_so(checkpoint, tmp_path):  # noqa: F
     data = tmp_path / "labels.jsonl"
     data.write_text(json.dumps({"text": "a good movie", "label": 1}) + "\n")
     line = one_line_error(runner.invoke(app, ["accuracy", "--model", str(checkpoint), "--data", str(data)]),
-                          "masked LM", "have no targets")
+                          "masked LM", "needs targets", "label-only rows")
     assert "single word piece" not in line
 
 

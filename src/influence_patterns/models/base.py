@@ -65,15 +65,15 @@ def package_versions(*extra: str) -> dict[str, str]:
     """Versions of the packages that shape the numbers (the one recorder: ``run.json`` and a
     default model's ``build.json``); ``extra``: more distributions by name."""
     import platform
+    import sys
     from importlib import metadata
 
     import torch
     import transformers
 
-    import influence_patterns
-
+    package = sys.modules.get("influence_patterns")  # imported already (we are in it); no import edge upward
     out = {
-        "influence_patterns": getattr(influence_patterns, "__version__", "unknown"),
+        "influence_patterns": getattr(package, "__version__", "unknown"),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),

@@ -85,8 +85,8 @@ def score(
         no_targets = sum(1 for inst in instances if inst.targets is None)
         if no_targets:  # label-only rows: a classification data set, not targets that fail to tokenize
             raise InputError(
-                f"the model is a masked LM but {no_targets} of {len(instances)} instances have no targets "
-                "(GOOD, BAD): a classification data set needs a classifier"
+                f"the model is a masked LM: each instance needs targets (GOOD, BAD), but {no_targets} of "
+                f"{len(instances)} have none (label-only rows: a classification data set needs a classifier)"
             )
     if skip_unscorable and loaded.kind == "mlm":
         keep = [scorable(loaded.tokenizer, inst) for inst in instances]
