@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from influence_patterns.cli import app
+
 
 def one_line_error(result, *needles: str) -> str:
     """The CLI failed with exit 2 and exactly one line naming the problem."""
@@ -29,3 +34,15 @@ def copy_run(src: Path, dst: Path) -> Path:
 def listing(path: Path) -> list[str]:
     """Every file and directory under ``path`` (relative), for "nothing was written" checks."""
     return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def done_run(checkpoint, data_file, tmp_path_factory) -> Path:
+    """A finished 4-instance run (2 layers, 2 heads) to copy and damage; the test module
+    imports ``checkpoint`` and ``data_file`` (from test_runs) beside this fixture."""
+    from test_runs import run_args
+
+    out = tmp_path_factory.mktemp("done") / "run"
+    result = CliRunner().invoke(app, run_args(checkpoint, data_file, out, n=4))
+    assert result.exit_code == 0, result.output
+    return out

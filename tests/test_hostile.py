@@ -24,36 +24,10 @@ from influence_patterns.runs import LOCK_FILE, Run, RunLock, RunOptions, lock_ow
 from influence_patterns.tasks.loaders import load_instances, load_sst2
 
 from conftest import WORDS, make_model, make_tokenizer
+from hostile_cases import copy_run, done_run, one_line_error  # noqa: F401
 from test_runs import checkpoint, data_file, run_args  # noqa: F401
 
 runner = CliRunner()
-
-
-def one_line_error(result, *needles: str) -> str:
-    """The CLI failed with exit 2 and exactly one line naming the problem."""
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def done_run(checkpoint, data_file, tmp_path_factory) -> Path:  # noqa: F811
-    """A finished 4-instance run to copy and damage."""
-    out = tmp_path_factory.mktemp("done") / "run"
-    result = runner.invoke(app, run_args(checkpoint, data_file, out, n=4))
-    assert result.exit_code == 0, result.output
-    return out
-
-
-def copy_run(src: Path, dst: Path) -> Path:
-    dst.mkdir(parents=True)
-    for name in ("run.json", "results.jsonl"):
-        (dst / name).write_bytes((src / name).read_bytes())
-    return dst
 
 
 def bert_config(**kw):

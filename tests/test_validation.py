@@ -23,19 +23,10 @@ from influence_patterns.models.loading import load_model
 from influence_patterns.result import Explanation
 from influence_patterns.runs import Run, RunOptions, run_dataset
 
-from hostile_cases import copy_run, listing, one_line_error
+from hostile_cases import copy_run, done_run, listing, one_line_error  # noqa: F401
 from test_runs import checkpoint, data_file, run_args  # noqa: F401
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def done_run(checkpoint, data_file, tmp_path_factory) -> Path:  # noqa: F811
-    """A finished 4-instance run (2 layers, 2 heads) to copy and damage."""
-    out = tmp_path_factory.mktemp("done") / "run"
-    result = runner.invoke(app, run_args(checkpoint, data_file, out, n=4))
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def damaged(done_run: Path, dst: Path, edit) -> Path:
