@@ -41,7 +41,7 @@ _RUNTIME_CONFIG_KEYS = frozenset({
 
 def fingerprint(model: Any) -> dict[str, str]:
     """What identifies a model's numbers: ``weights_sha256`` (every tensor of its state
-    dict: name, dtype, shape and bytes, in name order) and ``config_sha256`` (its config
+    dict: name, dtype and bytes, in name order) and ``config_sha256`` (its config
     without runtime switches and private keys). Recorded in ``run.json`` and every row
     of a run, so weights swapped between an interrupt and a resume are caught."""
     import hashlib
@@ -49,10 +49,11 @@ def fingerprint(model: Any) -> dict[str, str]:
 
     import torch
 
-    weights = hashlib.sha256()
+    weights = hashlib.sha256()  # name, dtype, bytes per tensor (the null caches' key uses it too)
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous()
-        weights.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        weights.update(name.encode())
+        weights.update(str(t.dtype).encode())
         weights.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
     config = getattr(model, "config", None)
     raw = config.to_dict() if config is not None and hasattr(config, "to_dict") else {}
