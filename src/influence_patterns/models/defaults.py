@@ -454,7 +454,13 @@ def _locked_build_dir(root: Path, name: str) -> tuple[Path, DirectoryLock]:
             tmp = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=root))
         except OSError as exc:
             raise ModelError(f"cannot write the model cache {root}: {exc.strerror or exc}") from None
-        lock = DirectoryLock(tmp, what=f"the build directory {tmp}").acquire(blocking=True)
+        lock = DirectoryLock(tmp, what=f"the build directory {tmp}")
+        try:
+            lock.acquire(blocking=True)
+        except OutputError:
+            if tmp.exists():
+                raise  # it cannot be locked at all (no POSIX locks here): one line, before any training
+            continue  # removed by a cleaner before we locked it: take another
         if lock.still_there():
             return tmp, lock
         lock.release()
@@ -484,14 +490,20 @@ def remove_abandoned_builds(root: Path, name: str) -> list[Path]:
 def _replace(tmp: Path, target: Path) -> None:
     """Move the finished build into place, replacing an older one. Under the cache root's
     lock, so that two builds finishing at once never rename the same entry away."""
-    with DirectoryLock(target.parent, what=f"the model cache {target.parent}").acquire(blocking=True):
-        old = None
+    lock = DirectoryLock(target.parent, what=f"the model cache {target.parent}")
+    try:
+        lock.acquire(blocking=True)
+    except OutputError:
+        pass  # the root cannot be locked (not readable): swap unlocked rather than lose the build
+    old = None
+    try:
         if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            if old.exists():
-                shutil.rmtree(old, ignore_errors=True)
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.rmdir(old)  # a unique name, free for the rename
             target.rename(old)
         tmp.rename(target)
+    finally:
+        lock.release()
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
