@@ -149,11 +149,11 @@ class Run:
                     f"{where}: computed by another model ({key} {got[:12]}…, {RUN_FILE} records "
                     f"{str(recorded)[:12]}…); the file mixes models"
                 )
-            first = next((r for r in self.rows if r.get(key) is not None), None)
-            if got is not None and first is not None and first[key] != got:
+            first = self._first_model.get(key)
+            if got is not None and first is not None and first != got:
                 raise DataError(
                     f"{where}: computed by another model than the rows before it ({key} {got[:12]}… vs "
-                    f"{first[key][:12]}…); the file mixes models"
+                    f"{first[:12]}…); the file mixes models"
                 )
         if self.records:
             first = self.records[0].explanation
@@ -163,6 +163,9 @@ class Run:
                     f"has {first.num_layers} layers and {first.num_heads} heads"
                 )
         self._seen[i] = number
+        for key in MODEL_KEYS:
+            if row.get(key) is not None:
+                self._first_model.setdefault(key, row[key])
         self.records.append(record)
         self.rows.append(row)
 
@@ -193,6 +196,7 @@ class Run:
 
     def __post_init__(self) -> None:
         self._seen: dict[int, int] = {}
+        self._first_model: dict[str, str] = {}  # the first row's fingerprint: every row must match it
         self._unit = "line"
 
 
