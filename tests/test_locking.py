@@ -183,3 +183,18 @@ def test_locking_without_fcntl_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl now raises ImportError
     with pytest.raises(OutputError, match="POSIX file locks"):
         RunLock(tmp_path).acquire()
+
+
+def test_a_running_build_of_an_older_version_is_left_alone(tmp_path):
+    """Builds started before the directory lock wrote their pid and hold no lock: while a
+    cache is shared across the upgrade, a live one's directory is not removed."""
+    live = tmp_path / ".default-sst2.building-old"
+    live.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (live / ".builder-pid").write_text(f"{proc.pid}\n")
+        assert defaults.remove_abandoned_builds(tmp_path, "default-sst2") == []
+    finally:
+        proc.kill()
+        proc.wait()
+    assert defaults.remove_abandoned_builds(tmp_path, "default-sst2") == [live]  # its process is gone

@@ -473,6 +473,8 @@ def remove_abandoned_builds(root: Path, name: str) -> list[Path]:
     still running holds its directory's lock and is left alone. Returns what was removed."""
     removed = []
     for d in root.glob(f".{name}.building-*"):
+        if _legacy_builder_alive(d):
+            continue
         lock = DirectoryLock(d)
         try:
             lock.acquire()
@@ -485,6 +487,18 @@ def remove_abandoned_builds(root: Path, name: str) -> list[Path]:
         finally:
             lock.release()
     return removed
+
+
+def _legacy_builder_alive(directory: Path) -> bool:
+    """A build started by a version before the directory lock (it wrote its pid to
+    ``.builder-pid`` and holds no lock) whose process still runs: left alone while a
+    cache is shared across the upgrade. Read only; new builds write no pid file."""
+    try:
+        pid = int((directory / ".builder-pid").read_text(encoding="ascii").strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False  # no pid file (a new build, or a dead one), or its process is gone
+    return pid != os.getpid()
 
 
 def _replace(tmp: Path, target: Path) -> None:
