@@ -42,8 +42,7 @@ class AnalyzeOptions:
     def validate(self) -> "AnalyzeOptions":
         if self.null is not None and self.null not in NULLS:
             raise InputError(f"unknown null {self.null!r}; choose from {', '.join(NULLS)}")
-        if self.resamples < 1:
-            raise InputError("resamples must be at least 1")
+        bs.check_resamples(self.resamples)
         if self.batch_size < 1:
             raise InputError("batch_size must be at least 1")
         return self
@@ -195,7 +194,13 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
             notes.append(f"{p} was given twice; counted once")
             continue
         unique.append(Path(p))
-    loaded = [(str(p), part) for p in unique for part in split_tasks(Run.open(p))]
+    opened = [(str(p), Run.open(p)) for p in unique]
+    for name, run in opened:
+        expected = run.meta.get("instances")
+        if isinstance(expected, int) and len(run) < expected:
+            notes.append(f"{name} is incomplete: {len(run)} of {expected} instances (resume it with the same "
+                         "`run` command); figures cover the instances written")
+    loaded = [(name, part) for name, run in opened for part in split_tasks(run)]
     analyses, patterns, depths = [], [], set()
     all_rows: list[RunRecord] = []
     all_null: list[RunRecord] = []
@@ -208,7 +213,7 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
             ex = explainers[name] = explainers.get(name) or _explainer(run, opts)
             if opts.null:
                 if name not in null_of:
-                    whole = Run.open(name).records
+                    whole = dict(opened)[name].records
                     if progress is not None:
                         progress(f"{name}: GPR on a {opts.null} copy of the model")
                     null_of[name] = cached_null_records(ex, whole, name, opts.null, opts.null_seed,

@@ -80,6 +80,12 @@ def _sst2_loader(n: int | None, seed: int = 0, data: str | Path | None = None) -
 def of_task(instances: list[Instance], name: str, data: str | Path) -> list[Instance]:
     """The instances of task ``name`` in a file: the rows whose ``task`` is ``name``, or every
     row when the file names no task (they take ``name``); ``DataError`` when none is left."""
+    unnamed = sum(1 for inst in instances if not inst.task)
+    if 0 < unnamed < len(instances):  # silently dropping them would run a part of the file
+        raise DataError(
+            f"{data}: {unnamed} of {len(instances)} rows name no task while the others do; "
+            "give every row a task (or none: then every row belongs to the task asked for)"
+        )
     if any(inst.task for inst in instances):
         tasks = list(dict.fromkeys(inst.task for inst in instances if inst.task))
         instances = [inst for inst in instances if inst.task == name]
