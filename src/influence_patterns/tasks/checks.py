@@ -18,7 +18,7 @@ def check_instances(kind: str, tokenizer: Any, instances: Sequence[Instance]) ->
         where = inst.where()
         if kind == "mlm" and inst.targets is None:
             raise DataError(f"{where}a label on a masked LM: a masked LM needs targets (good and bad words "
-                            "for a [MASK]); give a classifier (--model default-sst2, say) for labelled rows")
+                            "for a [MASK]), and label-only rows need a classifier (--model default-sst2, say)")
         if kind != "mlm" and inst.targets is not None:
             raise DataError(f"{where}targets on a classifier: good/bad targets need a masked LM "
                             "(--model default-mlm, say); a classifier's rows give a label")

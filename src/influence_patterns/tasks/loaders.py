@@ -41,7 +41,7 @@ class LoadResult(NamedTuple):
     skipped: list[tuple[int, str]]
 
 
-def open_text(path: Path, mode: str = "rt") -> IO[str]:
+def _open_text(path: Path, mode: str = "rt") -> IO[str]:
     encoding = "utf-8-sig" if "r" in mode else "utf-8"  # a UTF-8 byte-order mark is read and dropped
     if path.name.endswith(".gz"):
         return gzip.open(path, mode, encoding=encoding)  # type: ignore[return-value]
@@ -83,6 +83,12 @@ def _header(path: Path, lines: Iterator[tuple[int, str]]) -> tuple[int, list[str
     except StopIteration:
         raise DataError(f"{path}: file is empty (expected a header line)") from None
     return number, [c.strip().lower() for c in line.split("\t")]
+
+
+def header_of(path: str | Path) -> list[str]:
+    """The first non-blank line of a tab-separated file, lower-cased and split at tabs."""
+    path = Path(path)
+    return _header(path, _lines(path))[1]
 
 
 def map_ml_task(name: str) -> str:
@@ -503,6 +509,6 @@ def load_data(path: str | Path) -> LoadResult:
 def save_instances(path: str | Path, instances: Iterable[Instance]) -> None:
     """Write instances as JSONL (one ``Instance.to_dict`` per line) for :func:`load_instances`."""
     path = Path(path)
-    with atomic_path(path) as tmp, open_text(tmp, "wt") as f:  # atomic: a failed write keeps the old file
+    with atomic_path(path) as tmp, _open_text(tmp, "wt") as f:  # atomic: a failed write keeps the old file
         for inst in instances:
             f.write(json.dumps(inst.to_dict(), ensure_ascii=False) + "\n")

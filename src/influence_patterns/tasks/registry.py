@@ -19,7 +19,7 @@ from influence_patterns.errors import DataError, InputError
 from influence_patterns.registry import Registry
 from influence_patterns.tasks.instance import MASK, Instance
 from influence_patterns.tasks.loaders import (
-    SST2_TASK, data_format, infer_roles, load_instances, load_sst2, open_text, sample_path,
+    SST2_TASK, data_format, header_of, infer_roles, load_instances, load_sst2, sample_path,
 )
 from influence_patterns.tasks.templates import TEMPLATES, generate
 
@@ -57,9 +57,7 @@ def _is_sst2_file(data: str | Path) -> bool:
     not the generic format."""
     if data_format(data) != "tsv":
         return False
-    with open_text(Path(data)) as f:
-        first = f.readline().rstrip("\r\n")
-    header = [c.strip().lower() for c in first.split("\t")]
+    header = header_of(data)
     return len(header) == 2 and (header[1] == "label" or header[1].isdigit())  # GLUE's "sentence, label" too
 
 
