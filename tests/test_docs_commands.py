@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from influence_patterns.cli import app
+from influence_patterns.models.defaults import CHECKSUM_FILE, weight_checksums
 
 from conftest import save_checkpoint
 
@@ -81,6 +82,7 @@ def tiny_defaults(tmp_path_factory) -> Path:
     for name, kind in (("default-mlm", "mlm"), ("default-mlm-transfer", "mlm"), ("default-sst2", "classification")):
         path = save_checkpoint(cache / name, kind, tok, vocab_size=tok.vocab_size, hidden=16, layers=2, heads=2)
         (path / "build.json").write_text(json.dumps({"name": name, "note": "tiny random stand-in for a test"}))
+        (path / CHECKSUM_FILE).write_text(json.dumps(weight_checksums(path)))  # as a build records them
     return cache
 
 
