@@ -63,6 +63,7 @@ class _Stage1(Interceptor):
         self.cot_h, self.sent, self.positions_source, self.sign = sc.cot_h, sent, src, sign
         self.target, self.valid, self.w = sc.batch.target_index[sent], valid, sc.weights
         self.A, self.L = len(sc.quad), sc.adapter.num_layers
+        self.causal = sc.adapter.causal
         self.positions: list[torch.Tensor] = []  # per layer, (S,)
         self.scores: list[torch.Tensor] = []  # per layer, (S, n)
 
@@ -76,12 +77,16 @@ class _Stage1(Interceptor):
             cot = self.cot_h[layer][self.sent]  # (S, A, n, d)
             scores = torch.einsum("sant,a->sn", tangent * cot, self.w)  # (S, n)
             if layer < self.L:
-                s = torch.where(self.valid, scores * self.sign[:, None], torch.full_like(scores, float("-inf")))
+                valid = self.valid
+                if self.causal:  # decoders: a pattern never moves left
+                    valid = valid & (torch.arange(n, device=h.device) >= self.prev[:, None])
+                s = torch.where(valid, scores * self.sign[:, None], torch.full_like(scores, float("-inf")))
                 t = s.argmax(dim=1)
             else:
                 t = self.target
             self.scores.append(scores)
             self.positions.append(t)
+        self.prev = t
         return restrict(h, position_mask(t.repeat_interleave(A), n, h.dtype))
 
 

@@ -37,7 +37,8 @@ def gpr_reference_source(
         scores = torch.tensor(
             [influence(cons[: l - 1] + [Constraint(t)] + cons[l:]) for t in range(n)], dtype=torch.float64
         )
-        t = choose(scores, sign)
+        causal = torch.arange(n) >= positions[-1] if adapter.causal else None  # decoders: never leftwards
+        t = choose(scores, sign, causal)
         cons[l - 1] = Constraint(t)
         positions.append(t)
         token_scores.append(scores)
