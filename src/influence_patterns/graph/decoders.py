@@ -32,6 +32,7 @@ eager attention with the softmax in the wider of float32 and the model's dtype
 
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any
 
@@ -167,7 +168,31 @@ class DecoderAdapter(Adapter):
     def single_position_unsupported(self) -> str | None:
         if self.model.training:
             return "the model is in training mode (dropout on)"
-        return "the single-position scorer does not cover causal decoders yet (pre-norm, rotary, GQA)"
+        return None
+
+    # --- the attention's inputs, position by position (search.positional) ------------
+    def _qkv(self, layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q (R, H, m, d_h), k and v (R, H_kv, m, d_h) from the normed input x (R, m, d), before rotary."""
+        raise NotImplementedError
+
+    def _rotate(self, q: torch.Tensor, k: torch.Tensor, x: torch.Tensor, positions: torch.Tensor):
+        """Rotary embeddings at ``positions`` (R, m), through the model's own code (none for GPT-2)."""
+        return q, k
+
+    def attention_inputs(self, layer: nn.Module, h: torch.Tensor, positions: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The queries, keys and values (R, H, m, d_h) that layer l's attention reads from
+        h^{l-1} = ``h`` (R, m, d) at ``positions`` (R, m): the first norm, the model's own
+        projections, rotary at each row's position, key/value heads repeated to their
+        query heads (GQA). Position-wise: each row depends on its own h and position only."""
+        norm1, _ = self.norms(layer)
+        x = norm1(h)
+        q, k, v = self._qkv(layer, x)
+        q, k = self._rotate(q, k, x, positions)
+        groups = self.num_heads // k.shape[1]
+        if groups > 1:
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        return q, k, v
 
     # --- hooks -------------------------------------------------------------------
     def install_hooks(self, interceptor: Any) -> list[Any]:
@@ -266,6 +291,17 @@ class GPT2Adapter(DecoderAdapter):
     def norms(self, layer):
         return layer.ln_1, layer.ln_2
 
+    def single_position_unsupported(self):
+        if getattr(self.config, "reorder_and_upcast_attn", False):
+            return "reorder_and_upcast_attn computes the attention in float32"
+        return super().single_position_unsupported()
+
+    def _qkv(self, layer, x):
+        R, m, d = x.shape
+        split = lambda t: t.reshape(R, m, self.num_heads, -1).transpose(1, 2)  # noqa: E731
+        q, k, v = layer.attn.c_attn(x).split(d, dim=2)
+        return split(q), split(k), split(v)
+
     def attention_scaling(self, layer):
         attn = layer.attn
         scale = self.head_dim**-0.5 if attn.scale_attn_weights else 1.0
@@ -299,6 +335,22 @@ class LlamaAdapter(DecoderAdapter):
     def norms(self, layer):
         return layer.input_layernorm, layer.post_attention_layernorm
 
+    def _qkv(self, layer, x):
+        R, m, _ = x.shape
+        attn = layer.self_attn
+        split = lambda t: t.reshape(R, m, -1, self.head_dim).transpose(1, 2)  # noqa: E731
+        return split(attn.q_proj(x)), split(attn.k_proj(x)), split(attn.v_proj(x))
+
+    def _rotate(self, q, k, x, positions):
+        return _rotary(self, self.attention(self.layers()[0]), q, k, x, positions)
+
+
+def _rotary(adapter: DecoderAdapter, attn: nn.Module, q, k, x, positions):
+    """The model's rotary embedding (``base().rotary_emb``) and its module's ``apply_rotary_pos_emb``."""
+    cos, sin = adapter.base().rotary_emb(x, position_ids=positions)
+    apply = sys.modules[type(attn).__module__].apply_rotary_pos_emb
+    return apply(q, k, cos, sin)
+
 
 class GPTNeoXAdapter(DecoderAdapter):
     """GPT-NeoX / Pythia: parallel residual (``use_parallel_residual``; the skip s^l is the
@@ -324,6 +376,14 @@ class GPTNeoXAdapter(DecoderAdapter):
 
     def norms(self, layer):
         return layer.input_layernorm, layer.post_attention_layernorm
+
+    def _qkv(self, layer, x):
+        R, m, _ = x.shape
+        qkv = layer.attention.query_key_value(x).reshape(R, m, -1, 3 * self.head_dim).transpose(1, 2)
+        return qkv.chunk(3, dim=-1)
+
+    def _rotate(self, q, k, x, positions):
+        return _rotary(self, self.attention(self.layers()[0]), q, k, x, positions)
 
 
 DECODER_ADAPTERS = (GPT2Adapter, LlamaAdapter, GPTNeoXAdapter)
