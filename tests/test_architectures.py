@@ -292,10 +292,10 @@ def test_explainer_runs_end_to_end(tokenizers):
 
 
 def test_unsupported_architecture_lists_the_supported_ones():
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import BloomConfig, BloomForCausalLM
 
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=10))
-    with pytest.raises(ModelError, match="unsupported architecture 'gpt2'") as err:
+    model = BloomForCausalLM(BloomConfig(n_layer=1, n_head=2, hidden_size=8, vocab_size=10))
+    with pytest.raises(ModelError, match="unsupported architecture 'bloom'") as err:
         adapter_for(model)
     for name in ("albert", "bert", "distilbert", "electra", "roberta", "xlm-roberta"):
         assert name in str(err.value)
@@ -303,14 +303,14 @@ def test_unsupported_architecture_lists_the_supported_ones():
 
 
 def test_loader_accepts_exactly_the_registered_types():
-    from transformers import DistilBertConfig, GPT2Config
+    from transformers import BloomConfig, DistilBertConfig
 
     from influence_patterns.models.loading import check_supported, supported_model_types
 
     assert supported_model_types() == tuple(sorted(ADAPTERS))
     check_supported(DistilBertConfig())  # no error
-    with pytest.raises(ModelError, match="unsupported architecture 'gpt2'.*albert, bert, camembert, distilbert"):
-        check_supported(GPT2Config())
+    with pytest.raises(ModelError, match="unsupported architecture 'bloom'.*albert, bert, camembert, distilbert"):
+        check_supported(BloomConfig())
 
 
 def test_electra_discriminator_is_refused():

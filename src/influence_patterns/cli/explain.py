@@ -81,6 +81,9 @@ def explain_command(
     )
     if explainer.kind == "mlm" and targets is None:
         raise InputError("a masked-LM explanation needs --targets GOOD,BAD (e.g. --targets is,are)")
+    if explainer.kind == "causal" and targets is None:
+        raise InputError("a causal-LM explanation needs --targets GOOD,BAD, two continuations of the text "
+                         "(e.g. 'the keys to the cabinet' --targets are,is)")
     result = explainer.explain(text, targets=targets, label=label, sources=chosen,
                                progress=False if quiet else None)
     result.show()

@@ -1,0 +1,346 @@
+"""Causal decoders (GPT-2; Llama, Qwen2, Mistral with rotary + GQA; GPT-NeoX parallel and
+sequential): hooked == plain model, completeness, decomposition, the single-position
+scorer == full-width scorer == the literal reference, causal patterns, inputs and
+baselines, and restricted IG recomputed independently on the plain model."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from influence_patterns import Explainer, Query
+from influence_patterns.attribution.influence import Constraint, RestrictPaths, qoi_values
+from influence_patterns.attribution.quadrature import make_quadrature
+from influence_patterns.errors import InputError, ModelError
+from influence_patterns.graph.architectures import adapter_for
+from influence_patterns.graph.hooks import Interceptor, intercept
+from influence_patterns.search.fast import gpr_fast, plain_gradients
+from influence_patterns.search.positional import attention_state, gpr_positional, shared_pass
+from influence_patterns.search.reference import gpr_reference
+
+from decoder_models import BOS_FAMILIES, FAMILIES, FORMS, make_decoder, make_tokenizer
+from test_attribution import _assert_same, _decomposition
+
+TEXTS = [Query("the keys to the cabinet", ("are", "is")), Query("the authors hurt", ("themselves", "himself"))]
+
+
+@pytest.fixture(scope="module")
+def toks(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dec-tok")
+    return {"gpt": make_tokenizer(root / "gpt"), "bos": make_tokenizer(root / "bos", bos=True),
+            "pad": make_tokenizer(root / "pad", pad=True)}
+
+
+def _tok(toks, family):
+    return toks["bos" if family in BOS_FAMILIES else "gpt"]
+
+
+def _explainer(toks, family, kind="causal", **kw):
+    tok = _tok(toks, family)
+    return Explainer(make_decoder(family, kind, vocab_size=len(tok), **kw), tok)
+
+
+@pytest.mark.parametrize("kind", ["causal", "classification"])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_hooked_outputs_equal_plain_model(toks, family, kind):
+    tok = _tok(toks, family)
+    model = make_decoder(family, kind, vocab_size=len(tok))
+    adapter = adapter_for(model)  # switches float64 softmax/RMSNorm to float64 arithmetic
+    enc = tok(["the keys to the cabinet", "the dog"], padding=False)["input_ids"]
+    n = max(map(len, enc))
+    ids = torch.tensor([e + [0] * (n - len(e)) for e in enc])
+    am = torch.tensor([[1] * len(e) + [0] * (n - len(e)) for e in enc])
+    target = am.sum(1) - 1
+    with torch.no_grad():
+        out = model.model if hasattr(model, "model") else getattr(model, adapter.base_name)
+        hidden = out(input_ids=ids, attention_mask=am).last_hidden_state[torch.arange(2), target]
+        expected = adapter.head()(hidden)
+        if kind == "causal":
+            torch.testing.assert_close(model(input_ids=ids, attention_mask=am).logits[torch.arange(2), target], expected)
+    emb = model.get_input_embeddings()(ids)
+    seen = []
+
+    class Seen(Interceptor):
+        def on_h(self, layer, h):
+            seen.append(("h", layer))
+            return h
+
+        def on_attn(self, layer, context, skip):
+            seen.append(("a", layer, tuple(context.shape), tuple(skip.shape)))
+            return context, skip
+
+    cons = [Constraint(1, "skip"), Constraint(3, 1)]
+    with torch.no_grad():
+        with intercept(adapter, Seen()):
+            hooked = adapter.logits(emb, am, target)
+        with intercept(adapter, RestrictPaths(cons, source=1, head_dim=adapter.head_dim)):
+            restricted = adapter.logits(emb, am, target)
+    torch.testing.assert_close(hooked, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(restricted, expected, rtol=0, atol=1e-12)  # restrictions change gradients only
+    shape = (2, n, adapter.hidden_size)
+    assert seen == [("h", 0), ("a", 1, shape, shape), ("h", 1), ("a", 2, shape, shape), ("h", 2)]
+    for module in model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt_neox"])
+def test_wide_softmax_and_norm_equal_eager_in_float32(toks, family):
+    """The float64-exact attention and RMSNorm are the model's own arithmetic in float32."""
+    tok = _tok(toks, family)
+    model = make_decoder(family, vocab_size=len(tok), dtype=torch.float32)
+    ids = torch.tensor([tok("the keys to the cabinet")["input_ids"]])
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+        adapter_for(model)
+        after = model(input_ids=ids).logits
+    assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("family", FORMS)
+def test_interceptor_replacements_reach_the_output(toks, family):
+    """Zeroing a^2 or s^2 changes y, each differently: the skip is a node of its own (in the
+    parallel form, the skip and the MLP together)."""
+    ex = _explainer(toks, family)
+    batch = ex.prepare(TEXTS[:1])
+
+    class Zero(Interceptor):
+        def __init__(self, what):
+            self.what = what
+
+        def on_attn(self, layer, context, skip):
+            if layer != 2:
+                return context, skip
+            return (context * 0, skip) if self.what == "context" else (context, skip * 0)
+
+    with torch.no_grad():
+        base = ex.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
+        outs = {}
+        for what in ("context", "skip"):
+            with intercept(ex.adapter, Zero(what)):
+                outs[what] = ex.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
+    assert not torch.allclose(outs["context"], base)
+    assert not torch.allclose(outs["skip"], base)
+    assert not torch.allclose(outs["context"], outs["skip"])
+
+
+@pytest.mark.parametrize("kind", ["causal", "classification"])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_completeness(toks, family, kind):
+    ex = _explainer(toks, family, kind)
+    batch = ex.prepare(TEXTS if kind == "causal" else [Query(q.text) for q in TEXTS])
+    quad = make_quadrature(32, "gauss-legendre", dtype=batch.x.dtype)
+    _, g = plain_gradients(ex.adapter, batch, quad, ex.qoi)
+    q_x, q_b = qoi_values(ex.adapter, batch, ex.qoi)
+    assert float((q_x - q_b).abs().min()) > 1e-3
+    torch.testing.assert_close(g.sum(1), q_x - q_b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_fast_equals_reference_and_decomposes(toks, family):
+    ex = _explainer(toks, family)
+    batch = ex.prepare(TEXTS)
+    assert len(set(batch.lengths)) > 1  # a padded batch
+    quad = make_quadrature(4, "gauss-legendre", dtype=batch.x.dtype)
+    ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
+    fast = gpr_positional(ex.adapter, batch, quad, ex.qoi)
+    _assert_same(fast, ref)
+    _assert_same(gpr_positional(ex.adapter, batch, quad, ex.qoi, max_rows=1), ref)  # chunked
+    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), ref)
+    for row in fast:
+        for s in row:
+            _decomposition(s, ex.adapter.num_layers, atol=1e-9)
+            assert s.positions == sorted(s.positions)  # causal: never leftwards
+            assert s.positions[-1] == int(batch.target_index[s.sentence])
+    assert any(h is not None for row in fast for s in row for h in s.heads)
+
+
+@pytest.mark.parametrize("family", FORMS)
+def test_classifier_fast_equals_reference(toks, family):
+    ex = _explainer(toks, family, "classification", layers=3, heads=2)
+    batch = ex.prepare([Query("the dogs are bad")])
+    assert batch.target_index.tolist() == [batch.lengths[0] - 1]  # the score head reads the last token
+    quad = make_quadrature(3, "gauss-legendre", dtype=batch.x.dtype)
+    _assert_same(gpr_positional(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
+
+
+@pytest.mark.parametrize("family", ["gpt2", "qwen2", "gpt_neox"])
+def test_single_position_parts_match_the_hooked_model(toks, family):
+    """a^l rebuilt from s^l (norm, projections, rotary, GQA, causal softmax) and h^l from
+    (a^l, s^l) equal what the hooked model computes, at every layer."""
+    ex = _explainer(toks, family)
+    adapter = ex.adapter
+    assert adapter.single_position_unsupported() is None
+    batch = ex.prepare(TEXTS[:1])
+    n = batch.lengths[0]
+    kept = {"h": [], "attn": []}
+
+    class Keep(Interceptor):
+        def on_h(self, layer, h):
+            kept["h"].append(h)
+            return h
+
+        def on_attn(self, layer, context, skip):
+            kept["attn"].append((context, skip))
+            return context, skip
+
+    with torch.no_grad(), intercept(adapter, Keep()):
+        adapter.logits(batch.x[:, :n], batch.attention_mask[:, :n], batch.target_index)
+    for l, layer in enumerate(adapter.layers(), start=1):
+        context, skip = kept["attn"][l - 1]
+        with torch.no_grad():
+            st = attention_state(adapter, layer, skip)
+            torch.testing.assert_close(st.context, context, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(adapter.after_attention(layer, context, skip), kept["h"][l],
+                                       rtol=1e-12, atol=1e-12)
+    quad = make_quadrature(3, "gauss-legendre", dtype=batch.x.dtype)
+    _, g = plain_gradients(adapter, batch, quad, ex.qoi)
+    torch.testing.assert_close(shared_pass(adapter, batch, 0, quad, ex.qoi).g, g[0, :n], rtol=1e-10, atol=1e-12)
+
+
+# --- restricted IG, recomputed on the plain GPT-2 with detach masks -------------------------
+def _plain_gpt2_influence(model, x, base, source, constraints, alphas, weights, good, bad):
+    """I(x_source, π) written from the definition on GPT-2's modules (no adapter, no hooks):
+    each layer computed here, nodes restricted with ``m·v + (1−m)·v.detach()``."""
+    tr = model.transformer
+    n, d = x.shape
+    H = model.config.n_head
+    dh = d // H
+    path = (base + alphas.view(-1, 1, 1) * (x - base)).detach().requires_grad_(True)  # (A, n, d)
+
+    def keep(v, mask):
+        return mask * v + (1 - mask) * v.detach()
+
+    def at(t, v):
+        m = torch.zeros_like(v)
+        m[:, t] = 1
+        return m
+
+    h = path + tr.wpe(torch.arange(n))
+    h = keep(h, at(source, h))
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
+    for l, block in enumerate(tr.h):
+        q, k, v = block.attn.c_attn(block.ln_1(h)).split(d, dim=2)
+        q, k, v = (t.view(-1, n, H, dh).transpose(1, 2) for t in (q, k, v))
+        p = torch.softmax((q @ k.transpose(-1, -2) / dh**0.5).masked_fill(~causal, float("-inf")), -1)
+        a = (p @ v).transpose(1, 2).reshape(-1, n, d)
+        s = h
+        c = constraints[l]
+        if c is not None and c.node == "skip":
+            a, s = a.detach(), keep(s, at(c.position, s))
+        elif c is not None and c.node != "h":
+            m = torch.zeros_like(a)
+            m[:, c.position, c.node * dh:(c.node + 1) * dh] = 1
+            a, s = keep(a, m), s.detach()
+        u = s + block.attn.c_proj(a)
+        h = u + block.mlp(block.ln_2(u))
+        if c is not None:
+            h = keep(h, at(c.position, h))
+    logits = model.lm_head(tr.ln_f(h[:, -1]))
+    q = logits[:, good] - logits[:, bad]
+    (grad,) = torch.autograd.grad(q.sum(), path)
+    return float((grad[:, source] @ (x[source] - base[source])) @ weights)
+
+
+def test_every_influence_equals_restricted_ig_on_the_plain_model(toks):
+    ex = _explainer(toks, "gpt2", layers=3, heads=2)
+    ex.config.steps = 6
+    expl = ex.explain("the keys to the cabinet", targets=("are", "is"))
+    batch = ex.prepare([Query("the keys to the cabinet", ("are", "is"))])
+    quad = make_quadrature(6, expl.quadrature, dtype=batch.x.dtype)
+    good, bad = batch.classes[0].tolist()
+    x, base = batch.x[0], batch.baseline[0]
+    L = ex.adapter.num_layers
+    for p in expl.patterns:
+        args = (ex.model, x, base, p.source_index)
+        rest = (quad.alphas, quad.weights, good, bad)
+        assert p.g == pytest.approx(_plain_gpt2_influence(*args, [None] * L, *rest), rel=1e-9, abs=1e-12)
+        token = [Constraint(t) for t in p.positions[1:]]
+        assert p.influence_token == pytest.approx(_plain_gpt2_influence(*args, token, *rest), rel=1e-9, abs=1e-12)
+        heads = [Constraint(t, "skip" if h is None else h) for t, h in zip(p.positions[1:], p.heads)]
+        assert p.influence_head == pytest.approx(_plain_gpt2_influence(*args, heads, *rest), rel=1e-9, abs=1e-12)
+    assert sum(p.g for p in expl.patterns) == pytest.approx(expl.qoi_value - expl.qoi_baseline_value, abs=0.05)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+def test_prefix_inputs_bos_targets_and_sources(toks):
+    ex = _explainer(toks, "llama")
+    batch = ex.prepare(TEXTS)
+    assert batch.tokens[0][0] == "<s>" and batch.tokens[0][-1] == "Ġcabinet"
+    assert batch.target_index.tolist() == [5, 3]  # the last token
+    assert batch.sources == [[1, 2, 3, 4, 5], [1, 2, 3]]  # every token but BOS, the last one included
+    tok = ex.tokenizer
+    assert tok.convert_ids_to_tokens(batch.classes[0].tolist()) == ["Ġare", "Ġis"]  # with the leading space
+    torch.testing.assert_close(batch.baseline[:, 0], batch.x[:, 0])  # BOS stays real
+    eos = ex.adapter.word_embeddings().weight[tok.eos_token_id]
+    torch.testing.assert_close(batch.baseline[0, 1:], eos.expand(5, -1))
+    expl = ex.explain("the keys to the cabinet", targets=("are", "is"))
+    d = expl.to_dict()
+    assert d["causal"] is True and d["architecture"] == "llama (sequential)"
+    assert d["target_index"] == 5 and d["baseline_fill"].startswith("eos")
+    assert abs(d["completeness_gap"]) < 1e-6
+
+
+def test_baseline_pad_row_and_its_fallbacks(toks):
+    tok = toks["pad"]
+    model = make_decoder("gpt_neox", vocab_size=len(tok))
+    ex = Explainer(model, tok)
+    emb = ex.adapter.word_embeddings().weight
+    pad = tok.pad_token_id
+    batch = ex.prepare(TEXTS[:1])
+    assert batch.baseline_fill == "pad <pad>"
+    torch.testing.assert_close(batch.baseline[0, 0], emb[pad])
+    with torch.no_grad():
+        emb[pad] = 0  # as Hugging Face initialises the padding row
+    assert ex.prepare(TEXTS[:1]).baseline_fill == "eos <|endoftext|> (the pad row is all zero)"
+    with torch.no_grad():
+        emb[tok.eos_token_id] = 0
+    batch = ex.prepare(TEXTS[:1])
+    assert batch.baseline_fill.startswith("mean")
+    torch.testing.assert_close(batch.baseline[0, 0], emb.mean(0))
+    assert Explainer(model, tok, baseline="eos").prepare(TEXTS[:1]).baseline_fill.startswith("mean")
+
+
+def test_zero_baseline_warns_on_rmsnorm(toks):
+    ex = Explainer(make_decoder("llama", vocab_size=len(toks["bos"])), toks["bos"], baseline="zero")
+    with pytest.warns(UserWarning, match="RMSNorm"):
+        batch = ex.prepare(TEXTS[:1])
+    assert float(batch.baseline[0, 1:].abs().max()) == 0.0
+    ex = Explainer(make_decoder("gpt2", vocab_size=len(toks["gpt"])), toks["gpt"], baseline="zero")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ex.prepare(TEXTS[:1])  # LayerNorm: no warning
+
+
+def test_bad_decoder_inputs_are_one_clear_error(toks):
+    ex = _explainer(toks, "gpt2")
+    with pytest.raises(InputError, match=r"not a single token after the text: .*pieces \["):
+        ex.explain("the keys to the cabinet", targets=("arexyz", "is"))
+    with pytest.raises(InputError, match="has a \\[MASK\\].*causal LM"):
+        ex.explain("the keys to the [MASK] cabinet", targets=("are", "is"))
+    with pytest.raises(InputError, match="causal LM.*not a label"):
+        ex.explain("the keys to the cabinet", label=1)
+    with pytest.raises(InputError, match="two continuations"):
+        ex.explain("the keys to the cabinet")
+    with pytest.raises(InputError, match="equal"):
+        ex.explain("the keys to the cabinet", targets=("are", "are"))
+
+
+def test_unsupported_decoder_family_lists_the_supported_ones():
+    from transformers import BloomConfig, BloomForCausalLM
+
+    model = BloomForCausalLM(BloomConfig(n_layer=1, n_head=2, hidden_size=8, vocab_size=10))
+    with pytest.raises(ModelError, match="unsupported architecture 'bloom'") as err:
+        adapter_for(model)
+    for name in ("bert", "gpt2", "gpt_neox", "llama", "mistral", "qwen2"):
+        assert name in str(err.value)
+
+
+def test_encoder_with_a_causal_head_is_refused():
+    from transformers import BertConfig, BertLMHeadModel
+
+    model = BertLMHeadModel(BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=8, is_decoder=True))
+    with pytest.raises(ModelError, match="no masked-LM or sequence-classification head"):
+        adapter_for(model)
