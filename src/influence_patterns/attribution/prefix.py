@@ -32,7 +32,7 @@ def prefix_ids(tokenizer: Any, text: str) -> list[int]:
     if MASK in text or (getattr(tokenizer, "mask_token", None) and tokenizer.mask_token in text):
         raise InputError(
             f"{text!r} has a [MASK], but a causal LM predicts the next token: give the text up to the "
-            "target word and the continuations as targets (e.g. 'the keys to the cabinet' --targets are,is)"
+            "target word and the continuations as targets (e.g. 'the keys to the cabinet' with targets are, is)"
         )
     ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
     plain = list(tokenizer(text, add_special_tokens=False)["input_ids"])
