@@ -293,7 +293,7 @@ def test_baseline_pad_row_and_its_fallbacks(toks):
     torch.testing.assert_close(batch.baseline[0, 0], emb[pad])
     with torch.no_grad():
         emb[pad] = 0  # as Hugging Face initialises the padding row
-    assert ex.prepare(TEXTS[:1]).baseline_fill == "eos <|endoftext|> , as the pad row is all zero"
+    assert ex.prepare(TEXTS[:1]).baseline_fill == "eos <|endoftext|>, as the pad row is all zero"
     with torch.no_grad():
         emb[tok.eos_token_id] = 0
     batch = ex.prepare(TEXTS[:1])
