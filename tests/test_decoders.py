@@ -16,8 +16,8 @@ from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.graph.architectures import adapter_for
 from influence_patterns.graph.hooks import Interceptor, intercept
-from influence_patterns.search.fast import gpr_fast, plain_gradients
-from influence_patterns.search.positional import attention_state, gpr_positional, shared_pass
+from influence_patterns.search.fast import attention_state, gpr_fast, shared_pass
+from influence_patterns.search.full_width import gpr_full_width, plain_gradients
 from influence_patterns.search.reference import gpr_reference
 
 from decoder_models import BOS_FAMILIES, FAMILIES, FORMS, make_decoder, make_tokenizer
@@ -144,10 +144,10 @@ def test_fast_equals_reference_and_decomposes(toks, family):
     assert len(set(batch.lengths)) > 1  # a padded batch
     quad = make_quadrature(4, "gauss-legendre", dtype=batch.x.dtype)
     ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
-    fast = gpr_positional(ex.adapter, batch, quad, ex.qoi)
+    fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
     _assert_same(fast, ref)
-    _assert_same(gpr_positional(ex.adapter, batch, quad, ex.qoi, max_rows=1), ref)  # chunked
-    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), ref)
+    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi, max_rows=1), ref)  # chunked
+    _assert_same(gpr_full_width(ex.adapter, batch, quad, ex.qoi), ref)
     for row in fast:
         for s in row:
             _decomposition(s, ex.adapter.num_layers, atol=1e-9)
@@ -162,7 +162,7 @@ def test_classifier_fast_equals_reference(toks, family):
     batch = ex.prepare([Query("the dogs are bad")])
     assert batch.target_index.tolist() == [batch.lengths[0] - 1]  # the score head reads the last token
     quad = make_quadrature(3, "gauss-legendre", dtype=batch.x.dtype)
-    _assert_same(gpr_positional(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
+    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
 
 
 @pytest.mark.parametrize("family", ["gpt2", "qwen2", "gpt_neox"])

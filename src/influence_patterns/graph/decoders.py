@@ -170,7 +170,7 @@ class DecoderAdapter(Adapter):
             return "the model is in training mode (dropout on)"
         return None
 
-    # --- the attention's inputs, position by position (search.positional) ------------
+    # --- the attention's inputs, position by position (search.fast) ----------------
     def _qkv(self, layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q (R, H, m, d_h), k and v (R, H_kv, m, d_h) from the normed input x (R, m, d), before rotary."""
         raise NotImplementedError
