@@ -21,6 +21,7 @@ from influence_patterns.search.full_width import gpr_full_width, plain_gradients
 from influence_patterns.search.reference import gpr_reference
 
 from decoder_models import BOS_FAMILIES, FAMILIES, FORMS, make_decoder, make_tokenizer
+from test_architectures import assert_context_and_skip_reach_the_output
 from test_attribution import _assert_same, _decomposition
 
 TEXTS = [Query("the keys to the cabinet", ("are", "is")), Query("the authors hurt", ("themselves", "himself"))]
@@ -103,26 +104,7 @@ def test_interceptor_replacements_reach_the_output(toks, family):
     """Zeroing a^2 or s^2 changes y, each differently: the skip is a node of its own (in the
     parallel form, the skip and the MLP together)."""
     ex = _explainer(toks, family)
-    batch = ex.prepare(TEXTS[:1])
-
-    class Zero(Interceptor):
-        def __init__(self, what):
-            self.what = what
-
-        def on_attn(self, layer, context, skip):
-            if layer != 2:
-                return context, skip
-            return (context * 0, skip) if self.what == "context" else (context, skip * 0)
-
-    with torch.no_grad():
-        base = ex.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
-        outs = {}
-        for what in ("context", "skip"):
-            with intercept(ex.adapter, Zero(what)):
-                outs[what] = ex.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
-    assert not torch.allclose(outs["context"], base)
-    assert not torch.allclose(outs["skip"], base)
-    assert not torch.allclose(outs["context"], outs["skip"])
+    assert_context_and_skip_reach_the_output(ex.adapter, ex.prepare(TEXTS[:1]))
 
 
 @pytest.mark.parametrize("kind", ["causal", "classification"])
@@ -325,16 +307,6 @@ def test_bad_decoder_inputs_are_one_clear_error(toks):
         ex.explain("the keys to the cabinet")
     with pytest.raises(InputError, match="equal"):
         ex.explain("the keys to the cabinet", targets=("are", "are"))
-
-
-def test_unsupported_decoder_family_lists_the_supported_ones():
-    from transformers import BloomConfig, BloomForCausalLM
-
-    model = BloomForCausalLM(BloomConfig(n_layer=1, n_head=2, hidden_size=8, vocab_size=10))
-    with pytest.raises(ModelError, match="unsupported architecture 'bloom'") as err:
-        adapter_for(model)
-    for name in ("bert", "gpt2", "gpt_neox", "llama", "mistral", "qwen2"):
-        assert name in str(err.value)
 
 
 def test_encoder_with_a_causal_head_is_refused():
