@@ -309,6 +309,16 @@ def test_bad_decoder_inputs_are_one_clear_error(toks):
         ex.explain("the keys to the cabinet", targets=("are", "are"))
 
 
+def test_texts_stay_within_a_sliding_window(toks):
+    tok = toks["bos"]
+    model = make_decoder("mistral", vocab_size=len(tok))
+    model.config.sliding_window = 4
+    ex = Explainer(model, tok)
+    assert ex.adapter.max_length == 4
+    with pytest.raises(InputError, match="at most 4"):
+        ex.prepare(TEXTS[:1])
+
+
 def test_encoder_with_a_causal_head_is_refused():
     from transformers import BertConfig, BertLMHeadModel
 

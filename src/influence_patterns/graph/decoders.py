@@ -110,6 +110,16 @@ class DecoderAdapter(Adapter):
             )
 
     @property
+    def max_length(self) -> int:
+        """The longest text: the position limit, and within a sliding attention window
+        (Mistral, Qwen2), where the window's mask equals the plain causal mask."""
+        longest = int(getattr(self.config, "max_position_embeddings", None) or self.config.n_positions)
+        window = getattr(self.config, "sliding_window", None)
+        if window and getattr(self.config, "use_sliding_window", True):
+            longest = min(longest, int(window))
+        return longest
+
+    @property
     def head_dim(self) -> int:
         return int(getattr(self.config, "head_dim", None) or self.hidden_size // self.num_heads)
 
