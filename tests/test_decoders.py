@@ -181,15 +181,40 @@ def test_single_position_parts_match_the_hooked_model(toks, family):
     torch.testing.assert_close(shared_pass(adapter, batch, 0, quad, ex.qoi).g, g[0, :n], rtol=1e-10, atol=1e-12)
 
 
-# --- restricted IG, recomputed on the plain GPT-2 with detach masks -------------------------
-def _plain_gpt2_influence(model, x, base, source, constraints, alphas, weights, good, bad):
-    """I(x_source, π) written from the definition on GPT-2's modules (no adapter, no hooks):
-    each layer computed here, nodes restricted with ``m·v + (1−m)·v.detach()``."""
-    tr = model.transformer
+# --- restricted IG, recomputed on the plain model with detach masks -------------------------
+def _rope(q, k, cos, sin, rot):
+    """Rotary written out: the first ``rot`` dims of each head, halves rotated."""
+    def one(x):
+        xr, xp = x[..., :rot], x[..., rot:]
+        half = torch.cat([-xr[..., rot // 2:], xr[..., : rot // 2]], -1)
+        return torch.cat([xr * cos + half * sin, xp], -1)
+
+    return one(q), one(k)
+
+
+def _rotary_tables(n, rot, theta, dtype):
+    inv = 1.0 / theta ** (torch.arange(0, rot, 2, dtype=torch.float64) / rot)
+    freqs = torch.outer(torch.arange(n, dtype=torch.float64), inv)
+    emb = torch.cat([freqs, freqs], -1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def _rms(x, norm):
+    return norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon))
+
+
+def _plain_influence(model, x, base, source, constraints, alphas, weights, good, bad):
+    """I(x_source, π) written from the definition on the model's parameters (no adapter, no
+    hooks, the attention and norms written out here): every layer computed in this
+    function, nodes restricted with ``m·v + (1−m)·v.detach()``. GPT-2, Llama (RMSNorm,
+    rotary, GQA) and GPT-NeoX (parallel residual, partial rotary)."""
+    cfg = model.config
+    family = cfg.model_type
     n, d = x.shape
-    H = model.config.n_head
+    H = cfg.num_attention_heads
     dh = d // H
     path = (base + alphas.view(-1, 1, 1) * (x - base)).detach().requires_grad_(True)  # (A, n, d)
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
 
     def keep(v, mask):
         return mask * v + (1 - mask) * v.detach()
@@ -199,12 +224,33 @@ def _plain_gpt2_influence(model, x, base, source, constraints, alphas, weights, 
         m[:, t] = 1
         return m
 
-    h = path + tr.wpe(torch.arange(n))
+    def heads(t, k=H):
+        return t.reshape(-1, n, k, dh).transpose(1, 2)
+
+    if family == "gpt2":
+        blocks, h = model.transformer.h, path + model.transformer.wpe(torch.arange(n))
+    elif family == "llama":
+        blocks, h = model.model.layers, path
+        cos, sin = _rotary_tables(n, dh, cfg.rope_parameters["rope_theta"], x.dtype)
+    else:
+        blocks, h = model.gpt_neox.layers, path
+        rot = int(dh * cfg.rotary_pct)
+        cos, sin = _rotary_tables(n, rot, cfg.rope_parameters["rope_theta"], x.dtype)
     h = keep(h, at(source, h))
-    causal = torch.ones(n, n, dtype=torch.bool).tril()
-    for l, block in enumerate(tr.h):
-        q, k, v = block.attn.c_attn(block.ln_1(h)).split(d, dim=2)
-        q, k, v = (t.view(-1, n, H, dh).transpose(1, 2) for t in (q, k, v))
+    for l, block in enumerate(blocks):
+        if family == "gpt2":
+            q, k, v = (heads(t) for t in block.attn.c_attn(block.ln_1(h)).split(d, dim=2))
+        elif family == "llama":
+            at_ = block.self_attn
+            y = _rms(h, block.input_layernorm)
+            kv = cfg.num_key_value_heads
+            q, k, v = heads(at_.q_proj(y)), heads(at_.k_proj(y), kv), heads(at_.v_proj(y), kv)
+            q, k = _rope(q, k, cos, sin, dh)
+            k, v = k.repeat_interleave(H // kv, 1), v.repeat_interleave(H // kv, 1)
+        else:
+            qkv = block.attention.query_key_value(block.input_layernorm(h)).view(-1, n, H, 3 * dh).transpose(1, 2)
+            q, k, v = qkv.chunk(3, -1)
+            q, k = _rope(q, k, cos, sin, rot)
         p = torch.softmax((q @ k.transpose(-1, -2) / dh**0.5).masked_fill(~causal, float("-inf")), -1)
         a = (p @ v).transpose(1, 2).reshape(-1, n, d)
         s = h
@@ -215,34 +261,50 @@ def _plain_gpt2_influence(model, x, base, source, constraints, alphas, weights, 
             m = torch.zeros_like(a)
             m[:, c.position, c.node * dh:(c.node + 1) * dh] = 1
             a, s = keep(a, m), s.detach()
-        u = s + block.attn.c_proj(a)
-        h = u + block.mlp(block.ln_2(u))
+        if family == "gpt2":
+            u = s + block.attn.c_proj(a)
+            h = u + block.mlp(block.ln_2(u))
+        elif family == "llama":
+            u = s + block.self_attn.o_proj(a)
+            h = u + block.mlp(_rms(u, block.post_attention_layernorm))
+        else:  # parallel: the MLP reads s, the skip node
+            h = s + block.attention.dense(a) + block.mlp(block.post_attention_layernorm(s))
         if c is not None:
             h = keep(h, at(c.position, h))
-    logits = model.lm_head(tr.ln_f(h[:, -1]))
+    if family == "gpt2":
+        last = model.transformer.ln_f(h[:, -1])
+    elif family == "llama":
+        last = _rms(h[:, -1], model.model.norm)
+    else:
+        last = model.gpt_neox.final_layer_norm(h[:, -1])
+    logits = model.get_output_embeddings()(last)
     q = logits[:, good] - logits[:, bad]
     (grad,) = torch.autograd.grad(q.sum(), path)
     return float((grad[:, source] @ (x[source] - base[source])) @ weights)
 
 
-def test_every_influence_equals_restricted_ig_on_the_plain_model(toks):
-    ex = _explainer(toks, "gpt2", layers=3, heads=2)
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gpt_neox"])
+def test_every_influence_equals_restricted_ig_on_the_plain_model(toks, family):
+    ex = _explainer(toks, family, layers=3, heads=4)
     ex.config.steps = 6
-    expl = ex.explain("the keys to the cabinet", targets=("are", "is"))
-    batch = ex.prepare([Query("the keys to the cabinet", ("are", "is"))])
+    text, targets = TEXTS[0].text, TEXTS[0].targets
+    expl = ex.explain(text, targets=targets)
+    batch = ex.prepare([Query(text, targets)])
     quad = make_quadrature(6, expl.quadrature, dtype=batch.x.dtype)
     good, bad = batch.classes[0].tolist()
     x, base = batch.x[0], batch.baseline[0]
     L = ex.adapter.num_layers
+    assert any(h is not None for p in expl.patterns for h in p.heads)
     for p in expl.patterns:
         args = (ex.model, x, base, p.source_index)
         rest = (quad.alphas, quad.weights, good, bad)
-        assert p.g == pytest.approx(_plain_gpt2_influence(*args, [None] * L, *rest), rel=1e-9, abs=1e-12)
+        assert p.g == pytest.approx(_plain_influence(*args, [None] * L, *rest), rel=1e-9, abs=1e-12)
         token = [Constraint(t) for t in p.positions[1:]]
-        assert p.influence_token == pytest.approx(_plain_gpt2_influence(*args, token, *rest), rel=1e-9, abs=1e-12)
+        assert p.influence_token == pytest.approx(_plain_influence(*args, token, *rest), rel=1e-9, abs=1e-12)
         heads = [Constraint(t, "skip" if h is None else h) for t, h in zip(p.positions[1:], p.heads)]
-        assert p.influence_head == pytest.approx(_plain_gpt2_influence(*args, heads, *rest), rel=1e-9, abs=1e-12)
-    assert sum(p.g for p in expl.patterns) == pytest.approx(expl.qoi_value - expl.qoi_baseline_value, abs=0.05)
+        assert p.influence_head == pytest.approx(_plain_influence(*args, heads, *rest), rel=1e-9, abs=1e-12)
+    gap = sum(p.g for p in expl.patterns) - (expl.qoi_value - expl.qoi_baseline_value)
+    assert expl.extra["completeness_gap"] == pytest.approx(gap) and abs(gap) < 1e-3  # 6 points: quadrature error
 
 
 # --- inputs ---------------------------------------------------------------------------------
