@@ -99,6 +99,21 @@ def test_wide_softmax_and_norm_equal_eager_in_float32(toks, family):
     assert torch.equal(before, after)
 
 
+def test_prepared_float64_model_pickles_and_copies(toks):
+    """The float64 RMSNorm and attention survive pickling (Ray workers) and deepcopy (nulls)."""
+    import copy
+    import pickle
+
+    model = make_decoder("llama", vocab_size=len(toks["bos"]))
+    adapter_for(model)
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+        for other in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+            assert torch.equal(other(input_ids=ids).logits, expected)
+            assert other.model.norm.forward.args[0] is other.model.norm
+
+
 @pytest.mark.parametrize("family", FORMS)
 def test_interceptor_replacements_reach_the_output(toks, family):
     """Zeroing a^2 or s^2 changes y, each differently: the skip is a node of its own (in the
