@@ -335,6 +335,7 @@ def test_prefix_inputs_bos_targets_and_sources(toks):
     torch.testing.assert_close(batch.baseline[:, 0], batch.x[:, 0])  # BOS stays real
     eos = ex.adapter.word_embeddings().weight[tok.eos_token_id]
     torch.testing.assert_close(batch.baseline[0, 1:], eos.expand(5, -1))
+    assert ex.prepare([Query("the keys to the cabinet  ", ("are", "is"))]).tokens[0] == batch.tokens[0]
     expl = ex.explain("the keys to the cabinet", targets=("are", "is"))
     d = expl.to_dict()
     assert d["causal"] is True and d["architecture"] == "llama (sequential)"
