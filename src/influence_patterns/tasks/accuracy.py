@@ -145,6 +145,7 @@ def qoi(
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     if not instances:
         raise InputError("no instances to evaluate")
+    _check_kinds(instances, loaded.kind)
     if loaded.kind == "mlm":
         prepared = [_prepare_masked(loaded.tokenizer, inst) for inst in instances]
     elif loaded.kind == "causal":
@@ -198,6 +199,16 @@ def target_ids(tokenizer: Any, inst: Instance) -> tuple[int, int]:
 def _encode(tokenizer: Any, text: str) -> list[int]:
     max_len = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
     return tokenizer(text, truncation=True, max_length=max_len)["input_ids"]
+
+
+def _check_kinds(instances: Sequence[Instance], kind: str) -> None:
+    """A registered task's instances given to a model of another kind: one error naming
+    the twin task (a masked task on a decoder, a prefix task on an encoder)."""
+    from influence_patterns.tasks.registry import TASKS, check_task_kind
+
+    for name in dict.fromkeys(inst.task for inst in instances):
+        if name in TASKS:
+            check_task_kind(TASKS[name], kind)
 
 
 def _prepare_prefix(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
