@@ -319,6 +319,9 @@ def test_every_influence_equals_restricted_ig_on_the_plain_model(toks, family):
         assert p.influence_token == pytest.approx(_plain_influence(*args, token, *rest), rel=1e-9, abs=1e-12)
         heads = [Constraint(t, "skip" if h is None else h) for t, h in zip(p.positions[1:], p.heads)]
         assert p.influence_head == pytest.approx(_plain_influence(*args, heads, *rest), rel=1e-9, abs=1e-12)
+    p = expl.patterns[0]  # the public API gives the same number for a user-given pattern
+    assert ex.influence(text, p.source_index, p.positions, p.heads, targets=targets) == pytest.approx(
+        p.influence_head, rel=1e-9, abs=1e-12)
     gap = sum(p.g for p in expl.patterns) - (expl.qoi_value - expl.qoi_baseline_value)
     assert expl.extra["completeness_gap"] == pytest.approx(gap) and abs(gap) < 1e-2  # 6 points: quadrature error
 
