@@ -26,7 +26,8 @@ layer's input.
 
 Llama, Qwen2, Mistral, Gemma and GPT-NeoX compute the attention softmax in float32 even
 for float64 weights (and so does the RMSNorm of the Llama family and Gemma, see
-``LlamaAdapter``); their attention runs here through :func:`eager_attention`, the same eager attention with the softmax in the wider of float32 and the model's dtype
+``LlamaAdapter``); their attention runs here through :func:`eager_attention`, the
+same eager attention with the softmax in the wider of float32 and the model's dtype
 (identical to ``eager`` in float32, bfloat16 and float16; exact in float64).
 """
 
