@@ -11,15 +11,18 @@ from influence_patterns.tasks.instance import Instance
 
 
 def check_instances(kind: str, tokenizer: Any, instances: Sequence[Instance]) -> None:
-    """``kind`` is the model's (``mlm`` or ``classification``): a masked LM needs targets, a
-    classifier labels (or none: its prediction); a counterfactual must tokenize to as many
-    word pieces as its text."""
+    """``kind`` is the model's (``mlm``, ``causal`` or ``classification``): a masked or causal
+    LM needs targets, a classifier labels (or none: its prediction); a counterfactual must
+    tokenize to as many word pieces as its text."""
     for inst in instances:
         where = inst.where()
         if kind == "mlm" and inst.targets is None:
             raise DataError(f"{where}a label on a masked LM: a masked LM needs targets (good and bad words "
                             "for a [MASK]), and label-only rows need a classifier (--model default-sst2, say)")
-        if kind != "mlm" and inst.targets is not None:
+        if kind == "causal" and inst.targets is None:
+            raise DataError(f"{where}a label on a causal LM: a causal LM needs targets (two continuations of "
+                            "the text), and label-only rows need a classifier (--model default-sst2, say)")
+        if kind not in ("mlm", "causal") and inst.targets is not None:
             raise DataError(f"{where}targets on a classifier: good/bad targets need a masked LM "
                             "(--model default-mlm, say); a classifier's rows give a label")
     if tokenizer is None:
