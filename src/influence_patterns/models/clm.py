@@ -62,11 +62,11 @@ class CausalLMConfig:
     max_positions: int = 128
     rope_theta: float = 10000.0
     steps: int = 300
-    agreement_batch: int = 24  # template prefixes per step
-    ioi_batch: int = 8  # IOI prefixes per step
-    lm_batch: int = 8  # SST-2 sentences per step
+    agreement_batch: int = 20  # template prefixes per step
+    ioi_batch: int = 12  # IOI prefixes per step
+    lm_batch: int = 4  # SST-2 sentences per step
     lm_sentences: int = 4000  # SST-2 train sentences drawn (seeded) for the plain-text loss
-    lr: float = 1.5e-3
+    lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: float = 0.05
     pair_weight: float = 1.0  # weight of -log sigmoid(logit[good] - logit[bad]) at the agreeing word / IO name
