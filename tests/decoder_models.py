@@ -33,25 +33,26 @@ BOS_FAMILIES = ("llama", "qwen2", "mistral")
 FORMS = ["gpt2", "llama", "gpt_neox"]
 
 
-def train_bpe(out: Path) -> tuple[str, str]:
+def train_bpe(out: Path, corpus: list[str] | None = None) -> tuple[str, str]:
     """vocab.json and merges.txt of a byte-level BPE trained on :data:`CORPUS`."""
     from tokenizers import ByteLevelBPETokenizer
 
     trainer = ByteLevelBPETokenizer()
-    trainer.train_from_iterator(CORPUS * 20, vocab_size=400, min_frequency=1,
+    trainer.train_from_iterator((corpus or CORPUS) * 20, vocab_size=1000 if corpus else 400, min_frequency=1,
                                 special_tokens=["<|endoftext|>", "<s>", "<pad>"])
     out.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(out))
     return str(out / "vocab.json"), str(out / "merges.txt")
 
 
-def make_tokenizer(out: Path, bos: bool = False, pad: bool = False):
+def make_tokenizer(out: Path, bos: bool = False, pad: bool = False, corpus: list[str] | None = None):
     """A GPT-2 style fast tokenizer (``<|endoftext|>`` is BOS and EOS, none added), or with
-    ``bos`` one that adds ``<s>`` in front as Llama's does; ``pad``: ``<pad>`` as pad token."""
+    ``bos`` one that adds ``<s>`` in front as Llama's does; ``pad``: ``<pad>`` as pad token;
+    ``corpus``: train on these texts instead (a vocabulary of up to 1000)."""
     from tokenizers import processors
     from transformers import GPT2TokenizerFast
 
-    vocab, merges = train_bpe(out)
+    vocab, merges = train_bpe(out, corpus)
     kw = dict(pad_token="<pad>") if pad else {}
     if not bos:
         return GPT2TokenizerFast(vocab, merges, bos_token="<|endoftext|>", eos_token="<|endoftext|>",

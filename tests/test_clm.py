@@ -18,8 +18,9 @@ from influence_patterns.models import clm, defaults, training
 from influence_patterns.models.base import LoadedModel, prepare
 from influence_patterns.models.clm import CausalLMConfig
 from influence_patterns.registry import Registry
-from influence_patterns.tasks.accuracy import accuracy, prefix_form, score
+from influence_patterns.tasks.accuracy import accuracy, score
 from influence_patterns.tasks.instance import Instance
+from influence_patterns.tasks.prefix import ioi_instances, to_prefix
 from influence_patterns.tasks.templates import TEMPLATE_TASKS, generate
 
 runner = CliRunner()
@@ -114,7 +115,7 @@ def test_init_rejects_embeddings_of_another_width(tiny_base):
 
 def _tiny_training(tiny_base, config):
     agreement = [i for t in ("sva/prep", "ra/simple") for i in generate(t, 8, seed=0, split="train")]
-    ioi = clm.ioi_instances(4, 0, "train")
+    ioi = ioi_instances(4, 0)
     sentences = ["a gorgeous , witty , seductive movie about love and loss ."] * 8
     return clm.train_causal_lm(agreement, ioi, sentences, config, progress=False, base=tiny_base)
 
@@ -136,33 +137,6 @@ def test_training_is_seeded_and_keeps_the_embeddings(tiny_base):
 # --------------------------------------------------------------------------- data
 
 
-def test_ioi_instances_are_balanced_and_hold_names_out():
-    train, held = clm.ioi_names("train"), clm.ioi_names("heldout")
-    assert not set(train) & set(held) and len(train) + len(held) == len(clm.ioi_names("all"))
-    instances = clm.ioi_instances(40, 0, "heldout")
-    assert [i.condition for i in instances[:4]] == ["ABBA", "BABA", "ABBA", "BABA"]
-    for inst in instances:
-        words = inst.text.split()
-        io, s = inst.targets
-        assert {io, s} <= set(held) and io != s
-        assert words[inst.roles["IO"]] == io and words[inst.roles["S1"]] == s == words[inst.roles["S2"]]
-        assert inst.roles["S1"] < inst.roles["S2"] and inst.roles["END"] == len(words) - 1
-        assert (inst.roles["IO"] < inst.roles["S1"]) == (inst.condition == "ABBA")
-        assert words.count(io) == 1 and words.count(s) == 2
-    assert clm.ioi_instances(40, 0, "heldout") == instances  # seeded
-
-
-def test_prefix_form_cuts_the_text_at_the_mask():
-    inst = Instance(text="the keys to the cabinet [MASK] on the table", targets=("are", "is"),
-                    task="sva/prep", roles={"subject": 1, "attractor": 4, "verb": 5})
-    p = prefix_form(inst)
-    assert p.text == "the keys to the cabinet" and p.targets == ("are", "is")
-    assert p.roles == {"subject": 1, "attractor": 4}
-    assert prefix_form(p) is p
-    with pytest.raises(InputError, match="first word"):
-        prefix_form(Instance(text="[MASK] is here", targets=("it", "they")))
-
-
 def test_causal_accuracy_is_the_next_token_margin(tiny_base):
     model, tok = clm.init_causal_lm(TINY, tiny_base)
     loaded = LoadedModel(prepare(model), tok, "tiny", "causal")
@@ -173,7 +147,7 @@ def test_causal_accuracy_is_the_next_token_margin(tiny_base):
     assert scores[-1] is None
     with torch.no_grad():
         for inst, q in zip(instances[:-1], scores):
-            p = prefix_form(inst)
+            p = to_prefix(inst)
             logits = model(**tok(p.text, return_tensors="pt")).logits[0, -1]
             good, bad = tok.convert_tokens_to_ids(list(p.targets))
             assert q == pytest.approx(float(logits[good] - logits[bad]), abs=1e-4)
@@ -193,9 +167,9 @@ def test_build_clm_writes_checkpoint_build_json_and_loads_as_a_decoder(cache, ti
     info = json.loads((path / "build.json").read_text())
     assert info["kind"] == "causal" and info["settings"]["steps"] == 3
     assert info["settings"]["tasks"] == list(TEMPLATE_TASKS)
-    assert {"templates_heldout_min", "marvin_linzen_subtask_mean", "ioi_heldout",
+    assert {"templates_heldout_min", "marvin_linzen_subtask_mean", "ioi",
             "sst2_dev_next_token_top1"} <= set(info["summary"])
-    assert [r["task"] for r in info["accuracy"]["ioi_heldout"]] == ["ioi"]
+    assert [r["task"] for r in info["accuracy"]["ioi"]] == ["ioi"]
     assert len(info["accuracy"]["marvin_linzen_subtasks"]) >= len(info["accuracy"]["marvin_linzen_sample"])
     assert json.loads((path / "checksums.json").read_text()).keys() == {"model.safetensors"}
     assert sorted(p.name for p in cache.iterdir()) == ["default-clm"]
@@ -248,7 +222,7 @@ def test_default_clm_meets_accuracy_targets(cache):
     assert summary["templates_heldout_mean"] >= THRESHOLDS["templates_heldout_mean"], info["accuracy"]["templates_heldout"]
     assert summary["marvin_linzen_subtask_mean"] >= THRESHOLDS["marvin_linzen_subtask_mean"], info["accuracy"]
     assert summary["marvin_linzen_subtask_spread"] >= 0.1  # accuracy varies by structure
-    assert summary["ioi_heldout"] >= THRESHOLDS["ioi_heldout"]
+    assert summary["ioi"] >= THRESHOLDS["ioi"]
 
     # the saved checkpoint, loaded the ordinary way, scores the same
     from influence_patterns.models.loading import load_model
@@ -261,4 +235,4 @@ def test_default_clm_meets_accuracy_targets(cache):
 
 
 #: What the real build reaches, less a margin (the figures are in docs/models.md).
-THRESHOLDS = {"templates_heldout_mean": 0.8, "marvin_linzen_subtask_mean": 0.65, "ioi_heldout": 0.7}
+THRESHOLDS = {"templates_heldout_mean": 0.8, "marvin_linzen_subtask_mean": 0.65, "ioi": 0.6}

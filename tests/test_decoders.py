@@ -16,11 +16,12 @@ from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.graph.architectures import adapter_for
 from influence_patterns.graph.hooks import Interceptor, intercept
-from influence_patterns.search.fast import gpr_fast, plain_gradients
-from influence_patterns.search.positional import attention_state, gpr_positional, shared_pass
+from influence_patterns.search.fast import attention_state, gpr_fast, shared_pass
+from influence_patterns.search.full_width import gpr_full_width, plain_gradients
 from influence_patterns.search.reference import gpr_reference
 
 from decoder_models import BOS_FAMILIES, FAMILIES, FORMS, make_decoder, make_tokenizer
+from test_architectures import assert_context_and_skip_reach_the_output
 from test_attribution import _assert_same, _decomposition
 
 TEXTS = [Query("the keys to the cabinet", ("are", "is")), Query("the authors hurt", ("themselves", "himself"))]
@@ -103,26 +104,7 @@ def test_interceptor_replacements_reach_the_output(toks, family):
     """Zeroing a^2 or s^2 changes y, each differently: the skip is a node of its own (in the
     parallel form, the skip and the MLP together)."""
     ex = _explainer(toks, family)
-    batch = ex.prepare(TEXTS[:1])
-
-    class Zero(Interceptor):
-        def __init__(self, what):
-            self.what = what
-
-        def on_attn(self, layer, context, skip):
-            if layer != 2:
-                return context, skip
-            return (context * 0, skip) if self.what == "context" else (context, skip * 0)
-
-    with torch.no_grad():
-        base = ex.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
-        outs = {}
-        for what in ("context", "skip"):
-            with intercept(ex.adapter, Zero(what)):
-                outs[what] = ex.adapter.logits(batch.x, batch.attention_mask, batch.target_index)
-    assert not torch.allclose(outs["context"], base)
-    assert not torch.allclose(outs["skip"], base)
-    assert not torch.allclose(outs["context"], outs["skip"])
+    assert_context_and_skip_reach_the_output(ex.adapter, ex.prepare(TEXTS[:1]))
 
 
 @pytest.mark.parametrize("kind", ["causal", "classification"])
@@ -144,10 +126,10 @@ def test_fast_equals_reference_and_decomposes(toks, family):
     assert len(set(batch.lengths)) > 1  # a padded batch
     quad = make_quadrature(4, "gauss-legendre", dtype=batch.x.dtype)
     ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
-    fast = gpr_positional(ex.adapter, batch, quad, ex.qoi)
+    fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
     _assert_same(fast, ref)
-    _assert_same(gpr_positional(ex.adapter, batch, quad, ex.qoi, max_rows=1), ref)  # chunked
-    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), ref)
+    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi, max_rows=1), ref)  # chunked
+    _assert_same(gpr_full_width(ex.adapter, batch, quad, ex.qoi), ref)
     for row in fast:
         for s in row:
             _decomposition(s, ex.adapter.num_layers, atol=1e-9)
@@ -162,7 +144,7 @@ def test_classifier_fast_equals_reference(toks, family):
     batch = ex.prepare([Query("the dogs are bad")])
     assert batch.target_index.tolist() == [batch.lengths[0] - 1]  # the score head reads the last token
     quad = make_quadrature(3, "gauss-legendre", dtype=batch.x.dtype)
-    _assert_same(gpr_positional(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
+    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
 
 
 @pytest.mark.parametrize("family", ["gpt2", "qwen2", "gpt_neox"])
@@ -199,15 +181,41 @@ def test_single_position_parts_match_the_hooked_model(toks, family):
     torch.testing.assert_close(shared_pass(adapter, batch, 0, quad, ex.qoi).g, g[0, :n], rtol=1e-10, atol=1e-12)
 
 
-# --- restricted IG, recomputed on the plain GPT-2 with detach masks -------------------------
-def _plain_gpt2_influence(model, x, base, source, constraints, alphas, weights, good, bad):
-    """I(x_source, π) written from the definition on GPT-2's modules (no adapter, no hooks):
-    each layer computed here, nodes restricted with ``m·v + (1−m)·v.detach()``."""
-    tr = model.transformer
+# --- restricted IG, recomputed on the plain model with detach masks -------------------------
+def _rope(q, k, cos, sin, rot):
+    """Rotary written out: the first ``rot`` dims of each head, halves rotated."""
+    def one(x):
+        xr, xp = x[..., :rot], x[..., rot:]
+        half = torch.cat([-xr[..., rot // 2:], xr[..., : rot // 2]], -1)
+        return torch.cat([xr * cos + half * sin, xp], -1)
+
+    return one(q), one(k)
+
+
+def _rotary_tables(n, rot, theta, dtype):
+    """cos, sin of each position's rotation, in float32 as the models compute them."""
+    inv = 1.0 / theta ** (torch.arange(0, rot, 2, dtype=torch.int64).float() / rot)
+    freqs = torch.arange(n).float()[:, None] * inv
+    emb = torch.cat([freqs, freqs], -1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def _rms(x, norm):
+    return norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon))
+
+
+def _plain_influence(model, x, base, source, constraints, alphas, weights, good, bad):
+    """I(x_source, π) written from the definition on the model's parameters (no adapter, no
+    hooks, the attention and norms written out here): every layer computed in this
+    function, nodes restricted with ``m·v + (1−m)·v.detach()``. GPT-2, Llama (RMSNorm,
+    rotary, GQA) and GPT-NeoX (parallel residual, partial rotary)."""
+    cfg = model.config
+    family = cfg.model_type
     n, d = x.shape
-    H = model.config.n_head
+    H = cfg.num_attention_heads
     dh = d // H
     path = (base + alphas.view(-1, 1, 1) * (x - base)).detach().requires_grad_(True)  # (A, n, d)
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
 
     def keep(v, mask):
         return mask * v + (1 - mask) * v.detach()
@@ -217,12 +225,33 @@ def _plain_gpt2_influence(model, x, base, source, constraints, alphas, weights, 
         m[:, t] = 1
         return m
 
-    h = path + tr.wpe(torch.arange(n))
+    def heads(t, k=H):
+        return t.reshape(-1, n, k, dh).transpose(1, 2)
+
+    if family == "gpt2":
+        blocks, h = model.transformer.h, path + model.transformer.wpe(torch.arange(n))
+    elif family == "llama":
+        blocks, h = model.model.layers, path
+        cos, sin = _rotary_tables(n, dh, cfg.rope_parameters["rope_theta"], x.dtype)
+    else:
+        blocks, h = model.gpt_neox.layers, path
+        rot = int(dh * cfg.rope_parameters["partial_rotary_factor"])
+        cos, sin = _rotary_tables(n, rot, cfg.rope_parameters["rope_theta"], x.dtype)
     h = keep(h, at(source, h))
-    causal = torch.ones(n, n, dtype=torch.bool).tril()
-    for l, block in enumerate(tr.h):
-        q, k, v = block.attn.c_attn(block.ln_1(h)).split(d, dim=2)
-        q, k, v = (t.view(-1, n, H, dh).transpose(1, 2) for t in (q, k, v))
+    for l, block in enumerate(blocks):
+        if family == "gpt2":
+            q, k, v = (heads(t) for t in block.attn.c_attn(block.ln_1(h)).split(d, dim=2))
+        elif family == "llama":
+            at_ = block.self_attn
+            y = _rms(h, block.input_layernorm)
+            kv = cfg.num_key_value_heads
+            q, k, v = heads(at_.q_proj(y)), heads(at_.k_proj(y), kv), heads(at_.v_proj(y), kv)
+            q, k = _rope(q, k, cos, sin, dh)
+            k, v = k.repeat_interleave(H // kv, 1), v.repeat_interleave(H // kv, 1)
+        else:
+            qkv = block.attention.query_key_value(block.input_layernorm(h)).view(-1, n, H, 3 * dh).transpose(1, 2)
+            q, k, v = qkv.chunk(3, -1)
+            q, k = _rope(q, k, cos, sin, rot)
         p = torch.softmax((q @ k.transpose(-1, -2) / dh**0.5).masked_fill(~causal, float("-inf")), -1)
         a = (p @ v).transpose(1, 2).reshape(-1, n, d)
         s = h
@@ -233,34 +262,50 @@ def _plain_gpt2_influence(model, x, base, source, constraints, alphas, weights, 
             m = torch.zeros_like(a)
             m[:, c.position, c.node * dh:(c.node + 1) * dh] = 1
             a, s = keep(a, m), s.detach()
-        u = s + block.attn.c_proj(a)
-        h = u + block.mlp(block.ln_2(u))
+        if family == "gpt2":
+            u = s + block.attn.c_proj(a)
+            h = u + block.mlp(block.ln_2(u))
+        elif family == "llama":
+            u = s + block.self_attn.o_proj(a)
+            h = u + block.mlp(_rms(u, block.post_attention_layernorm))
+        else:  # parallel: the MLP reads s, the skip node
+            h = s + block.attention.dense(a) + block.mlp(block.post_attention_layernorm(s))
         if c is not None:
             h = keep(h, at(c.position, h))
-    logits = model.lm_head(tr.ln_f(h[:, -1]))
+    if family == "gpt2":
+        last = model.transformer.ln_f(h[:, -1])
+    elif family == "llama":
+        last = _rms(h[:, -1], model.model.norm)
+    else:
+        last = model.gpt_neox.final_layer_norm(h[:, -1])
+    logits = model.get_output_embeddings()(last)
     q = logits[:, good] - logits[:, bad]
     (grad,) = torch.autograd.grad(q.sum(), path)
     return float((grad[:, source] @ (x[source] - base[source])) @ weights)
 
 
-def test_every_influence_equals_restricted_ig_on_the_plain_model(toks):
-    ex = _explainer(toks, "gpt2", layers=3, heads=2)
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gpt_neox"])
+def test_every_influence_equals_restricted_ig_on_the_plain_model(toks, family):
+    ex = _explainer(toks, family, layers=3, heads=4)
     ex.config.steps = 6
-    expl = ex.explain("the keys to the cabinet", targets=("are", "is"))
-    batch = ex.prepare([Query("the keys to the cabinet", ("are", "is"))])
+    text, targets = TEXTS[0].text, TEXTS[0].targets
+    expl = ex.explain(text, targets=targets)
+    batch = ex.prepare([Query(text, targets)])
     quad = make_quadrature(6, expl.quadrature, dtype=batch.x.dtype)
     good, bad = batch.classes[0].tolist()
     x, base = batch.x[0], batch.baseline[0]
     L = ex.adapter.num_layers
+    assert any(h is not None for p in expl.patterns for h in p.heads)
     for p in expl.patterns:
         args = (ex.model, x, base, p.source_index)
         rest = (quad.alphas, quad.weights, good, bad)
-        assert p.g == pytest.approx(_plain_gpt2_influence(*args, [None] * L, *rest), rel=1e-9, abs=1e-12)
+        assert p.g == pytest.approx(_plain_influence(*args, [None] * L, *rest), rel=1e-9, abs=1e-12)
         token = [Constraint(t) for t in p.positions[1:]]
-        assert p.influence_token == pytest.approx(_plain_gpt2_influence(*args, token, *rest), rel=1e-9, abs=1e-12)
+        assert p.influence_token == pytest.approx(_plain_influence(*args, token, *rest), rel=1e-9, abs=1e-12)
         heads = [Constraint(t, "skip" if h is None else h) for t, h in zip(p.positions[1:], p.heads)]
-        assert p.influence_head == pytest.approx(_plain_gpt2_influence(*args, heads, *rest), rel=1e-9, abs=1e-12)
-    assert sum(p.g for p in expl.patterns) == pytest.approx(expl.qoi_value - expl.qoi_baseline_value, abs=0.05)
+        assert p.influence_head == pytest.approx(_plain_influence(*args, heads, *rest), rel=1e-9, abs=1e-12)
+    gap = sum(p.g for p in expl.patterns) - (expl.qoi_value - expl.qoi_baseline_value)
+    assert expl.extra["completeness_gap"] == pytest.approx(gap) and abs(gap) < 1e-2  # 6 points: quadrature error
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -293,7 +338,7 @@ def test_baseline_pad_row_and_its_fallbacks(toks):
     torch.testing.assert_close(batch.baseline[0, 0], emb[pad])
     with torch.no_grad():
         emb[pad] = 0  # as Hugging Face initialises the padding row
-    assert ex.prepare(TEXTS[:1]).baseline_fill == "eos <|endoftext|> (the pad row is all zero)"
+    assert ex.prepare(TEXTS[:1]).baseline_fill == "eos <|endoftext|>, as the pad row is all zero"
     with torch.no_grad():
         emb[tok.eos_token_id] = 0
     batch = ex.prepare(TEXTS[:1])
@@ -327,14 +372,14 @@ def test_bad_decoder_inputs_are_one_clear_error(toks):
         ex.explain("the keys to the cabinet", targets=("are", "are"))
 
 
-def test_unsupported_decoder_family_lists_the_supported_ones():
-    from transformers import BloomConfig, BloomForCausalLM
-
-    model = BloomForCausalLM(BloomConfig(n_layer=1, n_head=2, hidden_size=8, vocab_size=10))
-    with pytest.raises(ModelError, match="unsupported architecture 'bloom'") as err:
-        adapter_for(model)
-    for name in ("bert", "gpt2", "gpt_neox", "llama", "mistral", "qwen2"):
-        assert name in str(err.value)
+def test_texts_stay_within_a_sliding_window(toks):
+    tok = toks["bos"]
+    model = make_decoder("mistral", vocab_size=len(tok))
+    model.config.sliding_window = 4
+    ex = Explainer(model, tok)
+    assert ex.adapter.max_length == 4
+    with pytest.raises(InputError, match="at most 4"):
+        ex.prepare(TEXTS[:1])
 
 
 def test_encoder_with_a_causal_head_is_refused():

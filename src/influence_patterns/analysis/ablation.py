@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from influence_patterns.analysis import bootstrap as bs
-from influence_patterns.analysis.baselines import METHODS, MethodInput, NodePath, get_method
+from influence_patterns.analysis.methods import ABLATION_METHODS, MethodInput, NodePath, get_method
 from influence_patterns.attribution.gradients import RecordNodes
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import DataError, InputError
@@ -50,7 +50,7 @@ from influence_patterns.runs import Run, RunRecord
 from influence_patterns.search.memory import auto_max_rows
 
 ABLATION_FILE = "ablation.json"
-DEFAULT_METHODS = tuple(METHODS)
+DEFAULT_METHODS = tuple(ABLATION_METHODS)
 REFERENCES = ("baseline", "zero")
 REMOVALS = ("reference", "zero")
 #: relative tolerance of the check that the model reproduces the run's QoI
@@ -59,7 +59,7 @@ QOI_TOLERANCE = 1e-3
 
 @dataclass(frozen=True)
 class AblationOptions:
-    """What ``ablate`` computes. ``methods`` from :data:`METHODS`; ``sources``: ``"all"``
+    """What ``ablate`` computes. ``methods`` from :data:`ABLATION_METHODS`; ``sources``: ``"all"``
     or a role; ``reference`` (keep-only) in :data:`REFERENCES`; ``removal`` in
     :data:`REMOVALS`; ``steps``/``quadrature``: the IG-based baselines' rule (default:
     the explainer's); ``max_rows``: (source × α) rows per pass of those baselines."""

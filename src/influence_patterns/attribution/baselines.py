@@ -14,7 +14,7 @@ BASELINES: Registry[str | None] = Registry("baseline")
 BASELINES.register("mask", "mask", "the [MASK] embedding at every word piece")
 BASELINES.register("zero", None, "zeros")
 BASELINES.register("pad", "pad", "the [PAD] embedding")
-BASELINES.register("eos", "eos", "the EOS embedding (decoders; their default 'mask' is pad, else EOS)")
+BASELINES.register("eos", "eos", "the EOS embedding; on a decoder, mask means the pad embedding, else EOS")
 
 
 def make_baseline(

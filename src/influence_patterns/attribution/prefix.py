@@ -77,8 +77,8 @@ def decoder_baseline(
     model: Any,
     keep: torch.Tensor,
 ) -> tuple[torch.Tensor, str]:
-    """The baseline (B, n, d) and what filled it (e.g. ``"pad <pad>"``, ``"eos <|endoftext|>
-    (the pad row is all zero)"``). ``keep`` (B, n) marks the rows that stay real (BOS)."""
+    """The baseline (B, n, d) and what filled it (e.g. ``"pad <pad>"``, ``"eos <|endoftext|>, as
+    the pad row is all zero"``). ``keep`` (B, n) marks the rows that stay real (BOS)."""
     table = word_embeddings.weight.detach()
     note = ""
     if kind == "zero":
@@ -95,10 +95,10 @@ def decoder_baseline(
                 break
             token = getattr(tokenizer, f"{name}_token_id", None)
             if token is None:
-                note = note or f" (the tokenizer has no {name} token)"
+                note = note or f", as the tokenizer has no {name} token"
                 continue
             if not bool(table[token].abs().sum() > 0):
-                note = f" (the {name} row is all zero)"
+                note = f", as the {name} row is all zero"
                 continue
             row, what = table[token], f"{name} {tokenizer.convert_ids_to_tokens(int(token))}"
             break

@@ -56,7 +56,7 @@ def get_qoi(name: str | None, kind: str = "mlm") -> QoI:
 
 
 register_qoi(LogitDifference("agreement", "logit[good] - logit[bad] at the [MASK] position"))
-register_qoi(LogitDifference("next-token", "logit[good] - logit[bad] of the next token after the text (decoders)"))
 register_qoi(LogitDifference("classification", "logit[gold] - logit[other] of the classifier"))
+register_qoi(LogitDifference("next-token", "logit[good] - logit[bad] of the next token after the text (decoders)"))
 
 QoIFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]

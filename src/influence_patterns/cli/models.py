@@ -27,7 +27,7 @@ _LABELS = {
     "marvin_linzen_subtask_spread": "M&L best-worst",
     "sst2_dev_mlm_top1": "MLM top-1",
     "sst2_dev": "SST-2 dev",
-    "ioi_heldout": "IOI held-out names",
+    "ioi": "IOI",
     "sst2_dev_next_token_top1": "next-token top-1",
 }
 

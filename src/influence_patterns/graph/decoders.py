@@ -110,6 +110,16 @@ class DecoderAdapter(Adapter):
             )
 
     @property
+    def max_length(self) -> int:
+        """The longest text: the position limit, and within a sliding attention window
+        (Mistral, Qwen2), where the window's mask equals the plain causal mask."""
+        longest = int(getattr(self.config, "max_position_embeddings", None) or self.config.n_positions)
+        window = getattr(self.config, "sliding_window", None)
+        if window and getattr(self.config, "use_sliding_window", True):
+            longest = min(longest, int(window))
+        return longest
+
+    @property
     def head_dim(self) -> int:
         return int(getattr(self.config, "head_dim", None) or self.hidden_size // self.num_heads)
 
@@ -170,7 +180,7 @@ class DecoderAdapter(Adapter):
             return "the model is in training mode (dropout on)"
         return None
 
-    # --- the attention's inputs, position by position (search.positional) ------------
+    # --- the attention's inputs, position by position (search.fast) ----------------
     def _qkv(self, layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q (R, H, m, d_h), k and v (R, H_kv, m, d_h) from the normed input x (R, m, d), before rotary."""
         raise NotImplementedError

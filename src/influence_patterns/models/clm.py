@@ -9,9 +9,9 @@ and deterministically, on the project's offline text:
 
 - every agreement and reflexive template task (:mod:`influence_patterns.tasks.templates`,
   train vocabulary) in prefix form: the text up to the agreeing word, then the word;
-- indirect-object identification prefixes (``when mary and john went to the store ,
-  john gave a book to`` → ``mary``), ABBA and BABA in equal parts, from the small
-  generator below (names and places of its own, split train / held-out);
+- indirect-object identification prefixes, the ``ioi`` task
+  (:func:`influence_patterns.tasks.prefix.ioi_instances`: "When Mary and John went to
+  the store, John gave a drink to" → Mary / John), ABBA and BABA in equal parts;
 - SST-2 train sentences as plain text.
 
 Loss: next-token cross-entropy at every position (a softmax over the word pieces that
@@ -62,8 +62,8 @@ class CausalLMConfig:
     max_positions: int = 128
     rope_theta: float = 10000.0
     steps: int = 300
-    agreement_batch: int = 20  # template prefixes per step
-    ioi_batch: int = 12  # IOI prefixes per step
+    agreement_batch: int = 16  # template prefixes per step
+    ioi_batch: int = 16  # IOI prefixes per step
     lm_batch: int = 4  # SST-2 sentences per step
     lm_sentences: int = 4000  # SST-2 train sentences drawn (seeded) for the plain-text loss
     lr: float = 2e-3
@@ -163,71 +163,19 @@ def prefix_rows(instances: Sequence[Instance], tokenizer: Any) -> list[tuple[lis
     """``(ids, good, bad)`` per instance: the prefix's tokens (BOS first) followed by the good
     continuation; the pair's position is the one before the last. Instances whose targets
     are not one token each after the prefix are left out."""
-    from influence_patterns.errors import InputError
-    from influence_patterns.tasks.accuracy import _prepare_causal
+    from influence_patterns.errors import DataError, InputError
+    from influence_patterns.tasks.accuracy import _prepare_prefix
 
     rows = []
     for inst in instances:
         try:
-            ids, _, good, bad = _prepare_causal(tokenizer, inst)
-        except InputError:
+            ids, _, good, bad = _prepare_prefix(tokenizer, inst)
+        except (InputError, DataError):
             continue
         rows.append((ids + [good], good, bad))
     if not rows:
         raise ModelError("no usable prefix instances to train default-clm on")
     return rows
-
-
-# The IOI generator used until the engine's own ``ioi`` task exists: names and places of
-# this project, single word pieces of the uncased vocabulary, split train / held-out
-# (every fourth name is held out).
-_NAMES = (
-    "mary", "john", "anna", "paul", "sarah", "mark", "laura", "peter", "emma", "james",
-    "lucy", "david", "kate", "tom", "alice", "steve", "julia", "frank", "rose", "george",
-    "helen", "jack", "susan", "michael", "grace", "henry", "clara", "simon", "nina", "victor",
-    "amy", "daniel",
-)
-_PLACES = ("store", "park", "school", "office", "station", "garden", "hospital", "restaurant", "library", "beach")
-_OBJECTS = ("book", "drink", "ring", "letter", "gift", "ball", "kiss", "bone", "key", "flower")
-#: IOI templates: {A} and {B} are the two names in the order they are introduced, {S} the
-#: subject who repeats; the next word is the other name (the indirect object).
-IOI_TEMPLATES = (
-    "when {A} and {B} went to the {place} , {S} gave a {obj} to",
-    "after {A} and {B} went to the {place} , {S} gave a {obj} to",
-    "while {A} and {B} were working at the {place} , {S} gave a {obj} to",
-    "then , {A} and {B} had a long argument , and afterwards {S} said to",
-    "{A} and {B} found a {obj} at the {place} . {S} gave it to",
-    "when {A} and {B} got a {obj} at the {place} , {S} decided to give it to",
-)
-
-
-def ioi_names(split: str) -> tuple[str, ...]:
-    """The IOI names of a vocabulary split: ``heldout`` every fourth, ``train`` the rest, ``all``."""
-    if split == "all":
-        return _NAMES
-    held = tuple(n for k, n in enumerate(_NAMES) if k % 4 == 3)
-    return held if split == "heldout" else tuple(n for n in _NAMES if n not in held)
-
-
-def ioi_instances(n: int, seed: int = 0, split: str = "train") -> list[Instance]:
-    """``n`` IOI prefixes (seeded) with ``targets = (IO, S)``, alternating ABBA (IO named first)
-    and BABA (S named first); ``condition`` is ``ABBA`` or ``BABA``, roles ``IO``, ``S1``, ``S2``
-    (word indices; ``END`` is the last word)."""
-    rng = random.Random(f"ioi|{split}|{seed}")
-    names = ioi_names(split)
-    out = []
-    for k in range(n):
-        template = IOI_TEMPLATES[rng.randrange(len(IOI_TEMPLATES))]
-        io, s = rng.sample(names, 2)
-        order = "ABBA" if k % 2 == 0 else "BABA"
-        a, b = (io, s) if order == "ABBA" else (s, io)
-        text = template.format(A=a, B=b, S=s, place=rng.choice(_PLACES), obj=rng.choice(_OBJECTS))
-        words = text.split()
-        first, second = words.index(a), words.index(b)
-        roles = {"IO": first if order == "ABBA" else second, "S1": second if order == "ABBA" else first,
-                 "S2": max(i for i, w in enumerate(words) if w == s), "END": len(words) - 1}
-        out.append(Instance(text=text, targets=(io, s), task="ioi", condition=order, roles=roles))
-    return out
 
 
 # --------------------------------------------------------------------------- training

@@ -41,6 +41,7 @@ from influence_patterns.registry import Registry
 from influence_patterns.tasks.accuracy import accuracy, mean_accuracy
 from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.loaders import load_marvin_linzen, read_sst2
+from influence_patterns.tasks.prefix import ioi_instances
 from influence_patterns.tasks.templates import TEMPLATE_TASKS, generate
 
 CACHE_ENV = "INFLUENCE_PATTERNS_CACHE"
@@ -83,8 +84,8 @@ class DefaultModelSpec:
     train_per_task: int = 0  # template instances per agreement subtask (train vocabulary)
     train_tasks: tuple[str, ...] = ()  # the agreement subtasks trained on (masked LMs, default-clm)
     eval_per_task: int = 0  # held-out template instances per subtask measured after the build
-    train_ioi: int = 0  # IOI prefixes trained on (train names; default-clm)
-    eval_ioi: int = 0  # IOI prefixes with held-out names measured after the build
+    train_ioi: int = 0  # IOI prefixes trained on (the ioi task, seed; default-clm)
+    eval_ioi: int = 0  # IOI prefixes measured after the build (the ioi task, seed + 1: other sentences, same names)
 
 
 def _masked_lm(name: str, description: str, minutes: int, train_tasks: tuple[str, ...]) -> DefaultModelSpec:
@@ -390,10 +391,10 @@ def _build_sst2(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, 
 def _build_clm(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, Any]:
     config = spec.config
     assert isinstance(config, CausalLMConfig)
-    from influence_patterns.models.clm import ioi_instances, train_causal_lm
+    from influence_patterns.models.clm import train_causal_lm
 
     agreement = _templates(spec.train_tasks, spec.train_per_task, config.seed, "train")
-    ioi = ioi_instances(spec.train_ioi, config.seed, "train")
+    ioi = ioi_instances(spec.train_ioi, config.seed)
     sentences = [text for text, _ in read_sst2("train")]
     model, tokenizer, record = train_causal_lm(
         agreement, ioi, sentences, config, progress=progress, desc=f"training {spec.name}"
@@ -441,9 +442,9 @@ def measure_mlm(
 def measure_clm(model: Any, tokenizer: Any, spec: DefaultModelSpec, name: str = "default-clm") -> dict[str, Any]:
     """A causal LM's accuracy in prefix form (the text up to the agreeing word, the two words
     as continuations): held-out template vocabulary per subtask, the shipped Marvin & Linzen
-    sample per task and per original subtask, IOI with held-out names, and next-token top-1
+    sample per task and per original subtask, IOI (sentences not trained on), and next-token top-1
     on SST-2 dev as a language-model sanity check."""
-    from influence_patterns.models.clm import ioi_instances, next_token_top1
+    from influence_patterns.models.clm import next_token_top1
     from influence_patterns.tasks.accuracy import score, subtask_of, summarize
 
     seed = spec.config.seed
@@ -454,7 +455,7 @@ def measure_clm(model: Any, tokenizer: Any, spec: DefaultModelSpec, name: str = 
     scores = score(loaded, sample, skip_unscorable=True) if sample else []
     ml = [r for r in summarize(sample, scores) if r.n]
     ml_sub = [r for r in summarize(sample, scores, by=subtask_of) if r.n]
-    (ioi,) = accuracy(loaded, ioi_instances(spec.eval_ioi, seed + 1, "heldout"))
+    (ioi,) = accuracy(loaded, ioi_instances(spec.eval_ioi, seed + 1))
     return {
         "summary": {
             "templates_heldout_min": min(r.accuracy for r in heldout),
@@ -463,14 +464,14 @@ def measure_clm(model: Any, tokenizer: Any, spec: DefaultModelSpec, name: str = 
             "marvin_linzen_subtask_mean": mean_accuracy(ml) if ml else None,
             "marvin_linzen_subtask_spread": max(r.accuracy for r in ml) - min(r.accuracy for r in ml) if ml else None,
             "marvin_linzen_original_subtask_mean": mean_accuracy(ml_sub) if ml_sub else None,
-            "ioi_heldout": ioi.accuracy,
+            "ioi": ioi.accuracy,
             "sst2_dev_next_token_top1": next_token_top1(model, tokenizer, [t for t, _ in read_sst2("dev")]),
         },
         "accuracy": {
             "templates_heldout": [r.to_dict() for r in heldout],
             "marvin_linzen_sample": [r.to_dict() for r in ml],
             "marvin_linzen_subtasks": [r.to_dict() for r in ml_sub],
-            "ioi_heldout": [ioi.to_dict()],
+            "ioi": [ioi.to_dict()],
         },
     }
 

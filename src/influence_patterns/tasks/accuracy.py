@@ -2,8 +2,8 @@
 
 QoI (DESIGN §2): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
 causal LM ``logit[good] - logit[bad]`` of the next token after the text (an instance
-written with a ``[MASK]`` is read in prefix form: the text up to it, see
-:func:`prefix_form`); classification ``logit[gold] - logit[other]``, looked up in the same registry
+written with a ``[MASK]`` is read in prefix form: the text up to it,
+:func:`influence_patterns.tasks.prefix.to_prefix`); classification ``logit[gold] - logit[other]``, looked up in the same registry
 (``attribution.qoi.QOIS``) the explainer uses. Computed by a plain batched forward.
 A ``LoadedModel`` (``influence_patterns.models.base``) is anything with ``model``,
 ``tokenizer`` and ``kind``.
@@ -20,8 +20,9 @@ import torch
 from influence_patterns.attribution.inputs import single_piece, with_mask_token
 from influence_patterns.attribution.prefix import continuation_id, prefix_ids
 from influence_patterns.attribution.qoi import get_qoi
-from influence_patterns.errors import InputError
+from influence_patterns.errors import DataError, InputError
 from influence_patterns.tasks.instance import MASK, Instance
+from influence_patterns.tasks.prefix import to_prefix
 
 if TYPE_CHECKING:
     from influence_patterns.models.base import LoadedModel
@@ -125,10 +126,10 @@ def scorable(tokenizer: Any, inst: Instance, kind: str = "mlm") -> bool:
     (``kind="causal"``: single tokens continuing the instance's prefix)."""
     try:
         if kind == "causal":
-            _prepare_causal(tokenizer, inst)
+            _prepare_prefix(tokenizer, inst)
         else:
             target_ids(tokenizer, inst)
-    except InputError:
+    except (InputError, DataError):
         return False
     return True
 
@@ -154,7 +155,7 @@ def qoi(
     if loaded.kind == "mlm":
         prepared = [_prepare_masked(loaded.tokenizer, inst) for inst in instances]
     elif loaded.kind == "causal":
-        prepared = [_prepare_causal(loaded.tokenizer, inst) for inst in instances]
+        prepared = [_prepare_prefix(loaded.tokenizer, inst) for inst in instances]
     elif loaded.kind == "classification":
         n_labels = int(getattr(loaded.model.config, "num_labels", 2))
         prepared = [_prepare_classification(loaded.tokenizer, inst, n_labels) for inst in instances]
@@ -176,7 +177,7 @@ def qoi(
                 attention[k, : len(ids)] = 1
             logits = loaded.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
             rows = torch.arange(len(chunk), device=device)
-            if loaded.kind in ("mlm", "causal"):
+            if loaded.kind in ("mlm", "causal"):  # at the [MASK], or the next token after the text
                 pos = torch.tensor([c[1] for c in chunk], device=device)
                 at_target = logits[rows, pos]  # (batch, vocab) at the [MASK] / the prefix's last token
                 classes = torch.tensor([(c[2], c[3]) for c in chunk], device=device)  # (batch, 2): good, bad
@@ -206,6 +207,18 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, truncation=True, max_length=max_len)["input_ids"]
 
 
+def _prepare_prefix(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
+    """A decoder's instance: the text's ids, its last position, the two continuations' ids.
+    A masked instance (a template or Marvin & Linzen pair) is read in its prefix form."""
+    if MASK in inst.text.split():
+        inst = to_prefix(inst)
+    if inst.targets is None or len(inst.targets) != 2:
+        raise InputError(f"instance needs targets (good, bad) for a causal LM: {inst.text!r}")
+    ids = prefix_ids(tokenizer, inst.text)
+    return ids, len(ids) - 1, continuation_id(tokenizer, inst.text, inst.targets[0]), \
+        continuation_id(tokenizer, inst.text, inst.targets[1])
+
+
 def _prepare_masked(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
     mask = tokenizer.mask_token
     if mask is None:
@@ -220,31 +233,6 @@ def _prepare_masked(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int
     if len(where) != 1:
         raise InputError(f"the {mask} of this text does not survive tokenisation (too long?): {inst.text!r}")
     return ids, where[0], good, bad
-
-
-def prefix_form(inst: Instance) -> Instance:
-    """A masked agreement instance as a causal LM reads it: the text up to the ``[MASK]``
-    (the targets continue it; roles after the mask are dropped). Other instances as they are."""
-    if MASK not in inst.text:
-        return inst
-    if inst.text.count(MASK) != 1:
-        raise InputError(f"text must contain exactly one {MASK}, found {inst.text.count(MASK)}: {inst.text!r}")
-    prefix = inst.text.split(MASK, 1)[0].strip()
-    if not prefix:
-        raise InputError(f"the {MASK} is the first word, so a causal LM has no prefix to continue: {inst.text!r}")
-    cut = len(prefix.split())
-    roles = {k: v for k, v in inst.roles.items() if v < cut}
-    return Instance(text=prefix, targets=inst.targets, label=inst.label, task=inst.task,
-                    condition=inst.condition, roles=roles)
-
-
-def _prepare_causal(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
-    inst = prefix_form(inst)
-    if inst.targets is None or len(inst.targets) != 2:
-        raise InputError(f"instance needs targets (good, bad) for a causal LM: {inst.text!r}")
-    ids = prefix_ids(tokenizer, inst.text)
-    good, bad = (continuation_id(tokenizer, inst.text, w) for w in inst.targets)
-    return ids, len(ids) - 1, good, bad
 
 
 def _prepare_classification(tokenizer: Any, inst: Instance, n_labels: int) -> tuple[list[int], int]:
