@@ -160,7 +160,7 @@ def test_causal_accuracy_is_the_next_token_margin(tiny_base):
 # --------------------------------------------------------------------------- the build pipeline
 
 
-@pytest.mark.slow  # a tiny build with the full measurement, about 30 s
+@pytest.mark.slow  # a tiny build with the full measurement: about 30 s of CPU
 def test_build_clm_writes_checkpoint_build_json_and_loads_as_a_decoder(cache, tiny_clm):
     path = defaults.build("default-clm", progress=False)
     assert path == cache / "default-clm"
@@ -221,7 +221,8 @@ def test_default_clm_meets_accuracy_targets(cache):
     summary = info["summary"]
     assert summary["templates_heldout_mean"] >= THRESHOLDS["templates_heldout_mean"], info["accuracy"]["templates_heldout"]
     assert summary["marvin_linzen_subtask_mean"] >= THRESHOLDS["marvin_linzen_subtask_mean"], info["accuracy"]
-    assert summary["marvin_linzen_subtask_spread"] >= 0.1  # accuracy varies by structure
+    assert summary["templates_heldout_min"] >= THRESHOLDS["templates_heldout_min"]
+    assert summary["marvin_linzen_subtask_spread"] >= 0.05  # accuracy varies by structure (0.13 recorded)
     assert summary["ioi"] >= THRESHOLDS["ioi"]
 
     # the saved checkpoint, loaded the ordinary way, scores the same
@@ -234,5 +235,6 @@ def test_default_clm_meets_accuracy_targets(cache):
     assert overall == pytest.approx(summary["marvin_linzen_sample"], abs=1e-6)
 
 
-#: What the real build reaches, less a margin (the figures are in docs/models.md).
-THRESHOLDS = {"templates_heldout_mean": 0.8, "marvin_linzen_subtask_mean": 0.65, "ioi": 0.6}
+#: What the real build reached (docs/models.md: 0.961, 0.84, 0.979, 1.00), less a margin.
+THRESHOLDS = {"templates_heldout_mean": 0.9, "templates_heldout_min": 0.75, "marvin_linzen_subtask_mean": 0.85,
+              "ioi": 0.9}
