@@ -141,5 +141,7 @@ def test_accuracy_of_a_decoder(gpt2_dir):
     from influence_patterns import Explainer
 
     ex = Explainer(loaded.model, loaded.tokenizer, steps=2)
+    with pytest.raises(InputError, match="use prefix/sva/simple"):
+        qoi(loaded, get_task("sva/simple").load(2, 0))
     for inst, q in zip(insts, scores):
         assert q == pytest.approx(ex.explain(inst.text, targets=inst.targets, sources=[1]).qoi_value, abs=1e-4)

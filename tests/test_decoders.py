@@ -99,6 +99,21 @@ def test_wide_softmax_and_norm_equal_eager_in_float32(toks, family):
     assert torch.equal(before, after)
 
 
+def test_prepared_float64_model_pickles_and_copies(toks):
+    """The float64 RMSNorm and attention survive pickling (Ray workers) and deepcopy (nulls)."""
+    import copy
+    import pickle
+
+    model = make_decoder("llama", vocab_size=len(toks["bos"]))
+    adapter_for(model)
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+        for other in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+            assert torch.equal(other(input_ids=ids).logits, expected)
+            assert other.model.norm.forward.args[0] is other.model.norm
+
+
 @pytest.mark.parametrize("family", FORMS)
 def test_interceptor_replacements_reach_the_output(toks, family):
     """Zeroing a^2 or s^2 changes y, each differently: the skip is a node of its own (in the
@@ -304,6 +319,9 @@ def test_every_influence_equals_restricted_ig_on_the_plain_model(toks, family):
         assert p.influence_token == pytest.approx(_plain_influence(*args, token, *rest), rel=1e-9, abs=1e-12)
         heads = [Constraint(t, "skip" if h is None else h) for t, h in zip(p.positions[1:], p.heads)]
         assert p.influence_head == pytest.approx(_plain_influence(*args, heads, *rest), rel=1e-9, abs=1e-12)
+    p = expl.patterns[0]  # the public API gives the same number for a user-given pattern
+    assert ex.influence(text, p.source_index, p.positions, p.heads, targets=targets) == pytest.approx(
+        p.influence_head, rel=1e-9, abs=1e-12)
     gap = sum(p.g for p in expl.patterns) - (expl.qoi_value - expl.qoi_baseline_value)
     assert expl.extra["completeness_gap"] == pytest.approx(gap) and abs(gap) < 1e-2  # 6 points: quadrature error
 
@@ -320,6 +338,7 @@ def test_prefix_inputs_bos_targets_and_sources(toks):
     torch.testing.assert_close(batch.baseline[:, 0], batch.x[:, 0])  # BOS stays real
     eos = ex.adapter.word_embeddings().weight[tok.eos_token_id]
     torch.testing.assert_close(batch.baseline[0, 1:], eos.expand(5, -1))
+    assert ex.prepare([Query("the keys to the cabinet  ", ("are", "is"))]).tokens[0] == batch.tokens[0]
     expl = ex.explain("the keys to the cabinet", targets=("are", "is"))
     d = expl.to_dict()
     assert d["causal"] is True and d["architecture"] == "llama (sequential)"

@@ -34,6 +34,7 @@ def prefix_ids(tokenizer: Any, text: str) -> list[int]:
             f"{text!r} has a [MASK], but a causal LM predicts the next token: give the text up to the "
             "target word and the continuations as targets (e.g. 'the keys to the cabinet' with targets are, is)"
         )
+    text = text.rstrip()  # a trailing space would be a token of its own (byte-level BPE)
     ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
     plain = list(tokenizer(text, add_special_tokens=False)["input_ids"])
     eos = tokenizer.eos_token_id

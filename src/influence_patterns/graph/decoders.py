@@ -32,8 +32,8 @@ eager attention with the softmax in the wider of float32 and the model's dtype
 
 from __future__ import annotations
 
+import functools
 import sys
-import types
 from typing import Any
 
 import torch
@@ -334,7 +334,7 @@ class LlamaAdapter(DecoderAdapter):
         if self.word_embeddings().weight.dtype == torch.float64:
             for module in model.modules():
                 if type(module).__name__.endswith("RMSNorm") and hasattr(module, "variance_epsilon"):
-                    module.forward = types.MethodType(_wide_rms_norm, module)
+                    module.forward = functools.partial(_wide_rms_norm, module)  # picklable (Ray)
 
     def attention(self, layer):
         return layer.self_attn
