@@ -35,12 +35,8 @@ from influence_patterns.errors import InputError, ModelError, OutputError
 from influence_patterns.fileio import write_json, write_text
 from influence_patterns.locking import DirectoryLock
 from influence_patterns.models import training
-<<<<<<< HEAD
-from influence_patterns.models.base import LoadedModel, prepare
-from influence_patterns.models.clm import CausalLMConfig
-=======
 from influence_patterns.models.base import LoadedModel, package_versions, prepare
->>>>>>> issue-24
+from influence_patterns.models.clm import CausalLMConfig
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
 from influence_patterns.registry import Registry
 from influence_patterns.tasks.accuracy import accuracy, mean_accuracy
