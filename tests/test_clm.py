@@ -140,14 +140,14 @@ def test_training_is_seeded_and_keeps_the_embeddings(tiny_base):
 def test_causal_accuracy_is_the_next_token_margin(tiny_base):
     model, tok = clm.init_causal_lm(TINY, tiny_base)
     loaded = LoadedModel(prepare(model), tok, "tiny", "causal")
-    instances = generate("sva/prep", 6, seed=0, split="train") + [
+    instances = [to_prefix(i) for i in generate("sva/prep", 6, seed=0, split="train")] + [
         Instance(text="the pilot [MASK] here", targets=("is", "qwzxy"), task="x")  # 'qwzxy' is several pieces
     ]
     scores = score(loaded, instances, skip_unscorable=True)
     assert scores[-1] is None
     with torch.no_grad():
         for inst, q in zip(instances[:-1], scores):
-            p = to_prefix(inst)
+            p = inst
             logits = model(**tok(p.text, return_tensors="pt")).logits[0, -1]
             good, bad = tok.convert_tokens_to_ids(list(p.targets))
             assert q == pytest.approx(float(logits[good] - logits[bad]), abs=1e-4)
@@ -181,6 +181,16 @@ def test_build_clm_writes_checkpoint_build_json_and_loads_as_a_decoder(cache, ti
     assert loaded.kind == "causal"
     result = runner.invoke(app, ["models", "list"])
     assert result.exit_code == 0 and "default-clm" in result.output and "IOI" in result.output
+
+    # an M&L file (masked pairs) is read in prefix form, reported per subtask
+    from influence_patterns.data import marvin_linzen_path
+
+    result = runner.invoke(app, ["accuracy", "--model", "default-clm", "--data", str(marvin_linzen_path()), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "prep_inanim" in result.output and "sva/obj_rel_within" in result.output
+    result = runner.invoke(app, ["accuracy", "--model", "default-clm", "--task", "sva/prep", "--split", "heldout",
+                                 "--n", "4", "-q"])
+    assert result.exit_code == 0, result.output
 
     # a corrupt cache: one line, exit 2, rebuild hint
     weights = path / "model.safetensors"
@@ -229,7 +239,7 @@ def test_default_clm_meets_accuracy_targets(cache):
     from influence_patterns.models.loading import load_model
     from influence_patterns.tasks.accuracy import summarize
 
-    sample = defaults.marvin_linzen_sample()
+    sample = [to_prefix(inst) for inst in defaults.marvin_linzen_sample()]
     results = [r for r in summarize(sample, score(load_model("default-clm"), sample, skip_unscorable=True)) if r.n]
     overall = sum(r.accuracy * r.n for r in results) / sum(r.n for r in results)
     assert overall == pytest.approx(summary["marvin_linzen_sample"], abs=1e-6)

@@ -196,6 +196,12 @@ def accuracy_command(
         if not instances:
             fail(f"{data}: no instances to evaluate")
     loaded = load_model(model, device=device)
+    if loaded.kind == "causal" and (data is not None and task is None or split != "all"):
+        # a data file or generated template words, given to a decoder: read in prefix form
+        from influence_patterns.tasks.instance import MASK
+        from influence_patterns.tasks.prefix import to_prefix
+
+        instances = [to_prefix(inst) if MASK in inst.text.split() else inst for inst in instances]
     from influence_patterns.progress import progress_bar
     from influence_patterns.viz.terminal import print_accuracy
 

@@ -42,7 +42,7 @@ from influence_patterns.registry import Registry
 from influence_patterns.tasks.accuracy import accuracy, mean_accuracy
 from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.loaders import load_marvin_linzen, read_sst2
-from influence_patterns.tasks.prefix import ioi_instances
+from influence_patterns.tasks.prefix import ioi_instances, to_prefix
 from influence_patterns.tasks.templates import TEMPLATE_TASKS, generate
 
 CACHE_ENV = "INFLUENCE_PATTERNS_CACHE"
@@ -443,11 +443,15 @@ def measure_clm(model: Any, tokenizer: Any, spec: DefaultModelSpec, name: str = 
 
     seed = spec.config.seed
     loaded = _loaded(model, tokenizer, name, "causal")
-    heldout = accuracy(loaded, _templates(TEMPLATE_TASKS, spec.eval_per_task, seed + 1, "heldout"), skip_unscorable=True)
-    heldout = [r for r in heldout if r.n]
-    sample = marvin_linzen_sample() or []
+
+    def template_task(inst: Instance) -> str:  # rows keyed by the masked task, as for the masked LMs
+        return inst.task.removeprefix("prefix/")
+
+    templates = [to_prefix(inst) for inst in _templates(TEMPLATE_TASKS, spec.eval_per_task, seed + 1, "heldout")]
+    heldout = [r for r in summarize(templates, score(loaded, templates, skip_unscorable=True), by=template_task) if r.n]
+    sample = [to_prefix(inst) for inst in marvin_linzen_sample() or []]
     scores = score(loaded, sample, skip_unscorable=True) if sample else []
-    ml = [r for r in summarize(sample, scores) if r.n]
+    ml = [r for r in summarize(sample, scores, by=template_task) if r.n]
     ml_sub = [r for r in summarize(sample, scores, by=subtask_of) if r.n]
     (ioi,) = accuracy(loaded, ioi_instances(spec.eval_ioi, seed + 1))
     return {
