@@ -22,13 +22,15 @@ FAMILIES = {
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", "Qwen2ForSequenceClassification", dict(num_key_value_heads=1)),
     "mistral": ("MistralConfig", "MistralForCausalLM", "MistralForSequenceClassification",
                 dict(num_key_value_heads=2, sliding_window=None)),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", "GemmaForSequenceClassification",
+              dict(num_key_value_heads=1, head_dim=4)),
     "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", "GPTNeoXForSequenceClassification",
                  dict(use_parallel_residual=True, rotary_pct=0.5)),
     "gpt_neox-sequential": ("GPTNeoXConfig", "GPTNeoXForCausalLM", "GPTNeoXForSequenceClassification",
                             dict(use_parallel_residual=False, rotary_pct=1.0)),
 }
 #: Families whose tokenizer adds a BOS token (Llama-style).
-BOS_FAMILIES = ("llama", "qwen2", "mistral")
+BOS_FAMILIES = ("llama", "qwen2", "mistral", "gemma")
 #: One of each layer form: the full property suite runs on these.
 FORMS = ["gpt2", "llama", "gpt_neox"]
 

@@ -162,7 +162,7 @@ def test_classifier_fast_equals_reference(toks, family):
     _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
 
 
-@pytest.mark.parametrize("family", ["gpt2", "qwen2", "gpt_neox"])
+@pytest.mark.parametrize("family", ["gpt2", "qwen2", "gemma", "gpt_neox"])
 def test_single_position_parts_match_the_hooked_model(toks, family):
     """a^l rebuilt from s^l (norm, projections, rotary, GQA, causal softmax) and h^l from
     (a^l, s^l) equal what the hooked model computes, at every layer."""
@@ -364,6 +364,15 @@ def test_baseline_pad_row_and_its_fallbacks(toks):
     assert batch.baseline_fill.startswith("mean")
     torch.testing.assert_close(batch.baseline[0, 0], emb.mean(0))
     assert Explainer(model, tok, baseline="eos").prepare(TEXTS[:1]).baseline_fill.startswith("mean")
+
+
+def test_gemma_baseline_rows_are_scaled_like_its_inputs(toks):
+    ex = _explainer(toks, "gemma")
+    batch = ex.prepare(TEXTS[:1])
+    emb = ex.adapter.word_embeddings()
+    eos = emb(torch.tensor([ex.tokenizer.eos_token_id]))[0]  # the module scales rows by √d
+    assert not torch.allclose(eos, emb.weight[ex.tokenizer.eos_token_id])
+    torch.testing.assert_close(batch.baseline[0, 1], eos)
 
 
 def test_zero_baseline_warns_on_rmsnorm(toks):

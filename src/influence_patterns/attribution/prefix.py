@@ -81,6 +81,9 @@ def decoder_baseline(
     """The baseline (B, n, d) and what filled it (e.g. ``"pad <pad>"``, ``"eos <|endoftext|>, as
     the pad row is all zero"``). ``keep`` (B, n) marks the rows that stay real (BOS)."""
     table = word_embeddings.weight.detach()
+    scale = getattr(word_embeddings, "embed_scale", None)  # Gemma's embedding multiplies its rows
+    if scale is not None:
+        table = table * scale.to(table.dtype)
     note = ""
     if kind == "zero":
         if _rmsnorm(model):

@@ -1,9 +1,9 @@
-"""Adapters for causal decoders (docs/decoders.md): GPT-2, GPT-NeoX/Pythia and the
-Llama family (Llama, Qwen2, Mistral), hooked on the real Hugging Face modules.
+"""Adapters for causal decoders (docs/decoders.md): GPT-2, GPT-NeoX/Pythia, the Llama
+family (Llama, Qwen2, Mistral) and the first Gemma, hooked on the real Hugging Face modules.
 
 The graph of a pre-norm decoder, per layer l and position t (docs/decoders.md, "The graph"):
 
-    sequential (GPT-2, Llama, Qwen2, Mistral):
+    sequential (GPT-2, Llama, Qwen2, Mistral, Gemma):
         u_t = s^l_t + W_O [a^{l,1}_t; ...] (+ b_O),   h^l_t = u_t + MLP(N2(u_t))
     parallel residual (GPT-NeoX with use_parallel_residual, i.e. Pythia):
         h^l_t = s^l_t + W_O [a^{l,·}_t] + MLP(N2(s^l_t))
@@ -24,9 +24,10 @@ pre-hook on the MLP's norm feeds it the skip too. h^0 (the embedding output: tok
 learned position for GPT-2, token alone where positions are rotary) is the first
 layer's input.
 
-Llama, Qwen2, Mistral and GPT-NeoX compute the attention softmax in float32 even for
-float64 weights; their attention runs here through :func:`eager_attention`, the same
-eager attention with the softmax in the wider of float32 and the model's dtype
+Llama, Qwen2, Mistral, Gemma and GPT-NeoX compute the attention softmax in float32 even
+for float64 weights (and so does the RMSNorm of the Llama family and Gemma, see
+``LlamaAdapter``); their attention runs here through :func:`eager_attention`, the
+same eager attention with the softmax in the wider of float32 and the model's dtype
 (identical to ``eager`` in float32, bfloat16 and float16; exact in float64).
 """
 
@@ -75,6 +76,14 @@ def _wide_rms_norm(self: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor
     variance = hidden_states.pow(2).mean(-1, keepdim=True)
     hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
     return self.weight * hidden_states.to(input_dtype)
+
+
+def _wide_gemma_rms_norm(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Gemma's RMSNorm (``(1 + weight)``) with its float32 upcast widened as in
+    :func:`_wide_rms_norm`."""
+    wide = torch.promote_types(torch.float32, x.dtype)
+    output = self._norm(x.to(wide))
+    return (output * (1.0 + self.weight.to(wide))).type_as(x)
 
 
 def _register_attention() -> None:
@@ -335,6 +344,8 @@ class LlamaAdapter(DecoderAdapter):
             for module in model.modules():
                 if type(module).__name__.endswith("RMSNorm") and hasattr(module, "variance_epsilon"):
                     module.forward = functools.partial(_wide_rms_norm, module)  # picklable (Ray)
+                elif type(module).__name__ == "GemmaRMSNorm":
+                    module.forward = functools.partial(_wide_gemma_rms_norm, module)
 
     def attention(self, layer):
         return layer.self_attn
@@ -353,6 +364,13 @@ class LlamaAdapter(DecoderAdapter):
 
     def _rotate(self, q, k, x, positions):
         return _rotary(self, self.attention(self.layers()[0]), q, k, x, positions)
+
+
+class GemmaAdapter(LlamaAdapter):
+    """Gemma (the first version): Llama's layout with RMSNorm on (1 + weight), embeddings
+    scaled by √d (inside the embedding module, so x and the baseline rows include it)."""
+
+    model_types = ("gemma",)
 
 
 def _rotary(adapter: DecoderAdapter, attn: nn.Module, q, k, x, positions):
@@ -396,4 +414,4 @@ class GPTNeoXAdapter(DecoderAdapter):
         return _rotary(self, self.attention(self.layers()[0]), q, k, x, positions)
 
 
-DECODER_ADAPTERS = (GPT2Adapter, LlamaAdapter, GPTNeoXAdapter)
+DECODER_ADAPTERS = (GPT2Adapter, LlamaAdapter, GemmaAdapter, GPTNeoXAdapter)
