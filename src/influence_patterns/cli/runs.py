@@ -117,8 +117,10 @@ def ablate_command(
     dir: Path = typer.Argument(..., help="A run directory."),
     methods: Optional[List[str]] = typer.Option(None, "--methods", help="Methods, comma-separated or repeated (default: all registered)."),
     sources: str = typer.Option("all", "--sources", help="'all' source tokens, or a role name such as subject."),
-    reference: str = typer.Option("baseline", "--reference", help="Value of the nodes outside the kept set: baseline (the IG baseline input run through the model) or zero."),
-    removal: str = typer.Option("reference", "--removal", help="Value of the removed nodes: reference (the baseline input's) or zero."),
+    reference: str = typer.Option("mean", "--reference", help="Value of the nodes outside the kept set: mean (per position, over held-out real inputs of the same task and length), baseline (the IG baseline input run through the model) or zero."),
+    replace_: str = typer.Option("as", "--replace", help="What is replaced outside the kept set: as (head contexts and skips) or as+h (also the layer outputs h^l at positions no kept node uses)."),
+    interchange: bool = typer.Option(False, "--interchange", help="Also patch the kept nodes (and, complementary, every other node) from each instance's counterfactual (answer flipped): interchange-intervention accuracy."),
+    removal: str = typer.Option("reference", "--removal", help="Value of the removed nodes: reference (the --reference values) or zero."),
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per forward pass."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random controls."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
@@ -131,8 +133,10 @@ def ablate_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Compression (keep only each method's nodes, the rest replaced by the reference
-    input's values) and removal; accuracy and QoI retained with bootstrap CIs and
-    verdicts. Also saved as DIR/ablation.json (DIR/ablation-ROLE.json with --sources ROLE)."""
+    values), removal and, with --interchange, patching from counterfactuals; fidelity,
+    accuracy and QoI recovered (and interchange-intervention accuracy) with bootstrap CIs
+    and verdicts. Also saved as DIR/ablation.json (DIR/ablation-ROLE.json with --sources
+    ROLE; -REFERENCE / -as+h added for the other protocols)."""
     from influence_patterns.analysis.ablation import AblationOptions, ablate_run
     from influence_patterns.errors import InputError
     from influence_patterns.viz.tables import print_ablation
@@ -143,13 +147,15 @@ def ablate_command(
         raise InputError("--resamples must be at least 1")
     if max_batch is not None and max_batch < 1:
         raise InputError("--max-batch must be at least 1")
-    opts = AblationOptions(methods=_method_list(methods), sources=sources, reference=reference, removal=removal,
+    opts = AblationOptions(methods=_method_list(methods), sources=sources, reference=reference, replace=replace_,
+                           interchange=interchange, removal=removal,
                            batch_size=batch_size, seed=seed, resamples=resamples, bootstrap_seed=bootstrap_seed,
                            max_rows=max_batch)
     try:
         opts.validate()
     except InputError as exc:  # name the flag, not the parameter
-        raise InputError(str(exc).replace("methods is empty", "--methods is empty")) from None
+        raise InputError(str(exc).replace("methods is empty", "--methods is empty")
+                         .replace("unknown replace", "unknown --replace")) from None
     result = ablate_run(dir, opts, device=device, model=model, json_out=json_out,
                         progress=False if quiet else None)
     if csv_out is not None:

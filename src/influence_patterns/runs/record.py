@@ -14,7 +14,7 @@ from typing import Any
 from influence_patterns.result import Explanation, Pattern
 
 #: Keys a record adds to the explanation's own.
-RECORD_KEYS = ("index", "task", "condition", "roles", "correct")
+RECORD_KEYS = ("index", "task", "condition", "roles", "correct", "counterfactual")
 
 
 @dataclass
@@ -27,6 +27,8 @@ class RunRecord:
     condition: str | None = None
     roles: dict[str, int] = field(default_factory=dict)
     correct: bool | None = None
+    #: the instance's counterfactual text (answer flipped, same targets), when it has one
+    counterfactual: str | None = None
 
     @property
     def q(self) -> float:
@@ -53,7 +55,7 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.jsonl`` line (as a dict): ``index``, the explanation, then the rest."""
-        return {
+        out = {
             "index": self.index,
             **self.explanation.to_dict(),
             "task": self.task,
@@ -61,6 +63,9 @@ class RunRecord:
             "roles": dict(self.roles),
             "correct": self.correct,
         }
+        if self.counterfactual is not None:
+            out["counterfactual"] = self.counterfactual
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
@@ -83,4 +88,13 @@ class RunRecord:
             condition=d.get("condition"),
             roles={str(k): int(v) for k, v in roles.items()},
             correct=None if correct is None else bool(correct),
+            counterfactual=_text_or_none(d.get("counterfactual")),
         )
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"counterfactual must be a string, got {value!r}")
+    return value
