@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from influence_patterns.analysis.ablation import METRICS
+from influence_patterns.analysis.ablation import IIA_METRICS, METRICS
 from influence_patterns.fileio import write_text
 
 ANALYSIS_COLUMNS = ("run", "task", "metric", "role", "layer", "value", "ci_low", "ci_high", "n")
@@ -102,7 +102,7 @@ def _ablation_rows(task: Any, summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     n = summary.get("instances")
     for m in summary.get("methods", []):
-        for metric in METRICS:
+        for metric in [*METRICS, *(k for k in IIA_METRICS if k in m)]:
             value, lo, hi = _ci(m.get(metric))
             rows.append({"task": task, "kind": "method", "method": m["name"], "group": m.get("group"),
                          "metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "nodes": m.get("nodes"),

@@ -132,11 +132,13 @@ def ablate_command(
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the tables as CSV here: one row per method and metric (value, 95% CI), then the comparisons."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Compression (keep only each method's nodes, the rest replaced by the reference
-    values), removal and, with --interchange, patching from counterfactuals; fidelity,
-    accuracy and QoI recovered (and interchange-intervention accuracy) with bootstrap CIs
-    and verdicts. Also saved as DIR/ablation.json (DIR/ablation-ROLE.json with --sources
-    ROLE; -REFERENCE / -as+h added for the other protocols)."""
+    """Compression (keep only each method's nodes), removal and interchange, with CIs and verdicts.
+
+    Keep only: every other node takes its --reference value; removal: the nodes do;
+    --interchange: the nodes take their values on the counterfactual (answer flipped).
+    Fidelity, accuracy and QoI recovered, interchange-intervention accuracy. Also saved
+    as DIR/ablation.json (DIR/ablation-ROLE.json with --sources ROLE; -REFERENCE and
+    -as+h added for the other protocols)."""
     from influence_patterns.analysis.ablation import AblationOptions, ablate_run
     from influence_patterns.errors import InputError
     from influence_patterns.viz.tables import print_ablation
