@@ -309,6 +309,39 @@ def test_template_runs_find_counterfactuals_and_held_out_inputs():
     assert heldout_queries("sva/prep", 2, "classification") is None
 
 
+def test_ablate_interchange_on_a_data_file_with_counterfactuals(checkpoint, tmp_path):  # noqa: F811
+    """`--data` rows give their counterfactual; the run stores it; `ablate --interchange`
+    writes `iia` for every method (the contract)."""
+    from test_runs import SINGULAR
+
+    plural = {v: k for k, v in SINGULAR.items()}
+    data = tmp_path / "cf.jsonl"
+    with open(data, "w") as f:
+        for k in range(6):
+            s, a = sorted(SINGULAR)[k % 5], sorted(SINGULAR)[(k + 2) % 5]
+            subj = SINGULAR[s] if k % 2 else s
+            flipped = s if k % 2 else SINGULAR[s]
+            good, bad = ("laugh", "laughs") if k % 2 else ("laughs", "laugh")
+            f.write(json.dumps({"text": f"the {subj} near the {a} [MASK]", "targets": [good, bad],
+                                "task": "sva/prep", "roles": {"subject": 1, "attractor": 4},
+                                "counterfactual": f"the {flipped} near the {a} [MASK]"}) + "\n")
+    assert plural  # the tiny vocabulary has both forms
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["run", "--task", "sva/prep", "--data", str(data), "--model", str(checkpoint), "--out",
+                              str(out), "--steps", "4", "--quiet"])
+    assert res.exit_code == 0, res.output
+    first = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    assert first["counterfactual"].startswith("the ")
+    js = tmp_path / "a.json"
+    res = runner.invoke(app, ["ablate", str(out), "--methods", "pattern,stay,random", "--interchange", "--json",
+                              str(js), "-q", "--resamples", "50"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(js.read_text())
+    assert result["interchange"]["instances"] == 6 and result["reference"] == "mean"
+    for m in result["methods"]:
+        assert set(m["iia"]) >= {"value", "ci"} and 0 <= m["iia"]["value"] <= 1 and len(m["iia"]["ci"]) == 2
+
+
 def test_ablate_reuses_cached_node_sets(checkpoint, data_file, tmp_path, monkeypatch):  # noqa: F811
     from influence_patterns.analysis import baselines as B
 
