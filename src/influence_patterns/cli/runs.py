@@ -63,7 +63,7 @@ def run_command(
 def analyze_command(
     dirs: List[Path] = typer.Argument(..., help="Run directories (from `influence-patterns run`)."),
     role: Optional[str] = typer.Option(None, "--role", help="Role whose consistency is tested (default: subject, else all)."),
-    null: Optional[str] = typer.Option(None, "--null", help="random-init: rerun GPR on a seeded re-initialised copy of the model (a null for skip vs heads)."),
+    null: Optional[str] = typer.Option(None, "--null", help="norm-matched (the null to use: every tensor redrawn with its own mean and std) or random-init (heads nearly silent; warned): rerun GPR on a seeded re-initialised copy of the model, a null for skip vs heads."),
     null_seed: int = typer.Option(0, "--null-seed", help="Seed of the re-initialisation."),
     stay_share: bool = typer.Option(False, "--stay-share", help="Also measure the skip's influence share on steps that stay (slow)."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
@@ -74,8 +74,9 @@ def analyze_command(
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the analysis as CSV to this file: one row per run and metric (value, 95% CI)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (with --null or --stay-share)."),
 ) -> None:
-    """Accuracy, skip vs heads (CI, ceiling L-1, optional null), consistency per role;
-    with three or more runs, Spearman ρ of consistency with accuracy (permutation p)."""
+    """Accuracy, skip vs heads (CI, ceiling L-1, heads per pattern, skip when staying,
+    optional null), consistency per role; with three or more runs, Spearman ρ of
+    consistency with accuracy (permutation p); per instance within tasks."""
     from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs
     from influence_patterns.errors import InputError
     from influence_patterns.fileio import write_json
@@ -177,7 +178,7 @@ def report_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Markdown file to write."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML page with figures."),
     ablate: bool = typer.Option(False, "--ablate", help="Run the ablation for runs without DIR/ablation.json."),
-    null: Optional[str] = typer.Option(None, "--null", help="random-init: the null for skip vs heads (reruns GPR)."),
+    null: Optional[str] = typer.Option(None, "--null", help="norm-matched (recommended) or random-init: the null for skip vs heads (reruns GPR)."),
     null_seed: int = typer.Option(0, "--null-seed", help="Seed of the re-initialisation."),
     stay_share: bool = typer.Option(False, "--stay-share", help="Also measure the skip's influence share on steps that stay (slow)."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
