@@ -74,9 +74,11 @@ def analyze_command(
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the analysis as CSV to this file: one row per run and metric (value, 95% CI)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (with --null or --stay-share)."),
 ) -> None:
-    """Accuracy, skip vs heads (CI, ceiling L-1, heads per pattern, skip when staying,
-    optional null), consistency per role; with three or more runs, Spearman ρ of
-    consistency with accuracy (permutation p); per instance within tasks."""
+    """Accuracy, skip vs heads (with CIs and an optional null), consistency and its tests.
+
+    Skip vs heads: the count ratio (ceiling L-1), heads per pattern, the share of steps
+    that stay taking the skip. Consistency per role; with three or more runs, Spearman ρ
+    of consistency with accuracy (permutation p); per instance within tasks."""
     from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs
     from influence_patterns.errors import InputError
     from influence_patterns.fileio import write_json
