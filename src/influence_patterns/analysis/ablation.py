@@ -367,7 +367,7 @@ def mean_reference(explainer: Any, records: Sequence[RunRecord], heldout: tuple[
     if missing:
         where = "held-out" if heldout is not None else "other"
         raise InputError(f"reference mean: no {where} instance of length {missing[0]} tokens to average "
-                         f"({len(missing)} length(s) lack one); use --reference baseline or zero, or more instances")
+                         f"({len(missing)} length(s) lack one); use the baseline or zero reference, or more instances")
     return ref
 
 
@@ -393,7 +393,7 @@ def counterfactuals(records: Sequence[RunRecord], task: str | None = None, n: in
     missing = [r for r in records if r.index not in out]
     if missing:
         what = f"task {task}" if task else run
-        raise InputError(f"--interchange: {what} has no counterfactual for instance {missing[0].index} "
+        raise InputError(f"interchange: {what} has no counterfactual for instance {missing[0].index} "
                          f"({len(missing)} of {len(records)} lack one): interchange is not measurable here "
                          "(give data rows a 'counterfactual' column, the sentence with the answer flipped)")
     return out
@@ -661,7 +661,7 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
     used = [r for r in records if sources == "all" or sources in r.roles]
     if opts.interchange:
         if explainer.adapter.kind != "mlm":
-            raise InputError("--interchange: a classifier's input has no counterfactual with the answer flipped "
+            raise InputError("interchange: a classifier's input has no counterfactual with the answer flipped "
                              "(interchange is not measurable here)")
         counterfactual = counterfactuals(used, run=run, given=counterfactual)
     # every check that can refuse the input comes before the long work
@@ -824,7 +824,7 @@ def ablate_run(path: str | Path, options: AblationOptions | None = None, device:
     task = data.setting("task")
     on_file = bool(meta.get("data"))
     if opts.interchange and not meta.get("data") and task == "sa/sst2":
-        raise InputError("--interchange: task sa/sst2 has no counterfactual inputs (a review whose sentiment "
+        raise InputError("interchange: task sa/sst2 has no counterfactual inputs (a review whose sentiment "
                          "flips is another text): interchange is not measurable here")
     cfs = None
     if opts.interchange:  # before the model is loaded: a refusal costs nothing
