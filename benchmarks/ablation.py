@@ -32,11 +32,11 @@ def main() -> None:
 
     from influence_patterns import Query
     from influence_patterns.analysis import ablation as A
-    from influence_patterns.analysis import baselines as B
+    from influence_patterns.analysis import methods as B
     from influence_patterns.attribution.quadrature import make_quadrature
 
     ex, _ = explainer_pair(args.model, args.device, "fast", steps=args.steps, quadrature=args.quadrature)
-    names = list(B.METHODS)
+    names = list(B.ABLATION_METHODS)
     print(f"{'tokens':>6} " + " ".join(f"{n[:10]:>10}" for n in names) + f" {'all sets':>9} {'passes':>7} {'ratio':>6}")
     for length in args.lengths:
         text = sentence_of_length(ex.tokenizer, length)

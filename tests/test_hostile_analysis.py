@@ -76,7 +76,7 @@ def test_ablate_batch_size_zero(fresh_run):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--methods", "nosuch"], ("unknown method 'nosuch'",)),
+    (["--methods", "nosuch"], ("unknown ablation method 'nosuch'",)),
     (["--reference", "nosuch"], ("unknown reference 'nosuch'", "baseline")),
     (["--removal", "nosuch"], ("unknown removal 'nosuch'",)),
 ])

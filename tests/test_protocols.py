@@ -343,7 +343,7 @@ def test_ablate_interchange_on_a_data_file_with_counterfactuals(checkpoint, tmp_
 
 
 def test_ablate_reuses_cached_node_sets(checkpoint, data_file, tmp_path, monkeypatch):  # noqa: F811
-    from influence_patterns.analysis import baselines as B
+    from influence_patterns.analysis import methods as B
 
     out = tmp_path / "run"
     assert runner.invoke(app, run_args(checkpoint, data_file, out, n=6)).exit_code == 0

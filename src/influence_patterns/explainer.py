@@ -12,39 +12,14 @@ from influence_patterns.attribution.influence import Constraint, qoi_values, res
 from influence_patterns.attribution.inputs import Batch, Query, prepare_batch
 from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.attribution.quadrature import make_quadrature
-from influence_patterns.config import MAX_STEPS, METHODS, ExplainConfig, check_steps  # noqa: F401 (re-exported)
+from influence_patterns.config import ExplainConfig
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.graph.architectures import adapter_for
 from influence_patterns.models.loading import prepare
 from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.result import Explanation, Pattern
 from influence_patterns.search.common import SourceSearch
-from influence_patterns.search.fast import gpr_fast
-from influence_patterns.search.memory import auto_max_rows
-from influence_patterns.search.positional import gpr_positional
-from influence_patterns.search.reference import gpr_reference
-
-
-def search_fast(adapter: Any, batch: Batch, quad: Any, qoi: Any, max_rows: int | None,
-                advance: Callable[[int], None]) -> list[list[SourceSearch]]:
-    """The ``fast`` method (config.METHODS): single-position tangents (search.positional),
-    ``max_rows`` α rows per backward pass (None: sized to free memory)."""
-    max_rows = max_rows or auto_max_rows(adapter, int(batch.x.shape[1]))
-    return gpr_positional(adapter, batch, quad, qoi, max_rows, advance)
-
-
-def search_fast_full(adapter: Any, batch: Batch, quad: Any, qoi: Any, max_rows: int | None,
-                     advance: Callable[[int], None]) -> list[list[SourceSearch]]:
-    """The ``fast-full`` method: the earlier full-width tangents (search.fast), kept for
-    benchmarks; ``max_rows`` (source × α) rows per pass (None: sized to free memory)."""
-    max_rows = max_rows or auto_max_rows(adapter, int(batch.x.shape[1]))
-    return gpr_fast(adapter, batch, quad, qoi, max_rows, advance)
-
-
-def search_reference(adapter: Any, batch: Batch, quad: Any, qoi: Any, max_rows: int | None,
-                     advance: Callable[[int], None]) -> list[list[SourceSearch]]:
-    """The ``reference`` method (config.METHODS): the literal search, one path at a time."""
-    return gpr_reference(adapter, batch, quad, qoi, advance)
+from influence_patterns.search.methods import GPR_METHODS
 
 
 class Explainer:
@@ -128,7 +103,7 @@ class Explainer:
         quad = make_quadrature(cfg.steps, cfg.quadrature, dtype=batch.x.dtype)
         total = sum(len(s) for s in batch.sources)
         with progress_bar(total, "explaining", progress) as advance:
-            searches = METHODS.lookup(cfg.method)(self.adapter, batch, quad, self.qoi, cfg.max_rows, advance)
+            searches = GPR_METHODS.lookup(cfg.method)(self.adapter, batch, quad, self.qoi, cfg.max_rows, advance)
         q_x, q_b = qoi_values(self.adapter, batch, self.qoi)
         check_finite_qoi(batch, q_x, q_b)
         return [self._explanation(batch, b, searches[b], float(q_x[b]), float(q_b[b])) for b in range(len(batch))]

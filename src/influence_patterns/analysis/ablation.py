@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from influence_patterns.analysis import bootstrap as bs
-from influence_patterns.analysis.baselines import METHODS, MethodInput, NodePath, get_method
+from influence_patterns.analysis.methods import ABLATION_METHODS, MethodInput, NodePath, get_method
 from influence_patterns.attribution.gradients import RecordNodes
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import DataError, InputError
@@ -79,7 +79,7 @@ from influence_patterns.runs import Run, RunRecord
 from influence_patterns.search.memory import auto_max_rows
 
 ABLATION_FILE = "ablation.json"
-DEFAULT_METHODS = tuple(METHODS)
+DEFAULT_METHODS = tuple(ABLATION_METHODS)
 REFERENCES = ("mean", "baseline", "zero")
 REPLACES = ("as", "as+h")
 REMOVALS = ("reference", "zero")
@@ -97,7 +97,7 @@ QOI_TOLERANCE = 1e-3
 
 @dataclass(frozen=True)
 class AblationOptions:
-    """What ``ablate`` computes. ``methods`` from :data:`METHODS`; ``sources``: ``"all"``
+    """What ``ablate`` computes. ``methods`` from :data:`ABLATION_METHODS`; ``sources``: ``"all"``
     or a role; ``reference`` (keep-only) in :data:`REFERENCES`; ``replace`` in
     :data:`REPLACES`; ``interchange``: also patch from the counterfactuals; ``removal``
     in :data:`REMOVALS` (``reference``: the same reference as keep-only); ``steps``/``quadrature``: the IG-based baselines' rule (default:
