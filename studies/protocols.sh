@@ -6,6 +6,8 @@
 #   studies/protocols.sh default-mlm-transfer OUT
 #   studies/protocols.sh default-sst2 OUT           # SST-2 dev (N sentences)
 # Every step is resumable (rerun the same command) and prints its wall time.
+# N: instances per task; TASKS: the tasks; NULL_TASKS: the tasks whose norm-matched null
+# is computed (its GPR costs as much as the run; default: every task).
 set -euo pipefail
 model=$1
 out=${2:-study}/$model
@@ -34,4 +36,7 @@ for d in "${dirs[@]}"; do
       --interchange --json "$d/subject.json"
   fi
 done
-timed influence-patterns analyze --quiet "${dirs[@]}" --null norm-matched --json "$out/analyze-norm-matched.json"
+timed influence-patterns analyze --quiet "${dirs[@]}" --json "$out/analyze.json"
+null_dirs=()
+for t in ${NULL_TASKS:-$tasks}; do null_dirs+=("$out/${t/\//_}"); done
+timed influence-patterns analyze --quiet "${null_dirs[@]}" --null norm-matched --json "$out/analyze-norm-matched.json"
