@@ -225,8 +225,8 @@ def _instance_row(analysis: dict[str, Any]) -> dict[str, Any]:
 
 
 def metric_label(metric: str) -> str:
-    """A metric's name as tables print it: ``qoi_retained`` → ``QoI retained``."""
-    return metric.replace("qoi", "QoI").replace("_", " ")
+    """A metric's name as tables print it: ``qoi_retained`` → ``QoI retained``, ``iia`` → ``IIA``."""
+    return metric.replace("qoi", "QoI").replace("iia", "IIA").replace("_", " ")
 
 
 def _compression_rows(pooled: dict[str, Any] | None, label: str) -> list[dict[str, Any]]:
