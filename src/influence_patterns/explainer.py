@@ -15,6 +15,7 @@ from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.config import ExplainConfig
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.graph.architectures import adapter_for
+from influence_patterns.models.base import fingerprint
 from influence_patterns.models.loading import prepare
 from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.result import Explanation, Pattern
@@ -29,6 +30,7 @@ class Explainer:
         """Wrap a loaded model and its tokenizer. The model is prepared as
         ``from_pretrained`` does (eval mode, eager attention: fused attention has no
         forward-mode AD) and must have finite weights."""
+        _check_model_and_tokenizer(model, tokenizer)
         self.config = ExplainConfig(**config)
         self.config.validate()
         self.adapter = adapter_for(prepare(model))
@@ -50,6 +52,15 @@ class Explainer:
     def kind(self) -> str:
         return self.adapter.kind
 
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        """``weights_sha256`` and ``config_sha256`` of the model (``models.base.fingerprint``),
+        computed once: what a run records so that rows of other weights are never mixed in."""
+        cached = getattr(self, "_fingerprint", None)
+        if cached is None:
+            cached = self._fingerprint = fingerprint(self.model)
+        return dict(cached)
+
     def prepare(self, queries: Sequence[Query]) -> Batch:
         """Check and tokenize ``queries``; build x and the baseline."""
         for q in queries:
@@ -70,6 +81,11 @@ class Explainer:
         if self.kind == "mlm" and q.label is not None:
             raise InputError(
                 "the model is a masked LM: it explains targets GOOD,BAD at the [MASK], not a label; "
+                "drop the label, or load a classifier"
+            )
+        if self.kind == "causal" and q.label is not None:
+            raise InputError(
+                "the model is a causal LM: it explains two continuations GOOD,BAD of the text, not a label; "
                 "drop the label, or load a classifier"
             )
 
@@ -106,7 +122,11 @@ class Explainer:
             searches = GPR_METHODS.lookup(cfg.method)(self.adapter, batch, quad, self.qoi, cfg.max_rows, advance)
         q_x, q_b = qoi_values(self.adapter, batch, self.qoi)
         check_finite_qoi(batch, q_x, q_b)
-        return [self._explanation(batch, b, searches[b], float(q_x[b]), float(q_b[b])) for b in range(len(batch))]
+        out = [self._explanation(batch, b, searches[b], float(q_x[b]), float(q_b[b])) for b in range(len(batch))]
+        if self.adapter.causal:
+            for b, e in enumerate(out):
+                e.extra.update(decoder_fields(self.adapter, batch, b, e))
+        return out
 
     def influence(
         self,
@@ -125,6 +145,9 @@ class Explainer:
         accepted too), or ``"h"`` to keep the layer token level; omitted: a token-level
         pattern. Returns the QoI's share (in logits) that flows through that pattern.
         """
+        if isinstance(source, bool) or not isinstance(source, numbers.Integral):
+            raise InputError(f"source must be a word-piece position (an integer), got {source!r}")
+        source = int(source)
         batch = self.prepare([Query(text, _pair(targets), label)])
         L, n = self.adapter.num_layers, batch.lengths[0]
         if not 0 <= source < n:
@@ -183,6 +206,33 @@ class Explainer:
             quadrature=cfg.quadrature,
             method=cfg.method,
         )
+
+
+def decoder_fields(adapter: Any, batch: Batch, b: int, e: Explanation) -> dict[str, Any]:
+    """What a decoder's explanation adds to the JSON: ``architecture`` (model type and layer
+    form), ``causal``, what filled the baseline, and the completeness gap
+    ``Σ_i g(x_i) − (q(x) − q(b))`` when every token is explained (the BOS, kept real in
+    the baseline, has g = 0) (docs/decoders.md, "Baseline")."""
+    gap = None
+    if batch.queries[b].sources is None:
+        gap = sum(p.g for p in e.patterns) - (e.qoi_value - e.qoi_baseline_value)
+    return {
+        "architecture": f"{adapter.config.model_type} ({adapter.form})",
+        "causal": True,
+        "baseline_fill": batch.baseline_fill,
+        "completeness_gap": gap,
+    }
+
+
+def _check_model_and_tokenizer(model: Any, tokenizer: Any) -> None:
+    """``InputError`` for something that is not a loaded model or tokenizer (``None``, a name)."""
+    if not isinstance(model, torch.nn.Module) or getattr(model, "config", None) is None:
+        hint = "; to load by name use Explainer.from_pretrained(name)" if isinstance(model, (str, type(None))) else ""
+        raise InputError(f"model must be a loaded Hugging Face model (a torch Module with a config), "
+                         f"got {type(model).__name__}{hint}")
+    if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
+        raise InputError(f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__} "
+                         "(e.g. AutoTokenizer.from_pretrained(the model's directory))")
 
 
 def check_finite_weights(model: Any) -> None:

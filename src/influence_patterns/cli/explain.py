@@ -13,6 +13,7 @@ from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.qoi import QOIS
 from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.errors import InputError
+from influence_patterns.fileio import check_writable
 from influence_patterns.search.methods import GPR_METHODS
 from influence_patterns.models.loading import DEVICES
 
@@ -22,10 +23,12 @@ DEFAULT_MODEL = "default-mlm"
 @app.command("explain")
 @user_errors
 def explain_command(
-    text: str = typer.Argument(..., help="The sentence to explain. For a masked LM it holds one [MASK]."),
+    text: str = typer.Argument(..., help="The sentence to explain. For a masked LM it holds one [MASK]; for a "
+                                       "causal LM (GPT-2, Pythia, Llama, ...) it is the text the targets continue."),
     targets: Optional[str] = typer.Option(
         None, "--targets", "-t",
-        help="Masked LM: the right and the wrong word for the [MASK], as GOOD,BAD (e.g. is,are). "
+        help="Masked LM: the right and the wrong word for the [MASK], as GOOD,BAD (e.g. is,are); "
+             "causal LM: the right and the wrong next word after the text. "
              "The QoI is the logit of GOOD minus the logit of BAD.",
     ),
     label: Optional[int] = typer.Option(
@@ -74,6 +77,9 @@ def explain_command(
 
     if plot is not None:
         check_image_path(plot, "--plot")
+        check_writable(plot, "--plot")
+    if json_out is not None:
+        check_writable(json_out, "--json")  # before the model is loaded: a refused write loses no work
     chosen = parse_sources(sources, "--sources")
     explainer = Explainer.from_pretrained(
         model, device=device, steps=steps, method=method, baseline=baseline,
@@ -81,6 +87,9 @@ def explain_command(
     )
     if explainer.kind == "mlm" and targets is None:
         raise InputError("a masked-LM explanation needs --targets GOOD,BAD (e.g. --targets is,are)")
+    if explainer.kind == "causal" and targets is None:
+        raise InputError("a causal-LM explanation needs --targets GOOD,BAD, two continuations of the text "
+                         "(e.g. 'the keys to the cabinet' --targets are,is)")
     result = explainer.explain(text, targets=targets, label=label, sources=chosen,
                                progress=False if quiet else None)
     result.show()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from influence_patterns.attribution.inputs import single_piece, with_mask_token
+from influence_patterns.attribution.prefix import continuation_id, prefix_ids
 from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.errors import InputError
 from influence_patterns.tasks.instance import MASK, Instance
@@ -81,6 +82,13 @@ def score(
     ``progress(k)`` after each k instances are done."""
     if not instances:
         raise InputError("no instances to evaluate")
+    if loaded.kind == "mlm":
+        no_targets = sum(1 for inst in instances if inst.targets is None)
+        if no_targets:  # label-only rows: a classification data set, not targets that fail to tokenize
+            raise InputError(
+                f"the model is a masked LM: each instance needs targets (GOOD, BAD), but {no_targets} of "
+                f"{len(instances)} have none (label-only rows: a classification data set needs a classifier)"
+            )
     if skip_unscorable and loaded.kind == "mlm":
         keep = [scorable(loaded.tokenizer, inst) for inst in instances]
     else:
@@ -144,13 +152,21 @@ def qoi(
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     if not instances:
         raise InputError("no instances to evaluate")
+    _check_kinds(instances, loaded.kind)
     if loaded.kind == "mlm":
         prepared = [_prepare_masked(loaded.tokenizer, inst) for inst in instances]
+    elif loaded.kind == "causal":
+        prepared = [_prepare_prefix(loaded.tokenizer, inst) for inst in instances]
     elif loaded.kind == "classification":
         n_labels = int(getattr(loaded.model.config, "num_labels", 2))
         prepared = [_prepare_classification(loaded.tokenizer, inst, n_labels) for inst in instances]
     else:
         raise InputError(f"unknown model kind {loaded.kind!r}")
+    limit = _max_length(loaded.model)
+    for inst, (ids, *_rest) in zip(instances, prepared):
+        if limit is not None and len(ids) > limit:  # as the explainer refuses it: never a RuntimeError
+            shown = inst.text if len(inst.text) <= 60 else inst.text[:57] + "..."
+            raise InputError(f"the text {shown!r} is {len(ids)} word pieces long; the model takes at most {limit}")
     qoi_fn = get_qoi(qoi_name, loaded.kind)
 
     device = next(loaded.model.parameters()).device
@@ -167,7 +183,7 @@ def qoi(
                 attention[k, : len(ids)] = 1
             logits = loaded.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
             rows = torch.arange(len(chunk), device=device)
-            if loaded.kind == "mlm":
+            if loaded.kind in ("mlm", "causal"):  # at the [MASK], or the next token after the text
                 pos = torch.tensor([c[1] for c in chunk], device=device)
                 at_target = logits[rows, pos]  # (batch, vocab) at the [MASK]
                 classes = torch.tensor([(c[2], c[3]) for c in chunk], device=device)  # (batch, 2): good, bad
@@ -193,8 +209,38 @@ def target_ids(tokenizer: Any, inst: Instance) -> tuple[int, int]:
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
-    max_len = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
-    return tokenizer(text, truncation=True, max_length=max_len)["input_ids"]
+    return tokenizer(text)["input_ids"]  # never truncated: a text too long is refused (qoi)
+
+
+def _max_length(model: Any) -> int | None:
+    """The most word pieces the model takes (its position embeddings), ``None`` if unknown."""
+    from influence_patterns.errors import ModelError
+    from influence_patterns.graph.architectures import adapter_for
+
+    try:
+        return int(adapter_for(model).max_length)
+    except (ModelError, AttributeError, TypeError, ValueError):
+        value = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        return int(value) if isinstance(value, int) else None
+
+
+def _check_kinds(instances: Sequence[Instance], kind: str) -> None:
+    """A registered task's instances given to a model of another kind: one error naming
+    the twin task (a masked task on a decoder, a prefix task on an encoder)."""
+    from influence_patterns.tasks.registry import TASKS, check_task_kind
+
+    for name in dict.fromkeys(inst.task for inst in instances):
+        if name in TASKS:
+            check_task_kind(TASKS[name], kind)
+
+
+def _prepare_prefix(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
+    """A decoder's instance: the text's ids, its last position, the two continuations' ids."""
+    if inst.targets is None or len(inst.targets) != 2:
+        raise InputError(f"instance needs targets (good, bad) for a causal LM: {inst.text!r}")
+    ids = prefix_ids(tokenizer, inst.text)
+    return ids, len(ids) - 1, continuation_id(tokenizer, inst.text, inst.targets[0]), \
+        continuation_id(tokenizer, inst.text, inst.targets[1])
 
 
 def _prepare_masked(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:

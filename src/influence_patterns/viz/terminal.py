@@ -20,6 +20,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from influence_patterns.errors import printable
+
 from influence_patterns.result import Explanation
 
 ARROW = " → "
@@ -47,7 +49,20 @@ Cell = Any  # str or rich Text
 
 
 def _text(cell: Cell) -> Text:
-    return cell.copy() if isinstance(cell, Text) else Text(str(cell))
+    """A cell as rich Text, control characters (ANSI escapes, bells) shown escaped: a text
+    or token from the user or a data file never reaches the terminal raw."""
+    if isinstance(cell, Text):
+        return cell.copy() if _clean(cell.plain) else Text(printable(cell.plain), style=cell.style)
+    return Text(printable(str(cell)))
+
+
+def _clean(text: str) -> bool:
+    return all(ch.isprintable() or ch == " " for ch in text)
+
+
+def _safe_title(title: str) -> str:
+    """The title's lines with control characters escaped (its own line breaks kept)."""
+    return "\n".join(printable(line) for line in title.split("\n"))
 
 
 def _wrap(text: str, width: int) -> list[str]:
@@ -83,6 +98,7 @@ def print_table(
 ) -> None:
     """Print ``rows`` as a table when it fits the console, else in the narrow layout."""
     console = console or Console()
+    title = _safe_title(title) if title else title
     table = Table(title=Text(title) if title else None, title_justify="left", box=box.SIMPLE_HEAD,
                   pad_edge=False)
     for col in columns:
@@ -166,7 +182,9 @@ def explanation_title(expl: Explanation) -> str:
     """The sentence, the QoI and its value, the verdict."""
     target = expl.tokens[expl.target_index]
     if expl.targets:
-        about = f"QoI = logit[{expl.targets[0]}] - logit[{expl.targets[1]}] at {target} (position {expl.target_index})"
+        where = "of the next token after" if expl.extra.get("causal") else "at"
+        about = (f"QoI = logit[{expl.targets[0]}] - logit[{expl.targets[1]}] {where} {target} "
+                 f"(position {expl.target_index})")
     else:
         about = f"QoI = logit[{expl.label}] - logit[other] of the classifier"
     verdict = "correct" if expl.correct else "wrong"
@@ -202,7 +220,8 @@ def print_explanation(expl: Explanation, console: Console | None = None) -> None
         f"Σ g over source tokens {total:+.4f}; q(x) − q(b) = "
         f"{expl.qoi_value - expl.qoi_baseline_value:+.4f} (special tokens and the target make up "
         f"the rest). {expl.num_layers} layers × {expl.num_heads} heads, {expl.quadrature} with "
-        f"{expl.steps} steps, baseline {expl.baseline}."
+        f"{expl.steps} steps, baseline {expl.baseline}"
+        + (f" ({expl.extra['baseline_fill']})." if expl.extra.get("baseline_fill") else ".")
     )
     for line in _wrap(summary, console.width):
         console.print(Text(line))
