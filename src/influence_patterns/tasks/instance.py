@@ -15,9 +15,10 @@ class Instance:
     is ``(good, bad)``. For classification ``label`` is the gold class index.
     ``roles`` maps a role name (``subject``, ``attractor``, ``verb``, ...) to the index
     of that word in ``text.split()`` (whitespace words, not word pieces).
-    ``counterfactual`` is an optional second text with the same targets whose answer is
-    flipped (same length); ``origin`` says where the instance was read (``FILE line N``,
-    for error messages; not saved).
+    ``counterfactual``: the same sentence with the answer flipped (agreement: the
+    subject's number flipped, the attractor kept), read with the same ``targets``
+    (its correct answer is ``targets[1]``); ``None`` where there is none.
+    ``origin`` says where the instance was read (``FILE line N``, for error messages; not saved).
     """
 
     text: str
