@@ -664,7 +664,7 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
         raise InputError(f"no instance of {run} has the role {sources!r}; roles: {', '.join(roles) or 'none'}")
     used = [r for r in records if sources == "all" or sources in r.roles]
     if opts.interchange:
-        if explainer.adapter.kind != "mlm":
+        if explainer.adapter.kind not in ("mlm", "causal"):  # an LM's counterfactual flips its answer
             raise InputError("interchange: a classifier's input has no counterfactual with the answer flipped "
                              "(interchange is not measurable here)")
         counterfactual = counterfactuals(used, run=run, given=counterfactual)

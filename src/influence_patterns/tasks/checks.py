@@ -4,7 +4,8 @@ naming the file and the line the instance was read from (``Instance.origin``).""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import replace
+from typing import Any, MutableSequence, Sequence
 
 from influence_patterns.errors import DataError
 from influence_patterns.tasks.instance import Instance
@@ -37,3 +38,24 @@ def check_instances(kind: str, tokenizer: Any, instances: Sequence[Instance]) ->
         if a != b:
             raise DataError(f"{inst.where()}a counterfactual of another length: the text is {a} word pieces, "
                             f"the counterfactual {b}; they must align piece for piece")
+
+
+def drop_unaligned_counterfactuals(tokenizer: Any, instances: MutableSequence[Instance]) -> int:
+    """A generated instance (no ``origin``: a template or IOI task) whose counterfactual
+    does not tokenize to as many pieces as its text under this tokenizer (a plural
+    that is two BPE pieces, say) loses it, in place: its interchange is then "not
+    measurable" instead of the run refused. A file's counterfactuals are left for
+    :func:`check_instances` to refuse. Returns how many were dropped."""
+    if tokenizer is None:
+        return 0
+    from influence_patterns.attribution.inputs import with_mask_token
+
+    dropped = 0
+    for k, inst in enumerate(instances):
+        if inst.counterfactual is None or inst.origin:
+            continue
+        a = len(tokenizer.tokenize(with_mask_token(tokenizer, inst.text)))
+        if a != len(tokenizer.tokenize(with_mask_token(tokenizer, inst.counterfactual))):
+            instances[k] = replace(inst, counterfactual=None)
+            dropped += 1
+    return dropped
