@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any, MutableSequence, Sequence
 
 from influence_patterns.errors import DataError
-from influence_patterns.tasks.instance import Instance
+from influence_patterns.tasks.instance import MASK, Instance
 
 
 def check_instances(kind: str, tokenizer: Any, instances: Sequence[Instance]) -> None:
@@ -20,6 +20,10 @@ def check_instances(kind: str, tokenizer: Any, instances: Sequence[Instance]) ->
         if kind == "mlm" and inst.targets is None:
             raise DataError(f"{where}a label on a masked LM: a masked LM needs targets (good and bad words "
                             "for a [MASK]), and label-only rows need a classifier (--model default-sst2, say)")
+        if kind == "mlm" and MASK not in inst.text.split():
+            raise DataError(f"{where}a prefix row (no {MASK}: good/bad continue the text) on a masked LM: "
+                            f"prefix rows are for a causal LM (--model default-clm, say); for a masked LM "
+                            f"put one {MASK} where good/bad go")
         if kind == "causal" and inst.targets is None:
             raise DataError(f"{where}a label on a causal LM: a causal LM needs targets (two continuations of "
                             "the text), and label-only rows need a classifier (--model default-sst2, say)")
@@ -59,3 +63,25 @@ def drop_unaligned_counterfactuals(tokenizer: Any, instances: MutableSequence[In
             instances[k] = replace(inst, counterfactual=None)
             dropped += 1
     return dropped
+
+
+def prefix_forms(kind: str, instances: MutableSequence[Instance]) -> int:
+    """On a causal LM (``kind == "causal"``), every masked instance with targets is
+    replaced, in place, by its prefix form (:func:`influence_patterns.tasks.prefix.to_prefix`:
+    the words before the ``[MASK]``, the same targets as continuations), as
+    ``accuracy --data`` reads masked pairs on a decoder; a row whose ``[MASK]`` is its
+    first word is one ``DataError`` naming its file and line. Returns how many changed."""
+    if kind != "causal":
+        return 0
+    from influence_patterns.tasks.prefix import to_prefix
+
+    changed = 0
+    for k, inst in enumerate(instances):
+        if inst.targets is None or MASK not in inst.text.split():
+            continue
+        try:
+            instances[k] = replace(to_prefix(inst), origin=inst.origin)
+        except DataError as exc:
+            raise DataError(f"{inst.where()}{exc}") from None
+        changed += 1
+    return changed
