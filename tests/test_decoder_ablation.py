@@ -101,14 +101,15 @@ def test_run_ablate_analyze_on_a_decoder(llama_dir, tmp_path, task):
     res = runner.invoke(app, ["run", "--task", task, "--n", "4", "--model", str(llama_dir), "--out", str(out),
                               "--steps", "4", "--quiet"])
     assert res.exit_code == 0, res.output
-    # (4 IOI prompts of 5 templates have lengths no other shares: no mean reference)
-    for ref in ("mean", "baseline") if task != "ioi" else ("baseline",):
-        extra = ["--interchange"] if ref == "baseline" else []
+    for ref in ("mean", "baseline"):
+        extra = ["--interchange"] if ref == "mean" else []
         res = runner.invoke(app, ["ablate", str(out), "--reference", ref, "--quiet",
                                   "--json", str(tmp_path / f"{ref}.json"), *extra])
         assert res.exit_code == 0, res.output
         body = json.loads((tmp_path / f"{ref}.json").read_text())
         assert body["reference"] == ref and body["methods"]
+        if ref == "mean":  # held-out generated prompts of the run's task, not its own instances
+            assert body["reference_instances"]["source"].startswith("held-out")
         if extra:  # interchange measured on every instance (prefix and IOI counterfactuals)
             assert all(r["q_cf"] is not None for r in body["per_instance"])
     res = runner.invoke(app, ["analyze", str(out), "--null", "norm-matched", "--quiet",
