@@ -1,4 +1,4 @@
-"""DESIGN §3 properties: completeness, decomposition, fast == reference, signs, ties."""
+"""docs/method.md#pattern-influence properties: completeness, decomposition, fast == reference, signs, ties."""
 
 import pytest
 import torch

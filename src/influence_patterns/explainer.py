@@ -117,7 +117,7 @@ class Explainer:
         targets: Sequence[str] | None = None,
         label: int | None = None,
     ) -> float:
-        """I(x_source, π) of a user-given pattern (DESIGN §3).
+        """I(x_source, π) of a user-given pattern (docs/method.md#pattern-influence).
 
         ``positions``: one position per layer 1..L (or L+1 entries starting with the
         source); ``None`` means the whole graph (plain IG). ``heads``: per layer a head

@@ -61,7 +61,7 @@ def format_steps(steps: Sequence[Step], first_layer: int = 1) -> str:
 
 @dataclass
 class Pattern(PatternFields):
-    """The influence pattern of one source token (DESIGN §4; fields in
+    """The influence pattern of one source token (docs/method.md#guided-pattern-refinement; fields in
     :class:`~influence_patterns.search.pattern.PatternFields`): ``positions[0]`` is the
     source index and ``positions[-1]`` the target index (``num_layers + 1`` entries),
     ``heads[l]`` the head chosen at layer ``l + 1`` (``None`` for the skip connection).
@@ -145,7 +145,7 @@ class Explanation:
 
     @property
     def correct(self) -> bool:
-        """The model gets this instance right: QoI > 0 (DESIGN §2)."""
+        """The model gets this instance right: QoI > 0 (docs/method.md#quantity-of-interest)."""
         return self.qoi_value > 0
 
     def pattern_for(self, source_index: int) -> Pattern:

@@ -1,4 +1,4 @@
-"""Compression and removal (DESIGN §6): keep only, or remove, the nodes an explanation
+"""Compression and removal (docs/method.md#analyses): keep only, or remove, the nodes an explanation
 names, by REPLACEMENT with a reference input, and measure what is left of the QoI and
 the accuracy (definitions: docs/analyses.md).
 

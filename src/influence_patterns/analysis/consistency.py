@@ -1,4 +1,4 @@
-"""Consistency (DESIGN §6): how often instances of a task share the same pattern.
+"""Consistency (docs/method.md#analyses): how often instances of a task share the same pattern.
 
 Sentences differ in length, so a pattern is compared through a *key* that names
 positions by what they are rather than by index. For layer l = 1..L the key holds

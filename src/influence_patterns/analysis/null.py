@@ -1,4 +1,4 @@
-"""The null for skip vs heads (DESIGN §6): a randomly re-initialised copy of the run's
+"""The null for skip vs heads (docs/method.md#analyses): a randomly re-initialised copy of the run's
 model, explained with GPR on the same instances and settings.
 
 Re-initialisation (seeded, ``torch.Generator``): every LayerNorm weight 1 and bias 0,

@@ -1,4 +1,5 @@
-"""Integrated-Gradients baselines for the word-piece embeddings (DESIGN §3)."""
+"""Integrated-Gradients baselines for the word-piece embeddings
+(docs/method.md#pattern-influence)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Adapters for the BERT family beyond BERT: RoBERTa (XLM-R, CamemBERT), ELECTRA,
-DistilBERT and ALBERT (DESIGN §1; docs/architectures.md has the node mapping), and the
+DistilBERT and ALBERT (docs/method.md#the-graph; docs/architectures.md has the node mapping), and the
 registry :data:`ADAPTERS` with :func:`adapter_for`, the one look-up by ``model_type``.
 
 RoBERTa and ELECTRA lay their layers out like BERT (an attention-output module

@@ -1,5 +1,5 @@
-"""The default ``fast`` GPR method: exact, with single-position tangents (DESIGN §4,
-last paragraph; issue 14).
+"""The default ``fast`` GPR method: exact, with single-position tangents (issue 14;
+docs/method.md#single-position-tangents-the-default-fast-method).
 
 The full-width scorer (``search.full_width``, method ``fast-full``) carries, for
 every (source × α) row, a tangent as wide as the whole sentence through whole layers. Inside a pattern's prefix the tangent lives at one

@@ -1,5 +1,5 @@
-"""The ``fast-full`` GPR method (DESIGN §4): one full-width JVP × VJP pass scores every
-candidate of a layer.
+"""The ``fast-full`` GPR method: one full-width JVP × VJP pass scores every candidate of
+a layer (docs/method.md#scoring-a-layer-in-one-pass).
 
 The default ``fast`` method (``search.fast``) computes the same scores with
 single-position tangents; this earlier scorer is kept for benchmarks and as the

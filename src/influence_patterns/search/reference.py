@@ -1,4 +1,5 @@
-"""Reference GPR (DESIGN §4): a plain loop, one restricted IG per candidate.
+"""Reference GPR (docs/method.md#the-reference): a plain loop, one restricted IG per
+candidate.
 
 Slow on purpose; short enough to check against the specification line by line.
 The fast scorers (``search.fast``, ``search.full_width``) must give the same patterns

@@ -1,6 +1,6 @@
 """Task accuracy: the fraction of instances whose quantity of interest is positive.
 
-QoI (DESIGN §2): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
+QoI (docs/method.md#quantity-of-interest): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
 classification ``logit[gold] - logit[other]``, looked up in the same registry
 (``attribution.qoi.QOIS``) the explainer uses. Computed by a plain batched forward.
 A ``LoadedModel`` (``influence_patterns.models.base``) is anything with ``model``,
