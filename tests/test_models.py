@@ -324,7 +324,7 @@ def test_default_mlm_meets_accuracy_targets(cache):
     assert info["summary"]["marvin_linzen_sample"] >= 0.90, info["accuracy"]["marvin_linzen_sample"]
 
     # the saved checkpoint, loaded the ordinary way, scores the same
-    from influence_patterns.evaluate import accuracy
+    from influence_patterns.tasks.accuracy import accuracy
     from influence_patterns.models.loading import load_model
 
     results = accuracy(load_model("default-mlm"), defaults.marvin_linzen_sample(), skip_unscorable=True)

@@ -218,7 +218,8 @@ class AlbertAdapter(_InnerResidualAdapter):
 
 
 # --- the registry: model_type → adapter class ---------------------------------------
-ADAPTERS: Registry[type[Adapter]] = Registry("architecture")
+ADAPTERS: Registry[type[Adapter]] = Registry(
+    "architecture", ModelError, "unsupported {kind} {name!r}; supported model types: {sorted}")
 
 
 def register_adapter(cls: type[Adapter]) -> type[Adapter]:
@@ -234,12 +235,7 @@ for _cls in (BertAdapter, RobertaAdapter, ElectraAdapter, DistilBertAdapter, Alb
 
 def adapter_for(model: Any) -> Adapter:
     """The adapter for ``model``, or a ``ModelError`` listing the supported types."""
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    cls = ADAPTERS.get(model_type)
-    if cls is None:
-        raise ModelError(
-            f"unsupported architecture {model_type!r}; supported model types: {', '.join(sorted(ADAPTERS))}"
-        )
+    cls = ADAPTERS.lookup(getattr(getattr(model, "config", None), "model_type", None))
     if head_kind(model) is None:
         raise ModelError(f"{type(model).__name__} has no masked-LM or sequence-classification head")
     return cls(model)

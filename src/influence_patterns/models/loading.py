@@ -6,7 +6,7 @@ import os
 import pickle
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from safetensors import SafetensorError
 
@@ -36,40 +36,63 @@ def _kind_of(model: Any) -> str:
 
 
 def check_supported(config: Any) -> None:
-    """Raise ``ModelError`` if the architecture has no graph adapter."""
-    model_type = getattr(config, "model_type", None)
-    supported = supported_model_types()
-    if model_type not in supported:
-        raise ModelError(
-            f"unsupported architecture {model_type!r}: supported model types are " + ", ".join(supported)
-        )
+    """Raise ``ModelError`` if the architecture has no graph adapter (the adapter
+    registry's own error, worded as :func:`~influence_patterns.graph.architectures.adapter_for` words it)."""
+    from influence_patterns.graph.architectures import ADAPTERS  # torch: loaded on first use
+
+    ADAPTERS.check(getattr(config, "model_type", None))
 
 
-DEVICES: Registry[None] = Registry("device")
-DEVICES.register("auto", None, "cuda when present, else mps, else cpu")
-for _device in ("cpu", "cuda", "mps"):
-    DEVICES.register(_device, None)
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def _cpu(device: str) -> str:
+    return device
+
+
+def _cuda(device: str) -> str:
+    if not _cuda_available():
+        raise ModelError("device 'cuda': no CUDA device is available here")
+    return device
+
+
+def _mps(device: str) -> str:
+    if not _mps_available():
+        raise ModelError("device 'mps': no MPS device is available here")
+    return device
+
+
+def _auto(device: str) -> str:
+    return "cuda" if _cuda_available() else "mps" if _mps_available() else "cpu"
+
+
+#: Device kind → a function from the device string (``cuda:1``) to the device to use,
+#: raising ``ModelError`` when it is not available here.
+DEVICES: Registry[Callable[[str], str]] = Registry("device", ModelError)
+DEVICES.register("auto", _auto, "cuda when present, else mps, else cpu")
+DEVICES.register("cpu", _cpu)
+DEVICES.register("cuda", _cuda, "an NVIDIA GPU; cuda:N for the N-th")
+DEVICES.register("mps", _mps, "Apple's Metal GPU")
 
 
 def resolve_device(device: str | None = "auto") -> str:
-    """``auto``: cuda when present, else mps, else cpu. Unavailable devices are an error."""
-    import torch
-
+    """``auto``: cuda when present, else mps, else cpu. Unknown or unavailable devices
+    are a ``ModelError``."""
     device = device or "auto"
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
     kind = device.split(":")[0]
     if kind not in DEVICES:
-        raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda': no CUDA device is available here")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ModelError("device 'mps': no MPS device is available here")
-    return device
+        DEVICES.lookup(device)  # the registry's error names the whole string
+    return DEVICES.lookup(kind)(device)
 
 
 def load_model(name_or_path: str, kind: str | None = None, device: str = "auto") -> LoadedModel:

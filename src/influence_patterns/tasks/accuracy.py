@@ -3,15 +3,16 @@
 QoI (docs/method.md#quantity-of-interest): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
 classification ``logit[gold] - logit[other]``, looked up in the same registry
 (``attribution.qoi.QOIS``) the explainer uses. Computed by a plain batched forward.
-A ``LoadedModel`` (``influence_patterns.models.base``) is anything with ``model``,
-``tokenizer`` and ``kind``.
+The model is anything with ``model``, ``tokenizer`` and ``kind`` (:class:`ScoredModel`;
+``models.base.LoadedModel`` is one): tasks sit below models, and models' training
+and defaults call this module.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
@@ -20,8 +21,15 @@ from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.errors import InputError
 from influence_patterns.tasks.instance import MASK, Instance
 
-if TYPE_CHECKING:
-    from influence_patterns.models.base import LoadedModel
+
+
+class ScoredModel(Protocol):
+    """What accuracy needs of a model: the Hugging Face ``model`` and ``tokenizer`` and
+    its ``kind`` ("mlm" or "classification")."""
+
+    model: Any
+    tokenizer: Any
+    kind: str
 
 
 @dataclass
@@ -54,7 +62,7 @@ def subtask_of(inst: Instance) -> str:
 
 
 def accuracy(
-    loaded: LoadedModel,
+    loaded: ScoredModel,
     instances: list[Instance],
     batch_size: int = 64,
     skip_unscorable: bool = False,
@@ -71,7 +79,7 @@ def accuracy(
 
 
 def score(
-    loaded: LoadedModel,
+    loaded: ScoredModel,
     instances: Sequence[Instance],
     batch_size: int = 64,
     skip_unscorable: bool = False,
@@ -135,7 +143,7 @@ def mean_accuracy(results: Sequence[TaskAccuracy]) -> float:
 
 
 def qoi(
-    loaded: LoadedModel, instances: Sequence[Instance], batch_size: int = 64,
+    loaded: ScoredModel, instances: Sequence[Instance], batch_size: int = 64,
     progress: Callable[[int], None] | None = None, qoi_name: str | None = None,
 ) -> list[float]:
     """The QoI of every instance, in order (``progress(k)`` after each batch of k).
