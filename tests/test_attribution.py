@@ -92,7 +92,7 @@ def test_decomposition(mlm, tokenizer, method):
 def _assert_same(fast, ref):
     assert len(fast) == len(ref)
     for fr, rr in zip(fast, ref):
-        assert [s.source for s in fr] == [s.source for s in rr]
+        assert [s.source_index for s in fr] == [s.source_index for s in rr]
         for f, r in zip(fr, rr):
             assert (f.positions, f.heads, f.sign) == (r.positions, r.heads, r.sign)
             for a, b in [(f.g, r.g), (f.influence_token, r.influence_token), (f.influence_head, r.influence_head)]:
@@ -133,10 +133,10 @@ def test_fast_with_sources_subset_and_negative_tokens(mlm, tokenizer):
     chosen = [Query(q.text, q.targets, sources=[2, 1] if b != 1 else [2]) for b, q in enumerate(TEXTS)]
     sub_batch, _ = _run(ex, chosen, steps=5, rule="gauss-legendre")
     sub = gpr_fast(ex.adapter, sub_batch, quad, ex.qoi)
-    assert [[s.source for s in row] for row in sub] == [[1, 2], [2], [1, 2]]
+    assert [[s.source_index for s in row] for row in sub] == [[1, 2], [2], [1, 2]]
     _assert_same(sub, gpr_reference(ex.adapter, sub_batch, quad, ex.qoi))
-    by_source = {(s.sentence, s.source): s for row in full for s in row}
-    _assert_same(sub, [[by_source[(s.sentence, s.source)] for s in row] for row in sub])
+    by_source = {(s.sentence, s.source_index): s for row in full for s in row}
+    _assert_same(sub, [[by_source[(s.sentence, s.source_index)] for s in row] for row in sub])
 
 
 def test_batched_sentences_equal_one_at_a_time(mlm, tokenizer):

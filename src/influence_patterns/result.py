@@ -15,10 +15,9 @@ from influence_patterns.fileio import write_json
 from influence_patterns.graph.nodes import Node
 from influence_patterns.search.pattern import PatternFields
 
-#: The skip connection. In the API (``Pattern.heads``, ``Explainer.influence(heads=...)``)
-#: and in JSON the skip is ``None``/``null``; a head is its index, numbered from 0.
-#: Layers are numbered from 1 (``L1`` is the first encoder layer; ``h0`` the embeddings).
-SKIP = None
+# The skip connection: in the API (``Pattern.heads``, ``Explainer.influence(heads=...)``)
+# and in JSON the skip is ``None``/``null``; a head is its index, numbered from 0.
+# Layers are numbered from 1 (``L1`` is the first encoder layer; ``h0`` the embeddings).
 
 #: One layer of a head-level pattern as printed: ``(node, where)``; ``node`` is ``"skip"``
 #: or ``"H<j>"``, ``where`` the position it moves to, or ``None`` when it stays put.

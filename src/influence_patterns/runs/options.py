@@ -5,6 +5,8 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass, field
 
+from influence_patterns.config import DEFAULTS
+
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
 LOCK_FILE = "run.lock"
@@ -34,8 +36,8 @@ class RunOptions:
     seed: int = 0
     data: str | None = None
     steps: int | None = None  # run_dataset records the resolved rule and size
-    baseline: str = "mask"
-    method: str = "fast"
+    baseline: str = DEFAULTS.baseline
+    method: str = DEFAULTS.method
     quadrature: str | None = None
     keep_special: bool = False
     data_sha256: str | None = None

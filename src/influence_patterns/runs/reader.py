@@ -49,10 +49,6 @@ class Run:
         return self.meta
 
     @property
-    def results_file(self) -> Path:
-        return self.path / RESULTS
-
-    @property
     def indices(self) -> set[int]:
         return {r.index for r in self.records}
 

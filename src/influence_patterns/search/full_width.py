@@ -162,7 +162,7 @@ def gpr_full_width(
     for start in range(0, len(pairs), per):
         chunk = pairs[start : start + per]
         for res in _search_chunk(sc, chunk):
-            results[(res.sentence, res.source)] = res
+            results[(res.sentence, res.source_index)] = res
         if progress is not None:
             progress(len(chunk))
     return [[results[(b, i)] for i in batch.sources[b]] for b in range(len(batch))]

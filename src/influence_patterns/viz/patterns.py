@@ -60,10 +60,6 @@ def pattern_sign(pattern: Pattern) -> int:
     return 1 if pattern.sign >= 0 else -1
 
 
-def sign_colour(sign: int) -> str:
-    return POSITIVE if sign > 0 else NEGATIVE
-
-
 def source_colour(rank: int) -> str:
     """The colour of the ``rank``-th source token (in sentence order) of a figure."""
     return SOURCE_COLOURS[rank % len(SOURCE_COLOURS)]
