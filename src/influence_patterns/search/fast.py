@@ -209,7 +209,8 @@ def context_tangent(st: _Attention, v: torch.Tensor, t: torch.Tensor, tp: torch.
     return da
 
 
-def _token_scores(st, C, ca, cot_s, v, tp, w):
+def _token_scores(st: _Attention, C: torch.Tensor, ca: torch.Tensor, cot_s: torch.Tensor, v: torch.Tensor,
+                  tp: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Stage-1 scores (S, n) of every position given tangent v (S, A, d) at tp (S,);
     ``C`` = ∂q/∂a^l per head (A, H, n, d_h), ``ca`` = ⟨C, a⟩ (A, H, n)."""
     dq, dk, dval = _project(st, v)
@@ -231,7 +232,8 @@ def _token_scores(st, C, ca, cot_s, v, tp, w):
     return scores
 
 
-def _carry(adapter, layer, a_rows, s_rows, da, ds):
+def _carry(adapter: Adapter, layer: torch.nn.Module, a_rows: torch.Tensor, s_rows: torch.Tensor, da: torch.Tensor,
+           ds: torch.Tensor) -> torch.Tensor:
     """Tangent of h^l at the rows' positions: JVP of F_l at (a, s) along (da, ds), each (S, A, d)."""
     S, A, d = a_rows.shape
     flat = lambda t: t.reshape(S * A, 1, -1)  # noqa: E731
@@ -241,7 +243,8 @@ def _carry(adapter, layer, a_rows, s_rows, da, ds):
         return fwAD.unpack_dual(out).tangent.reshape(S, A, -1)
 
 
-def _pull(adapter, layer, a_rows, s_rows, cot):
+def _pull(adapter: Adapter, layer: torch.nn.Module, a_rows: torch.Tensor, s_rows: torch.Tensor,
+          cot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """VJP of F_l at (a, s) (S, A, d each) with ``cot`` at h^l: (∂/∂a, ∂/∂s)."""
     S, A, d = a_rows.shape
     a = a_rows.reshape(S * A, 1, -1).detach().requires_grad_(True)
@@ -252,7 +255,7 @@ def _pull(adapter, layer, a_rows, s_rows, cot):
     return ga.reshape(S, A, -1), gs.reshape(S, A, -1)
 
 
-def _pull_context(st, c, t, tp, d):
+def _pull_context(st: _Attention, c: torch.Tensor, t: torch.Tensor, tp: torch.Tensor, d: int) -> torch.Tensor:
     """Transpose of v ↦ context_tangent(v) at (t, tp), applied to c (S, A, H, d_h): (S, A, d)."""
     v = torch.zeros(c.shape[0], c.shape[1], d, dtype=c.dtype, device=c.device, requires_grad=True)
     with torch.enable_grad():

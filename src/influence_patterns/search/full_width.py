@@ -103,7 +103,8 @@ class _Stage2Backward(RecordAttention):
 class _Stage2Forward(Interceptor):
     """Forward-mode pass choosing the head or skip at each layer."""
 
-    def __init__(self, positions, cot_c, cot_s, sign, weights, A, H):
+    def __init__(self, positions: torch.Tensor, cot_c: list[torch.Tensor], cot_s: list[torch.Tensor],
+                 sign: torch.Tensor, weights: torch.Tensor, A: int, H: int) -> None:
         self.positions, self.cot_c, self.cot_s = positions, cot_c, cot_s
         self.sign, self.w, self.A, self.H = sign, weights, A, H
         self.choices: list[torch.Tensor] = []  # per layer (S,): 0 skip, 1+j head j
