@@ -60,8 +60,3 @@ class ExplainConfig:
             QOIS.check(self.qoi)
         if self.max_rows is not None and self.max_rows < 1:
             raise InputError(f"max_rows must be positive, got {self.max_rows}")
-
-
-#: The default configuration: the CLI's options and ``RunOptions`` read their defaults
-#: here rather than repeating them.
-DEFAULTS = ExplainConfig()

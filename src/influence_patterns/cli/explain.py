@@ -13,7 +13,7 @@ from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.qoi import QOIS
 from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.errors import InputError
-from influence_patterns.config import DEFAULTS
+from influence_patterns.config import ExplainConfig  # the defaults: ExplainConfig.method, ...
 from influence_patterns.search.methods import GPR_METHODS
 from influence_patterns.models.loading import DEVICES
 
@@ -41,8 +41,8 @@ def explain_command(
         help="Integration points along the path from baseline to input: Gauss–Legendre points "
              "(default 32), or m for the Riemann rule (m+1 points; default 50).",
     ),
-    method: str = typer.Option(DEFAULTS.method, "--method", help=GPR_METHODS.help("The search:")),
-    baseline: str = typer.Option(DEFAULTS.baseline, "--baseline", help=BASELINES.help("The input integrated from:")),
+    method: str = typer.Option(ExplainConfig.method, "--method", help=GPR_METHODS.help("The search:")),
+    baseline: str = typer.Option(ExplainConfig.baseline, "--baseline", help=BASELINES.help("The input integrated from:")),
     qoi: Optional[str] = typer.Option(
         None, "--qoi", help=QOIS.help("The quantity of interest (default: the one of the model's kind):")
     ),

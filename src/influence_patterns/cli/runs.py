@@ -14,7 +14,7 @@ import typer
 from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.cli.app import app, user_errors
-from influence_patterns.config import DEFAULTS
+from influence_patterns.config import ExplainConfig  # the defaults: ExplainConfig.method, ...
 from influence_patterns.search.methods import GPR_METHODS
 from influence_patterns.models.loading import DEVICES
 from influence_patterns.runs.backends import BACKENDS
@@ -33,8 +33,8 @@ def run_command(
     steps: Optional[int] = typer.Option(
         None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
     ),
-    baseline: str = typer.Option(DEFAULTS.baseline, "--baseline", help=BASELINES.help("The input integrated from:")),
-    method: str = typer.Option(DEFAULTS.method, "--method", help=GPR_METHODS.help("The search:")),
+    baseline: str = typer.Option(ExplainConfig.baseline, "--baseline", help=BASELINES.help("The input integrated from:")),
+    method: str = typer.Option(ExplainConfig.method, "--method", help=GPR_METHODS.help("The search:")),
     quadrature: Optional[str] = typer.Option(None, "--quadrature", help=QUADRATURES.help("The integration rule:")),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per backward pass: integration points α (fast-full: source token × α pairs); default: sized to free memory."),

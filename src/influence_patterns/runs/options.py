@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass, field
 
-from influence_patterns.config import DEFAULTS
+from influence_patterns.config import ExplainConfig  # the defaults: ExplainConfig.method, ...
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
@@ -36,8 +36,8 @@ class RunOptions:
     seed: int = 0
     data: str | None = None
     steps: int | None = None  # run_dataset records the resolved rule and size
-    baseline: str = DEFAULTS.baseline
-    method: str = DEFAULTS.method
+    baseline: str = ExplainConfig.baseline
+    method: str = ExplainConfig.method
     quadrature: str | None = None
     keep_special: bool = False
     data_sha256: str | None = None
