@@ -27,6 +27,7 @@ VOCAB = len(WORDS) + 5
 
 # name → (transformers config class, MLM class, classifier class, config kwargs)
 ARCHS = {
+    "bert": ("BertConfig", "BertForMaskedLM", "BertForSequenceClassification", dict(pad_token_id=0)),
     "roberta": ("RobertaConfig", "RobertaForMaskedLM", "RobertaForSequenceClassification",
                 dict(pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)),
     "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaForMaskedLM", "XLMRobertaForSequenceClassification",
