@@ -2,10 +2,11 @@
 docs/method.md#single-position-tangents-the-default-fast-method).
 
 The full-width scorer (``search.full_width``, method ``fast-full``) carries, for
-every (source × α) row, a tangent as wide as the whole sentence through whole layers. Inside a pattern's prefix the tangent lives at one
-position per layer, so almost all of that is zero. This module computes the same
-scores (``search.reference`` is the definition; the tests compare every score) with
-only single-position work per source.
+every (source × α) row, a tangent as wide as the whole sentence through whole
+layers. Inside a pattern's prefix the tangent lives at one position per layer, so
+almost all of that is zero. This module computes the same scores
+(``search.reference`` is the definition; the tests compare every score) with only
+single-position work per source.
 
 Notation, one sentence, one α (every quantity below is per α; scores are summed
 over α with the quadrature weights w_α). Layer l reads h = h^{l-1} (n × d):
