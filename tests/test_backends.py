@@ -7,7 +7,7 @@ import pytest
 from influence_patterns.errors import InputError
 from influence_patterns.runs import read_results, run_dataset
 
-from test_runs import write_data
+from conftest import write_data
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[dev]')")
 

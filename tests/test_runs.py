@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -13,65 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from influence_patterns.cli import app
 from influence_patterns.errors import InputError
 from influence_patterns.runs import read_run, repair_results, role_token_indices, run_dataset
 
-from conftest import make_model, make_tokenizer
+from conftest import make_model, run_args
+# Fixtures live in conftest.py; test modules of the other branches still import these
+# from here until they are merged (then this line goes).
+from conftest import checkpoint, data_file  # noqa: F401
 
 runner = CliRunner()
-
-SINGULAR = {"boy": "boys", "girl": "girls", "dog": "dogs", "cat": "cats", "teacher": "teachers"}
-VERBS = [("laughs", "laugh"), ("runs", "run")]
-
-
-def write_data(path: Path, count: int = 12, seed: int = 0) -> Path:
-    """SVA-across-a-PP instances in the tiny vocabulary (JSONL, roles as word indices)."""
-    rng = random.Random(seed)
-    with open(path, "w") as f:
-        for _ in range(count):
-            s, a = rng.sample(sorted(SINGULAR), 2)
-            s_pl, a_pl = rng.random() < 0.5, rng.random() < 0.5
-            good, bad = rng.choice(VERBS)
-            if s_pl:
-                good, bad = bad, good
-            subj = SINGULAR[s] if s_pl else s
-            attr = SINGULAR[a] if a_pl else a
-            f.write(json.dumps({
-                "text": f"the {subj} near the {attr} [MASK]",
-                "targets": [good, bad],
-                "task": "sva/prep",
-                "condition": f"{'plur' if s_pl else 'sing'}_subj_{'plur' if a_pl else 'sing'}_attr",
-                "roles": {"det": 0, "subject": 1, "prep": 2, "attractor_det": 3, "attractor": 4, "verb": 5},
-            }) + "\n")
-    return path
-
-
-def save_checkpoint(path: Path, layers: int = 2, heads: int = 2, seed: int = 0, kind: str = "mlm") -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    model = make_model(kind, layers=layers, heads=heads, seed=seed, dtype=torch.float32)
-    model.save_pretrained(path)
-    make_tokenizer(path).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory) -> Path:
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt"))
-
-
-@pytest.fixture(scope="session")
-def data_file(tmp_path_factory) -> Path:
-    return write_data(tmp_path_factory.mktemp("data") / "tiny.jsonl")
-
-
-def run_args(checkpoint: Path, data_file: Path, out: Path, *extra: str, n: int = 6) -> list[str]:
-    return ["run", "--task", "sva/prep", "--data", str(data_file), "--n", str(n), "--model", str(checkpoint),
-            "--out", str(out), "--steps", "4", "--quiet", *extra]
-
 
 def rows_by_index(out: Path) -> dict[int, dict]:
     rows, _ = read_run(out)

@@ -15,7 +15,6 @@ from influence_patterns.analysis.frames import ABLATION_COLUMNS, ANALYSIS_COLUMN
 from influence_patterns.cli import app
 
 from test_hostile_analysis import run_dir  # noqa: F401  (a 4-instance run)
-from test_runs import checkpoint, data_file  # noqa: F401
 
 runner = CliRunner()
 
