@@ -20,7 +20,7 @@ from influence_patterns.cli import app
 from influence_patterns.errors import DataError, InputError, ModelError, OutputError
 from influence_patterns.models import defaults
 from influence_patterns.models.loading import load_model
-from influence_patterns.runs import LOCK_FILE, Run, RunLock, RunOptions, lock_owner, read_run, run_dataset
+from influence_patterns.runs import LOCK_FILE, Run, RunLock, RunOptions, lock_owner, run_dataset
 from influence_patterns.tasks.loaders import load_instances, load_sst2
 
 from conftest import WORDS, make_model, make_tokenizer
@@ -88,7 +88,7 @@ def test_two_runs_into_the_same_directory_at_once(checkpoint, data_file, tmp_pat
     result = runner.invoke(app, run_args(checkpoint, data_file, out, n=2))
     assert result.exit_code == 0, result.output
     assert not (out / LOCK_FILE).exists()
-    assert [r["index"] for r in read_run(out)[0]] == [0, 1]
+    assert [r["index"] for r in Run.open(out).rows] == [0, 1]
 
 
 def test_two_real_run_processes_write_each_index_once(checkpoint, data_file, tmp_path):  # noqa: F811
@@ -506,4 +506,4 @@ def test_run_options_api_matches_the_cli(done_run, checkpoint, data_file, tmp_pa
     assert [r.index for r in run.records] == [0, 1, 2, 3]
     assert [r.to_dict()["patterns"] for r in run.records] == [r["patterns"] for r in cli.rows]
     assert run.records[0].roles["subject"] == 2 and run.records[0].explanation.steps == 4
-    assert run.meta["instances"] == 4 and run.options is run.meta
+    assert run.meta["instances"] == 4

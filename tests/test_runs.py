@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from influence_patterns.cli import app
 from influence_patterns.errors import InputError
-from influence_patterns.runs import read_run, repair_results, role_token_indices, run_dataset
+from influence_patterns.runs import Run, RunOptions, repair_results, role_token_indices, run_dataset
 
 from conftest import make_model, run_args
 # Fixtures live in conftest.py; test modules of the other branches still import these
@@ -26,7 +26,7 @@ from conftest import checkpoint, data_file  # noqa: F401
 runner = CliRunner()
 
 def rows_by_index(out: Path) -> dict[int, dict]:
-    rows, _ = read_run(out)
+    rows = Run.open(out).rows
     return {r["index"]: r for r in rows}
 
 
@@ -94,7 +94,7 @@ def test_torn_last_line_is_repaired_and_resumed(checkpoint, data_file, tmp_path)
     lines = (full / "results.jsonl").read_text().splitlines(keepends=True)
     torn = "".join(lines[:3]) + lines[3][: len(lines[3]) // 2]  # killed in the middle of line 4
     (out / "results.jsonl").write_text(torn)
-    assert len(read_run(out)[0]) == 3  # readers skip the torn line
+    assert len(Run.open(out).rows) == 3  # readers skip the torn line
     result = runner.invoke(app, run_args(checkpoint, data_file, out, "--batch-size", "2"))
     assert result.exit_code == 0, result.output
     text = (out / "results.jsonl").read_text()
@@ -165,11 +165,13 @@ def test_library_run_with_explainer_and_progress(checkpoint, data_file, tmp_path
 
     explainer = Explainer(make_model("mlm", layers=2, heads=2), tokenizer, steps=3)
     seen = []
-    path = run_dataset("sva/prep", "tiny", tmp_path / "run", n=5, data=data_file, batch_size=2, steps=3,
-                       explainer=explainer, progress=lambda done, total: seen.append((done, total)))
+    options = RunOptions(task="sva/prep", model="tiny", n=5, data=str(data_file), batch_size=2, steps=3)
+    path = run_dataset(options, tmp_path / "run", explainer=explainer,
+                       progress=lambda done, total: seen.append((done, total)))
     assert path.name == "results.jsonl"
     assert seen == [(2, 5), (4, 5), (5, 5)]
-    rows, meta = read_run(tmp_path / "run")
+    run = Run.open(tmp_path / "run")
+    rows, meta = run.rows, run.meta
     assert [r["index"] for r in rows] == list(range(5))
     assert meta["model"] == "tiny"
 
@@ -182,7 +184,7 @@ def test_run_errors(checkpoint, data_file, tmp_path):
     result = runner.invoke(app, run_args(checkpoint, tmp_path / "missing.jsonl", tmp_path / "r3"))
     assert result.exit_code == 2 and "not found" in result.output
     with pytest.raises(InputError):
-        read_run(tmp_path / "nowhere")
+        Run.open(tmp_path / "nowhere")
 
 
 def test_role_token_indices_word_pieces(tokenizer):

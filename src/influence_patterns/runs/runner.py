@@ -176,14 +176,13 @@ def _check_explainer(explainer: Any, opts: RunOptions, instances: list[Any]) -> 
 
 
 def run_dataset(
-    options: RunOptions | str | None = None,
-    out: str | Path | None = None,
-    *args: Any,
+    options: RunOptions,
+    out: str | Path,
+    *,
     progress: Progress = True,
     explainer: Any = None,
     backend: BackendOptions | str | None = None,
     max_rows: int | None = None,
-    **legacy: Any,
 ) -> Path:
     """Explain every instance of ``options.task`` with GPR into ``out/results.jsonl``.
 
@@ -195,18 +194,9 @@ def run_dataset(
     ``options.model`` (``model`` is then only recorded). ``backend``: where to compute
     (``BackendOptions``; lines are written in instance order either way). ``max_rows``:
     (source × α) rows per pass. Returns the results path.
-
-    The older call ``run_dataset(task, model, out, n=..., steps=..., ...)`` still works.
     """
-    if options is None or isinstance(options, str):  # the older call: (task, model, out, **options)
-        task = options if options is not None else legacy.pop("task", None)
-        if task is None:
-            raise TypeError("run_dataset needs RunOptions (or a task name)")
-        options, out, backend = _legacy_options(task, out, args, legacy, backend)
-    elif args or legacy:
-        raise TypeError(f"run_dataset(options, out, ...) got unexpected arguments: {sorted(legacy) or args}")
-    if out is None:
-        raise TypeError("run_dataset needs an output directory")
+    if not isinstance(options, RunOptions):
+        raise TypeError(f"run_dataset(options, out, ...) takes RunOptions, got {type(options).__name__}")
     if isinstance(backend, str):
         backend = BackendOptions(name=backend)
     backend = backend or BackendOptions()
@@ -299,38 +289,6 @@ def _remove_empty(path: Path) -> None:
         path.rmdir()
     except OSError:
         pass  # not empty or not ours to remove: leave it
-
-
-_LEGACY_BACKEND = ("backend", "workers", "address")
-
-
-def _legacy_options(
-    task: str, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], backend: Any
-) -> tuple[RunOptions, Any, BackendOptions]:
-    """``(task, model, out, n=..., ...)`` -> ``RunOptions``, ``out``, ``BackendOptions``.
-
-    ``model`` is what landed in run_dataset's ``out`` slot when given by position."""
-    if "model" in kwargs:  # everything by name: out (if any) is in the right slot
-        model, out = kwargs.pop("model"), model
-        if args:
-            raise TypeError("run_dataset(task, model, out, ...): give the other options by name")
-    elif len(args) == 1:
-        out = args[0]
-    elif not args and "out" in kwargs:
-        out = kwargs.pop("out")
-    else:
-        raise TypeError("run_dataset(task, model, out, ...) needs task, model and out; the rest by name")
-    if model is None or out is None:
-        raise TypeError("run_dataset(task, model, out, ...) needs task, model and out")
-    name = backend if isinstance(backend, str) else "local"
-    back = BackendOptions(name=name, workers=kwargs.pop("workers", 1), address=kwargs.pop("address", None))
-    data = kwargs.pop("data", None)
-    known = set(RunOptions.__dataclass_fields__) - {"model", "task", "data"}
-    unknown = set(kwargs) - known
-    if unknown:
-        raise TypeError(f"run_dataset got unexpected options: {', '.join(sorted(unknown))}")
-    options = RunOptions(model=str(model), task=task, data=str(data) if data is not None else None, **kwargs)
-    return options, out, back
 
 
 class _Reporter:
