@@ -140,6 +140,19 @@ def run_args(checkpoint: Path, data_file: Path, out: Path, *extra: str, n: int =
             "--out", str(out), "--steps", "4", "--quiet", *extra]
 
 
+@pytest.fixture(scope="module")
+def run_dir(checkpoint, data_file, tmp_path_factory) -> Path:
+    """A finished 4-instance run of the tiny checkpoint, one per test module."""
+    from typer.testing import CliRunner
+
+    from influence_patterns.cli import app
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    result = CliRunner().invoke(app, run_args(checkpoint, data_file, out, n=4))
+    assert result.exit_code == 0, result.output
+    return out
+
+
 # --------------------------------------------------------------------------- searches compared
 
 

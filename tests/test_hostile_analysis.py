@@ -25,14 +25,6 @@ def one_line_error(result, *words: str) -> None:
         assert w in out, out
 
 
-@pytest.fixture(scope="module")
-def run_dir(checkpoint, data_file, tmp_path_factory):  # noqa: F811
-    out = tmp_path_factory.mktemp("hostile") / "run"
-    result = runner.invoke(app, run_args(checkpoint, data_file, out, n=4))
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture
 def fresh_run(run_dir, tmp_path):
     """A copy of the run that a test may damage."""
