@@ -197,6 +197,7 @@ def test_report_html_has_the_interactive_view_once_per_run(two_runs, tmp_path):
     assert "data-highlighted" in section  # the hover script that highlights a token's paths
 
 
+@pytest.mark.slow  # headless Chromium: 10-16 s
 def test_report_interactive_view_hovers_in_headless_chromium(two_runs, tmp_path):
     from conftest import browse, chromium
 

@@ -91,6 +91,7 @@ def test_two_runs_into_the_same_directory_at_once(checkpoint, data_file, tmp_pat
     assert [r["index"] for r in Run.open(out).rows] == [0, 1]
 
 
+@pytest.mark.slow  # two real processes racing for one run directory: 15-30 s
 def test_two_real_run_processes_write_each_index_once(checkpoint, data_file, tmp_path):  # noqa: F811
     """A real `run` writing; a second `run` into its directory is refused while the first
     goes on; the finished file holds every index exactly once."""

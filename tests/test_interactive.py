@@ -31,6 +31,7 @@ def test_interactive_page_is_self_contained(tmp_path):
     assert "I(π^a) = +0.6" in nodes.hovertext[2]
 
 
+@pytest.mark.slow  # three headless Chromium starts: 10-20 s
 def test_interactive_page_works_in_headless_chromium(tmp_path):
     pytest.importorskip("plotly")
     from matplotlib.image import imread
