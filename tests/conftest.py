@@ -153,6 +153,12 @@ def run_dir(checkpoint, data_file, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def done_run(run_dir) -> Path:
+    """The same finished run, by the name the hostile-case tests use: copy it before damaging it."""
+    return run_dir
+
+
 # --------------------------------------------------------------------------- searches compared
 
 

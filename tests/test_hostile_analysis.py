@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from influence_patterns.cli import app
 
 from conftest import save_checkpoint
-from test_runs import checkpoint, data_file, run_args  # noqa: F401
 
 runner = CliRunner()
 
@@ -41,7 +40,7 @@ def fresh_run(run_dir, tmp_path):
 @pytest.mark.parametrize("kind,kw,words", [
     ("mlm", {"layers": 3, "heads": 4, "hidden": 16}, ("3 layers", "2")),
     ("classification", {}, ("classification",)),
-    ("mlm", {"seed": 7}, ("QoI",)),  # same shape, other weights: the run's QoI is not reproduced
+    ("mlm", {"seed": 7}, ("weights", "ablate with the run's model")),  # same shape, other weights (fingerprint)
 ])
 def test_ablate_with_another_model_is_refused(fresh_run, tmp_path, kind, kw, words):
     other = save_checkpoint(tmp_path / "other", kind, **kw)
@@ -158,7 +157,7 @@ def test_library_errors_name_parameters_not_flags(run_dir):
 
     with pytest.raises(InputError, match="^batch_size must be at least 1$"):
         AblationOptions(batch_size=0).validate()
-    with pytest.raises(InputError, match="^resamples must be at least 1$"):
+    with pytest.raises(InputError, match="^resamples must be between 1 and 100,000, got 0$"):
         AnalyzeOptions(resamples=0).validate()
 
 

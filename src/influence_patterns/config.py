@@ -58,5 +58,9 @@ class ExplainConfig:
         GPR_METHODS.check(self.method)
         if self.qoi is not None:
             QOIS.check(self.qoi)
-        if self.max_rows is not None and self.max_rows < 1:
-            raise InputError(f"max_rows must be positive, got {self.max_rows}")
+        if self.max_rows is not None:
+            if isinstance(self.max_rows, bool) or not isinstance(self.max_rows, numbers.Integral):
+                raise InputError(f"max_rows must be a whole number of rows, got {self.max_rows!r}")
+            self.max_rows = int(self.max_rows)
+            if self.max_rows < 1:
+                raise InputError(f"max_rows must be positive, got {self.max_rows}")

@@ -15,6 +15,7 @@ from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.config import ExplainConfig
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.graph.architectures import adapter_for
+from influence_patterns.models.base import fingerprint
 from influence_patterns.models.loading import prepare
 from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.result import Explanation, Pattern
@@ -29,6 +30,7 @@ class Explainer:
         """Wrap a loaded model and its tokenizer. The model is prepared as
         ``from_pretrained`` does (eval mode, eager attention: fused attention has no
         forward-mode AD) and must have finite weights."""
+        _check_model_and_tokenizer(model, tokenizer)
         self.config = ExplainConfig(**config)
         self.config.validate()
         self.adapter = adapter_for(prepare(model))
@@ -49,6 +51,15 @@ class Explainer:
     @property
     def kind(self) -> str:
         return self.adapter.kind
+
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        """``weights_sha256`` and ``config_sha256`` of the model (``models.base.fingerprint``),
+        computed once: what a run records so that rows of other weights are never mixed in."""
+        cached = getattr(self, "_fingerprint", None)
+        if cached is None:
+            cached = self._fingerprint = fingerprint(self.model)
+        return dict(cached)
 
     def prepare(self, queries: Sequence[Query]) -> Batch:
         """Check and tokenize ``queries``; build x and the baseline."""
@@ -125,6 +136,9 @@ class Explainer:
         accepted too), or ``"h"`` to keep the layer token level; omitted: a token-level
         pattern. Returns the QoI's share (in logits) that flows through that pattern.
         """
+        if isinstance(source, bool) or not isinstance(source, numbers.Integral):
+            raise InputError(f"source must be a word-piece position (an integer), got {source!r}")
+        source = int(source)
         batch = self.prepare([Query(text, _pair(targets), label)])
         L, n = self.adapter.num_layers, batch.lengths[0]
         if not 0 <= source < n:
@@ -183,6 +197,17 @@ class Explainer:
             quadrature=cfg.quadrature,
             method=cfg.method,
         )
+
+
+def _check_model_and_tokenizer(model: Any, tokenizer: Any) -> None:
+    """``InputError`` for something that is not a loaded model or tokenizer (``None``, a name)."""
+    if not isinstance(model, torch.nn.Module) or getattr(model, "config", None) is None:
+        hint = "; to load by name use Explainer.from_pretrained(name)" if isinstance(model, (str, type(None))) else ""
+        raise InputError(f"model must be a loaded Hugging Face model (a torch Module with a config), "
+                         f"got {type(model).__name__}{hint}")
+    if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
+        raise InputError(f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__} "
+                         "(e.g. AutoTokenizer.from_pretrained(the model's directory))")
 
 
 def check_finite_weights(model: Any) -> None:

@@ -13,6 +13,7 @@ from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.qoi import QOIS
 from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.errors import InputError
+from influence_patterns.fileio import check_writable
 from influence_patterns.config import ExplainConfig  # the defaults: ExplainConfig.method, ...
 from influence_patterns.search.methods import GPR_METHODS
 from influence_patterns.models.loading import DEVICES
@@ -75,6 +76,9 @@ def explain_command(
 
     if plot is not None:
         check_image_path(plot, "--plot")
+        check_writable(plot, "--plot")
+    if json_out is not None:
+        check_writable(json_out, "--json")  # before the model is loaded: a refused write loses no work
     chosen = parse_sources(sources, "--sources")
     explainer = Explainer.from_pretrained(
         model, device=device, steps=steps, method=method, baseline=baseline,

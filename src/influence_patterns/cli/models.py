@@ -162,6 +162,10 @@ def accuracy_command(
         fail("give --task NAME or --data FILE")
     if data is not None and not data.exists():
         fail(f"data file not found: {data}")
+    if json_out is not None:
+        from influence_patterns.fileio import check_writable
+
+        check_writable(json_out, "--json")  # before scoring
     if split != "all":
         from influence_patterns.tasks.templates import TEMPLATE_TASKS
 
