@@ -202,6 +202,31 @@ def assert_decomposes(search, L: int, atol: float) -> None:
     assert search.influence_head == pytest.approx(total, abs=atol)
 
 
+def assert_context_and_skip_reach_the_output(adapter, batch):
+    """Zeroing a^2 or s^2 changes y, and each does so differently: the hooks are live and
+    the skip is a node of its own (test_architectures, test_decoders)."""
+    from influence_patterns.graph.hooks import Interceptor, intercept
+
+    class Zero(Interceptor):
+        def __init__(self, what):
+            self.what = what
+
+        def on_attn(self, layer, context, skip):
+            if layer != 2:
+                return context, skip
+            return (context * 0, skip) if self.what == "context" else (context, skip * 0)
+
+    with torch.no_grad():
+        base = adapter.logits(batch.x, batch.attention_mask, batch.target_index)
+        outs = {}
+        for what in ("context", "skip"):
+            with intercept(adapter, Zero(what)):
+                outs[what] = adapter.logits(batch.x, batch.attention_mask, batch.target_index)
+    assert not torch.allclose(outs["context"], base)
+    assert not torch.allclose(outs["skip"], base)
+    assert not torch.allclose(outs["context"], outs["skip"])
+
+
 # --------------------------------------------------------------------------- headless Chromium
 
 

@@ -12,8 +12,6 @@ from influence_patterns.search.reference import gpr_reference
 
 from conftest import FAST_SCORERS, assert_decomposes, assert_same_searches, make_model
 
-# test_decoders (issue 24) imports these two from here until it is merged (then this line goes).
-_assert_same, _decomposition = assert_same_searches, assert_decomposes
 
 TEXTS = [
     Query("the boy near the girls [MASK] good", ("is", "are")),

@@ -35,10 +35,10 @@ BaselineFn = Callable[[BaselineInputs], "torch.Tensor"]
 
 
 def _token_row(token: str) -> BaselineFn:
-    """The baseline that puts the embedding of ``token`` ("mask" or "pad") at every row."""
+    """The baseline that puts the embedding of ``token`` ("mask", "pad" or "eos") at every row."""
 
     def baseline(inputs: BaselineInputs) -> torch.Tensor:
-        token_id = inputs.mask_id if token == "mask" else inputs.pad_id
+        token_id = {"mask": inputs.mask_id, "pad": inputs.pad_id}.get(token)  # an encoder has no EOS id here
         if token_id is None:
             raise ValueError(f"the tokenizer has no [{token.upper()}] token")
         row = inputs.word_embeddings.weight[token_id].detach().to(inputs.embeddings.dtype)
@@ -57,6 +57,8 @@ BASELINES: Registry[BaselineFn] = Registry("baseline")
 BASELINES.register("mask", _token_row("mask"), "the [MASK] embedding at every word piece")
 BASELINES.register("zero", _zeros, "zeros")
 BASELINES.register("pad", _token_row("pad"), "the [PAD] embedding")
+# Decoders build their baseline from the name (attribution.prefix.decoder_baseline).
+BASELINES.register("eos", _token_row("eos"), "the EOS embedding; on a decoder, mask means the pad embedding, else EOS")
 
 
 def make_baseline(

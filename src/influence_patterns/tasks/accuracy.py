@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 
 from influence_patterns.attribution.inputs import single_piece, with_mask_token
+from influence_patterns.attribution.prefix import continuation_id, prefix_ids
 from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.errors import InputError
 from influence_patterns.tasks.instance import MASK, Instance
@@ -159,8 +160,11 @@ def qoi(
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     if not instances:
         raise InputError("no instances to evaluate")
+    _check_kinds(instances, loaded.kind)
     if loaded.kind == "mlm":
         prepared = [_prepare_masked(loaded.tokenizer, inst) for inst in instances]
+    elif loaded.kind == "causal":
+        prepared = [_prepare_prefix(loaded.tokenizer, inst) for inst in instances]
     elif loaded.kind == "classification":
         n_labels = int(getattr(loaded.model.config, "num_labels", 2))
         prepared = [_prepare_classification(loaded.tokenizer, inst, n_labels) for inst in instances]
@@ -187,7 +191,7 @@ def qoi(
                 attention[k, : len(ids)] = 1
             logits = loaded.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
             rows = torch.arange(len(chunk), device=device)
-            if loaded.kind == "mlm":
+            if loaded.kind in ("mlm", "causal"):  # at the [MASK], or the next token after the text
                 pos = torch.tensor([c[1] for c in chunk], device=device)
                 at_target = logits[rows, pos]  # (batch, vocab) at the [MASK]
                 classes = torch.tensor([(c[2], c[3]) for c in chunk], device=device)  # (batch, 2): good, bad
@@ -226,6 +230,25 @@ def _max_length(model: Any) -> int | None:
     except (ModelError, AttributeError, TypeError, ValueError):
         value = getattr(getattr(model, "config", None), "max_position_embeddings", None)
         return int(value) if isinstance(value, int) else None
+
+
+def _check_kinds(instances: Sequence[Instance], kind: str) -> None:
+    """A registered task's instances given to a model of another kind: one error naming
+    the twin task (a masked task on a decoder, a prefix task on an encoder)."""
+    from influence_patterns.tasks.registry import TASKS, check_task_kind
+
+    for name in dict.fromkeys(inst.task for inst in instances):
+        if name in TASKS:
+            check_task_kind(TASKS[name], kind)
+
+
+def _prepare_prefix(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
+    """A decoder's instance: the text's ids, its last position, the two continuations' ids."""
+    if inst.targets is None or len(inst.targets) != 2:
+        raise InputError(f"instance needs targets (good, bad) for a causal LM: {inst.text!r}")
+    ids = prefix_ids(tokenizer, inst.text)
+    return ids, len(ids) - 1, continuation_id(tokenizer, inst.text, inst.targets[0]), \
+        continuation_id(tokenizer, inst.text, inst.targets[1])
 
 
 def _prepare_masked(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
