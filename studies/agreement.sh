@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The study of docs/analyses.md: the paper's three findings measured with CIs, nulls and
-# controls on the two embedded masked LMs. Usage:
+# The earlier (issue 15) study of docs/analyses.md on every agreement task, now with the
+# default mean reference and the norm-matched null; studies/protocols.sh runs issue 20's
+# three protocols side by side. Usage:
 #   studies/agreement.sh transfer OUT   # default-mlm-transfer: every agreement task, n=100 (finding 2)
 #   studies/agreement.sh default OUT    # default-mlm: every agreement task, n=100, run and ablated (findings 1 and 3)
 #   studies/agreement.sh ablate-transfer OUT  # default-mlm-transfer: ablation of every task (finding 3 on the second model)
@@ -36,8 +37,8 @@ case $phase in
     ;;
   report)
     timed influence-patterns report --quiet "$out"/transfer/* --out "$out/transfer-report.md"
-    timed influence-patterns analyze --quiet "$out"/transfer/sva_{simple,prep,obj_rel_across} --null random-init --json "$out/transfer-null.json"
-    timed influence-patterns report --quiet "$out"/default/sva_{simple,prep,obj_rel_across} --null random-init \
+    timed influence-patterns analyze --quiet "$out"/transfer/sva_{simple,prep,obj_rel_across} --null norm-matched --json "$out/transfer-null.json"
+    timed influence-patterns report --quiet "$out"/default/sva_{simple,prep,obj_rel_across} --null norm-matched \
       --out "$out/default-report.md" --html "$out/default-report.html"
     timed influence-patterns report --quiet "$out"/default/* --out "$out/default-all-report.md"
     ;;

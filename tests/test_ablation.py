@@ -238,7 +238,7 @@ def test_ablate_command(checkpoint, data_file, tmp_path):  # noqa: F811
     for key in ("run", "task", "instances", "sources", "reference", "removal", "bootstrap", "methods",
                 "comparisons", "per_instance"):
         assert key in data
-    assert data["bootstrap"]["resamples"] >= 1000 and data["reference"] == "baseline"
+    assert data["bootstrap"]["resamples"] >= 1000 and data["reference"] == "mean" and data["replace"] == "as"
     assert data["removal"] == "reference"
     for m in data["methods"]:
         assert {"name", "group", "nodes"} <= set(m)
@@ -318,8 +318,8 @@ def test_batches_by_length_change_no_number_and_keep_the_run_order(small_run):
 
     explainer, rows, _, _ = small_run
     methods = ("pattern", "internal-influence", "layer-conductance", "random")
-    one = ablate_rows(explainer, rows, AblationOptions(methods=methods, batch_size=1, resamples=50), progress=False)
-    two = ablate_rows(explainer, rows, AblationOptions(methods=methods, batch_size=2, resamples=50), progress=False)
+    one = ablate_rows(explainer, rows, AblationOptions(methods=methods, batch_size=1, resamples=50, reference="baseline"), progress=False)
+    two = ablate_rows(explainer, rows, AblationOptions(methods=methods, batch_size=2, resamples=50, reference="baseline"), progress=False)
     assert [r["index"] for r in two["per_instance"]] == [i for i in range(len(rows)) for _ in methods]
     # lengths 7, 4, 8 tokens: batched by length the run order is not the batch order
     assert sorted(range(len(rows)), key=lambda i: len(rows[i]["tokens"])) != list(range(len(rows)))

@@ -229,7 +229,7 @@ def test_representative_is_the_first_correct_instance():
 
 def test_report_verdicts_follow_the_numbers(two_runs):
     f = findings(two_runs)
-    compression = [r for r in f["summary"] if "retain" in r["finding"]]
+    compression = [r for r in f["summary"] if "recover more" in r["finding"]]
     assert compression[0]["verdict"].startswith("not measured")  # no ablation.json yet
     f["analysis"]["pooled"]["skip_to_head_ratio_ci"] = {"value": 3.1, "ci": [2.5, 3.6]}
     text = markdown(f)
@@ -242,8 +242,13 @@ def test_report_with_the_null(two_runs, tmp_path):
                                  "--stay-share"])
     assert result.exit_code == 0, result.output
     text = md.read_text()
-    assert "random-init null" in text and "model − null ratio" in text
+    assert "random-init null" in text and "model − null" in text and "decided in advance" in text
+    assert "nearly silent" in result.output  # the warning
     assert "influence share of the skip on steps that stay (every token)" in text
+    result = runner.invoke(app, ["report", str(two_runs[0]), "--out", str(md), "--null", "norm-matched"])
+    assert result.exit_code == 0, result.output
+    text = md.read_text()
+    assert "more than the norm-matched null" in text and "uniform 1/(H+1)" in text
 
 
 def test_random_init_copy_is_seeded_and_leaves_the_model_alone():

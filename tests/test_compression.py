@@ -102,7 +102,8 @@ def _pattern_nodes(row, sources=None):
 @pytest.mark.parametrize("sources", ["all", "subject"])
 def test_q_kept_matches_an_independent_implementation(run_rows, tokenizer, sources):
     explainer, rows = run_rows
-    result = ablate_rows(explainer, rows, AblationOptions(methods=("pattern",), sources=sources, resamples=50))
+    result = ablate_rows(explainer, rows, AblationOptions(methods=("pattern",), sources=sources, resamples=50,
+                                                          reference="baseline", replace="as"))
     per = {r["index"]: r for r in result["per_instance"]}
     for row, text, targets in zip(rows, TEXTS, TARGETS):
         nodes = _pattern_nodes(row, None if sources == "all" else {row["roles"]["subject"]})
@@ -224,12 +225,13 @@ def test_summarise_verdicts_against_the_best_of_each_group():
     kept = {"pattern": q * 0.9, "rollout": q * 0.2, "attention-flow": q * 0.85 + rng.normal(0, 0.2, n),
             "stay": q * 0.1}
     for m, k in kept.items():
-        per += [{"index": i, "task": "t", "method": m, "q": q[i], "q_kept": k[i], "q_removed": q[i] - 1, "nodes": 3}
+        per += [{"index": i, "task": "t", "method": m, "q": q[i], "q_kept": k[i], "q_removed": q[i] - 1,
+                 "q_floor": 0.0, "nodes": 3}
                 for i in range(n)]
     groups = {"pattern": "pattern", "rollout": "attention", "attention-flow": "attention", "stay": "control"}
     s = summarise(per, groups, resamples=500, seed=0)
     v = {(x["group"], x["metric"]): x for x in s["verdicts"]}
-    assert v[("attention", "qoi_retained")]["best"] == "attention-flow"
-    assert v[("control", "qoi_retained")]["verdict"] == "holds"
-    d = v[("attention", "qoi_retained")]["difference"]
+    assert v[("attention", "qoi_recovered")]["best"] == "attention-flow"
+    assert v[("control", "qoi_recovered")]["verdict"] == "holds"
+    d = v[("attention", "qoi_recovered")]["difference"]
     assert d["ci"][0] <= d["value"] <= d["ci"][1]

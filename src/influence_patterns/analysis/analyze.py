@@ -1,5 +1,6 @@
-"""``analyze_run``: accuracy, skip vs heads (with CIs, the ceiling L − 1 and optionally a
-random-init null) and consistency of one run directory; ``analyze_runs``: several runs
+"""``analyze_run``: accuracy, skip vs heads (with CIs, the ceiling L − 1, the reframed
+statistics ``heads_per_pattern`` and ``skip_when_staying``, and optionally a null:
+``norm-matched`` or ``random-init``) and consistency of one run directory; ``analyze_runs``: several runs
 plus the consistency–accuracy tests (definitions: docs/analyses.md)."""
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from influence_patterns.analysis import bootstrap as bs
 from influence_patterns.analysis.ablation import check_model
 from influence_patterns.analysis.consistency import consistency, pattern_key
 from influence_patterns.analysis.correlation import consistency_accuracy_correlation, consistency_role, instance_level
-from influence_patterns.analysis.skip import iter_patterns, ratio_difference, skip_ratio_estimates, skip_statistics
-from influence_patterns.analysis.null import NULLS, cached_null_records
+from influence_patterns.analysis.skip import (
+    iter_patterns,
+    ratio_difference,
+    reframed_estimates,
+    skip_ratio_estimates,
+    skip_statistics,
+    stay_difference,
+)
+from influence_patterns.analysis.null import NULLS, SILENT_NULL_WARNING, cached_null_records, head_norms, null_explainer
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.explainer import Explainer
 from influence_patterns.progress import Progress, progress_bar
@@ -25,7 +33,8 @@ from influence_patterns.runs import Run, RunRecord
 @dataclass(frozen=True)
 class AnalyzeOptions:
     """``role``: the role whose consistency is tested (default ``subject`` when every run
-    has it, else ``all``); ``null``: ``None`` or ``"random-init"`` (needs the model);
+    has it, else ``all``); ``null``: ``None``, ``"norm-matched"`` (the null to use) or
+    ``"random-init"`` (needs the model);
     ``stay_share``: also measure the skip's influence share on steps that stay (needs
     the model; H + 1 pattern influences per such step)."""
 
@@ -67,6 +76,7 @@ def analyze_rows(rows: Run | Sequence[RunRecord | dict[str, Any]], meta: dict[st
     num_layers = first.num_layers
     skip = skip_statistics((p for _, p in iter_patterns(records)), num_layers)
     est = skip_ratio_estimates(records, resamples, seed)
+    reframed = reframed_estimates(records, first.num_heads, bs.resample_indices(len(records), resamples, seed))
     tasks = sorted({r.task or "" for r in records})
     return {
         "run": run,
@@ -81,6 +91,7 @@ def analyze_rows(rows: Run | Sequence[RunRecord | dict[str, Any]], meta: dict[st
         "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
         "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
         "ceiling": est["ceiling"],
+        **reframed,
         "consistency": consistency(records),
     }
 
@@ -92,6 +103,8 @@ def analyze_run(path: str | Path, options: AnalyzeOptions | None = None) -> dict
     ``skip_to_head_ratio_weighted``, ``skip_steps``, ``head_steps``, ``per_layer``
     (see :mod:`influence_patterns.analysis.skip`), ``skip_to_head_ratio_ci`` and
     ``skip_to_head_ratio_weighted_ci`` (``{"value", "ci"}``), ``ceiling`` (L − 1);
+    ``heads_per_pattern`` (``{"value", "ci"}``) and ``skip_when_staying`` (``{"value",
+    "ci", "uniform", "steps", "weighted"}``), see :func:`.skip.reframed_estimates`;
     ``consistency``: role (and ``all``) → ``n``, ``distinct``, ``top_frequency``, ``entropy``,
     ``top_pattern``, ``skip_share``; with a null, ``null``; with ``stay_share``,
     ``stay_skip_share``.
@@ -199,13 +212,22 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
                 nrows = cached_null_records(ex, rows, name, opts.null, opts.null_seed, opts.batch_size,
                                             progress=bars)
                 est = skip_ratio_estimates(nrows, opts.resamples, opts.seed)
+                idx = bs.resample_indices(len(rows), opts.resamples, opts.seed)
                 a["null"] = {
                     "kind": opts.null, "seed": opts.null_seed,
                     **skip_statistics((p for _, p in iter_patterns(nrows)), a["num_layers"]),
                     "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
                     "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
+                    **reframed_estimates(nrows, a["num_heads"], idx),
                     "difference": ratio_difference(rows, nrows, opts.resamples, opts.seed),
+                    "skip_when_staying_difference": stay_difference(rows, nrows, idx),
+                    "head_norm": {"model": head_norms(ex, rows),
+                                  "null": head_norms(null_explainer(ex, opts.null, opts.null_seed), rows)},
                 }
+                if opts.null == "random-init":
+                    a["null"]["warning"] = SILENT_NULL_WARNING
+                    if SILENT_NULL_WARNING not in notes:
+                        notes.append(SILENT_NULL_WARNING)
                 all_null += nrows
             if opts.stay_share:
                 if progress is not None:
@@ -224,16 +246,28 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     out: dict[str, Any] = {"runs": analyses, "role": chosen, "notes": notes}
     out["instance_level"] = _pooled_instance_level(loaded, chosen, opts)
     if len(depths) == 1:
-        est = skip_ratio_estimates(all_rows, opts.resamples, opts.seed)
+        # pooled over runs: every bootstrap resamples instances within runs (tasks)
+        strata = [k for k, (_, run) in enumerate(loaded) for _ in run.records]
+        idx = bs.resample_indices_stratified(strata, opts.resamples, opts.seed)
+        est = skip_ratio_estimates(all_rows, opts.resamples, opts.seed, idx=idx)
+        heads = {a["num_heads"] for a in analyses}
         out["pooled"] = {**skip_statistics(patterns, next(iter(depths))),
                          "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
                          "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
-                         "ceiling": est["ceiling"], "instances": len(all_rows)}
+                         "ceiling": est["ceiling"], "instances": len(all_rows), "stratified_by": "run"}
+        if len(heads) == 1:
+            out["pooled"].update(reframed_estimates(all_rows, next(iter(heads)), idx))
         if all_null and len(all_null) == len(all_rows):
-            nest = skip_ratio_estimates(all_null, opts.resamples, opts.seed)
+            nest = skip_ratio_estimates(all_null, opts.resamples, opts.seed, idx=idx)
             out["pooled"]["null"] = {"kind": opts.null, "seed": opts.null_seed,
                                      "skip_to_head_ratio_ci": nest["skip_to_head_ratio"],
-                                     "difference": ratio_difference(all_rows, all_null, opts.resamples, opts.seed)}
+                                     "difference": ratio_difference(all_rows, all_null, opts.resamples, opts.seed,
+                                                                    idx=idx)}
+            if len(heads) == 1:
+                out["pooled"]["null"].update(reframed_estimates(all_null, next(iter(heads)), idx))
+                out["pooled"]["null"]["skip_when_staying_difference"] = stay_difference(all_rows, all_null, idx)
+            if opts.null == "random-init":
+                out["pooled"]["null"]["warning"] = SILENT_NULL_WARNING
     if len(analyses) >= 2:
         out["correlation"] = consistency_accuracy_correlation(analyses, chosen)
     return out
@@ -248,12 +282,13 @@ def _role_key(record: RunRecord, role: str) -> Any:
 
 def _pooled_instance_level(loaded: list, role: str, opts: AnalyzeOptions) -> dict[str, Any]:
     """Instances whose ``role`` pattern is their task's most common one against the
-    rest, the most common pattern found per run, pooled over runs."""
+    rest, the most common pattern found per run; tested within runs (stratified)."""
     if role == "all":
         return {"role": role, "note": "needs a role (one pattern per instance)"}
     rows: list[RunRecord] = []
     is_top: list[bool] = []
-    for _, run in loaded:
+    strata: list[str] = []
+    for name, run in loaded:
         run_rows = run.records
         keys = [_role_key(r, role) for r in run_rows]
         have = [k for k in keys if k is not None]
@@ -264,4 +299,5 @@ def _pooled_instance_level(loaded: list, role: str, opts: AnalyzeOptions) -> dic
             if k is not None:
                 rows.append(r)
                 is_top.append(k == top)
-    return {"role": role, **instance_level(rows, is_top, opts.resamples, opts.seed)}
+                strata.append(name)
+    return {"role": role, **instance_level(rows, is_top, opts.resamples, opts.seed, strata)}

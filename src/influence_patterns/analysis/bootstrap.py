@@ -60,6 +60,24 @@ def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
+def resample_indices_stratified(strata: Sequence[object], resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """(resamples, n) indices where the instances of each stratum (e.g. task) are drawn
+    with replacement from that stratum only, so every resample keeps each stratum's
+    size. One stratum: exactly :func:`resample_indices`."""
+    n = len(strata)
+    groups: dict[object, list[int]] = {}
+    for i, s in enumerate(strata):
+        groups.setdefault(s, []).append(i)
+    if len(groups) <= 1:
+        return resample_indices(n, resamples, seed)
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, n), dtype=np.int64)
+    for members in groups.values():
+        m = np.asarray(members)
+        out[:, m] = m[rng.integers(0, m.size, size=(resamples, m.size))]
+    return out
+
+
 def _value(x: np.ndarray | float) -> float | None:
     v = float(x)
     return v if math.isfinite(v) else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from influence_patterns.analysis.ablation import METRICS
+from influence_patterns.analysis.ablation import IIA_METRICS, METRICS
 from influence_patterns.fileio import write_text
 
 ANALYSIS_COLUMNS = ("run", "task", "metric", "role", "layer", "value", "ci_low", "ci_high", "n")
@@ -56,6 +56,12 @@ def _analysis_rows(name: str, task: Any, a: dict[str, Any], n: Any) -> list[dict
     for key in ("skip_steps", "head_steps", "ceiling"):
         if key in a:
             add(key, a[key])
+    if a.get("heads_per_pattern"):
+        add("heads_per_pattern", a["heads_per_pattern"])
+    if a.get("skip_when_staying"):
+        add("skip_when_staying", a["skip_when_staying"])
+        add("skip_when_staying_weighted", a["skip_when_staying"].get("weighted"))
+        add("skip_when_staying_uniform", a["skip_when_staying"].get("uniform"))
     for layer in a.get("per_layer", []):
         add("skip_share", layer["skip_share"], layer=layer["layer"])
         add("skip_share_weighted", layer["skip_share_weighted"], layer=layer["layer"])
@@ -66,6 +72,13 @@ def _analysis_rows(name: str, task: Any, a: dict[str, Any], n: Any) -> list[dict
     if null:
         add("null_skip_to_head_ratio", null.get("skip_to_head_ratio_ci"))
         add("skip_to_head_ratio_minus_null", null.get("difference"))
+        if null.get("skip_when_staying"):
+            add("null_skip_when_staying", null["skip_when_staying"])
+            add("skip_when_staying_minus_null", null.get("skip_when_staying_difference"))
+        for who in ("model", "null"):
+            norm = (null.get("head_norm") or {}).get(who)
+            if norm:
+                add(f"head_to_skip_norm_{who}", norm.get("mean"))
     stay = a.get("stay_skip_share")
     if stay:
         for role in [k for k in stay if not k.startswith("steps_")]:
@@ -102,7 +115,7 @@ def _ablation_rows(task: Any, summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     n = summary.get("instances")
     for m in summary.get("methods", []):
-        for metric in METRICS:
+        for metric in [*METRICS, *(k for k in IIA_METRICS if k in m)]:
             value, lo, hi = _ci(m.get(metric))
             rows.append({"task": task, "kind": "method", "method": m["name"], "group": m.get("group"),
                          "metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "nodes": m.get("nodes"),

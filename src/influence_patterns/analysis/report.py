@@ -30,6 +30,10 @@ from influence_patterns.progress import Progress
 from influence_patterns.runs import read_run_json
 
 PAPER_SKIP_RATIO = 3.0
+#: named beside the across-task consistency test
+CONFOUNDS = ("sentence length (tasks differ in length, and longer sentences spread influence over more positions)",
+             "the number of roles per task (nouns that could agree: more candidates, more distinct patterns)",
+             "structures seen in training (the default models were trained on some templates and not others)")
 PAPER_PATTERN_VS_ATTENTION = 0.74
 PAPER_PATTERN_VS_LAYER = 0.25
 ROLE = "subject"  # the role of the second ablation table (DIR/ablation-subject.json), when present
@@ -102,27 +106,55 @@ def pooled_ablation(ablations: Sequence[dict[str, Any] | None], paths: Sequence[
         groups.update({m["name"]: m.get("group", "") for m in a["methods"]})
     per = [{**r, "run": str(p)} for a, p in present for r in a["per_instance"] if r["method"] in common]
     floor = [r for a, _ in present for r in ((a.get("floor") or {}).get("per_instance") or [])]
-    return {"runs": len(present), **summarise(per, {n: groups[n] for n in common or []}, resamples, seed),
+    protocols = sorted({f"reference {a.get('reference', 'baseline')}, replace {a.get('replace', 'as')}"
+                        for a, _ in present})
+    return {"runs": len(present), "protocol": "; ".join(protocols),
+            **summarise(per, {n: groups[n] for n in common or []}, resamples, seed),
             "floor": floor_estimates(floor, resamples, seed) if all(a.get("floor") for a, _ in present) else None}
 
 
-def _skip_row(analysis: dict[str, Any]) -> dict[str, Any]:
+def _skip_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """Skip vs heads: the paper's count ratio (descriptive: it is L/h̄ − 1), and what
+    carries the claim — on steps that stay on their position, the share taking the skip
+    against a uniform choice among the H + 1 and against the null (norm-matched: heads as
+    loud as the model's; random-init is flagged: its heads are nearly silent)."""
     pooled = analysis.get("pooled") or {}
     est = pooled.get("skip_to_head_ratio_ci")
     n = pooled.get("instances", 0)
     null = pooled.get("null")
-    row = {"finding": "skips are taken more than a random model's structure gives (skip:head steps; paper ≈ 3)",
-           "value": est, "reference": f"ceiling L−1 = {pooled.get('ceiling', '–')}", "verdict": None, "n": n}
-    if est is None:
-        row["verdict"] = "not measurable: runs of different depths"
-    elif null is None:
-        row["verdict"] = "inconclusive: no null (run with --null random-init)"
-    else:
-        row["reference"] += f"; random-init null {ci_text(null['skip_to_head_ratio_ci'])}"
-        row["difference"] = null["difference"]
-        v = bs.verdict(null["difference"]["ci"], n)
-        row["verdict"] = v + (" (model − null ratio " + ci_text(null["difference"]) + ")")
-    return row
+    hbar = pooled.get("heads_per_pattern")
+    ratio = {"finding": "skip:head steps, the paper's descriptive number (≈ 3)", "value": est,
+             "reference": f"= L/h̄ − 1 with h̄ = {ci_text(hbar)} head steps per pattern; "
+                          f"ceiling L−1 = {pooled.get('ceiling', '–')}"
+                          + (f"; {null['kind']} null {ci_text(null['skip_to_head_ratio_ci'])}" if null else ""),
+             "verdict": "descriptive (restates how often the path moves)" if est else
+                        "not measurable: runs of different depths", "n": n}
+    stay = pooled.get("skip_when_staying")
+    rows = [ratio]
+    if not stay:
+        return rows
+    uniform = stay.get("uniform")
+    lo, hi = stay["ci"]
+    verdict = bs.TOO_FEW if n < bs.MIN_INSTANCES else (
+        bs.HOLDS if lo is not None and lo > uniform else bs.DOES_NOT_HOLD if hi is not None and hi < uniform
+        else bs.INCONCLUSIVE)
+    rows.append({"finding": "on steps that stay on their position, patterns take the skip more than a uniform "
+                            "choice among the skip and the H heads",
+                 "value": stay, "reference": f"uniform 1/(H+1) = {uniform:.3f}; weighted by |I| "
+                                             f"{ci_text(stay.get('weighted'))}",
+                 "verdict": verdict, "n": n})
+    if null is None:
+        rows.append({"finding": "... more than a null model explaining the same sentences", "value": None,
+                     "reference": "–", "verdict": "inconclusive: no null (run with --null norm-matched)", "n": n})
+    elif null.get("skip_when_staying_difference") is not None:
+        d = null["skip_when_staying_difference"]
+        note = " (random-init: its heads are nearly silent, the verdict is decided in advance)" \
+            if null["kind"] == "random-init" else ""
+        rows.append({"finding": f"... more than the {null['kind']} null explaining the same sentences",
+                     "value": stay, "reference": f"{null['kind']} null {ci_text(null.get('skip_when_staying'))}",
+                     "difference": d,
+                     "verdict": bs.verdict(d["ci"], n) + f" (model − null {ci_text(d)})" + note, "n": n})
+    return rows
 
 
 def ci_text(est: dict[str, Any] | None, digits: int = 2) -> str:
@@ -159,7 +191,8 @@ def _correlation_row(analysis: dict[str, Any]) -> dict[str, Any]:
     rho, p = corr.get("spearman_rho"), corr.get("p_value")
     row = {"finding": f"consistency ({analysis['role']}) tracks accuracy across tasks (Spearman ρ)",
            "value": None if rho is None else {"value": rho, "ci": [None, None]},
-           "reference": f"permutation p = {fmt(p, 3)}; {k} task(s)", "n": k}
+           "reference": f"permutation p = {fmt(p, 3)}; {k} task(s); confounded by sentence length, roles per "
+                        "task and structures seen in training", "n": k}
     if k < 3:
         row["verdict"] = "not measurable: needs at least three tasks"
     elif len({r["accuracy"] for r in runs}) == 1:
@@ -177,9 +210,13 @@ def _instance_row(analysis: dict[str, Any]) -> dict[str, Any]:
     inst = analysis.get("instance_level") or {}
     d = inst.get("qoi_difference")
     n = inst.get("n_top", 0) + inst.get("n_rest", 0)
-    row = {"finding": f"instances on their task's most common {inst.get('role')} pattern have a higher QoI",
-           "value": d, "reference": f"Mann–Whitney p = {fmt(inst.get('p_value'), 3)}; top {inst.get('n_top', 0)}, "
-                                    f"rest {inst.get('n_rest', 0)}", "n": n}
+    pooled = inst.get("pooled") or {}
+    row = {"finding": f"within a task, instances on its most common {inst.get('role')} pattern have a higher QoI",
+           "value": d, "reference": f"permutation within tasks p = {fmt(inst.get('p_value'), 3)} "
+                                    f"({inst.get('informative_strata', 0)} task(s) with both groups); top "
+                                    f"{inst.get('n_top', 0)}, rest {inst.get('n_rest', 0)}; pooled over tasks "
+                                    f"(repeats the across-task test): {fmt(pooled.get('qoi_difference'), 2)}",
+           "n": n}
     if d is None:
         row["verdict"] = "not measurable: " + (inst.get("note") or "every instance takes the same pattern")
     else:
@@ -188,22 +225,23 @@ def _instance_row(analysis: dict[str, Any]) -> dict[str, Any]:
 
 
 def metric_label(metric: str) -> str:
-    """A metric's name as tables print it: ``qoi_retained`` → ``QoI retained``."""
-    return metric.replace("qoi", "QoI").replace("_", " ")
+    """A metric's name as tables print it: ``qoi_retained`` → ``QoI retained``, ``iia`` → ``IIA``."""
+    return metric.replace("qoi", "QoI").replace("iia", "IIA").replace("_", " ")
 
 
 def _compression_rows(pooled: dict[str, Any] | None, label: str) -> list[dict[str, Any]]:
     if not pooled:
-        return [{"finding": f"patterns retain more than other explanations ({label})", "value": None,
+        return [{"finding": f"patterns recover more than other explanations ({label})", "value": None,
                  "reference": "–", "verdict": "not measured (run `ablate`)", "n": 0}]
+    protocol = pooled.get("protocol") or "–"
     rows = []
     for v in pooled["verdicts"]:
+        n = pooled["instances"] if v["metric"] != "iia" else (pooled.get("interchange") or {}).get("instances", 0)
         rows.append({
-            "finding": f"patterns retain more {metric_label(v['metric']).removesuffix(' retained')} than the best "
-                       f"{v['group']} method "
-                       f"({v['best']}; {label})",
+            "finding": f"patterns beat the best {v['group']} method on {metric_label(v['metric'])} "
+                       f"({v['best']}; {label}; {protocol if v['metric'] != 'iia' else 'interchange'})",
             "value": v["difference"], "reference": f"nodes {v['nodes'][0]:.1f} vs {v['nodes'][1]:.1f}",
-            "verdict": v["verdict"], "n": pooled["instances"],
+            "verdict": v["verdict"], "n": n,
         })
     return rows
 
@@ -244,6 +282,7 @@ def settings(analysis: dict[str, Any], metas: Sequence[dict[str, Any]], ablation
         "quadrature": uniq([m.get("quadrature") for m in metas]),
         "baseline": uniq([m.get("baseline") for m in metas]),
         "reference": uniq([a.get("reference") for a in abl]),
+        "replace": uniq([a.get("replace", "as") for a in abl]),
         "removal": uniq([a.get("removal") for a in abl]),
         "seeds": {"instances": uniq([m.get("seed") for m in metas]),
                   "controls": uniq([a.get("seed") for a in abl]),
@@ -269,7 +308,7 @@ def findings(paths: Sequence[str | Path], options: ReportOptions | None = None,
     by_role = load_ablations(dirs, ROLE)
     pooled = pooled_ablation(ablations, dirs, opts.analyze.resamples, opts.analyze.seed)
     pooled_role = pooled_ablation(by_role, dirs, opts.analyze.resamples, opts.analyze.seed)
-    summary = [_skip_row(analysis)] + _stay_rows(analysis) + [_correlation_row(analysis), _instance_row(analysis)]
+    summary = _skip_rows(analysis) + _stay_rows(analysis) + [_correlation_row(analysis), _instance_row(analysis)]
     summary += _compression_rows(pooled, "every source token")
     if pooled_role:
         summary += _compression_rows(pooled_role, f"{ROLE} token only")
@@ -287,6 +326,7 @@ def findings(paths: Sequence[str | Path], options: ReportOptions | None = None,
         "ablation_role": ROLE,
         "ablation_runs": [(str(d), a) for d, a in zip(dirs, ablations) if a],
         "warnings": warnings,
+        "confounds": list(CONFOUNDS),
         "notes": notes + analysis.get("notes", []),
         "paper": {"skip_ratio": PAPER_SKIP_RATIO, "pattern_vs_attention": PAPER_PATTERN_VS_ATTENTION,
                   "pattern_vs_layer": PAPER_PATTERN_VS_LAYER},

@@ -15,7 +15,12 @@ Definitions, over every pattern of every instance (one pattern per source token)
 Ratios are ``None`` when there is no head step (or no weight) to divide by.
 
 The count ratio has a ceiling: a pattern from a source other than the target must move
-to the target once, and only a head moves, so it is at most L − 1 (``ceiling``).
+to the target once, and only a head moves, so it is at most L − 1 (``ceiling``); it
+equals L/h̄ − 1 for h̄ head steps per pattern, so it mostly restates how often the
+token-level path moves (the paper's descriptive number). What carries the claim
+(:func:`reframed_estimates`): ``heads_per_pattern`` h̄ and ``skip_when_staying``, the
+share of the steps that stay on their position (where the skip is one of H + 1
+choices) that take the skip, against the uniform 1/(H + 1).
 :func:`skip_ratio_estimates` adds paired-bootstrap CIs over instances.
 """
 
@@ -99,11 +104,13 @@ def _ratio_stat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def skip_ratio_estimates(records: Sequence[RunRecord], resamples: int = bs.RESAMPLES,
-                         seed: int = bs.SEED) -> dict[str, Any]:
+                         seed: int = bs.SEED, idx: np.ndarray | None = None) -> dict[str, Any]:
     """``skip_to_head_ratio`` and ``skip_to_head_ratio_weighted`` as ``{"value", "ci"}``
-    (bootstrap over instances), and the ``ceiling`` L − 1."""
+    (bootstrap over instances; ``idx``: given resamples, e.g. stratified), and the
+    ``ceiling`` L − 1."""
     steps = instance_steps(records)
-    idx = bs.resample_indices(len(records), resamples, seed)
+    if idx is None:
+        idx = bs.resample_indices(len(records), resamples, seed)
     L = records[0].explanation.num_layers if records else 0
     return {
         "skip_to_head_ratio": bs.estimate(_ratio_stat, [steps["skip"], steps["head"]], idx),
@@ -113,12 +120,59 @@ def skip_ratio_estimates(records: Sequence[RunRecord], resamples: int = bs.RESAM
 
 
 def ratio_difference(records: Sequence[RunRecord], null_records: Sequence[RunRecord],
-                     resamples: int = bs.RESAMPLES, seed: int = bs.SEED) -> dict[str, Any]:
+                     resamples: int = bs.RESAMPLES, seed: int = bs.SEED,
+                     idx: np.ndarray | None = None) -> dict[str, Any]:
     """Model − null count ratio on the same instances (paired bootstrap), ``{"value", "ci"}``.
     ``null_records[i]`` is the null's record of instance ``records[i]``."""
     if len(records) != len(null_records):
         raise ValueError("records and null_records must hold the same instances in the same order")
     a = instance_steps(records)
     b = instance_steps(null_records)
-    idx = bs.resample_indices(len(records), resamples, seed)
+    if idx is None:
+        idx = bs.resample_indices(len(records), resamples, seed)
     return bs.difference(_ratio_stat, [a["skip"], a["head"]], _ratio_stat, [b["skip"], b["head"]], idx)
+
+
+# --- the statistics that carry the claim ---------------------------------------------------
+
+
+def instance_stay_steps(records: Sequence[RunRecord]) -> dict[str, np.ndarray]:
+    """Per instance: patterns, head steps, and on the steps that STAY on their position
+    (t_l = t_{l-1}) how many take the skip, and both weighted by |I(π^a)|."""
+    keys = ("patterns", "head", "stay", "stay_skip", "w_stay", "w_stay_skip")
+    out = {k: np.zeros(len(records)) for k in keys}
+    for i, record in enumerate(records):
+        for p in record.patterns:
+            w = abs(p.influence_head)
+            out["patterns"][i] += 1
+            out["head"][i] += sum(h is not None for h in p.heads)
+            for l, h in enumerate(p.heads):
+                if p.positions[l + 1] == p.positions[l]:
+                    out["stay"][i] += 1
+                    out["w_stay"][i] += w
+                    if h is None:
+                        out["stay_skip"][i] += 1
+                        out["w_stay_skip"][i] += w
+    return out
+
+
+def reframed_estimates(records: Sequence[RunRecord], num_heads: int, idx: np.ndarray) -> dict[str, Any]:
+    """``heads_per_pattern`` h̄ (the count ratio is L/h̄ − 1) and ``skip_when_staying``:
+    the share of staying steps that take the skip, against ``uniform`` = 1/(H + 1), a
+    choice among the skip and the H heads (``weighted``: by |I(π^a)|), each
+    ``{"value", "ci"}`` (bootstrap over instances, ``idx`` from :mod:`.bootstrap`)."""
+    s = instance_stay_steps(records)
+    stay = bs.estimate(_ratio_stat, [s["stay_skip"], s["stay"]], idx)
+    weighted = bs.estimate(_ratio_stat, [s["w_stay_skip"], s["w_stay"]], idx)
+    return {
+        "heads_per_pattern": bs.estimate(_ratio_stat, [s["head"], s["patterns"]], idx),
+        "skip_when_staying": {**stay, "uniform": 1.0 / (num_heads + 1), "steps": int(s["stay"].sum()),
+                              "weighted": weighted},
+    }
+
+
+def stay_difference(records: Sequence[RunRecord], null_records: Sequence[RunRecord], idx: np.ndarray) -> dict[str, Any]:
+    """Model − null ``skip_when_staying`` on the same instances (paired bootstrap)."""
+    a = instance_stay_steps(records)
+    b = instance_stay_steps(null_records)
+    return bs.difference(_ratio_stat, [a["stay_skip"], a["stay"]], _ratio_stat, [b["stay_skip"], b["stay"]], idx)

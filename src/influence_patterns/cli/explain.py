@@ -37,7 +37,7 @@ def explain_command(
     ),
     model: str = typer.Option(
         DEFAULT_MODEL, "--model", "-m",
-        help="The model: default-mlm, default-sst2, a checkpoint directory or a hub name.",
+        help="The model: default-mlm, default-sst2, default-clm (a small decoder), a checkpoint directory or a hub name.",
     ),
     steps: Optional[int] = typer.Option(
         None, "--steps",

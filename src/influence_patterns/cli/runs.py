@@ -66,7 +66,7 @@ def run_command(
 def analyze_command(
     dirs: List[Path] = typer.Argument(..., help="Run directories (from `influence-patterns run`)."),
     role: Optional[str] = typer.Option(None, "--role", help="Role whose consistency is tested (default: subject, else all)."),
-    null: Optional[str] = typer.Option(None, "--null", help="random-init: rerun GPR on a seeded re-initialised copy of the model (a null for skip vs heads)."),
+    null: Optional[str] = typer.Option(None, "--null", help="norm-matched (the null to use: every tensor redrawn with its own mean and std) or random-init (heads nearly silent; warned): rerun GPR on a seeded re-initialised copy of the model, a null for skip vs heads."),
     null_seed: int = typer.Option(0, "--null-seed", help="Seed of the re-initialisation."),
     stay_share: bool = typer.Option(False, "--stay-share", help="Also measure the skip's influence share on steps that stay (slow)."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
@@ -77,8 +77,11 @@ def analyze_command(
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the analysis as CSV to this file: one row per run and metric (value, 95% CI)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (with --null or --stay-share)."),
 ) -> None:
-    """Accuracy, skip vs heads (CI, ceiling L-1, optional null), consistency per role;
-    with three or more runs, Spearman ρ of consistency with accuracy (permutation p)."""
+    """Accuracy, skip vs heads (with CIs and an optional null), consistency and its tests.
+
+    Skip vs heads: the count ratio (ceiling L-1), heads per pattern, the share of steps
+    that stay taking the skip. Consistency per role; with three or more runs, Spearman ρ
+    of consistency with accuracy (permutation p); per instance within tasks."""
     from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs
     from influence_patterns.errors import InputError
     from influence_patterns.fileio import write_json
@@ -122,8 +125,10 @@ def ablate_command(
     dir: Path = typer.Argument(..., help="A run directory."),
     methods: Optional[List[str]] = typer.Option(None, "--methods", help="Methods, comma-separated or repeated (default: all registered)."),
     sources: str = typer.Option("all", "--sources", help="'all' source tokens, or a role name such as subject."),
-    reference: str = typer.Option("baseline", "--reference", help="Value of the nodes outside the kept set: baseline (the IG baseline input run through the model) or zero."),
-    removal: str = typer.Option("reference", "--removal", help="Value of the removed nodes: reference (the baseline input's) or zero."),
+    reference: str = typer.Option("mean", "--reference", help="Value of the nodes outside the kept set: mean (per position, over held-out real inputs of the same task and length), baseline (the IG baseline input run through the model) or zero."),
+    replace_: str = typer.Option("as", "--replace", help="What is replaced outside the kept set: as (head contexts and skips) or as+h (also the layer outputs h^l at positions no kept node uses)."),
+    interchange: bool = typer.Option(False, "--interchange", help="Also patch the kept nodes (and, complementary, every other node) from each instance's counterfactual (answer flipped): interchange-intervention accuracy."),
+    removal: str = typer.Option("reference", "--removal", help="Value of the removed nodes: reference (the --reference values) or zero."),
     batch_size: int = typer.Option(8, "--batch-size", help="Instances per forward pass."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random controls."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
@@ -135,9 +140,13 @@ def ablate_command(
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the tables as CSV here: one row per method and metric (value, 95% CI), then the comparisons."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Compression (keep only each method's nodes, the rest replaced by the reference
-    input's values) and removal; accuracy and QoI retained with bootstrap CIs and
-    verdicts. Also saved as DIR/ablation.json (DIR/ablation-ROLE.json with --sources ROLE)."""
+    """Compression (keep only each method's nodes), removal and interchange, with CIs and verdicts.
+
+    Keep only: every other node takes its --reference value; removal: the nodes do;
+    --interchange: the nodes take their values on the counterfactual (answer flipped).
+    Fidelity, accuracy and QoI recovered, interchange-intervention accuracy. Also saved
+    as DIR/ablation.json (DIR/ablation-ROLE.json with --sources ROLE; -REFERENCE and
+    -as+h added for the other protocols)."""
     from influence_patterns.analysis.ablation import AblationOptions, ablate_run
     from influence_patterns.errors import InputError
     from influence_patterns.viz.tables import print_ablation
@@ -149,13 +158,15 @@ def ablate_command(
         raise InputError("--max-batch must be at least 1")
     if csv_out is not None:
         check_writable(csv_out, "--csv")  # before computing
-    opts = AblationOptions(methods=_method_list(methods), sources=sources, reference=reference, removal=removal,
+    opts = AblationOptions(methods=_method_list(methods), sources=sources, reference=reference, replace=replace_,
+                           interchange=interchange, removal=removal,
                            batch_size=batch_size, seed=seed, resamples=resamples, bootstrap_seed=bootstrap_seed,
                            max_rows=max_batch)
     try:
         opts.validate()
     except InputError as exc:  # name the flag, not the parameter
-        raise InputError(str(exc).replace("methods is empty", "--methods is empty")) from None
+        raise InputError(str(exc).replace("methods is empty", "--methods is empty")
+                         .replace("unknown replace", "unknown --replace")) from None
     result = ablate_run(dir, opts, device=device, model=model, json_out=json_out,
                         progress=False if quiet else None)
     if csv_out is not None:
@@ -175,7 +186,7 @@ def report_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Markdown file to write."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML page with figures."),
     ablate: bool = typer.Option(False, "--ablate", help="Run the ablation for runs without DIR/ablation.json."),
-    null: Optional[str] = typer.Option(None, "--null", help="random-init: the null for skip vs heads (reruns GPR)."),
+    null: Optional[str] = typer.Option(None, "--null", help="norm-matched (recommended) or random-init: the null for skip vs heads (reruns GPR)."),
     null_seed: int = typer.Option(0, "--null-seed", help="Seed of the re-initialisation."),
     stay_share: bool = typer.Option(False, "--stay-share", help="Also measure the skip's influence share on steps that stay (slow)."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),

@@ -97,7 +97,7 @@ def resolve_device(device: str | None = "auto") -> str:
 
 def load_model(name_or_path: str, kind: str | None = None, device: str = "auto") -> LoadedModel:
     """Load ``name_or_path``: an embedded default (``default-mlm``, ``default-mlm-transfer``,
-    ``default-sst2``; built on first use),
+    ``default-sst2``, ``default-clm``; built on first use),
     a local Hugging Face checkpoint directory, or a hub name (needs the network).
 
     ``kind`` ("mlm" or "classification") picks the head class when the checkpoint's

@@ -14,7 +14,7 @@ from typing import Any
 from influence_patterns.result import Explanation, Pattern
 
 #: Keys a record adds to the explanation's own.
-RECORD_KEYS = ("index", "task", "condition", "roles", "correct", "weights_sha256", "config_sha256")
+RECORD_KEYS = ("index", "task", "condition", "roles", "correct", "weights_sha256", "config_sha256", "counterfactual")
 
 
 @dataclass
@@ -29,6 +29,8 @@ class RunRecord:
     correct: bool | None = None
     weights_sha256: str | None = None  # the model that computed it (models.base.fingerprint)
     config_sha256: str | None = None
+    #: the instance's counterfactual text (answer flipped, same targets), when it has one
+    counterfactual: str | None = None
 
     @property
     def q(self) -> float:
@@ -55,7 +57,7 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.jsonl`` line (as a dict): ``index``, the explanation, then the rest."""
-        return {
+        out = {
             "index": self.index,
             **self.explanation.to_dict(),
             "task": self.task,
@@ -65,6 +67,9 @@ class RunRecord:
             "weights_sha256": self.weights_sha256,
             "config_sha256": self.config_sha256,
         }
+        if self.counterfactual is not None:
+            out["counterfactual"] = self.counterfactual
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
@@ -92,4 +97,13 @@ class RunRecord:
             correct=None if correct is None else bool(correct),
             weights_sha256=d.get("weights_sha256"),
             config_sha256=d.get("config_sha256"),
+            counterfactual=_text_or_none(d.get("counterfactual")),
         )
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"counterfactual must be a string, got {value!r}")
+    return value

@@ -335,7 +335,7 @@ def _record(explainer: Any, inst: Any, index: int, expl: Any, model: dict[str, A
     return RunRecord(
         index=index, explanation=expl, task=inst.task, condition=inst.condition,
         roles=role_token_indices(explainer.tokenizer, inst.text, inst.roles, expl.tokens),
-        correct=expl.correct, **(model or {}),
+        correct=expl.correct, counterfactual=getattr(inst, "counterfactual", None), **(model or {}),
     )
 
 

@@ -1,7 +1,10 @@
 """Task accuracy: the fraction of instances whose quantity of interest is positive.
 
-QoI (docs/method.md#quantity-of-interest): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
-classification ``logit[gold] - logit[other]``, looked up in the same registry
+QoI (docs/method.md#quantity-of-interest): masked agreement ``logit[good] - logit[bad]``
+at the ``[MASK]``; causal LM ``logit[good] - logit[bad]`` of the next token after the
+text (an instance written with a ``[MASK]`` is read in prefix form: the text up to it,
+:func:`influence_patterns.tasks.prefix.to_prefix`); classification
+``logit[gold] - logit[other]``, looked up in the same registry
 (``attribution.qoi.QOIS``) the explainer uses. Computed by a plain batched forward.
 The model is anything with ``model``, ``tokenizer`` and ``kind`` (:class:`ScoredModel`;
 ``models.base.LoadedModel`` is one): tasks sit below models, and models' training
@@ -19,14 +22,14 @@ import torch
 from influence_patterns.attribution.inputs import single_piece, with_mask_token
 from influence_patterns.attribution.prefix import continuation_id, prefix_ids
 from influence_patterns.attribution.qoi import get_qoi
-from influence_patterns.errors import InputError
+from influence_patterns.errors import DataError, InputError
 from influence_patterns.tasks.instance import MASK, Instance
-
+from influence_patterns.tasks.prefix import to_prefix
 
 
 class ScoredModel(Protocol):
     """What accuracy needs of a model: the Hugging Face ``model`` and ``tokenizer`` and
-    its ``kind`` ("mlm" or "classification")."""
+    its ``kind`` ("mlm", "causal" or "classification")."""
 
     model: Any
     tokenizer: Any
@@ -90,15 +93,16 @@ def score(
     ``progress(k)`` after each k instances are done."""
     if not instances:
         raise InputError("no instances to evaluate")
-    if loaded.kind == "mlm":
+    if loaded.kind in ("mlm", "causal"):
         no_targets = sum(1 for inst in instances if inst.targets is None)
         if no_targets:  # label-only rows: a classification data set, not targets that fail to tokenize
+            what = "a masked LM" if loaded.kind == "mlm" else "a causal LM"
             raise InputError(
-                f"the model is a masked LM: each instance needs targets (GOOD, BAD), but {no_targets} of "
+                f"the model is {what}: each instance needs targets (GOOD, BAD), but {no_targets} of "
                 f"{len(instances)} have none (label-only rows: a classification data set needs a classifier)"
             )
-    if skip_unscorable and loaded.kind == "mlm":
-        keep = [scorable(loaded.tokenizer, inst) for inst in instances]
+    if skip_unscorable and loaded.kind in ("mlm", "causal"):
+        keep = [scorable(loaded.tokenizer, inst, loaded.kind) for inst in instances]
     else:
         keep = [True] * len(instances)
     kept = [inst for inst, k in zip(instances, keep) if k]
@@ -133,11 +137,15 @@ def summarize(
     ]
 
 
-def scorable(tokenizer: Any, inst: Instance) -> bool:
-    """Whether both targets of a masked instance are single word pieces of ``tokenizer``."""
+def scorable(tokenizer: Any, inst: Instance, kind: str = "mlm") -> bool:
+    """Whether both targets of a masked instance are single word pieces of ``tokenizer``
+    (``kind="causal"``: single tokens continuing the instance's prefix)."""
     try:
-        target_ids(tokenizer, inst)
-    except InputError:
+        if kind == "causal":
+            _prepare_prefix(tokenizer, inst)
+        else:
+            target_ids(tokenizer, inst)
+    except (InputError, DataError):
         return False
     return True
 
@@ -193,7 +201,7 @@ def qoi(
             rows = torch.arange(len(chunk), device=device)
             if loaded.kind in ("mlm", "causal"):  # at the [MASK], or the next token after the text
                 pos = torch.tensor([c[1] for c in chunk], device=device)
-                at_target = logits[rows, pos]  # (batch, vocab) at the [MASK]
+                at_target = logits[rows, pos]  # (batch, vocab) at the [MASK] / the prefix's last token
                 classes = torch.tensor([(c[2], c[3]) for c in chunk], device=device)  # (batch, 2): good, bad
             else:
                 at_target = logits  # (batch, labels)
@@ -243,7 +251,10 @@ def _check_kinds(instances: Sequence[Instance], kind: str) -> None:
 
 
 def _prepare_prefix(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
-    """A decoder's instance: the text's ids, its last position, the two continuations' ids."""
+    """A decoder's instance: the text's ids, its last position, the two continuations' ids.
+    A masked instance (a template or Marvin & Linzen pair) is read in its prefix form."""
+    if MASK in inst.text.split():
+        inst = to_prefix(inst)
     if inst.targets is None or len(inst.targets) != 2:
         raise InputError(f"instance needs targets (good, bad) for a causal LM: {inst.text!r}")
     ids = prefix_ids(tokenizer, inst.text)

@@ -15,6 +15,9 @@ class Instance:
     is ``(good, bad)``. For classification ``label`` is the gold class index.
     ``roles`` maps a role name (``subject``, ``attractor``, ``verb``, ...) to the index
     of that word in ``text.split()`` (whitespace words, not word pieces).
+    ``counterfactual``: the same sentence with the answer flipped (agreement: the
+    subject's number flipped, the attractor kept), read with the same ``targets``
+    (its correct answer is ``targets[1]``); ``None`` where there is none.
     """
 
     text: str
@@ -23,6 +26,7 @@ class Instance:
     task: str = ""
     condition: str = ""
     roles: dict[str, int] = field(default_factory=dict)
+    counterfactual: str | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -39,4 +43,5 @@ class Instance:
             task=d.get("task", ""),
             condition=d.get("condition", ""),
             roles=dict(d.get("roles") or {}),
+            counterfactual=d.get("counterfactual"),
         )

@@ -483,6 +483,7 @@ def generate(task: str, n: int, seed: int = 0, split: str = "all") -> list[Insta
         cond = conds[i % len(conds)]
         sn, an = spec.numbers(cond)
         for _ in range(_MAX_TRIES):
+            state = rng.getstate()
             sent = spec.build(draw, sn, an)
             text = " ".join(sent.words)
             if text not in seen:
@@ -495,6 +496,27 @@ def generate(task: str, n: int, seed: int = 0, split: str = "all") -> list[Insta
                 task=task,
                 condition=cond,
                 roles=dict(sent.roles),
+                counterfactual=_counterfactual(spec, draw, state, sent, sn, an),
             )
         )
     return out
+
+
+def _counterfactual(spec: TemplateTask, draw: _Draw, state: object, sent: _Sentence, sn: str, an: str) -> str | None:
+    """The sentence drawn again from the same generator state with the subject's number
+    flipped and the attractor's kept: the same words and roles, the answer flipped
+    (its correct form is ``sent.targets[1]``). ``None`` when the flip does not flip the
+    answer (``sva/conjoined`` is always plural) or changes the words' count. The
+    generator continues from where it was, so the instances themselves do not change."""
+    rng = draw.rng
+    after = rng.getstate()
+    rng.setstate(state)
+    try:
+        other = spec.build(draw, _other(sn), an)
+    finally:
+        rng.setstate(after)
+    if sent.targets is None or other.targets != sent.targets[::-1] or other.roles != sent.roles:
+        return None
+    if len(other.words) != len(sent.words):
+        return None
+    return " ".join(other.words)

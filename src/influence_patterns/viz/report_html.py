@@ -70,22 +70,26 @@ def per_layer_table(f: dict[str, Any]) -> dict[str, Any]:
 
 
 def compression_table(summary: dict[str, Any]) -> dict[str, Any]:
-    rows = [[m["name"], m["group"], fmt(m["nodes"], 1), ci_text(m["accuracy_retained"]),
-             ci_text(m["qoi_retained"]), ci_text(m["comprehensiveness"]),
-             ci_text(m["accuracy_after_removal"])] for m in summary["methods"]]
+    iia = any("iia" in m for m in summary["methods"])
+    rows = [[m["name"], m["group"], fmt(m["nodes"], 1), ci_text(m.get("fidelity")), ci_text(m.get("accuracy_recovered")),
+             ci_text(m.get("qoi_recovered")), ci_text(m["accuracy_retained"]), ci_text(m["comprehensiveness"])]
+            + ([ci_text(m.get("iia")), ci_text(m.get("iia_complement"))] if iia else [])
+            for m in summary["methods"]]
     floor = summary.get("floor")
-    if floor:  # keeping no node: the reference pass alone
-        rows.append(["(no node kept)", "floor", "0", ci_text(floor["accuracy_retained"]),
-                     ci_text(floor["qoi_retained"]), "–", "–"])
-    return {"columns": ["method", "group", "nodes", "accuracy retained", "QoI retained", "QoI drop (removal)",
-                        "accuracy after removal"], "rows": rows}
+    if floor:  # keeping no node: the reference alone
+        rows.append(["(no node kept)", "floor", "0", "–", "0", "0", ci_text(floor["accuracy_retained"]), "–"]
+                    + (["–", "–"] if iia else []))
+    return {"columns": ["method", "group", "nodes", "fidelity", "accuracy recovered", "QoI recovered",
+                        "accuracy retained", "QoI drop (removal)"] + (["IIA", "IIA complement"] if iia else []),
+            "rows": rows}
 
 
 def comparison_table(summary: dict[str, Any]) -> dict[str, Any]:
+    shown = ("fidelity", "accuracy_recovered", "qoi_recovered", "iia")
     return {"columns": ["pattern vs", "group", "metric", "difference [95% CI]", "nodes (pattern, other)", "verdict"],
             "rows": [[c["b"], c["group"], metric_label(c["metric"]), ci_text(c["difference"]),
                       f"{c['nodes'][0]:.1f}, {c['nodes'][1]:.1f}", c["verdict"]]
-                     for c in summary["comparisons"] if c["metric"] in ("accuracy_retained", "qoi_retained")]}
+                     for c in summary["comparisons"] if c["metric"] in shown]}
 
 
 def per_task_verdicts(f: dict[str, Any]) -> dict[str, Any]:
@@ -127,18 +131,30 @@ def _texts(f: dict[str, Any]) -> dict[str, str]:
                  f"Measured skip:head ratio over all patterns: {ci_text(pooled.get('skip_to_head_ratio_ci'))} by "
                  f"count, {ci_text(pooled.get('skip_to_head_ratio_weighted_ci'))} weighted by |I(π^a)|. A pattern "
                  f"from a source other than the target must move to the target once and only a head moves, so "
-                 f"with L = {L} the count ratio is at most {L - 1}; a randomly re-initialised copy of the model "
-                 "(`--null random-init`) shows what the structure alone gives."),
+                 f"with L = {L} the count ratio is at most {L - 1}, and it equals L/h̄ − 1 for h̄ = "
+                 f"{ci_text(pooled.get('heads_per_pattern'))} head steps per pattern: a descriptive number. What "
+                 f"carries the claim: on steps that stay on their position the pattern takes the skip "
+                 f"{ci_text(pooled.get('skip_when_staying'))} of the time (uniform choice among the skip and the "
+                 f"H heads: {fmt((pooled.get('skip_when_staying') or {}).get('uniform'), 3)}), beside a "
+                 "norm-matched copy of the model (`--null norm-matched`: every tensor redrawn with its own mean "
+                 "and std, heads as loud as the model's). The random-init null's heads are nearly silent, so a "
+                 "verdict against it is decided in advance."),
         "consistency": (f"Spearman ρ between the {a['role']} token's consistency and accuracy over "
                         f"{len(f['runs'])} task(s): {fmt(corr.get('spearman_rho'), 2)} (permutation p = "
                         f"{fmt(corr.get('p_value'), 3)}); against the mean QoI: {fmt(corr.get('spearman_rho_qoi'), 2)} "
-                        f"(p = {fmt(corr.get('p_value_qoi'), 3)}). Per instance, top-pattern instances minus the rest: "
-                        f"mean QoI {ci_text(inst.get('qoi_difference'))}, accuracy "
-                        f"{ci_text(inst.get('accuracy_difference'))} (Mann–Whitney p = {fmt(inst.get('p_value'), 3)})."),
+                        f"(p = {fmt(corr.get('p_value_qoi'), 3)}). Confounds: "
+                        + "; ".join(f.get("confounds") or []) + ". Per instance, within each task, top-pattern "
+                        f"instances minus the rest: mean QoI {ci_text(inst.get('qoi_difference'))}, accuracy "
+                        f"{ci_text(inst.get('accuracy_difference'))} (permutation within tasks p = "
+                        f"{fmt(inst.get('p_value'), 3)}; pooled over tasks, which repeats the across-task test: "
+                        f"{fmt((inst.get('pooled') or {}).get('qoi_difference'), 2)})."),
         "ablation": ("Paper: patterns are 74% / 25% more accurate than attention- and layer-based explanations. "
                      "Compression keeps only a method's nodes (every other head context and skip, at every layer "
-                     "and position, takes its value on the reference input); removal replaces the method's "
-                     "nodes. Verdicts compare patterns with the best method of each group by paired-bootstrap CIs."),
+                     "and position, takes its reference value: `mean` of held-out real inputs of the same length, "
+                     "`baseline` input, or zero); removal replaces the method's nodes; interchange patches them "
+                     "from a counterfactual with the answer flipped. Fidelity, accuracy and QoI recovered are "
+                     "normalised between the floor (nothing kept) and the model. Verdicts compare patterns with "
+                     "the best method of each group by paired-bootstrap CIs; each names its protocol."),
     }
 
 

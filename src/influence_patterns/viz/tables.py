@@ -15,7 +15,8 @@ from influence_patterns.analysis.report import ci_text, fmt
 
 WIDTH = 80
 SHORT = {"accuracy_retained": "acc.", "qoi_retained": "QoI", "comprehensiveness": "drop",
-         "accuracy_after_removal": "acc. after"}
+         "accuracy_after_removal": "acc. after", "fidelity": "fid.", "accuracy_recovered": "acc. rec.",
+         "qoi_recovered": "QoI rec.", "iia": "IIA", "iia_complement": "IIA compl."}
 
 
 def _console(console: Console | None) -> Console:
@@ -50,15 +51,30 @@ def print_analysis(result: dict[str, Any], console: Console | None = None) -> No
     _legend(console, "acc. = accuracy; QoI = mean QoI; skip = skip share of pattern steps; s:h = skip:head "
                      "ratio by count; s:h |I| = weighted by |I(pattern)|; ceiling = L-1, the largest "
                      "possible count ratio.")
+    t = _table("Skip vs heads: what carries the claim",
+               [("task", "left"), ("heads/pattern", "right"), ("skip when staying", "right"), ("uniform", "right")])
+    for r in runs:
+        stay = r.get("skip_when_staying") or {}
+        t.add_row(str(r["task"]), ci_text(r.get("heads_per_pattern")), ci_text(stay), fmt(stay.get("uniform"), 3))
+    console.print(t)
+    _legend(console, "heads/pattern = h̄ head steps per pattern (count ratio = L/h̄ − 1); skip when staying = "
+                     "share of steps that stay on their position taking the skip; uniform = 1/(H+1).")
     null = [r for r in runs if r.get("null")]
     if null:
-        t = _table("Skip vs heads beside a randomly re-initialised copy (null)",
-                   [("task", "left"), ("s:h", "right"), ("s:h null", "right"), ("stay share", "right")])
+        kind = null[0]["null"].get("kind", "null")
+        t = _table(f"Beside the {kind} null (same instances)",
+                   [("task", "left"), ("s:h", "right"), ("s:h null", "right"), ("staying", "right"),
+                    ("staying null", "right"), ("head/skip", "right")])
         for r in null:
-            t.add_row(str(r["task"]), ci_text(r.get("skip_to_head_ratio_ci")),
-                      ci_text(r["null"].get("skip_to_head_ratio_ci")),
-                      fmt(r.get("stay_skip_share", {}).get("all")))
+            norms = r["null"].get("head_norm") or {}
+            t.add_row(str(r["task"]), fmt(r.get("skip_to_head_ratio"), 2), fmt(r["null"].get("skip_to_head_ratio"), 2),
+                      ci_text(r.get("skip_when_staying")), ci_text(r["null"].get("skip_when_staying")),
+                      f"{fmt((norms.get('model') or {}).get('mean'), 2)}/{fmt((norms.get('null') or {}).get('mean'), 2)}")
         console.print(t)
+        _legend(console, "head/skip = a head's mean contribution norm after W_O relative to the skip's, "
+                         "model/null.")
+        for w in dict.fromkeys(r["null"].get("warning") for r in null if r["null"].get("warning")):
+            console.print(f"warning: {w}", width=WIDTH)
     layers = max(len(r["per_layer"]) for r in runs)
     t = _table("Skip share per layer", [("task", "left")] + [(f"L{l}", "right") for l in range(1, layers + 1)])
     for r in runs:
@@ -88,16 +104,28 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
     """Compression (accuracy and QoI retained), removal, and the verdicts, with CIs."""
     console = _console(console)
     console.print(f"{result.get('run', '')}: {result['instances']} instances, sources {result['sources']}, "
-                  f"reference {result.get('reference')}, removal {result.get('removal')}; "
-                  f"QoI {fmt(result.get('qoi'))}, accuracy {fmt(result.get('accuracy'))}", width=WIDTH)
+                  f"reference {result.get('reference')} ({result.get('replace', 'as')}), removal "
+                  f"{result.get('removal')}; QoI {fmt(result.get('qoi'))}, accuracy {fmt(result.get('accuracy'))}",
+                  width=WIDTH)
     t = _table("Compression: keep only the method's nodes",
-               [("method", "left"), ("nodes", "right"), ("accuracy retained", "right"), ("QoI retained", "right")])
+               [("method", "left"), ("fidelity", "right"), ("acc. recovered", "right"),
+                ("QoI recovered", "right")])
     for m in result["methods"]:
-        t.add_row(m["name"], fmt(m["nodes"], 1), ci_text(m["accuracy_retained"]), ci_text(m["qoi_retained"]))
-    floor = result.get("floor")
-    if floor:
-        t.add_row("(none kept)", "0", ci_text(floor["accuracy_retained"]), ci_text(floor["qoi_retained"]))
+        t.add_row(m["name"], ci_text(m.get("fidelity")), ci_text(m.get("accuracy_recovered")),
+                  ci_text(m.get("qoi_recovered")))
     console.print(t)
+    _legend(console, "recovered: 0 = nothing kept (the reference alone), 1 = the model; fidelity = share "
+                     "with the model's sign.")
+    if any("iia" in m for m in result["methods"]):
+        inter = result.get("interchange") or {}
+        t = _table("Interchange: the nodes patched from the counterfactual",
+                   [("method", "left"), ("nodes", "right"), ("IIA", "right"), ("complement", "right")])
+        for m in result["methods"]:
+            t.add_row(m["name"], fmt(m["nodes"], 1), ci_text(m.get("iia")), ci_text(m.get("iia_complement")))
+        console.print(t)
+        _legend(console, f"IIA = share flipped to the counterfactual's answer ({inter.get('instances')} instances; "
+                         f"nothing patched {ci_text(inter.get('floor'))}, all {ci_text(inter.get('ceiling'))}); "
+                         "complement = every other node patched.")
     t = _table("Removal: the method's nodes replaced",
                [("method", "left"), ("nodes", "right"), ("QoI drop", "right"), ("accuracy after", "right")])
     for m in result["methods"]:
@@ -111,4 +139,5 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
         for v in verdicts:
             t.add_row(v["best"], SHORT.get(v["metric"], v["metric"]), ci_text(v["difference"]), v["verdict"])
         console.print(t)
-        _legend(console, "of: acc. = accuracy retained, QoI = QoI retained (compression).")
+        _legend(console, "of: fid. = fidelity, acc./QoI rec. = accuracy / QoI recovered (compression), "
+                         "IIA = interchange-intervention accuracy.")

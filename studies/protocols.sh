@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The study of issue 20 (docs/analyses.md, "The study again"): the three ablation
+# protocols side by side (mean / baseline / interchange) and the reframed skip
+# statistics with the norm-matched null, on one model. Usage:
+#   studies/protocols.sh default-mlm OUT            # agreement tasks (TASKS, N per task)
+#   studies/protocols.sh default-mlm-transfer OUT
+#   studies/protocols.sh default-sst2 OUT           # SST-2 dev (N sentences)
+# Every step is resumable (rerun the same command) and prints its wall time.
+# N: instances per task; TASKS: the tasks; NULL_TASKS: the tasks whose norm-matched null
+# is computed (its GPR costs as much as the run; default: every task).
+set -euo pipefail
+model=$1
+out=${2:-study}/$model
+timed() { local t0=$SECONDS; "$@"; echo "[$(( SECONDS - t0 )) s] $*" >&2; }
+if [ "$model" = default-sst2 ]; then
+  tasks=${TASKS:-sa/sst2}; n=${N:-200}
+  timed influence-patterns models build default-sst2
+else
+  tasks=${TASKS:-"sva/simple sva/prep sva/obj_rel_across ra/sent_comp sva/sent_comp_prep"}; n=${N:-100}
+fi
+dirs=()
+for t in $tasks; do
+  d=$out/${t/\//_}; dirs+=("$d")
+  timed influence-patterns run --quiet --model "$model" --task "$t" --n "$n" --out "$d"
+done
+for d in "${dirs[@]}"; do
+  # the node sets are computed here once and cached in $d/nodes-*.json for the others
+  if [ "$model" = default-sst2 ]; then
+    [ -f "$d/mean.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --json "$d/mean.json"
+  else
+    [ -f "$d/mean.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --interchange --json "$d/mean.json"
+  fi
+  [ -f "$d/baseline.json" ] || timed influence-patterns ablate --quiet "$d" --reference baseline --json "$d/baseline.json"
+  if [ "$model" != default-sst2 ]; then
+    [ -f "$d/subject.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --sources subject \
+      --interchange --json "$d/subject.json"
+  fi
+done
+timed influence-patterns analyze --quiet "${dirs[@]}" --json "$out/analyze.json"
+null_dirs=()
+for t in ${NULL_TASKS:-$tasks}; do null_dirs+=("$out/${t/\//_}"); done
+timed influence-patterns analyze --quiet "${null_dirs[@]}" --null norm-matched --json "$out/analyze-norm-matched.json"
