@@ -62,7 +62,7 @@ def test_explain_classifier_with_label(classifier_checkpoint):
         (["the boy [MASK]"], "needs --targets"),
         (["the boy " * 40 + "[MASK]", "--targets", "is,are"], "at most 64"),
         (["the boy [MASK]", "--targets", "is,are", "--baseline", "noise"], "unknown baseline"),
-        (["the boy [MASK] good", "--targets", "is,are", "--sources", "2,x"], "--sources takes word-piece positions"),
+        (["the boy [MASK] good", "--targets", "is,are", "--sources", "2,x"], "--sources: 'x' is not a word of the sentence"),
         (["the boy [MASK] good", "--targets", "is,are", "--sources", "9"], "source 9 is out of range"),
         (["the boy [MASK] good", "--targets", "is,are", "--sources", "3"], "source 3 is the target position"),
         (["the boy [MASK] good", "--targets", "is,are", "--sources", "0"], "source 0 is the special token '[CLS]'"),
@@ -92,3 +92,51 @@ def test_every_command_is_documented():
         assert (cmd.help or "").strip(), f"command {name} has no help text"
         sub = runner.invoke(app, [name, "--help"])
         assert sub.exit_code == 0, name
+
+
+# --- words, not only pieces ------------------------------------------------------------------
+
+
+def test_word_groups_of_three_tokenizer_schemes():
+    from influence_patterns.result import find_word, word_groups
+
+    wp = ["[CLS]", "the", "gi", "##raf", "##fe", "##s", "near", "the", "keys", "[MASK]", "[SEP]"]
+    assert word_groups(wp)[2] == ("giraffes", [2, 3, 4, 5])
+    assert [w for w, _ in word_groups(wp)] == ["[CLS]", "the", "giraffes", "near", "the", "keys", "[MASK]", "[SEP]"]
+    bpe = ["<s>", "the", "Ġgir", "aff", "es", "Ġnear", "<mask>", "</s>"]
+    assert word_groups(bpe)[1:4] == [("the", [1]), ("giraffes", [2, 3, 4]), ("near", [5])]
+    sp = ["[CLS]", "▁the", "▁gir", "affe", "s", "[MASK]", "[SEP]"]
+    assert word_groups(sp)[2] == ("giraffes", [2, 3, 4])
+    assert find_word(wp, "Giraffes") == [2, 3, 4, 5]
+    assert find_word(wp, "the@2") == [7]
+    with pytest.raises(ValueError, match="occurs 2 time"):
+        find_word(wp, "the@3")
+    with pytest.raises(ValueError, match="not one of its words"):
+        find_word(wp, "cabinet")
+
+
+def test_explain_by_word(mlm_checkpoint, tmp_path):
+    text = "the funnys near the dog [MASK] good"  # funnys: funny ##s
+    out, table = tmp_path / "w.json", tmp_path / "w.csv"
+    res = runner.invoke(app, ["explain", text, "--targets", "is,are", "--model", str(mlm_checkpoint), "--steps", "4",
+                              "--sources", "funnys,dog", "--by-word", "--json", str(out), "--csv", str(table)])
+    assert res.exit_code == 0, res.output
+    assert "funny@2 ##s@3" in res.output and "dog@6" in res.output
+    d = json.loads(out.read_text())
+    assert sorted(p["source_index"] for p in d["patterns"]) == [2, 3, 6]
+    words = {w["word"]: w for w in d["words"]}
+    assert set(words) == {"funnys", "dog"}
+    pieces = {p["source_index"]: p for p in d["patterns"]}
+    assert words["funnys"]["g"] == pytest.approx(pieces[2]["g"] + pieces[3]["g"])
+    assert words["funnys"]["influence_head"] == pytest.approx(pieces[2]["influence_head"] + pieces[3]["influence_head"])
+    assert words["funnys"]["positions"] == pieces[2]["positions"]  # the first piece's pattern
+    import pandas as pd
+
+    frame = pd.read_csv(table)
+    assert list(frame["word"]) == ["funnys", "dog"]
+    from influence_patterns.result import Explanation
+
+    assert list(Explanation.load(out).to_dataframe(by="word")["word"]) == ["funnys", "dog"]
+    bad = runner.invoke(app, ["explain", text, "--targets", "is,are", "--model", str(mlm_checkpoint),
+                              "--sources", "cabinet"])
+    assert bad.exit_code == 2 and "'cabinet' is not a word of the sentence" in bad.output

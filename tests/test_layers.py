@@ -39,6 +39,9 @@ ALLOWED = {
     "an Explanation never loads the terminal or plotting code",
     ("influence_patterns.result", "plot"): "as show: matplotlib loads only when a figure is asked for",
     ("influence_patterns.result", "_repr_html_"): "as show: the notebook's HTML view of a result",
+    ("influence_patterns.result", "interactive"): "as show: the Plotly view, loaded when asked for",
+    ("influence_patterns.runs.reader", "_repr_html_"): "as show: the notebook's summary of a run",
+    ("influence_patterns.analysis.analyze", "_repr_html_"): "as show: the notebook's summary of an analysis",
 }
 
 

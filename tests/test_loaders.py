@@ -199,12 +199,18 @@ def test_jsonl_round_trip(tmp_path):
     "line, message",
     [
         ('{"text": "the cats [MASK]", "targets": ["run"', "line 2: bad JSON"),
-        ('{"text": "the cats run", "targets": ["run", "runs"]}', "line 2: text must contain exactly one"),
-        ('{"text": "", "label": 1}', "line 2: missing or empty 'text'"),
-        ('{"text": "nice"}', "line 2: needs 'targets'"),
-        ('{"text": "nice", "label": "pos"}', "line 2: label must be an integer"),
-        ('{"text": "the [MASK]", "targets": ["a"]}', "line 2: 'targets' must be"),
-        ('{"text": "the [MASK]", "targets": ["a", "b"], "roles": {"verb": 5}}', "line 2: 'roles'"),
+        ('{"text": "the cats run", "targets": ["run", "runs"]}', "line 2, column 'text': text must contain exactly one"),
+        ('{"text": "", "label": 1}', "line 2, column 'text': missing or empty text"),
+        ('{"text": "nice"}', "line 2: needs targets"),
+        ('{"text": "nice", "label": "pos"}', "line 2, column 'label': label must be a class index"),
+        ('{"text": "the [MASK]", "targets": ["a"]}', "line 2, column 'targets': 'targets' must be"),
+        ('{"text": "the [MASK]", "targets": ["a", "b"], "roles": {"verb": 5}}',
+         "line 2, column 'roles.verb': role 'verb': word index 5 is out of range"),
+        ('{"text": "the [MASK]", "targets": ["a", "b"], "roles": {"verb": "runs"}}',
+         "line 2, column 'roles.verb': role 'verb': the word 'runs' is not in the sentence"),
+        ('{"text": "the [MASK]", "targets": ["a", "b"], "subject": "the"}',
+         "line 2, column 'subject': unknown key"),
+        ('{"text": "the [MASK]", "targets": ["a", "b"], "label": 1}', "line 2, column 'label': give targets"),
         ('[1, 2]', "line 2: expected a JSON object"),
     ],
 )
@@ -235,11 +241,15 @@ def test_tsv_generic_targets_and_labels(tmp_path):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("text\tgood\tbad\nthe cat runs\truns\trun\n", "line 2: text must contain exactly one"),
+        ("text\tgood\tbad\nthe cat runs\truns\trun\n", "line 2, column 'text': text must contain exactly one"),
         ("text\tgood\tbad\nthe cat [MASK]\truns\n", "line 2: expected 3 tab-separated fields"),
-        ("text\tlabel\n\t1\n", "line 2: empty text"),
-        ("text\tlabel\nnice\tpositive\n", "line 2: label must be an integer"),
-        ("sentence\tscore\nnice\t1\n", "line 1: header must have 'text'"),
+        ("text\tlabel\n\t1\n", "line 2, column 'text': missing or empty text"),
+        ("text\tlabel\nnice\tpositive\n", "line 2, column 'label': label must be an integer"),
+        ("sentence\tscore\nnice\t1\n", "line 1, column 'sentence': unknown column \\(did you mean text"),
+        ("words\tscore\nnice\t1\n", "line 1: header must have 'text'"),
+        ("text\tlabel\tconditon\nnice\t1\tpos\n", "line 1, column 'conditon': unknown column \\(did you mean condition"),
+        ("text\tgood\tbad\tsubject\nthe cat [MASK]\truns\trun\tdog\n",
+         "line 2, column 'subject': role 'subject': the word 'dog' is not in the sentence"),
     ],
 )
 def test_tsv_generic_malformed(tmp_path, body, message):
@@ -255,7 +265,92 @@ def test_load_instances_detects_marvin_linzen(tmp_path, ml_sample):
 
 
 def test_load_instances_unsupported_extension(tmp_path):
-    path = tmp_path / "data.csv"
+    path = tmp_path / "data.txt"
     path.write_text("text,label\n", encoding="utf-8")
     with pytest.raises(DataError, match="unsupported"):
         load_instances(path)
+
+
+# --- one format, three spellings (docs/data.md) -------------------------------------------
+
+AGREEMENT = [
+    ("the keys to the cabinet [MASK] here", "are", "is", "keys", "cabinet", "the key to the cabinets [MASK] here"),
+    ("the author near the giraffes [MASK] here", "is", "are", "author", "giraffes", None),
+]
+
+
+def _spelled(tmp_path: Path, spelling: str) -> Path:
+    import csv as csv_module
+    import json
+
+    if spelling == "jsonl":
+        path = tmp_path / "mine.jsonl"
+        lines = []
+        for text, good, bad, subj, attr, cf in AGREEMENT:
+            row = {"text": text, "targets": [good, bad], "task": "my/agr", "condition": "c",
+                   "roles": {"subject": subj, "attractor": attr, "det": 0}}
+            if cf:
+                row["counterfactual"] = cf
+            lines.append(json.dumps(row))
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+    delimiter = "," if spelling == "csv" else "\t"
+    path = tmp_path / f"mine.{spelling}"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv_module.writer(f, delimiter=delimiter, lineterminator="\n")
+        w.writerow(["text", "good", "bad", "task", "condition", "counterfactual", "subject", "attractor", "det"])
+        for text, good, bad, subj, attr, cf in AGREEMENT:
+            w.writerow([text, good, bad, "my/agr", "c", cf or "", subj, attr, "the@1"])
+    return path
+
+
+@pytest.mark.parametrize("spelling", ["csv", "tsv", "jsonl"])
+def test_three_spellings_read_the_same(tmp_path, spelling):
+    insts = load_instances(_spelled(tmp_path, spelling))
+    assert [i.text for i in insts] == [a[0] for a in AGREEMENT]
+    assert insts[0].targets == ("are", "is") and insts[0].task == "my/agr"
+    assert insts[0].roles == {"subject": 1, "attractor": 4, "det": 0}
+    assert insts[1].roles == {"subject": 1, "attractor": 4, "det": 0}
+    assert insts[0].counterfactual == "the key to the cabinets [MASK] here"
+    assert insts[1].counterfactual is None
+    first_line = 1 if spelling == "jsonl" else 2  # after the header
+    assert insts[0].origin.endswith(f"mine.{spelling} line {first_line}")
+    # saved and read back as JSONL: the same instances, counterfactual included
+    save_instances(tmp_path / "back.jsonl", insts)
+    assert load_instances(tmp_path / "back.jsonl") == insts
+
+
+def test_role_words_resolve():
+    from influence_patterns.tasks.loaders import resolve_role
+
+    words = "the keys to the cabinet , said the man .".split()
+    assert resolve_role(words, "the") == 0
+    assert resolve_role(words, "the@2") == 3
+    assert resolve_role(words, "the@3") == 7
+    assert resolve_role(words, "Keys") == 1  # case-insensitive when there is no exact match
+    assert resolve_role(words, 4) == 4
+    with pytest.raises(ValueError, match="occurs 3 time"):
+        resolve_role(words, "the@4")
+    with pytest.raises(ValueError, match="ambiguous"):
+        resolve_role(words, "the keys")
+    with pytest.raises(ValueError, match="not in the sentence"):
+        resolve_role(words, "door")
+    with pytest.raises(ValueError, match="out of range"):
+        resolve_role(words, 10)
+
+
+def test_csv_quotes_and_errors(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text('text,label,task\n"a fine, warm movie",1,my/sent\n"dull",0,my/sent\n', encoding="utf-8")
+    insts = load_instances(path)
+    assert [(i.text, i.label, i.task) for i in insts] == [("a fine, warm movie", 1, "my/sent"), ("dull", 0, "my/sent")]
+    path.write_text('text,label\n"a fine movie",1,extra\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"s.csv line 2: expected 2 comma-separated fields"):
+        load_instances(path)
+    path.write_text('text,good,bad,counterfactual\nthe cat [MASK],runs,run,the cats run\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"s.csv line 2, column 'counterfactual': text must contain exactly one"):
+        load_instances(path)
+
+
+def test_ml_sample_name():
+    assert load_instances("ml-sample") == load_marvin_linzen(marvin_linzen_path()).instances

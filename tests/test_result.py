@@ -57,7 +57,7 @@ def test_notebook_methods():
     assert df.loc[0, "pattern"] == "L1 skip → L2 H2@[MASK] → L3 skip → L4 H1"
     assert df.loc[1, "influence_head"] == pytest.approx(-0.3)
     page = expl._repr_html_()
-    assert "<table" in page and "<svg" in page and "boys@2" in page
+    assert "<table" in page and "data:image/png;base64," in page and "boys@2" in page
     assert "L1–2 skip → L3 H0@[MASK] → L4 skip" in page
     from matplotlib.figure import Figure
 

@@ -468,3 +468,32 @@ def test_compute_modules_do_not_import_matplotlib():
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]", "[]"]
 
+
+
+# --- plots of any run: every source, one instance, runs without roles ---------------------
+
+
+def test_aggregate_every_source():
+    fig = plot_run(rows(), role="all")
+    title = fig.axes[0].get_title(loc="left")
+    assert "patterns of every source token (20 patterns)" in title
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert "source" in labels
+    # a run without roles draws every source by default
+    plain = [{**r, "roles": {}} for r in rows()]
+    assert "every source token" in plot_run(plain, role=None).axes[0].get_title(loc="left")
+    assert "the subject token" in plot_run(rows(), role=None).axes[0].get_title(loc="left")
+
+
+def test_cli_plots_any_run(tmp_path):
+    run = write_run(tmp_path / "run")
+    for args in (["--role", "all"], ["--instance", "3"], ["--instance", "3", "--sources", "3"]):
+        out = tmp_path / f"pic{len(args)}.png"
+        result = CliRunner().invoke(app, ["plot", str(run), "--out", str(out), *args])
+        assert result.exit_code == 0, result.output
+        check_image(out)
+    html = tmp_path / "one.html"
+    assert CliRunner().invoke(app, ["plot", str(run), "--instance", "0", "--out", str(html)]).exit_code == 0
+    assert "plotly" in html.read_text().lower()
+    bad = CliRunner().invoke(app, ["plot", str(run), "--instance", "99", "--out", str(tmp_path / "x.png")])
+    assert bad.exit_code == 2 and "no instance 99" in bad.stderr

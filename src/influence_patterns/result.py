@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
+from influence_patterns.errors import InputError
 from influence_patterns.fileio import write_json
 from influence_patterns.graph.nodes import Node
 from influence_patterns.search.pattern import PatternFields
@@ -57,6 +58,62 @@ def format_steps(steps: Sequence[Step], first_layer: int = 1) -> str:
         parts.append(f"{span} {node}" + ("" if where is None else f"@{where}"))
         k = last + 1
     return " → ".join(parts)
+
+
+#: Word-start markers of byte-level BPE (RoBERTa: ``Ġ``) and SentencePiece (ALBERT, XLM-R: ``▁``).
+_WORD_MARKERS = ("Ġ", "▁")
+
+
+def _special(token: str) -> bool:
+    return (token.startswith("[") and token.endswith("]")) or (token.startswith("<") and token.endswith(">"))
+
+
+def word_groups(tokens: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """The words of a tokenized text as ``(word, [piece positions])``, in order.
+
+    Read from the pieces alone, so an explanation saved without its tokenizer groups the
+    same way: a WordPiece ``##piece`` continues the word before it; with byte-level BPE
+    or SentencePiece (pieces marked ``Ġ`` / ``▁`` at a word's start) an unmarked piece
+    continues it. A special token (``[CLS]``, ``[MASK]``, ``<s>`` …) is a word of its own.
+    The word is its pieces joined without the markers (``giraffes`` for
+    ``gi ##raf ##fe ##s``)."""
+    marker = next((m for m in _WORD_MARKERS if any(t.startswith(m) for t in tokens)), None)
+    groups: list[tuple[str, list[int]]] = []
+    previous_special = True
+    for i, token in enumerate(tokens):
+        if _special(token):
+            groups.append((token, [i]))
+            previous_special = True
+            continue
+        if marker is None:
+            continues = token.startswith("##") and not previous_special
+            piece = token[2:] if continues else token
+        else:
+            continues = not token.startswith(marker) and not previous_special
+            piece = token[len(marker):] if token.startswith(marker) else token
+        if continues and groups:
+            word, pieces = groups[-1]
+            groups[-1] = (word + piece, pieces + [i])
+        else:
+            groups.append((piece, [i]))
+        previous_special = False
+    return groups
+
+
+def find_word(tokens: Sequence[str], word: str) -> list[int]:
+    """The piece positions of ``word`` (``the@2``: its second occurrence) among ``tokens``'
+    words (:func:`word_groups`; matched ignoring case); ``ValueError`` naming the words."""
+    groups = word_groups(tokens)
+    name, k = word.strip(), 1
+    head, _, tail = name.rpartition("@")
+    if head and tail.isdigit():
+        name, k = head, int(tail)
+    hits = [pieces for w, pieces in groups if w.lower() == name.lower()]
+    if k < 1 or k > len(hits):
+        words = " ".join(w for w, _ in groups if not _special(w))
+        found = f"it occurs {len(hits)} time(s)" if hits else "it is not one of its words"
+        raise ValueError(f"{word!r} is not a word of the sentence ({found}: {words})")
+    return hits[k - 1]
 
 
 @dataclass
@@ -256,9 +313,38 @@ class Explanation:
                 if not math.isfinite(value):
                     raise ValueError(f"{where} has {name} {value}, not a finite number")
 
-    def to_dataframe(self) -> Any:
-        """One row per source token (pandas): index, token, sign, g, I(π^e), I(π^a), pattern."""
+    def by_word(self) -> list[dict[str, Any]]:
+        """One row per word that has a source piece (:func:`word_groups`): ``word``,
+        ``pieces`` (its source pieces' tokens), ``source_indices``, ``g``,
+        ``influence_token`` and ``influence_head`` summed over those pieces, and the
+        ``pattern`` (printed, with ``positions`` and ``heads``) of its first piece."""
+        of = {p.source_index: p for p in self.patterns}
+        rows = []
+        for word, pieces in word_groups(self.tokens):
+            mine = [of[i] for i in pieces if i in of]
+            if not mine:
+                continue
+            first = mine[0]
+            rows.append({
+                "word": word, "pieces": [p.source_token for p in mine],
+                "source_indices": [p.source_index for p in mine],
+                "g": sum(p.g for p in mine), "influence_token": sum(p.influence_token for p in mine),
+                "influence_head": sum(p.influence_head for p in mine),
+                "pattern": first.text(self.tokens), "positions": list(first.positions), "heads": list(first.heads),
+            })
+        return rows
+
+    def to_dataframe(self, by: str = "piece") -> Any:
+        """One row per source token (pandas): index, token, sign, g, I(π^e), I(π^a), pattern;
+        ``by="word"``: one row per word (:meth:`by_word`)."""
         import pandas as pd  # heavy and optional for the compute path: imported on use
+
+        if by not in ("piece", "token", "word"):
+            raise InputError(f"by must be 'piece' or 'word', got {by!r}")
+        if by == "word":
+            columns = ["word", "pieces", "source_indices", "g", "influence_token", "influence_head",
+                       "pattern", "positions", "heads"]
+            return pd.DataFrame(self.by_word(), columns=columns)
 
         rows = [
             {
@@ -281,17 +367,30 @@ class Explanation:
     # Presentation: thin calls into ``viz`` (the layer that prints and draws), imported
     # on use so that this data module never depends on the presentation layer.
 
-    def show(self, console: Any = None) -> None:
-        """Print the per-token table (rich) to the terminal."""
+    def show(self, console: Any = None, interactive: bool = False) -> Any:
+        """Print the per-token table (rich) to the terminal; ``interactive=True``: return the
+        interactive view instead (a Plotly figure, shown inline by a notebook)."""
+        if interactive:
+            return self.interactive()
         from influence_patterns.viz.terminal import print_explanation
 
         print_explanation(self, console)
+        return None
+
+    def interactive(self, sources: Sequence[int] | None = None) -> Any:
+        """The interactive view as a Plotly figure (hover a token for its path); a notebook
+        shows it inline, ``.write_html(path)`` saves it."""
+        from influence_patterns.viz.interactive import interactive_figure
+
+        return interactive_figure(self, sources=sources)
 
     def plot(self, sources: Sequence[int] | None = None, ax: Any = None) -> Any:
-        """Draw the patterns (matplotlib Figure); ``sources``: only these word-piece positions."""
+        """Draw the patterns (matplotlib Figure); ``sources``: only these word-piece positions.
+        A notebook shows the figure without ``%matplotlib inline``."""
+        from influence_patterns.viz.notebook import displayable
         from influence_patterns.viz.patterns import plot_explanation
 
-        return plot_explanation(self, sources=sources, ax=ax)
+        return displayable(plot_explanation(self, sources=sources, ax=ax))
 
     def _repr_html_(self) -> str:
         """Notebook view: the table and the picture (inline SVG)."""

@@ -168,6 +168,21 @@ def _stay_shares(explainer: Any, record: RunRecord, role: str, H: int, shares: d
                     shares[role].append(share)
 
 
+class Analysis(dict):  # type: ignore[type-arg]
+    """The result of :func:`analyze_runs`: a plain dict (JSON as it is) that a notebook
+    shows as a table (task, n, accuracy, skip share, top pattern) and prints briefly."""
+
+    def __repr__(self) -> str:
+        runs = ", ".join(f"{a.get('task')} (n={a.get('instances')}, acc={a.get('accuracy', 0):.3f})"
+                         for a in self.get("runs", []))
+        return f"Analysis(role={self.get('role')!r}, runs=[{runs}])"
+
+    def _repr_html_(self) -> str:
+        from influence_patterns.viz.notebook import analysis_html
+
+        return analysis_html(self)
+
+
 def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = None,
                  progress: Callable[[str], None] | None = None, role: str | None = None,
                  bars: Progress = None) -> dict[str, Any]:
@@ -184,33 +199,40 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     opts = (options or AnalyzeOptions(role=role)).validate()
     if role is not None and opts.role is None:
         opts = replace(opts, role=role)
-    notes: list[str] = []
+    kept, notes = run_paths(paths)
     unique: list[Path] = []
-    for p in paths:
+    for p in kept:
         rp = Path(p).resolve()
         if rp in [u.resolve() for u in unique]:
             notes.append(f"{p} was given twice; counted once")
             continue
         unique.append(Path(p))
-    loaded = [(str(p), Run.open(p)) for p in unique]
-    for name, run in loaded:
+    opened = [(str(p), Run.open(p)) for p in unique]
+    for name, run in opened:
         expected = run.meta.get("instances")
         if isinstance(expected, int) and len(run) < expected:
             notes.append(f"{name} is incomplete: {len(run)} of {expected} instances (resume it with the same "
                          "`run` command); figures cover the instances written")
+    loaded = [(name, part) for name, run in opened for part in split_tasks(run)]
     analyses, patterns, depths = [], [], set()
     all_rows: list[RunRecord] = []
     all_null: list[RunRecord] = []
+    null_of: dict[str, list[RunRecord]] = {}  # one null per run directory, split by task like the run
+    explainers: dict[str, Any] = {}
     for name, run in loaded:
         rows = run.records
         a = analyze_rows(run, run=name, resamples=opts.resamples, seed=opts.seed)
         if opts.null or opts.stay_share:
-            ex = _explainer(run, opts)
+            ex = explainers[name] = explainers.get(name) or _explainer(run, opts)
             if opts.null:
-                if progress is not None:
-                    progress(f"{name}: GPR on a {opts.null} copy of the model")
-                nrows = cached_null_records(ex, rows, name, opts.null, opts.null_seed, opts.batch_size,
-                                            progress=bars)
+                if name not in null_of:
+                    whole = dict(opened)[name].records
+                    if progress is not None:
+                        progress(f"{name}: GPR on a {opts.null} copy of the model")
+                    null_of[name] = cached_null_records(ex, whole, name, opts.null, opts.null_seed,
+                                                        opts.batch_size, progress=bars)
+                mine = {r.index for r in rows}
+                nrows = [r for r in null_of[name] if r.index in mine]
                 est = skip_ratio_estimates(nrows, opts.resamples, opts.seed)
                 idx = bs.resample_indices(len(rows), opts.resamples, opts.seed)
                 a["null"] = {
@@ -243,7 +265,7 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     if chosen not in roles:
         raise InputError(f"no run has patterns for the role {chosen!r} in every instance set; "
                          f"roles: {', '.join(sorted(roles))}")
-    out: dict[str, Any] = {"runs": analyses, "role": chosen, "notes": notes}
+    out: dict[str, Any] = Analysis({"runs": analyses, "role": chosen, "notes": notes})
     out["instance_level"] = _pooled_instance_level(loaded, chosen, opts)
     if len(depths) == 1:
         # pooled over runs: every bootstrap resamples instances within runs (tasks)
@@ -271,6 +293,33 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     if len(analyses) >= 2:
         out["correlation"] = consistency_accuracy_correlation(analyses, chosen)
     return out
+
+
+def split_tasks(run: Run) -> list[Run]:
+    """A run that holds several tasks (``run --data FILE`` without ``--task``) as one
+    ``Run`` per task, in order of first appearance (``meta["task"]`` set); others as they are."""
+    tasks = list(dict.fromkeys(r.task or "" for r in run.records))
+    if len(tasks) <= 1:
+        return [run]
+    return [Run.from_rows([r for r in run.records if (r.task or "") == t], {**run.meta, "task": t},
+                          name=f"{run.path} (task {t})", path=run.path) for t in tasks]
+
+
+def run_paths(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """The run directories (or ``results.jsonl`` files) among ``paths``, and a note for each
+    other file left out (a glob such as ``runs/*`` also matches ``*-ablation.json``);
+    ``InputError`` when none is a run."""
+    kept: list[Path] = []
+    notes: list[str] = []
+    for p in map(Path, paths):
+        if p.is_file() and p.name != "results.jsonl" and p.suffix in (".json", ".csv", ".md", ".html", ".svg",
+                                                                        ".png", ".pdf", ".lock", ".txt"):
+            notes.append(f"{p} is not a run directory; left out")
+        else:
+            kept.append(p)
+    if not kept and paths:
+        raise InputError(f"none of the {len(notes)} path(s) given is a run directory (e.g. {paths[0]})")
+    return kept, notes
 
 
 def _role_key(record: RunRecord, role: str) -> Any:

@@ -24,7 +24,7 @@ from influence_patterns.analysis.ablation import (
     read_ablation,
     summarise,
 )
-from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs
+from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_runs, run_paths
 from influence_patterns.models.defaults import DEFAULT_MODELS, model_dir
 from influence_patterns.progress import Progress
 from influence_patterns.runs import read_run_json
@@ -58,6 +58,12 @@ def fmt(x: Any, digits: int = 3) -> str:
     if isinstance(x, float):
         return f"{x:.{digits}f}"
     return str(x)
+
+
+def run_label(analysis: dict[str, Any]) -> str:
+    """A run as tables name it beside its task: its directory's name."""
+    run = str(analysis.get("run") or "")
+    return Path(run).name if run else "–"
 
 
 def unique_paths(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
@@ -301,7 +307,9 @@ def findings(paths: Sequence[str | Path], options: ReportOptions | None = None,
     ``ablation_by_role``, ``ablation_runs`` (per task), ``warnings``, ``notes``.
     ``progress``: the bars of the slow steps (``--null``, ``--stay-share``, ``--ablate``)."""
     opts = options or ReportOptions()
-    dirs, notes = unique_paths(paths)
+    kept, skipped = run_paths(paths)
+    dirs, notes = unique_paths(kept)
+    notes = skipped + notes
     analysis = analyze_runs(dirs, opts.analyze, bars=progress)
     metas = [read_run_json(d) for d in dirs]
     ablations = load_ablations(dirs, "all", opts.ablate, opts.ablation, progress)

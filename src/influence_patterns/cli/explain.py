@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from influence_patterns.cli.app import app, user_errors
-from influence_patterns.cli.plot import DEFAULT_DPI, DPI_HELP, check_image_path, parse_sources, save_figure
+from influence_patterns.cli.plot import (
+    DEFAULT_DPI, DPI_HELP, check_image_path, parse_sources, resolve_sources, save_figure,
+)
 from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.qoi import QOIS
 from influence_patterns.attribution.quadrature import QUADRATURES
@@ -63,9 +65,16 @@ def explain_command(
     dpi: int = typer.Option(DEFAULT_DPI, "--dpi", min=30, max=1200, help=DPI_HELP),
     sources: Optional[str] = typer.Option(
         None, "--sources", "-s",
-        help="Explain only these word-piece positions, comma-separated ([CLS] is 0; e.g. 2 for "
-             "'authors'). The cost grows linearly with the number of sources.",
+        help="Explain only these sources, comma-separated: words (all their word pieces; the@2 for the second "
+             "'the'), e.g. keys,cabinet, or word-piece positions ([CLS] is 0; e.g. 2 for 'authors'). "
+             "The cost grows linearly with the number of sources.",
     ),
+    by_word: bool = typer.Option(
+        False, "--by-word",
+        help="One row per word instead of per word piece: the word's g and influences summed over its "
+             "pieces, its first piece's pattern, the pieces listed (also in --json and --csv).",
+    ),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the table as CSV to this file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Find each source token's influence pattern with GPR and print them as a table.
@@ -81,7 +90,7 @@ def explain_command(
         check_writable(plot, "--plot")
     if json_out is not None:
         check_writable(json_out, "--json")  # before the model is loaded: a refused write loses no work
-    chosen = parse_sources(sources, "--sources")
+    parsed = parse_sources(sources, "--sources")
     explainer = Explainer.from_pretrained(
         model, device=device, steps=steps, method=method, baseline=baseline,
         keep_special=keep_special, quadrature=quadrature, max_rows=max_batch, qoi=qoi,
@@ -91,12 +100,32 @@ def explain_command(
     if explainer.kind == "causal" and targets is None:
         raise InputError("a causal-LM explanation needs --targets GOOD,BAD, two continuations of the text "
                          "(e.g. 'the keys to the cabinet' --targets are,is)")
+    chosen = resolve_sources(parsed, _tokens(explainer, text), "--sources")
     result = explainer.explain(text, targets=targets, label=label, sources=chosen,
                                progress=False if quiet else None)
-    result.show()
+    if by_word:
+        from influence_patterns.viz.terminal import print_words
+
+        print_words(result)
+        result.extra["words"] = result.by_word()
+    else:
+        result.show()
     if json_out is not None:
         result.save(json_out)
         typer.echo(f"Wrote {json_out}")
+    if csv_out is not None:
+        from influence_patterns.fileio import write_text
+
+        write_text(csv_out, result.to_dataframe(by="word" if by_word else "piece").to_csv(index=False))
+        typer.echo(f"Wrote {csv_out}")
     if plot is not None:
         save_figure(result, plot, dpi=dpi)
         typer.echo(f"Wrote {plot}")
+
+
+def _tokens(explainer: Any, text: str) -> list[str]:
+    """The word pieces the explainer will see for ``text`` (specials included)."""
+    from influence_patterns.attribution.inputs import with_mask_token
+
+    tok = explainer.tokenizer
+    return list(tok.convert_ids_to_tokens(tok(with_mask_token(tok, text))["input_ids"]))

@@ -139,7 +139,8 @@ def accuracy_command(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for --task instance generation."),
     data: Optional[Path] = typer.Option(
-        None, "--data", help="Read instances from this file (JSONL, TSV, M&L TSV); with --task, that task's file."
+        None, "--data", help="Read instances from this file: CSV, TSV or JSONL (docs/data.md), a Marvin & Linzen "
+                             "TSV, or ml-sample (the shipped sample); with --task, that task's rows."
     ),
     split: str = typer.Option(
         "all", "--split",
@@ -162,8 +163,12 @@ def accuracy_command(
 
     if task is None and data is None:
         fail("give --task NAME or --data FILE")
-    if data is not None and not data.exists():
-        fail(f"data file not found: {data}")
+    if data is not None:
+        from influence_patterns.tasks.loaders import sample_path
+
+        data = sample_path(data)
+        if not data.exists():
+            fail(f"data file not found: {data}")
     if json_out is not None:
         from influence_patterns.fileio import check_writable
 
@@ -181,10 +186,10 @@ def accuracy_command(
 
         instances = generate(task, n or 200, seed, split)
     elif task is not None:
-        from influence_patterns.tasks.registry import get_task
+        from influence_patterns.tasks.registry import load_task
 
         # A file given is read whole unless --n says otherwise; a generated task needs a size.
-        instances = get_task(task).load(n if (n is not None or data is not None) else 200, seed, data)
+        instances = load_task(task, n if (n is not None or data is not None) else 200, seed, data)
     else:
         import warnings
 
@@ -202,6 +207,10 @@ def accuracy_command(
         from influence_patterns.tasks.prefix import to_prefix
 
         instances = [to_prefix(inst) if MASK in inst.text.split() else inst for inst in instances]
+
+    from influence_patterns.tasks.checks import check_instances
+
+    check_instances(loaded.kind, None, instances)  # a label on a masked LM, targets on a classifier
     from influence_patterns.progress import progress_bar
     from influence_patterns.viz.terminal import print_accuracy
 

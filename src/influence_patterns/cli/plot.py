@@ -26,17 +26,33 @@ def check_image_path(out: Path, flag: str) -> None:
         raise InputError(f"cannot write {out.name!r} ({flag}): the file must end in .svg, .png, .pdf or .html")
 
 
-def parse_sources(text: str | None, flag: str = "--sources") -> list[int] | None:
-    """``"2,5"`` → ``[2, 5]``: word-piece positions ([CLS] is 0)."""
+def parse_sources(text: str | None, flag: str = "--sources") -> list[int | str] | None:
+    """``"2,5"`` → ``[2, 5]``: word-piece positions ([CLS] is 0); a word (``keys``,
+    ``the@2``) is kept as text for :func:`resolve_sources`."""
     if text is None:
         return None
-    try:
-        positions = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise InputError(f"{flag} takes word-piece positions, comma-separated, such as 2,5; got {text!r}") from None
-    if not positions:
-        raise InputError(f"no sources given: {flag} is empty; give word-piece positions such as 2,5")
-    return positions
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise InputError(f"no sources given: {flag} is empty; give words or word-piece positions such as keys,5")
+    return [int(part) if part.lstrip("-").isdigit() else part for part in parts]
+
+
+def resolve_sources(chosen: list[int | str] | None, tokens: list[str], flag: str = "--sources") -> list[int] | None:
+    """Words of ``chosen`` as all their pieces' positions among ``tokens`` (positions kept)."""
+    if chosen is None:
+        return None
+    from influence_patterns.result import find_word
+
+    out: list[int] = []
+    for item in chosen:
+        if isinstance(item, int):
+            out.append(item)
+            continue
+        try:
+            out += find_word(tokens, item)
+        except ValueError as exc:
+            raise InputError(f"{flag}: {exc}; or give word-piece positions such as 2,5") from None
+    return list(dict.fromkeys(out))
 
 
 def write_figure(fig: Any, out: Path, dpi: int = DEFAULT_DPI) -> None:
@@ -75,20 +91,28 @@ def plot(
     ),
     sources: Optional[str] = typer.Option(
         None, "--sources", "-s",
-        help="Only these source tokens, by word-piece position, comma-separated ([CLS] is 0), e.g. 2,5.",
+        help="Only these source tokens: words (all their pieces; the@2 for the second 'the') or "
+             "word-piece positions ([CLS] is 0), comma-separated, e.g. keys,cabinet or 2,5.",
     ),
     tokens: Optional[str] = typer.Option(None, "--tokens", hidden=True, help="Old name of --sources."),
-    role: str = typer.Option(
-        "subject", "--role",
+    role: Optional[str] = typer.Option(
+        None, "--role",
         help="Run directory: the role to aggregate, i.e. which word of each sentence is the source "
-             "(subject, attractor, ...; see the task).",
+             "(subject, attractor, ...; see the task), or all for every source token "
+             "(default: subject, or all when the run has no subject role).",
+    ),
+    instance: Optional[int] = typer.Option(
+        None, "--instance", "-i",
+        help="Run directory: draw instance K of the run (its index in results.jsonl) as `explain --plot` does; "
+             ".html gives the interactive view.",
     ),
     task: Optional[str] = typer.Option(
         None, "--task", help="Run directory: the task to draw, when the run holds several."
     ),
     dpi: int = typer.Option(DEFAULT_DPI, "--dpi", min=30, max=1200, help=DPI_HELP),
 ) -> None:
-    """Draw influence patterns: one explanation (RESULT.json) or a whole run (RUN_DIR), by role.
+    """Draw influence patterns: one explanation (RESULT.json), a whole run (RUN_DIR) by role
+    (--role all: every source), or one instance of a run (--instance K).
 
     An .html output is a self-contained interactive page: hover or click a token to
     highlight its path, toggle sources in the legend.
@@ -102,11 +126,26 @@ def plot(
     flag = "--tokens" if tokens is not None else "--sources"
     chosen = parse_sources(tokens if tokens is not None else sources, flag)
 
-    if source.is_dir() or source.suffix == ".jsonl":
+    if instance is not None:
+        if not (source.is_dir() or source.suffix == ".jsonl"):
+            raise InputError("--instance picks an instance of a run: give a run directory")
+        if role is not None:
+            raise InputError("give --instance K or --role, not both")
+        from influence_patterns.runs import Run
+
+        run = Run.open(source)
+        record = next((r for r in run.records if r.index == instance), None)
+        if record is None:
+            indices = sorted(run.indices)
+            span = f"{indices[0]}..{indices[-1]}" if indices else "none yet"
+            raise InputError(f"the run has no instance {instance} (indices: {span})")
+        save_figure(record.explanation, out, dpi=dpi,
+                    sources=resolve_sources(chosen, record.explanation.tokens, flag))
+    elif source.is_dir() or source.suffix == ".jsonl":
         if chosen is not None:
-            raise InputError(f"{flag} applies to one explanation (RESULT.json), not to a run")
+            raise InputError(f"{flag} applies to one explanation (RESULT.json) or with --instance, not to a whole run")
         if out.suffix.lower() == ".html":
-            raise InputError("the interactive .html view draws one explanation (RESULT.json), not a run")
+            raise InputError("the interactive .html view draws one explanation (RESULT.json, or --instance K of a run)")
         from influence_patterns.viz.aggregate import plot_run
 
         write_figure(plot_run(source, role=role, task=task), out, dpi)
@@ -114,5 +153,5 @@ def plot(
         from influence_patterns.result import Explanation
 
         expl = Explanation.load(source)  # one DataError line for anything that is not an explanation
-        save_figure(expl, out, dpi=dpi, sources=chosen)
+        save_figure(expl, out, dpi=dpi, sources=resolve_sources(chosen, expl.tokens, flag))
     typer.echo(f"Wrote {out}")

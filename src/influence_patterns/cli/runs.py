@@ -25,12 +25,16 @@ from influence_patterns.runs.backends import BACKENDS
 @app.command("run")
 @user_errors
 def run_command(
-    task: str = typer.Option(..., "--task", help="Task name (see `influence-patterns tasks`)."),
+    task: Optional[str] = typer.Option(
+        None, "--task",
+        help="Task name: a built-in one (see `influence-patterns tasks`) or a name of your own for the rows of "
+             "--data. Without it, every task the file's task column holds, into one run directory.",
+    ),
     model: str = typer.Option("default-mlm", "--model", "-m", help="default-mlm, default-sst2, a checkpoint dir or a hub name."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory: results.jsonl and run.json go here."),
-    n: Optional[int] = typer.Option(None, "--n", help="Number of instances (generated tasks need it)."),
+    n: Optional[int] = typer.Option(None, "--n", help="Number of instances per task (generated tasks need it; default: every row of --data)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the instance generator / subset."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Read instances from this file (JSONL, TSV, M&L TSV)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Read instances from this file: CSV, TSV or JSONL (docs/data.md), a Marvin & Linzen TSV, or ml-sample (the shipped sample)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Instances explained together."),
     steps: Optional[int] = typer.Option(
         None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
@@ -47,7 +51,11 @@ def run_command(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
 ) -> None:
     """Explain every instance of a task with GPR into OUT/results.jsonl (resumable)."""
+    from influence_patterns.errors import InputError
     from influence_patterns.runs import BackendOptions, Run, RunOptions, run_dataset
+
+    if task is None and data is None:
+        raise InputError("give --task NAME, --data FILE, or both")
 
     options = RunOptions(
         model=model, task=task, n=n, seed=seed, data=str(data) if data is not None else None,
@@ -59,6 +67,11 @@ def run_command(
     run = Run.open(out)
     correct = sum(bool(r.correct) for r in run.records)
     typer.echo(f"{len(run)} instances in {path} (accuracy {correct / max(len(run), 1):.3f})")
+    tasks = list(dict.fromkeys(r.task or "" for r in run.records))
+    if len(tasks) > 1:
+        for name in tasks:
+            rows = [r for r in run.records if (r.task or "") == name]
+            typer.echo(f"  {name}: {len(rows)} instances (accuracy {sum(bool(r.correct) for r in rows) / len(rows):.3f})")
 
 
 @app.command("analyze")

@@ -15,4 +15,9 @@ def tasks_command() -> None:
     A masked-LM (mlm) task puts [MASK] where the verb or reflexive goes and scores the
     right word against the wrong one; a classification task scores the gold class.
     """
+    from rich.console import Console
+    from rich.text import Text
+
     print_tasks(list_tasks())
+    Console().print(Text("Your own sentences: any other task name with --data FILE (CSV, TSV or JSONL; "
+                         "docs/data.md), e.g. run --task my/agreement --data mine.csv; --data ml-sample is the shipped Marvin & Linzen sample."))

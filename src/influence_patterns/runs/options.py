@@ -33,7 +33,7 @@ class RunOptions:
     """
 
     model: str
-    task: str
+    task: str | None  # None: every task of ``data``
     n: int | None = None
     seed: int = 0
     data: str | None = None

@@ -160,8 +160,11 @@ class Run:
         self.records.append(record)
         self.rows.append(row)
 
-    def to_dataframe(self) -> Any:
-        """One row per (instance, source token), as a pandas DataFrame.
+    def to_dataframe(self, by: str = "piece") -> Any:
+        """One row per (instance, source token), as a pandas DataFrame; ``by="word"``: one
+        row per (instance, word) with ``Explanation.by_word()``'s columns (``word``,
+        ``pieces``, ``source_indices``, sums of ``g`` and influences, the first piece's
+        ``pattern``) after ``index``, ``task``, ``condition``, ``correct``, ``q`` and ``role``.
 
         Columns: ``index``, ``task``, ``condition``, ``correct`` (recorded, else QoI > 0),
         ``q`` (the QoI), ``source_index``, ``source_token``, ``role`` (the role of the
@@ -171,6 +174,17 @@ class Run:
         """
         import pandas as pd  # heavy; only this method needs it
 
+        if by == "word":
+            words = []
+            for r in self.records:
+                role_of = {int(t): role for role, t in reversed(list(r.roles.items()))}
+                for w in r.explanation.by_word():
+                    role = next((role_of[i] for i in w["source_indices"] if i in role_of), None)
+                    words.append({"index": r.index, "task": r.task, "condition": r.condition,
+                                  "correct": r.is_correct, "q": r.q, "role": role, **w})
+            return pd.DataFrame(words)
+        if by not in ("piece", "token"):
+            raise InputError(f"by must be 'piece' or 'word', got {by!r}")
         rows = []
         for r in self.records:
             role_of = {int(t): role for role, t in reversed(list(r.roles.items()))}
@@ -189,6 +203,17 @@ class Run:
         self._seen: dict[int, int] = {}
         self._first_model: dict[str, str] = {}  # the first row's fingerprint: every row must match it
         self._unit = "line"
+
+    def __repr__(self) -> str:
+        tasks = list(dict.fromkeys(r.task or "" for r in self.records))
+        task = self.setting("task") if len(tasks) <= 1 else ", ".join(tasks)
+        return f"Run({str(self.path)!r}, task={task!r}, model={self.setting('model')!r}, instances={len(self)})"
+
+    def _repr_html_(self) -> str:
+        """Notebook view: one row per task (n, accuracy, skip share, top pattern)."""
+        from influence_patterns.viz.notebook import run_html
+
+        return run_html(self)
 
 
 def read_run_json(directory: str | Path) -> dict[str, Any]:

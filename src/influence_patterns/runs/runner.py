@@ -112,12 +112,14 @@ def _append_line(fd: int, path: Path, row: dict[str, Any], lock: RunLock | None 
 # --- the run -------------------------------------------------------------------------
 
 
-def load_run_instances(task: str, n: int | None, seed: int, data: str | Path | None) -> list[Any]:
-    """The instances of a run, deterministic in (task, n, seed, data)."""
-    from influence_patterns.tasks.registry import get_task
+def load_run_instances(task: str | None, n: int | None, seed: int, data: str | Path | None) -> list[Any]:
+    """The instances of a run, deterministic in (task, n, seed, data): a registered task,
+    a task of one's own (its rows of ``data``) or, ``task=None``, every task of ``data``."""
+    from influence_patterns.tasks.registry import load_task
 
-    spec = get_task(task)
-    instances = spec.load(n, seed, data)
+    if task is None and data is None:
+        raise InputError("give a task, a data file, or both")
+    instances = load_task(task, n, seed, data)
     if not instances:
         raise DataError(f"task {task} gave no instances")
     return instances
@@ -133,8 +135,12 @@ def resolve_options(options: RunOptions) -> tuple[RunOptions, list[Any]]:
     if options.n is not None and options.n < 1:
         raise InputError(f"n must be at least 1, got {options.n}")
     data = options.data
-    if data is not None and not Path(data).is_file():
-        raise InputError(f"data file not found: {data}")
+    if data is not None:
+        from influence_patterns.tasks.loaders import sample_path
+
+        data = str(sample_path(data))
+        if not Path(data).is_file():
+            raise InputError(f"data file not found: {options.data}")
     config = ExplainConfig(steps=options.steps, baseline=options.baseline, keep_special=options.keep_special,
                            quadrature=options.quadrature, method=options.method)
     config.validate()  # steps, quadrature, baseline, method: the explainer's own checks
@@ -191,16 +197,12 @@ def _check_explainer(explainer: Any, opts: RunOptions, instances: list[Any]) -> 
     for key in ("steps", "baseline", "method", "quadrature", "keep_special"):
         if getattr(cfg, key) != getattr(opts, key):
             raise InputError(f"the explainer's {key} is {getattr(cfg, key)!r} but the run's is {getattr(opts, key)!r}")
+    from influence_patterns.tasks.checks import check_instances
     from influence_patterns.tasks.registry import TASKS, check_task_kind
 
     if opts.task in TASKS:
         check_task_kind(TASKS[opts.task], explainer.kind)
-    needs_targets = explainer.kind in ("mlm", "causal")
-    if needs_targets and any(inst.targets is None for inst in instances):
-        raise InputError(f"the model is a {'masked' if explainer.kind == 'mlm' else 'causal'} LM "
-                         "but the task's instances have no targets")
-    if not needs_targets and any(inst.targets is not None for inst in instances):
-        raise InputError("the model is a classifier but the task is a masked-agreement task")
+    check_instances(explainer.kind, explainer.tokenizer, instances)
 
 
 def run_dataset(

@@ -18,6 +18,7 @@ class Instance:
     ``counterfactual``: the same sentence with the answer flipped (agreement: the
     subject's number flipped, the attractor kept), read with the same ``targets``
     (its correct answer is ``targets[1]``); ``None`` where there is none.
+    ``origin`` says where the instance was read (``FILE line N``, for error messages; not saved).
     """
 
     text: str
@@ -27,11 +28,19 @@ class Instance:
     condition: str = ""
     roles: dict[str, int] = field(default_factory=dict)
     counterfactual: str | None = None
+    origin: str = field(default="", repr=False, compare=False)
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.pop("origin")
         d["targets"] = list(self.targets) if self.targets is not None else None
+        if d["counterfactual"] is None:
+            del d["counterfactual"]
         return d
+
+    def where(self) -> str:
+        """``"FILE line N: "`` when the instance was read from a file, else ``""`` (error prefixes)."""
+        return f"{self.origin}: " if self.origin else ""
 
     @classmethod
     def from_dict(cls, d: dict) -> "Instance":

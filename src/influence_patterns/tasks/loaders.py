@@ -1,4 +1,4 @@
-"""Data loaders: Marvin & Linzen TSV, SST-2 TSV, and generic user files (JSONL / TSV).
+"""Data loaders: Marvin & Linzen TSV, SST-2 TSV, and generic user files (CSV / TSV / JSONL).
 
 Every malformed line raises :class:`~influence_patterns.errors.DataError` naming the
 file and the line number. Files ending in ``.gz`` are read (and written) gzipped.
@@ -6,11 +6,13 @@ file and the line number. Files ending in ``.gz`` are read (and written) gzipped
 
 from __future__ import annotations
 
+import csv
+import difflib
 import gzip
 import json
 import warnings
 from pathlib import Path
-from typing import IO, Iterable, Iterator, NamedTuple
+from typing import IO, Callable, Iterable, Iterator, NamedTuple
 
 from influence_patterns.data import sst2_path
 from influence_patterns.errors import DataError
@@ -83,6 +85,12 @@ def _header(path: Path, lines: Iterator[tuple[int, str]]) -> tuple[int, list[str
     return number, [c.strip().lower() for c in line.split("\t")]
 
 
+def header_of(path: str | Path) -> list[str]:
+    """The first non-blank line of a tab-separated file, lower-cased and split at tabs."""
+    path = Path(path)
+    return _header(path, _lines(path))[1]
+
+
 def map_ml_task(name: str) -> str:
     """Our task name for a Marvin & Linzen task name (unknown names are kept as they are)."""
     if name in ML_TASKS:
@@ -137,7 +145,7 @@ def load_marvin_linzen(path: str | Path) -> LoadResult:
     noun agrees; ``attractor`` is the other one (when there are two); ``det`` and
     ``attractor_det`` are their ``the``.
     """
-    path = Path(path)
+    path = sample_path(path)
     lines = _lines(path)
     number, header = _header(path, lines)
     if tuple(header) != ML_HEADER:
@@ -172,6 +180,7 @@ def load_marvin_linzen(path: str | Path) -> LoadResult:
                 task=task,
                 condition=f"{orig_task}:{orig_cond}",
                 roles=infer_roles(words, i, task),
+                origin=f"{path} line {number}",
             )
         )
     if skipped:
@@ -236,11 +245,108 @@ def read_sst2(split: str) -> list[tuple[str, int]]:
     return [(inst.text, int(inst.label)) for inst in load_sst2(sst2_path(split)) if inst.label is not None]
 
 
-def _check_masked(path: Path, number: int, text: str) -> None:
+# --- the generic format: CSV, TSV (with a header) and JSONL -----------------------------
+
+#: Columns (CSV/TSV) of the generic format; any other column names a role by its word.
+COLUMNS = ("text", "good", "bad", "label", "task", "condition", "counterfactual")
+#: Keys of a JSONL row.
+JSON_KEYS = ("text", "targets", "label", "task", "condition", "roles", "counterfactual")
+#: Names that look like columns of the format but are not (a role is never called so).
+_NOT_ROLES = frozenset({"targets", "target", "sentence", "sentences", "roles", "role", "id", "index", "labels"})
+
+
+def _where(path: Path, line: int, column: str | None) -> str:
+    return f"{path} line {line}" + (f", column {column!r}" if column else "")
+
+
+def _cell_error(path: Path, line: int, column: str | None, message: str) -> DataError:
+    return DataError(f"{_where(path, line, column)}: {message}")
+
+
+def _check_masked(path: Path, number: int, text: str, column: str = "text") -> None:
     count = text.split().count(MASK)
     if count != 1:
-        raise _error(path, number, f"text must contain exactly one whitespace-separated {MASK} "
-                     f"when targets are given, found {count}")
+        raise _cell_error(path, number, column, f"text must contain exactly one whitespace-separated {MASK} "
+                          f"when targets are given, found {count}")
+
+
+def _loose(word: str) -> str:
+    return word.strip(".,;:!?\"'()[]").lower() if word != MASK else word
+
+
+def resolve_role(words: list[str], value: object) -> int:
+    """The word index of a role given as a word (``keys``; ``the@2`` for its second
+    occurrence) or as a word index; ``ValueError`` with the reason otherwise.
+
+    A word matches exactly, else ignoring case and surrounding punctuation; without
+    ``@k`` it is its first occurrence."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"a role is a word or a word index, got {value!r}")
+    if isinstance(value, int):
+        if not 0 <= value < len(words):
+            raise ValueError(f"word index {value} is out of range 0..{len(words) - 1}")
+        return value
+    word, k = value.strip(), 1
+    head, _, tail = word.rpartition("@")
+    if head and tail.isdigit() and word not in words:
+        word, k = head, int(tail)
+        if k < 1:
+            raise ValueError(f"{value!r}: occurrences are counted from 1 (word@1 is the first)")
+    if len(word.split()) != 1:
+        raise ValueError(f"{value!r} is ambiguous: a role is one word (the head word of a phrase)")
+    hits = [i for i, w in enumerate(words) if w == word] or [
+        i for i, w in enumerate(words) if _loose(w) == _loose(word)
+    ]
+    if not hits:
+        raise ValueError(f"the word {word!r} is not in the sentence ({' '.join(words)})")
+    if k > len(hits):
+        raise ValueError(f"{value!r}: the word {word!r} occurs {len(hits)} time(s) in the sentence, not {k}")
+    return hits[k - 1]
+
+
+def _instance(path: Path, number: int, cells: dict[str, object], roles: dict[str, object],
+              role_column: Callable[[str], str]) -> Instance:
+    """One row of any spelling, checked; ``role_column(name)`` names a role's field in errors."""
+    def fail(key: str | None, message: str) -> DataError:
+        return _cell_error(path, number, key, message)
+
+    text = cells.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise fail("text", "missing or empty text")
+    text = " ".join(text.split())
+    targets, label = cells.get("targets"), cells.get("label")
+    if targets is None and label is None:
+        raise fail(None, "needs targets (good and bad, masked LM) or a label (classifier)")
+    if targets is not None and label is not None:
+        raise fail("label", "give targets (good and bad, for a masked LM) or a label (for a classifier), not both")
+    if targets is not None:
+        _check_masked(path, number, text, "text")
+    if label is not None and (not isinstance(label, int) or isinstance(label, bool) or label < 0):
+        raise fail("label", f"label must be a class index (0, 1, ...), got {label!r}")
+    for key in ("task", "condition"):
+        if not isinstance(cells.get(key) or "", str):
+            raise fail(key, f"{key} must be a string")
+    counterfactual = cells.get("counterfactual") or None
+    if counterfactual is not None:
+        if not isinstance(counterfactual, str):
+            raise fail("counterfactual", "counterfactual must be a string (a text)")
+        counterfactual = " ".join(counterfactual.split())
+        if targets is not None:
+            _check_masked(path, number, counterfactual, "counterfactual")
+    words = text.split()
+    resolved: dict[str, int] = {}
+    for name, value in roles.items():
+        if value is None or value == "":
+            continue
+        try:
+            resolved[name] = resolve_role(words, value)
+        except ValueError as exc:
+            raise fail(role_column(name), f"role {name!r}: {exc}") from None
+    return Instance(
+        text=text, targets=targets, label=label, task=str(cells.get("task") or "").strip(),
+        condition=str(cells.get("condition") or "").strip(), roles=resolved, counterfactual=counterfactual,
+        origin=f"{path} line {number}",
+    )
 
 
 def _instance_from_json(path: Path, number: int, line: str) -> Instance:
@@ -252,103 +358,148 @@ def _instance_from_json(path: Path, number: int, line: str) -> Instance:
         raise _error(path, number, "bad JSON: nested too deeply") from None
     if not isinstance(d, dict):
         raise _error(path, number, f"expected a JSON object, got {type(d).__name__}")
-    text = d.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise _error(path, number, "missing or empty 'text'")
-    targets, label = d.get("targets"), d.get("label")
-    if targets is None and label is None:
-        raise _error(path, number, "needs 'targets' (good, bad) or 'label'")
-    if targets is not None:
-        if (
-            not isinstance(targets, list)
-            or len(targets) != 2
-            or not all(isinstance(t, str) and t.strip() for t in targets)
-        ):
-            raise _error(path, number, "'targets' must be a list of two non-empty strings")
-        _check_masked(path, number, text)
-    if label is not None and (not isinstance(label, int) or isinstance(label, bool)):
-        raise _error(path, number, f"label must be an integer, got {label!r}")
-    roles = d.get("roles") or {}
-    n_words = len(text.split())
-    if not isinstance(roles, dict) or not all(
-        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 <= v < n_words
-        for k, v in roles.items()
+    unknown = [k for k in d if k not in JSON_KEYS]
+    if unknown:
+        raise _cell_error(path, number, unknown[0], f"unknown key (the keys are {', '.join(JSON_KEYS)}; "
+                          "roles go under 'roles')")
+    targets = d.get("targets")
+    if targets is not None and (
+        not isinstance(targets, list) or len(targets) != 2
+        or not all(isinstance(t, str) and t.strip() and len(t.split()) == 1 for t in targets)
     ):
-        raise _error(path, number, f"'roles' must map names to word indices in 0..{n_words - 1}")
-    for key in ("task", "condition"):
-        if not isinstance(d.get(key, ""), str):
-            raise _error(path, number, f"'{key}' must be a string")
-    return Instance.from_dict(d)
+        raise _cell_error(path, number, "targets", "'targets' must be a list of two words [good, bad]")
+    roles = d.get("roles") or {}
+    if not isinstance(roles, dict):
+        raise _cell_error(path, number, "roles", "'roles' must map role names to a word or a word index")
+    cells = {**d, "targets": tuple(t.strip() for t in targets) if targets is not None else None}
+    return _instance(path, number, cells, roles, lambda name: f"roles.{name}")
 
 
 def _load_jsonl(path: Path) -> list[Instance]:
     return [_instance_from_json(path, number, line) for number, line in _lines(path)]
 
 
-def _load_tsv(path: Path) -> list[Instance]:
-    lines = _lines(path)
-    number, header = _header(path, lines)
-    if tuple(header) == ML_HEADER:
+def _table_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of a CSV (quoted fields, the csv module) or TSV (plain tabs)."""
+    if delimiter == "\t":
+        for number, line in _lines(path):
+            yield number, line.split("\t")
+        return
+    lines = _lines(path)  # the encoding checks; csv reads the same text
+    numbered = list(lines)
+    reader = csv.reader([line for _, line in numbered])
+    for (number, _), fields in zip(numbered, reader):
+        yield number, fields
+
+
+def _load_table(path: Path, delimiter: str) -> list[Instance]:
+    kind = "tab" if delimiter == "\t" else "comma"
+    rows = _table_rows(path, delimiter)
+    try:
+        number, raw = next(rows)
+    except StopIteration:
+        raise DataError(f"{path}: file is empty (expected a header line)") from None
+    header = [c.strip().lower() for c in raw]
+    if delimiter == "\t" and tuple(header) == ML_HEADER:
         return load_marvin_linzen(path).instances
+    for i, name in enumerate(header, start=1):
+        if not name:
+            raise _cell_error(path, number, f"#{i}", "empty column name in the header")
+        if name in _NOT_ROLES:
+            hint = {"targets": "good and bad", "target": "good and bad", "labels": "label",
+                    "sentence": "text", "sentences": "text"}.get(name)
+            raise _cell_error(path, number, name, "unknown column" + (f" (did you mean {hint}?)" if hint else "")
+                              + f"; the columns are {', '.join(COLUMNS)}, and any other column names a role by its word")
+        close = difflib.get_close_matches(name, COLUMNS, n=1, cutoff=0.8)
+        if name not in COLUMNS and close:
+            raise _cell_error(path, number, name, f"unknown column (did you mean {close[0]}?); "
+                              f"the columns are {', '.join(COLUMNS)}, and any other column names a role by its word")
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise _cell_error(path, number, dupes[0], "the column appears twice in the header")
     has_targets = "good" in header and "bad" in header
-    if "text" not in header or not (has_targets or "label" in header):
+    if "text" not in header or not (has_targets or "label" in header) or (("good" in header) != ("bad" in header)):
         raise _error(
             path, number,
             "header must have 'text' and either 'good' and 'bad' or 'label' "
-            f"(or be 'task, condition, good, bad'), got {', '.join(header)}",
+            + ("(or be 'task, condition, good, bad') " if delimiter == "\t" else "")
+            + f"got {', '.join(header)}",
         )
-    if len(set(header)) != len(header):
-        raise _error(path, number, "duplicate column names in header")
-    col = {name: i for i, name in enumerate(header)}
+    role_columns = [c for c in header if c not in COLUMNS]
     out = []
-    for number, line in lines:
-        fields = line.split("\t")
+    for number, fields in rows:
         if len(fields) != len(header):
-            raise _error(
-                path, number,
-                f"expected {len(header)} tab-separated fields ({', '.join(header)}), got {len(fields)}",
-            )
-        get = lambda name: fields[col[name]].strip() if name in col else ""  # noqa: E731
-        text = get("text")
-        if not text:
-            raise _error(path, number, "empty text")
-        targets = None
-        if has_targets:
-            good, bad = get("good"), get("bad")
-            if not good or not bad:
-                raise _error(path, number, "empty good or bad target")
-            _check_masked(path, number, text)
-            targets = (good, bad)
-        label = _parse_label(path, number, get("label")) if "label" in col else None
-        out.append(
-            Instance(text=text, targets=targets, label=label, task=get("task"), condition=get("condition"))
-        )
+            raise _error(path, number, f"expected {len(header)} {kind}-separated fields "
+                         f"({', '.join(header)}), got {len(fields)}")
+        cell = dict(zip(header, (f.strip() for f in fields)))
+        cells: dict[str, object] = {k: cell.get(k, "") for k in ("text", "task", "condition", "counterfactual")}
+        if has_targets and (cell["good"] or cell["bad"]):
+            for key in ("good", "bad"):
+                if not cell[key] or len(cell[key].split()) != 1:
+                    raise _cell_error(path, number, key, f"{key} must be one word (the {key} target)")
+            cells["targets"] = (cell["good"], cell["bad"])
+        if "label" in cell and cell["label"]:
+            try:
+                cells["label"] = int(cell["label"])
+            except ValueError:
+                raise _cell_error(path, number, "label", f"label must be an integer, got {cell['label']!r}") from None
+        roles = {name: cell[name] for name in role_columns}
+        out.append(_instance(path, number, cells, roles, lambda key: key))
     return out
 
 
-def load_instances(path: str | Path) -> list[Instance]:
-    """Load a user data file: ``.jsonl`` (``Instance.to_dict`` objects) or ``.tsv``.
+def _load_tsv(path: Path) -> list[Instance]:
+    return _load_table(path, "\t")
 
-    A TSV needs a header with ``text`` and either ``good`` + ``bad`` (masked LM, the
-    text has one ``[MASK]``) or ``label`` (classification), optional ``task`` and
-    ``condition``; a Marvin & Linzen header (``task, condition, good, bad``) is
-    detected and read with :func:`load_marvin_linzen`. TSV rows get no roles.
-    """
+
+def _load_csv(path: Path) -> list[Instance]:
+    return _load_table(path, ",")
+
+
+def data_format(path: str | Path) -> str:
+    """``jsonl``, ``tsv`` or ``csv`` by the file name (``.gz`` allowed); ``DataError`` otherwise."""
     path = Path(path)
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
-    if name.endswith(".jsonl"):
-        return _load_jsonl(path)
-    if name.endswith(".tsv"):
-        return _load_tsv(path)
-    raise DataError(f"{path}: unsupported file type (expected .jsonl or .tsv)")
+    for ext in ("jsonl", "tsv", "csv"):
+        if name.lower().endswith("." + ext):
+            return ext
+    raise DataError(f"{path}: unsupported file type (expected .csv, .tsv or .jsonl, optionally .gz)")
+
+
+def load_instances(path: str | Path) -> list[Instance]:
+    """Load a user data file: ``.csv``, ``.tsv`` (both with a header) or ``.jsonl``
+    (docs/data.md).
+
+    A CSV/TSV header has ``text`` and either ``good`` + ``bad`` (masked LM: the text
+    has one ``[MASK]``) or ``label`` (classifier), optional ``task``, ``condition`` and
+    ``counterfactual``; any other column names a role by its word (``keys``, or
+    ``the@2`` for the second ``the``). A JSONL row has the same keys, with
+    ``targets: [good, bad]`` and ``roles: {name: word or word index}``. A Marvin &
+    Linzen TSV (``task, condition, good, bad``) is read with :func:`load_marvin_linzen`.
+    Every error names the file, the line and the column.
+    """
+    path = Path(sample_path(path))
+    return {"jsonl": _load_jsonl, "tsv": _load_tsv, "csv": _load_csv}[data_format(path)](path)
+
+
+#: Names of the data files shipped with the package, accepted wherever a data file is.
+SAMPLES = {"ml-sample": "the Marvin & Linzen (2018) sample shipped with the package (320 rows)"}
+
+
+def sample_path(path: str | Path) -> Path:
+    """``ml-sample`` → the shipped Marvin & Linzen sample; any other path as it is."""
+    if str(path) == "ml-sample" and not Path(path).exists():
+        from influence_patterns.data import marvin_linzen_path
+
+        return marvin_linzen_path()
+    return Path(path)
 
 
 def load_data(path: str | Path) -> LoadResult:
     """:func:`load_instances`, keeping the rows it skipped: a Marvin & Linzen file's pairs
     that do not differ in exactly one word (other formats skip nothing)."""
-    path = Path(path)
-    name = path.name[:-3] if path.name.endswith(".gz") else path.name
-    if name.endswith(".tsv"):
+    path = sample_path(path)
+    if data_format(path) == "tsv":
         _, header = _header(path, _lines(path))
         if tuple(header) == ML_HEADER:
             return load_marvin_linzen(path)

@@ -10,16 +10,17 @@ where ``my_loader(n, seed, data=None)`` returns a list of :class:`Instance`.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Literal
 
 from influence_patterns.data import sst2_path
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.registry import Registry
-from influence_patterns.tasks.instance import Instance
-from influence_patterns.tasks.instance import MASK
-from influence_patterns.tasks.loaders import load_instances, load_sst2
+from influence_patterns.tasks.instance import MASK, Instance
+from influence_patterns.tasks.loaders import (
+    SST2_TASK, data_format, header_of, infer_roles, load_instances, load_sst2, sample_path,
+)
 from influence_patterns.tasks.prefix import ioi_instances, prefix_loader
 from influence_patterns.tasks.templates import TEMPLATES, generate
 
@@ -52,14 +53,52 @@ def _load_default_sst2(limit: int | None = None) -> list[Instance]:
     return load_sst2(sst2_path("dev"), limit)
 
 
+def _is_sst2_file(data: str | Path) -> bool:
+    """An SST-2 style ``text<TAB>label`` file (a header ``text, label``/``sentence, label`` or none),
+    not the generic format."""
+    if data_format(data) != "tsv":
+        return False
+    header = header_of(data)
+    return len(header) == 2 and (header[1] == "label" or header[1].isdigit())  # GLUE's "sentence, label" too
+
+
 def _sst2_loader(n: int | None, seed: int = 0, data: str | Path | None = None) -> list[Instance]:
     if data is None:
         instances = _load_default_sst2()
-    elif Path(data).name.removesuffix(".gz").endswith(".tsv"):
+    elif _is_sst2_file(data):
         instances = load_sst2(data)
     else:
-        instances = load_instances(data)
+        instances = of_task(load_instances(data), SST2_TASK, data)
+        agreement = next((inst for inst in instances if inst.targets is not None), None)
+        if agreement is not None:
+            raise DataError(f"{agreement.where()}this is a masked-agreement file (a [MASK] with good/bad targets), "
+                            f"not labelled sentences; task {SST2_TASK} needs labels")
     return subset(instances, n, seed)
+
+
+def of_task(instances: list[Instance], name: str, data: str | Path) -> list[Instance]:
+    """The instances of task ``name`` in a file: the rows whose ``task`` is ``name``, or every
+    row when the file names no task (they take ``name``); ``DataError`` when none is left."""
+    unnamed = sum(1 for inst in instances if not inst.task)
+    if 0 < unnamed < len(instances):  # silently dropping them would run a part of the file
+        raise DataError(
+            f"{data}: {unnamed} of {len(instances)} rows name no task while the others do; "
+            "give every row a task (or none: then every row belongs to the task asked for)"
+        )
+    if any(inst.task for inst in instances):
+        tasks = list(dict.fromkeys(inst.task for inst in instances if inst.task))
+        instances = [inst for inst in instances if inst.task == name]
+        if not instances:
+            raise DataError(f"{data}: no rows of task {name!r} (its tasks: {', '.join(tasks)})")
+    return [replace(inst, task=name) for inst in instances]
+
+
+def _with_roles(inst: Instance, name: str) -> Instance:
+    """A built-in agreement task's roles for a row that gives none (as for Marvin & Linzen rows)."""
+    words = inst.text.split()
+    if inst.roles or MASK not in words:
+        return inst
+    return replace(inst, roles=infer_roles(words, words.index(MASK), name))
 
 
 def _template_loader(name: str) -> Loader:
@@ -68,20 +107,39 @@ def _template_loader(name: str) -> Loader:
             if n is None:
                 raise InputError(f"task {name} generates instances: give a number n")
             return generate(name, n, seed)
-        instances = load_instances(data)
-        unnamed = sum(1 for inst in instances if not inst.task)
-        if 0 < unnamed < len(instances):  # silently dropping them would run a part of the file
-            raise DataError(
-                f"{data}: {unnamed} of {len(instances)} rows name no task while the others do; "
-                "give every row a task (or none: then every row belongs to the task asked for)"
-            )
-        if any(inst.task for inst in instances):
-            instances = [inst for inst in instances if inst.task == name]
-            if not instances:
-                raise DataError(f"{data}: no instances of task {name}")
+        instances = [_with_roles(inst, name) for inst in of_task(load_instances(data), name, data)]
         return subset(instances, n, seed)
 
     return load
+
+
+def load_task(task: str | None, n: int | None, seed: int = 0, data: str | Path | None = None) -> list[Instance]:
+    """The instances of a run: a registered task (its generator, or its rows of ``data``),
+    a task of one's own (``task`` not registered: its rows of ``data``), or, with
+    ``task=None``, every task of ``data`` (``n`` instances per task, kept in file order)."""
+    if task is not None and (task in TASKS or data is None):
+        try:
+            spec = get_task(task)
+        except InputError as exc:
+            raise InputError(f"{exc}; for a task of your own, give its rows in a data file (data)") from None
+        return spec.load(n, seed, None if data is None else sample_path(data))
+    if data is None:
+        raise InputError("give a task, a data file (data), or both")
+    data = sample_path(data)
+    instances = load_instances(data)
+    if task is not None:
+        return subset(of_task(instances, task, data), n, seed)
+    missing = next((inst for inst in instances if not inst.task), None)
+    if missing is not None:
+        where = missing.origin or str(data)
+        raise DataError(f"{where}: the row names no task; name the file's task (task; the run's task "
+                        "option), or give every row a task (a task column)")
+    position = {inst.origin: i for i, inst in enumerate(instances)}
+    chosen: list[Instance] = []
+    for name in dict.fromkeys(inst.task for inst in instances):
+        rows = get_task(name).load(None, seed, data) if name in TASKS else of_task(instances, name, data)
+        chosen += subset(rows, n, seed)
+    return sorted(chosen, key=lambda inst: position.get(inst.origin, 0))
 
 
 TASKS: Registry[TaskSpec] = Registry("task")

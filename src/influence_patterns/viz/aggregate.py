@@ -70,9 +70,14 @@ def _position_class(t: int, source: int, record: RunRecord, by_index: dict[int, 
     return f"src{t - source:+d}"
 
 
-def _instance(record: RunRecord, role: str) -> _Instance | None:
-    """The aggregate-graph nodes of the role token's pattern in one record."""
-    pattern = record.role_pattern(role)
+#: The name of the source's column when every source token is drawn (``role="all"``).
+ALL_SOURCES = "source"
+
+
+def _instance(record: RunRecord, role: str, pattern: Any = None) -> _Instance | None:
+    """The aggregate-graph nodes of the role token's pattern in one record (or of
+    ``pattern``, its source's column named ``role``)."""
+    pattern = pattern or record.role_pattern(role)
     if pattern is None:
         return None
     source = pattern.source_index
@@ -100,6 +105,12 @@ def _collect(records: list[RunRecord], role: str, task: str | None) -> tuple[lis
         )
     first = records[0].explanation  # the reader checked that every record has this shape
     roles = sorted({name for r in records for name in r.roles})
+    if role == "all":  # every source token's pattern; the source's column is "source"
+        instances = [inst for r in records for p in r.patterns
+                     if (inst := _instance(r, ALL_SOURCES, p)) is not None]
+        if not instances:
+            raise InputError("no instance has a pattern to draw")
+        return instances, str(records[0].task or ""), first.num_layers, first.num_heads
     if role not in roles:
         raise InputError(
             f"role {role!r} not present in the results (roles: {', '.join(roles) or 'none'})"
@@ -166,11 +177,15 @@ def _figure_size(columns: int, num_layers: int, crowd: int = 1) -> tuple[float, 
 
 def plot_run(
     results: Run | Sequence[RunRecord | dict[str, Any]] | str | Path,
-    role: str = "subject",
+    role: str | None = "subject",
     task: str | None = None,
     ax: Axes | None = None,
 ) -> Figure:
     """Patterns of the ``role`` token aggregated over the instances of one task.
+
+    ``role="all"`` draws every source token's pattern (their column is ``source``);
+    ``role=None`` is ``subject`` when the run has that role, else ``all`` (a run
+    without roles, such as a sentiment run, draws every source).
 
     ``results`` is a :class:`~influence_patterns.runs.Run`, a run directory /
     ``results.jsonl`` path (read by ``Run.open``), or records / result rows
@@ -182,7 +197,11 @@ def plot_run(
     """
     run = Run.open(results) if isinstance(results, (str, Path)) else Run.from_rows(results, name="results")
     meta = run.meta
+    if role is None:
+        role = "subject" if any("subject" in r.roles for r in run.records) else "all"
     instances, task_name, num_layers, num_heads = _collect(run.records, role, task)
+    column_of_source = ALL_SOURCES if role == "all" else role
+    unit = "patterns" if role == "all" else "instances"
     n = len(instances)
     order = _class_order(instances)
     xs = _layout(instances, num_layers, order)
@@ -210,7 +229,7 @@ def plot_run(
         fig = ax.get_figure()
 
     for cls, column in order.items():
-        ax.axvspan(column - 0.42, column + 0.42, color="#EEF3F8" if cls == role else "#F6F6F6",
+        ax.axvspan(column - 0.42, column + 0.42, color="#EEF3F8" if cls == column_of_source else "#F6F6F6",
                    lw=0, zorder=0)
     for layer in range(num_layers + 1):
         ax.axhline(layer, color="#E4E4E4", lw=0.6, zorder=0)
@@ -262,7 +281,7 @@ def plot_run(
     ax.set_xticklabels(names, fontsize=10, rotation=30 if max(map(len, names)) > 9 else 0,
                        ha="right" if max(map(len, names)) > 9 else "center", rotation_mode="anchor")
     for label in ax.get_xticklabels():
-        if label.get_text() == role:
+        if label.get_text() == column_of_source:
             label.set_fontweight("bold")
     ax.set_yticks(range(num_layers + 1))
     ax.set_yticklabels(["h0"] + [f"L{layer}" for layer in range(1, num_layers + 1)], fontsize=10)
@@ -278,26 +297,29 @@ def plot_run(
     model = f"  ·  {meta['model']}" if meta.get("model") else ""
     top_text = _compact(top)
     width_chars = int(fig.get_figwidth() * 8.5)
+    what = (f"patterns of every source token ({n} patterns)" if role == "all"
+            else f"patterns of the {role} token over {n} instances")
     ax.set_title(
-        f"{task_name or 'results'}: patterns of the {role} token over {n} instances"
-        f"{accuracy}{model}\n"
+        f"{task_name or 'results'}: {what}{accuracy}{model}\n"
         + textwrap.fill(f"most common ({top_count / n:.0%}): {top_text}", width=width_chars),
         fontsize=11, loc="left",
     )
 
     handles = [
         Line2D([], [], color="black", lw=2.5 + OUTLINE_EXTRA,
-               label=f"most common pattern\n{top_count}/{n} instances ({top_count / n:.0%})"),
+               label=f"most common pattern\n{top_count}/{n} {unit} ({top_count / n:.0%})"),
         Line2D([], [], color=POSITIVE, lw=3, label="mostly positive influence"),
         Line2D([], [], color=NEGATIVE, lw=3, label="mostly negative influence"),
         Line2D([], [], color="#666666", lw=2, label="into a head"),
         Line2D([], [], color="#666666", lw=2, ls=(0, (3.0, 1.6)), label="into the skip"),
     ]
     handles += [
-        Line2D([], [], color="#999999", lw=STEP_WIDTH * s, label=f"{s:.0%} of instances")
+        Line2D([], [], color="#999999", lw=STEP_WIDTH * s, label=f"{s:.0%} of {unit}")
         for s in (0.25, 0.5, 1.0)
     ]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
               frameon=False, borderaxespad=0.0, handlelength=2.6, handletextpad=1.0,
               labelspacing=1.0)
-    return fig
+    from influence_patterns.viz.notebook import displayable
+
+    return displayable(fig)  # a notebook shows it without %matplotlib inline

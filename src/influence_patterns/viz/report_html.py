@@ -15,7 +15,8 @@ from html import escape as html_escape
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt, metric_label
+from influence_patterns.analysis.analyze import run_paths
+from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt, metric_label, run_label
 from influence_patterns.errors import DataError, InputError, printable
 from influence_patterns.fileio import write_text
 from influence_patterns.progress import Progress
@@ -51,10 +52,10 @@ def settings_table(f: dict[str, Any]) -> dict[str, Any]:
 def run_table(f: dict[str, Any]) -> dict[str, Any]:
     role = f["analysis"]["role"]
     return {
-        "columns": ["task", "n", "accuracy", "mean QoI", "skip share", "skip:head [95% CI]", "ceiling",
+        "columns": ["task", "run", "n", "accuracy", "mean QoI", "skip share", "skip:head [95% CI]", "ceiling",
                     "random-init null", f"consistency ({role})", f"entropy ({role}, bits)"],
         "rows": [
-            [r["task"], r["instances"], r["accuracy"], r.get("mean_qoi"), r["skip_share"],
+            [r["task"], run_label(r), r["instances"], r["accuracy"], r.get("mean_qoi"), r["skip_share"],
              ci_text(r.get("skip_to_head_ratio_ci")), r.get("ceiling"),
              ci_text((r.get("null") or {}).get("skip_to_head_ratio_ci")),
              r["consistency"].get(role, {}).get("top_frequency"), r["consistency"].get(role, {}).get("entropy")]
@@ -65,8 +66,8 @@ def run_table(f: dict[str, Any]) -> dict[str, Any]:
 
 def per_layer_table(f: dict[str, Any]) -> dict[str, Any]:
     layers = max((len(r["per_layer"]) for r in f["runs"]), default=0)
-    return {"columns": ["task"] + [f"L{l}" for l in range(1, layers + 1)],
-            "rows": [[r["task"]] + [x["skip_share"] for x in r["per_layer"]] for r in f["runs"]]}
+    return {"columns": ["task", "run"] + [f"L{l}" for l in range(1, layers + 1)],
+            "rows": [[r["task"], run_label(r)] + [x["skip_share"] for x in r["per_layer"]] for r in f["runs"]]}
 
 
 def compression_table(summary: dict[str, Any]) -> dict[str, Any]:
@@ -232,10 +233,11 @@ def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[Sectio
     role = f["analysis"]["role"]
     figures = []
     for p in paths:
-        try:
-            figures.append(plot_run(p, role=role if role != "all" else "subject"))
-        except (InputError, DataError):  # a run without that role: no figure for it
-            continue
+        for task in dict.fromkeys(r.task or "" for r in Run.open(p).records) or [None]:
+            try:  # one figure per task of the run
+                figures.append(plot_run(p, role=role if role != "all" else "subject", task=task or None))
+            except (InputError, DataError):  # a run without that role: no figure for it
+                continue
     text_warn = " ".join(f["warnings"] + f["notes"]) or None
     abl_tables = []
     if f["ablation"]:
@@ -265,7 +267,10 @@ def write_report(paths: Sequence[str | Path], out: str | Path | None, html: str 
     """Compute the findings, then write the Markdown report to ``out`` and/or the HTML
     page to ``html`` atomically; return the findings. ``progress``: the bar of
     ``report --ablate`` (:mod:`influence_patterns.progress`)."""
-    f = findings(paths, options, progress)
+    runs, left_out = run_paths(paths)  # files a glob matched beside the runs are left out
+    f = findings(runs, options, progress)
+    f["notes"] = left_out + f["notes"]
+    paths = runs
     if out is not None:
         write_text(out, markdown(f))
     if html is not None:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from influence_patterns.analysis.report import ci_text, fmt
+from influence_patterns.analysis.report import ci_text, fmt, run_label
 
 WIDTH = 80
 SHORT = {"accuracy_retained": "acc.", "qoi_retained": "QoI", "comprehensiveness": "drop",
@@ -40,11 +40,11 @@ def print_analysis(result: dict[str, Any], console: Console | None = None) -> No
     and the correlation."""
     console = _console(console)
     runs = result["runs"]
-    t = _table("Runs: accuracy and skip vs heads", [("task", "left"), ("n", "right"), ("acc.", "right"),
+    t = _table("Runs: accuracy and skip vs heads", [("task", "left"), ("run", "left"), ("n", "right"), ("acc.", "right"),
                                                    ("QoI", "right"), ("skip", "right"), ("s:h", "right"),
                                                    ("s:h |I|", "right"), ("ceiling", "right")])
     for r in runs:
-        t.add_row(str(r["task"]), str(r["instances"]), fmt(r["accuracy"]), fmt(r.get("mean_qoi"), 2),
+        t.add_row(str(r["task"]), run_label(r), str(r["instances"]), fmt(r["accuracy"]), fmt(r.get("mean_qoi"), 2),
                   fmt(r["skip_share"]), fmt(r["skip_to_head_ratio"], 2), fmt(r["skip_to_head_ratio_weighted"], 2),
                   str(r["num_layers"] - 1))
     console.print(t)

@@ -227,6 +227,27 @@ def print_explanation(expl: Explanation, console: Console | None = None) -> None
         console.print(Text(line))
 
 
+WORD_COLUMNS = (
+    Column("word", style="bold"),
+    Column("pieces"),
+    Column("g", justify="right"),
+    Column("I(π^e)", justify="right"),
+    Column("I(π^a)", justify="right"),
+    Column("pattern (first piece)", long=True),
+)
+WORD_LEGEND = ("One row per word: g, I(π^e) and I(π^a) summed over its pieces (listed with their "
+               "positions); the pattern is its first piece's.")
+
+
+def print_words(expl: Explanation, console: Console | None = None) -> None:
+    """The per-word table (:meth:`Explanation.by_word`)."""
+    console = console or Console()
+    rows = [[w["word"], " ".join(f"{t}@{i}" for t, i in zip(w["pieces"], w["source_indices"])),
+             _num(w["g"]), _num(w["influence_token"]), _num(w["influence_head"]), w["pattern"]]
+            for w in expl.by_word()]
+    print_table(WORD_COLUMNS, rows, explanation_title(expl), console, legend=WORD_LEGEND)
+
+
 TASK_COLUMNS = (
     Column("task", style="bold"),
     Column("kind"),
