@@ -106,7 +106,9 @@ class Explainer:
         for a masked LM with one ``[MASK]``; ``label`` for a classifier, default: its
         prediction). ``sources``: only these word-piece positions (``[CLS]`` is 0).
         ``progress``: a bar per source-token chunk (``None``: when stderr is a terminal)."""
-        return self.explain_batch([Query(text, _pair(targets), label, sources)], progress=progress)[0]
+        result = self.explain_batch([Query(text, _pair(targets), label, sources)], progress=progress)[0]
+        result.extra["threads"] = torch.get_num_threads()  # recorded: the time it took depends on it
+        return result
 
     def explain_batch(
         self,

@@ -1,7 +1,9 @@
-"""Terminal tables of the analyses (``analyze``, ``ablate``), made to fit 80 columns:
+"""Terminal tables of the analyses (``analyze``, ``ablate``), drawn at the terminal's
+width (``$COLUMNS`` when not a terminal, else 80) and still readable at 80 columns:
 short column headers explained by a legend line under each table, numbers with a
-fixed number of decimals, "–" for a missing value. The analyses return data; this
-module only prints it.
+fixed number of decimals, "–" for a missing value, a value with its CI broken before
+the bracket when the column is narrow, a pattern at its arrows. The analyses return
+data; this module only prints it.
 """
 
 from __future__ import annotations
@@ -13,25 +15,34 @@ from rich.table import Table
 
 from influence_patterns.analysis.report import ci_text, fmt
 
-WIDTH = 80
+#: Columns whose cells may take two lines when the terminal is narrow (CIs, patterns).
+WRAPPED = {"most common pattern", "s:h", "s:h |I|", "s:h null", "accuracy retained", "QoI retained",
+           "QoI drop", "accuracy after", "pattern − best"}
 SHORT = {"accuracy_retained": "acc.", "qoi_retained": "QoI", "comprehensiveness": "drop",
          "accuracy_after_removal": "acc. after"}
 
 
 def _console(console: Console | None) -> Console:
-    return console or Console(width=WIDTH)
+    return console or Console()  # the terminal's width (rich reads $COLUMNS off a terminal)
 
 
 def _table(title: str, columns: Sequence[tuple[str, str]]) -> Table:
     t = Table(title=title, title_justify="left", pad_edge=False, padding=(0, 1))
     for name, justify in columns:
-        # no_wrap: a cell is never cut inside a word; the tables are sized to fit 80 columns
-        t.add_column(name, justify=justify, no_wrap=name != "most common pattern")  # type: ignore[arg-type]
+        # no_wrap: a short cell is never cut; a CI or pattern breaks at a space when narrow
+        t.add_column(name, justify=justify, no_wrap=name not in WRAPPED)  # type: ignore[arg-type]
     return t
 
 
 def _legend(console: Console, text: str) -> None:
-    console.print(text, style="dim", soft_wrap=False, width=WIDTH)
+    console.print(text, style="dim", soft_wrap=False)
+
+
+def _ci(run: dict[str, Any], key: str) -> str:
+    """``value [lo, hi]`` from ``key + "_ci"`` when the analysis has it, else the value."""
+    est = run.get(f"{key}_ci")
+    # "[lo,hi]" without a space: a narrow column breaks before the bracket, not inside it
+    return ci_text(est).replace(", ", ",") if est else fmt(run.get(key), 2)
 
 
 def print_analysis(result: dict[str, Any], console: Console | None = None) -> None:
@@ -44,12 +55,12 @@ def print_analysis(result: dict[str, Any], console: Console | None = None) -> No
                                                    ("s:h |I|", "right"), ("ceiling", "right")])
     for r in runs:
         t.add_row(str(r["task"]), str(r["instances"]), fmt(r["accuracy"]), fmt(r.get("mean_qoi"), 2),
-                  fmt(r["skip_share"]), fmt(r["skip_to_head_ratio"], 2), fmt(r["skip_to_head_ratio_weighted"], 2),
+                  fmt(r["skip_share"]), _ci(r, "skip_to_head_ratio"), _ci(r, "skip_to_head_ratio_weighted"),
                   str(r["num_layers"] - 1))
     console.print(t)
     _legend(console, "acc. = accuracy; QoI = mean QoI; skip = skip share of pattern steps; s:h = skip:head "
-                     "ratio by count; s:h |I| = weighted by |I(pattern)|; ceiling = L-1, the largest "
-                     "possible count ratio.")
+                     "ratio by count; s:h |I| = weighted by |I(pattern)|; value [95% CI], bootstrap over "
+                     "instances; ceiling = L-1, the largest possible count ratio.")
     null = [r for r in runs if r.get("null")]
     if null:
         t = _table("Skip vs heads beside a randomly re-initialised copy (null)",
@@ -81,7 +92,7 @@ def print_analysis(result: dict[str, Any], console: Console | None = None) -> No
             f"Spearman ρ(consistency of {corr['role']}, accuracy) over {len(corr['runs'])} runs: "
             f"{fmt(corr['spearman_rho'], 3)} (permutation p = {fmt(corr.get('p_value'), 3)}); "
             f"ρ(consistency, mean QoI): {fmt(corr.get('spearman_rho_qoi'), 3)} "
-            f"(p = {fmt(corr.get('p_value_qoi'), 3)})", width=WIDTH)
+            f"(p = {fmt(corr.get('p_value_qoi'), 3)})")
 
 
 def print_ablation(result: dict[str, Any], console: Console | None = None) -> None:
@@ -89,7 +100,7 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
     console = _console(console)
     console.print(f"{result.get('run', '')}: {result['instances']} instances, sources {result['sources']}, "
                   f"reference {result.get('reference')}, removal {result.get('removal')}; "
-                  f"QoI {fmt(result.get('qoi'))}, accuracy {fmt(result.get('accuracy'))}", width=WIDTH)
+                  f"QoI {fmt(result.get('qoi'))}, accuracy {fmt(result.get('accuracy'))}")
     t = _table("Compression: keep only the method's nodes",
                [("method", "left"), ("nodes", "right"), ("accuracy retained", "right"), ("QoI retained", "right")])
     for m in result["methods"]:
@@ -112,3 +123,35 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
             t.add_row(v["best"], SHORT.get(v["metric"], v["metric"]), ci_text(v["difference"]), v["verdict"])
         console.print(t)
         _legend(console, "of: acc. = accuracy retained, QoI = QoI retained (compression).")
+
+
+def summary_lines(rows: Sequence[dict[str, Any]], width: int) -> list[str]:
+    """The report's verdict summary for the terminal: per finding its measured value
+    (``value [95% CI]``), what it is compared with, and the verdict, wrapped at word
+    boundaries to ``width`` with continuation lines indented."""
+    import textwrap
+
+    lines: list[str] = []
+    for row in rows:
+        value = ci_text(row.get("value")) if row.get("value") else "–"
+        text = f"{row['finding']}: {value} ({row.get('reference', '–')}) → {row.get('verdict') or '–'}"
+        lines += textwrap.wrap(text, width=max(width, 40), subsequent_indent="    ",
+                               break_long_words=False, break_on_hyphens=False) or [""]
+    return lines
+
+
+def print_summary(rows: Sequence[dict[str, Any]], console: Console | None = None) -> None:
+    """Print :func:`summary_lines` at the console's width (no markup: "[lo, hi]" stays)."""
+    console = _console(console)
+    for line in summary_lines(rows, console.width):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def print_wrapped(text: str, console: Console | None = None) -> None:
+    """One paragraph at the console's width, broken at word boundaries only."""
+    import textwrap
+
+    console = _console(console)
+    for line in textwrap.wrap(text, width=max(console.width, 40), subsequent_indent="    ",
+                              break_long_words=False, break_on_hyphens=False):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
