@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from influence_patterns.analysis.report import ci_text, fmt
+from influence_patterns.viz.terminal import Column, print_table
 
 #: Columns whose cells may take two lines when the terminal is narrow (CIs, patterns).
 WRAPPED = {"most common pattern", "s:h", "s:h |I|", "s:h null", "accuracy retained", "QoI retained",
@@ -41,8 +42,7 @@ def _legend(console: Console, text: str) -> None:
 def _ci(run: dict[str, Any], key: str) -> str:
     """``value [lo, hi]`` from ``key + "_ci"`` when the analysis has it, else the value."""
     est = run.get(f"{key}_ci")
-    # "[lo,hi]" without a space: a narrow column breaks before the bracket, not inside it
-    return ci_text(est).replace(", ", ",") if est else fmt(run.get(key), 2)
+    return ci_text(est) if est else fmt(run.get(key), 2)
 
 
 def print_analysis(result: dict[str, Any], console: Console | None = None) -> None:
@@ -50,14 +50,14 @@ def print_analysis(result: dict[str, Any], console: Console | None = None) -> No
     and the correlation."""
     console = _console(console)
     runs = result["runs"]
-    t = _table("Runs: accuracy and skip vs heads", [("task", "left"), ("n", "right"), ("acc.", "right"),
-                                                   ("QoI", "right"), ("skip", "right"), ("s:h", "right"),
-                                                   ("s:h |I|", "right"), ("ceiling", "right")])
-    for r in runs:
-        t.add_row(str(r["task"]), str(r["instances"]), fmt(r["accuracy"]), fmt(r.get("mean_qoi"), 2),
-                  fmt(r["skip_share"]), _ci(r, "skip_to_head_ratio"), _ci(r, "skip_to_head_ratio_weighted"),
-                  str(r["num_layers"] - 1))
-    console.print(t)
+    columns = [Column("task"), Column("n", "right"), Column("acc.", "right"), Column("QoI", "right"),
+               Column("skip", "right"), Column("s:h", "right", long=True), Column("s:h |I|", "right", long=True),
+               Column("ceiling", "right")]
+    rows = [[str(r["task"]), str(r["instances"]), fmt(r["accuracy"]), fmt(r.get("mean_qoi"), 2),
+             fmt(r["skip_share"]), _ci(r, "skip_to_head_ratio"), _ci(r, "skip_to_head_ratio_weighted"),
+             str(r["num_layers"] - 1)] for r in runs]
+    # one row per run when it fits; else the CIs on their own lines under each run
+    print_table(columns, rows, "Runs: accuracy and skip vs heads", console)
     _legend(console, "acc. = accuracy; QoI = mean QoI; skip = skip share of pattern steps; s:h = skip:head "
                      "ratio by count; s:h |I| = weighted by |I(pattern)|; value [95% CI], bootstrap over "
                      "instances; ceiling = L-1, the largest possible count ratio.")

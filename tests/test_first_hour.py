@@ -1,0 +1,202 @@
+"""What a new user meets in the first hour: threads under load, progress in pipes and
+dumb terminals, tables at 80 and 200 columns, --help, hub names offline (issue 26)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+from typer.testing import CliRunner
+
+from influence_patterns import progress, threads
+from influence_patterns.cli import app
+from influence_patterns.errors import InputError, ModelError
+from influence_patterns.models import loading
+
+from test_runs import checkpoint, data_file, run_args, save_checkpoint  # noqa: F401
+
+runner = CliRunner()
+
+
+# ---------------------------------------------------------------- threads
+
+
+@pytest.fixture
+def restore_threads(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "_applied", None)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_threads_env_is_honoured_and_checked(monkeypatch, restore_threads):
+    monkeypatch.setenv(threads.THREADS_ENV, "1")
+    assert threads.use_threads() == 1 and torch.get_num_threads() == 1
+    monkeypatch.setenv(threads.THREADS_ENV, "0")
+    with pytest.raises(InputError, match="at least 1"):
+        threads.requested()
+    monkeypatch.setenv(threads.THREADS_ENV, "two")
+    with pytest.raises(InputError, match="whole number"):
+        threads.requested()
+
+
+def test_threads_follow_idle_cores_without_the_env(monkeypatch, restore_threads):
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads, "busy_cores", lambda window=1.0: 1.7)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    torch.set_num_threads(2)
+    assert threads.use_threads() == 1 and torch.get_num_threads() == 1
+    assert threads.use_threads() == 1  # chosen once per process
+
+
+def test_explain_and_run_honour_and_record_the_threads(checkpoint, data_file, tmp_path, monkeypatch,  # noqa: F811
+                                                       restore_threads):
+    monkeypatch.setenv(threads.THREADS_ENV, "1")
+    torch.set_num_threads(2)
+    res = runner.invoke(app, ["explain", "the boy [MASK] good", "-t", "is,are", "--model", str(checkpoint),
+                              "--steps", "2", "--json", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "e.json").read_text())["threads"] == 1
+    assert torch.get_num_threads() == 1
+    res = runner.invoke(app, run_args(checkpoint, data_file, tmp_path / "run", n=2))
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["threads"] == 1
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_count_and_percent_come_from_one_number_and_time_has_one_format():
+    line = progress.fmt_status(1.14, 6, 20.0)
+    assert line.startswith("1/6 16%")  # not "1/6 19%"
+    assert "elapsed 0:20, about 1:25 left" in line
+    assert progress.fmt_status(0, 6, 3.0).endswith("left ?")
+    assert progress.fmt_clock(3725) == "1:02:05" and progress.fmt_clock(None) == "?"
+
+
+def test_dumb_terminal_gets_plain_periodic_lines(monkeypatch):
+    monkeypatch.setenv("TERM", "dumb")
+    monkeypatch.setattr(progress, "PLAIN_EVERY", 0.0)
+    out = io.StringIO()
+    with progress.Bar(4, "explaining", True, stream=out) as bar:
+        for _ in range(4):
+            bar.advance(1)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 5  # one per update and one at the end
+    assert lines[-1].startswith("explaining: 4/4 100% · elapsed")
+    assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
+
+
+def test_no_bar_when_stderr_is_not_a_terminal(monkeypatch):
+    monkeypatch.setenv("TERM", "xterm")
+    out = io.StringIO()
+    with progress.open_bar(3, "work", None) as bar:  # pytest's stderr is no terminal
+        bar.advance(3)
+    assert not bar.show
+    assert progress.enabled(None) is False
+
+
+def test_run_piped_prints_no_bar(checkpoint, data_file, tmp_path):  # noqa: F811
+    args = [a for a in run_args(checkpoint, data_file, tmp_path / "run", n=2) if a != "--quiet"]
+    proc = subprocess.run([sys.executable, "-c", "from influence_patterns.cli import main; main()", *args], capture_output=True, text=True,
+                          env={**os.environ, "TERM": "xterm", "INFLUENCE_PATTERNS_THREADS": "1"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "explaining" not in proc.stdout and "explaining" not in proc.stderr
+    assert "\r" not in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- tables and help
+
+
+def analysis_result() -> dict:
+    pattern = "L1–3 skip → L4 H1@verb → L5–6 skip"
+    run = {"task": "sva/obj_rel_no_that_across", "instances": 200, "accuracy": 0.93, "mean_qoi": 4.2,
+           "skip_share": 0.8, "skip_to_head_ratio": 4.03, "skip_to_head_ratio_weighted": 4.49,
+           "skip_to_head_ratio_ci": {"value": 4.03, "ci": [3.65, 4.42]},
+           "skip_to_head_ratio_weighted_ci": {"value": 4.49, "ci": [4.27, 4.71]},
+           "num_layers": 6, "per_layer": [{"skip_share": 0.9}] * 6,
+           "consistency": {"subject": {"n": 200, "distinct": 4, "top_frequency": 0.8, "entropy": 0.97,
+                                       "top_pattern": pattern}}}
+    return {"runs": [run], "correlation": None}
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_analyze_tables_use_the_width_and_show_cis(width, monkeypatch):
+    from influence_patterns.viz.tables import print_analysis
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    out = io.StringIO()
+    print_analysis(analysis_result(), Console(file=out))  # width from $COLUMNS, as in a pipe
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "4.03" in text and "3.65" in text and "4.42" in text  # the CI, not the value alone
+    pattern_on_one_line = any("L1–3 skip → L4 H1@verb → L5–6 skip" in line for line in text.splitlines())
+    assert pattern_on_one_line == (width == 200)
+    assert "4.03 [3.65, 4.42]" in text and "4.49 [4.27, 4.71]" in text  # never broken inside
+
+
+def test_report_summary_wraps_at_words_and_shows_values():
+    from influence_patterns.viz.tables import summary_lines
+
+    rows = [{"finding": "skips are taken more than a random model's structure gives (skip:head steps; paper ≈ 3)",
+             "value": {"value": 4.03, "ci": [3.7, 4.43]}, "reference": "ceiling L−1 = 5",
+             "verdict": "inconclusive: no null (run with --null random-init)"}]
+    lines = summary_lines(rows, 80)
+    assert all(len(line) <= 80 for line in lines)
+    words = " ".join(lines).split()
+    assert "paper" in words and "4.03 [3.70, 4.43]" in " ".join(lines)
+    assert len(summary_lines(rows, 200)) == 1
+
+
+def test_help_is_plain_and_fits_80_columns():
+    res = runner.invoke(app, ["explain", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert res.exit_code == 0
+    lines = res.output.splitlines()
+    assert "Usage: influence-patterns explain [OPTIONS] TEXT" in lines[0]
+    assert "<bool>" not in res.output and "{text}" not in res.output
+    assert len(lines) <= 60, len(lines)
+    assert max(len(line) for line in lines) <= 80
+    assert "--keep-special " in res.output  # a flag: no value shown
+    top = runner.invoke(app, ["--help"], terminal_width=80)
+    assert "logit[good]" in top.output and "\\[" not in top.output  # the glossary, unescaped
+
+
+# ---------------------------------------------------------------- hub names offline
+
+
+def test_hub_name_fails_fast_when_the_hub_is_unreachable(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(loading, "hub_reachable", lambda timeout=3.0: False)
+    start = time.perf_counter()
+    with pytest.raises(ModelError, match=r"cannot be reached.*local checkpoint directory.*HF_HUB_OFFLINE=1"):
+        loading.load_model("someone/no-such-model-xyz")
+    assert time.perf_counter() - start < 10
+
+
+def test_hub_probe_answers_at_once_for_a_closed_port(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    start = time.perf_counter()
+    assert loading.hub_reachable(timeout=2.0) is False
+    assert time.perf_counter() - start < 2.5
+
+
+def test_hub_name_offline_from_the_cli(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    res = runner.invoke(app, ["explain", "the boy [MASK] good", "-t", "is,are", "--model", "someone/no-such-model"])
+    assert res.exit_code == 2
+    assert "offline mode is on" in res.output and "Traceback" not in res.output
