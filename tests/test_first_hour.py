@@ -200,3 +200,22 @@ def test_hub_name_offline_from_the_cli(monkeypatch):
     res = runner.invoke(app, ["explain", "the boy [MASK] good", "-t", "is,are", "--model", "someone/no-such-model"])
     assert res.exit_code == 2
     assert "offline mode is on" in res.output and "Traceback" not in res.output
+
+
+# ---------------------------------------------------------------- one notation
+
+
+def test_one_notation_roles_only_where_instances_are_aggregated():
+    from test_analysis import ROLES, pattern, row
+
+    from influence_patterns.analysis.consistency import pattern_key
+    from influence_patterns.result import Explanation, Pattern
+    from influence_patterns.runs import RunRecord
+
+    p = pattern(2, [2, 2, 5, 6], [None, 1, 0])
+    with_verb = RunRecord.from_dict(row([p]))
+    without = RunRecord.from_dict(row([p], roles={k: v for k, v in ROLES.items() if v != 6}))
+    assert pattern_key(with_verb, Pattern.from_dict(p))[-1] == ("H0", "verb")  # the role at the [MASK]
+    assert pattern_key(without, Pattern.from_dict(p))[-1] == ("H0", "[MASK]")  # no role: the token
+    one = Explanation.from_dict(row([p]))  # a single explanation names the token
+    assert Pattern.from_dict(p).text(one.tokens).endswith("H0@[MASK]")

@@ -36,6 +36,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from influence_patterns.analysis.consistency import position_name
 from influence_patterns.errors import InputError
 from influence_patterns.result import Step, format_steps, head_name
 from influence_patterns.runs import Run, RunRecord
@@ -45,7 +46,6 @@ from influence_patterns.viz.patterns import NEGATIVE, POSITIVE, pattern_sign
 #: fraction s of the instances is drawn ``STEP_WIDTH * s`` wide.
 STEP_WIDTH = 11.0
 OUTLINE_EXTRA = 3.5
-SPECIAL = {"[CLS]", "[SEP]", "[PAD]", "<s>", "</s>"}
 
 # A node of the aggregate graph: (kind, position class), kind "x", "skip" or "H<j>".
 Node = tuple[str, str]
@@ -60,14 +60,8 @@ class _Instance:
 
 
 def _position_class(t: int, source: int, record: RunRecord, by_index: dict[int, str]) -> str:
-    if t in by_index:
-        return by_index[t]
-    if t == record.explanation.target_index:
-        return "target"
-    tokens = record.explanation.tokens
-    if 0 <= t < len(tokens) and tokens[t] in SPECIAL:
-        return tokens[t]
-    return f"src{t - source:+d}"
+    """The role, target or special token (as ``analyze`` names it), else the offset from the source."""
+    return position_name(t, record, by_index) or f"src{t - source:+d}"
 
 
 def _instance(record: RunRecord, role: str) -> _Instance | None:
