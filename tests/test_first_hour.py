@@ -219,3 +219,103 @@ def test_one_notation_roles_only_where_instances_are_aggregated():
     assert pattern_key(without, Pattern.from_dict(p))[-1] == ("H0", "[MASK]")  # no role: the token
     one = Explanation.from_dict(row([p]))  # a single explanation names the token
     assert Pattern.from_dict(p).text(one.tokens).endswith("H0@[MASK]")
+
+
+# ---------------------------------------------------------------- figures
+
+
+def many_sources(n_sources: int = 20):
+    from influence_patterns.result import Explanation, Pattern
+
+    tokens = ["[CLS]"] + [f"w{k}" for k in range(n_sources)] + ["[MASK]", "[SEP]"]
+    target = len(tokens) - 2
+    patterns = [Pattern(k, tokens[k], 1, 0.1 * k, [k, k, target], [None, k % 2], 0.1 * k, 0.1 * k)
+                for k in range(1, n_sources + 1)]
+    return Explanation(model="tiny", text=" ".join(tokens[1:-1]), tokens=tokens, target_index=target,
+                       num_layers=2, num_heads=2, steps=2, baseline="mask", qoi_name="agreement",
+                       qoi_value=1.0, qoi_baseline_value=0.0, patterns=patterns, targets=["is", "are"])
+
+
+def test_palette_stays_distinct_past_fifteen_sources():
+    from influence_patterns.viz.patterns import OTHER_COLOUR, SOURCE_COLOURS, plot_explanation, source_colours
+
+    expl = many_sources(20)
+    colours = source_colours(expl.patterns)
+    coloured = [c for c in colours.values() if c != OTHER_COLOUR]
+    assert len(coloured) == len(set(coloured)) == len(SOURCE_COLOURS)
+    grey = sorted(s for s, c in colours.items() if c == OTHER_COLOUR)
+    assert grey == [1, 2, 3, 4, 5]  # the weakest by |I(π^a)|
+    legend = [t.get_text() for t in plot_explanation(expl).axes[0].get_legend().get_texts()]
+    assert any(t.startswith("5 weaker sources") for t in legend)
+
+
+def test_head_labels_do_not_collide():
+    from influence_patterns.viz.patterns import LABEL_GAP, place_labels
+
+    same_step = [(3.0, 0.0, 6.0, 1.0, "H1", "c", "a"), (3.05, 0.0, 6.05, 1.0, "H2", "c", "b"),
+                 (2.95, 0.0, 5.95, 1.0, "H0", "c", "d")]
+    spots = place_labels(same_step)
+    for i in range(len(spots)):
+        for j in range(i):
+            assert (abs(spots[i][0] - spots[j][0]) >= LABEL_GAP[0] or abs(spots[i][1] - spots[j][1]) >= LABEL_GAP[1])
+
+
+def test_svg_text_is_editable_text(tmp_path):
+    from test_viz import explanation
+
+    from influence_patterns.viz.patterns import plot_explanation
+
+    out = tmp_path / "f.svg"
+    plot_explanation(explanation()).savefig(out)
+    svg = out.read_text()
+    assert re.search(r"<text[^>]*>[^<]*boys", svg)  # a real text element, not glyph paths
+
+
+def test_classifier_title_names_the_class_and_whose_label(classifier_checkpoint):
+    from influence_patterns import Explainer
+    from influence_patterns.viz.patterns import qoi_title
+
+    ex = Explainer.from_pretrained(str(classifier_checkpoint), steps=2)
+    ex.model.config.id2label = {0: "negative", 1: "positive"}
+    given = ex.explain("a very funny movie", label=1, progress=False)
+    title = qoi_title(given)
+    assert "class explained: positive (1), the given (gold) label" in title
+    assert "logit[positive] − logit[negative]" in title
+    predicted = qoi_title(ex.explain("a very funny movie", progress=False))
+    assert "the model's prediction" in predicted
+
+
+def test_interactive_page_is_small_and_offline(tmp_path):
+    from test_viz import explanation
+
+    from influence_patterns.viz.interactive import write_interactive
+
+    page = write_interactive(explanation(), tmp_path / "v.html")
+    text = page.read_text()
+    assert page.stat().st_size <= 1_500_000
+    assert "<script src=" not in text and "plotly.js (basic - minified)" in text
+    from influence_patterns.viz.interactive import interactive_figure
+
+    assert any(t.name == "boys (2) ▲ +0.6" and t.showlegend for t in interactive_figure(explanation()).data)
+
+
+def test_interactive_page_fits_a_1400_px_window(tmp_path):
+    from matplotlib.image import imread
+    from test_readable import browse
+    from test_viz import explanation
+
+    from influence_patterns.viz.interactive import write_interactive
+
+    page = write_interactive(many_sources(8), tmp_path / "v.html")
+    uri = page.resolve().as_uri()
+    dom = browse(page, tmp_path / "p1", "--dump-dom", "--window-size=1400,900", uri).stdout
+    widths = [int(w) for w in re.findall(r'<svg class="main-svg"[^>]*?width="(\d+)"', dom)]
+    assert widths and max(widths) <= 1400 and min(widths) >= 1200  # fills the window, no wider
+    assert "w7 (8) ▲ +0.8" in dom  # the legend, with values, rendered
+    shot = tmp_path / "shot.png"
+    browse(page, tmp_path / "p2", f"--screenshot={shot}", "--window-size=1400,900", uri)
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[1] == 1400
+    right = pixels[:, 1150:]  # the legend's column: coloured entries drawn in view
+    assert (right.max(axis=2) - right.min(axis=2) > 0.3).mean() > 0.001
+    del explanation

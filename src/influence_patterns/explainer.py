@@ -108,6 +108,10 @@ class Explainer:
         ``progress``: a bar per source-token chunk (``None``: when stderr is a terminal)."""
         result = self.explain_batch([Query(text, _pair(targets), label, sources)], progress=progress)[0]
         result.extra["threads"] = torch.get_num_threads()  # recorded: the time it took depends on it
+        if self.kind == "classification":  # for titles: which class, and whose choice it was
+            id2label = getattr(self.model.config, "id2label", None) or {}
+            result.extra["label_names"] = [str(id2label.get(k, k)) for k in range(len(id2label))]
+            result.extra["label_from"] = "given" if label is not None else "prediction"
         return result
 
     def explain_batch(
