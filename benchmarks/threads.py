@@ -76,11 +76,11 @@ def main() -> None:
             times[name].append(time.perf_counter() - t0)
             print(f"round {r + 1}: {name:>20}: {times[name][-1]:.2f} s (load {_load()})", flush=True)
     base = statistics.median(times[f"torch default ({default})"])
-    print(f"\n| setting | median s | vs torch default | load average after: {_load()} |")
+    print(f"\n| setting | median s | speed-up over torch default | times s (load average after: {_load()}) |")
     print("| --- | ---: | ---: | --- |")
     for name, ts in times.items():
         m = statistics.median(ts)
-        print(f"| {name} | {m:.2f} | {base / m:.2f}× faster | {', '.join(f'{t:.2f}' for t in ts)} |")
+        print(f"| {name} | {m:.2f} | {base / m:.2f}× | {', '.join(f'{t:.2f}' for t in ts)} |")
 
 
 if __name__ == "__main__":
