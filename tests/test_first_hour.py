@@ -319,3 +319,40 @@ def test_interactive_page_fits_a_1400_px_window(tmp_path):
     right = pixels[:, 1150:]  # the legend's column: coloured entries drawn in view
     assert (right.max(axis=2) - right.min(axis=2) > 0.3).mean() > 0.001
     del explanation
+
+
+def test_no_function_in_viz_or_cli_is_longer_than_80_lines():
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "src" / "influence_patterns"
+    long = []
+    for folder in ("viz", "cli"):
+        for path in sorted((root / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    size = node.end_lineno - node.lineno + 1
+                    if size > 80:
+                        long.append(f"{folder}/{path.name}:{node.lineno} {node.name} ({size} lines)")
+    assert not long, long
+
+
+def test_role_plot_draws_only_what_is_there():
+    from matplotlib.colors import to_rgb
+    from test_viz import by_gid, rows
+
+    from influence_patterns.viz import plot_run
+    from influence_patterns.viz.patterns import NEGATIVE
+
+    positive_only = [dict(r, patterns=[dict(p, sign=1, influence_head=abs(p["influence_head"]) or 0.1)
+                                       for p in r["patterns"]]) for r in rows()]
+    fig = plot_run(positive_only)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "mostly negative influence" not in texts and "mostly positive influence" in texts
+    assert not any(to_rgb(line.get_color()) == to_rgb(NEGATIVE) for line in by_gid(fig, "agg-step:").values())
+    # a skip inside the outline sits on a tint of its own colour, never on white
+    cores = [line for line in ax.get_lines() if line.get_zorder() == 2.5]
+    assert any(to_rgb(c.get_color()) != (1.0, 1.0, 1.0) for c in cores)  # the top pattern has skips
+    # the legend sits under the plot: the canvas is no wider than the columns need
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().y1 <= ax.get_window_extent().y0 + 1

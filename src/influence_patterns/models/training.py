@@ -103,6 +103,7 @@ class ClassifierConfig:
     max_examples: int | None = None  # subsample SST-2 train (seeded) to cap build time
     freeze_embeddings: bool = False  # keep MiniLM's embeddings (word, position, type, norm) fixed
     freeze_layers: int = 0  # keep the lowest N encoder layers fixed (no backward through them)
+    min_words: int = 0  # train only on rows of at least this many words (SST-2's longer phrases)
 
 
 def train_classifier(
@@ -124,7 +125,7 @@ def train_classifier(
     model.to(device)
 
     rng = random.Random(config.seed)
-    data = list(examples)
+    data = [(t, y) for t, y in examples if len(t.split()) >= config.min_words]
     if config.max_examples is not None and config.max_examples < len(data):
         data = rng.sample(data, config.max_examples)
     texts = [t for t, _ in data]
