@@ -15,7 +15,7 @@ from gpr import make_batch, make_model  # noqa: E402
 from influence_patterns.attribution.qoi import get_qoi  # noqa: E402
 from influence_patterns.attribution.quadrature import make_quadrature  # noqa: E402
 from influence_patterns.graph.architectures import adapter_for  # noqa: E402
-from influence_patterns.search.positional import gpr_positional as gpr_fast  # noqa: E402  (the default scorer)
+from influence_patterns.search.fast import gpr_fast  # noqa: E402  (the default scorer)
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
     python benchmarks/gpr.py [--steps 50] [--lengths 10 20] [--threads N] [--method fast|fast-full]
 
-``--method fast`` (default): the single-position scorer (``search.positional``);
-``fast-full``: the earlier full-width JVP×VJP scorer (``search.fast``).
+``--method fast`` (default): the single-position scorer (``search.fast``);
+``fast-full``: the earlier full-width JVP×VJP scorer (``search.full_width``).
 
 A 6-layer, 12-head, 384-wide BERT with random weights (timing does not depend on
 the weights), one sentence per length with one [MASK]. Both methods must return
@@ -25,8 +25,8 @@ from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.graph.architectures import adapter_for
-from influence_patterns.search.fast import gpr_fast as gpr_fast_full
-from influence_patterns.search.positional import gpr_positional
+from influence_patterns.search.fast import gpr_fast
+from influence_patterns.search.full_width import gpr_full_width
 from influence_patterns.search.reference import gpr_reference
 
 
@@ -65,7 +65,7 @@ def main() -> None:
                         help="time only the fast method for longer inputs")
     parser.add_argument("--method", choices=["fast", "fast-full"], default="fast")
     args = parser.parse_args()
-    gpr_fast = gpr_positional if args.method == "fast" else gpr_fast_full
+    search = gpr_fast if args.method == "fast" else gpr_full_width
     if args.threads:
         torch.set_num_threads(args.threads)
     model = make_model().to(args.device)
@@ -76,11 +76,11 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {where}, torch {torch.__version__}")
     print(f"model: BERT 6 layers x 12 heads x 384 wide (random weights); steps={args.steps} (Riemann, {args.steps + 1} points)")
     # Warm-up (allocators, kernels) so the first timing is not penalised.
-    gpr_fast(adapter, make_batch(model, 6, seed=0, device=args.device), quad, qoi)
+    search(adapter, make_batch(model, 6, seed=0, device=args.device), quad, qoi)
     print(f"{'tokens':>6} {'sources':>7} {'reference s':>12} {'fast s':>8} {'ratio':>7}")
     for length in args.lengths:
         batch = make_batch(model, length, seed=length, device=args.device)
-        t_fast, fast = timed(lambda: gpr_fast(adapter, batch, quad, qoi), args.device)
+        t_fast, fast = timed(lambda: search(adapter, batch, quad, qoi), args.device)
         if length > args.skip_reference_above:
             print(f"{length:>6} {len(batch.sources[0]):>7} {'-':>12} {t_fast:>8.2f} {'-':>7}")
             continue

@@ -1,7 +1,7 @@
 """Benchmark: the ablation's internal-influence baseline, literal (one forward-mode row
-per (source, α): ``baselines.conductance_scores``) against the shared pass (the IG
+per (source, α): ``methods.conductance_scores``) against the shared pass (the IG
 path's forward once per sentence, tangents per source under vmap:
-``baselines.source_scores``), seconds per sentence on default-mlm.
+``methods.source_scores``), seconds per sentence on default-mlm.
 
     python benchmarks/internal_influence.py [--lengths 10 20 50] [--steps 32]
                                             [--repeats 2] [--threads N] [--device cpu]
@@ -29,7 +29,7 @@ def main() -> None:
     args = parse(parser)
 
     from influence_patterns import Query
-    from influence_patterns.analysis import baselines as B
+    from influence_patterns.analysis import methods as B
     from influence_patterns.attribution.quadrature import make_quadrature
 
     ex, _ = explainer_pair(args.model, args.device, "fast", steps=args.steps, quadrature=args.quadrature)

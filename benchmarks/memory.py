@@ -4,8 +4,8 @@
                                 [--steps 10] [--sources 8] [--device cpu|cuda] [--threads 1]
                                 [--method fast|fast-full]
 
-``--method``: ``fast`` (the default single-position scorer, ``search.positional``) or
-``fast-full`` (the full-width scorer, ``search.fast``, whose rows the estimate models;
+``--method``: ``fast`` (the default single-position scorer, ``search.fast``) or
+``fast-full`` (the full-width scorer, ``search.full_width``, whose rows the estimate models;
 for ``fast`` the estimate is the budget ``auto_max_rows`` plans with, an upper bound).
 
 A 6-layer, 12-head, 384-wide BERT with random weights (vocab 30522), one random
@@ -73,10 +73,10 @@ def child(length: int, max_rows: int, steps: int, sources: int, device: str, met
     from influence_patterns.attribution.quadrature import make_quadrature
     from influence_patterns.graph.architectures import adapter_for
     from influence_patterns.search.fast import gpr_fast
+    from influence_patterns.search.full_width import gpr_full_width
     from influence_patterns.search.memory import row_bytes
-    from influence_patterns.search.positional import gpr_positional
 
-    search = gpr_positional if method == "fast" else gpr_fast  # the same calling convention
+    search = gpr_fast if method == "fast" else gpr_full_width  # the same calling convention
 
     model = make_model(device)
     adapter = adapter_for(model)

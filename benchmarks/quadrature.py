@@ -30,7 +30,7 @@ import torch
 from influence_patterns import Explainer, Query
 from influence_patterns.attribution.influence import qoi_values
 from influence_patterns.attribution.quadrature import make_quadrature
-from influence_patterns.search.fast import plain_gradients
+from influence_patterns.search.full_width import plain_gradients
 
 MLM_TASKS = ("sva/simple", "sva/prep", "sva/obj_rel_across", "sva/subj_rel", "ra/simple", "ra/across_rel")
 

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from influence_patterns import Explainer, Query
-from influence_patterns.analysis import baselines as B
+from influence_patterns.analysis import methods as B
 from influence_patterns.analysis.ablation import ablated_qoi, ablation_masks, node_set
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.cli import app
@@ -42,7 +42,7 @@ def small_run(tmp_path_factory, tokenizer):
     return explainer, rows, ctx, out
 
 
-@pytest.mark.parametrize("name", list(B.METHODS))
+@pytest.mark.parametrize("name", list(B.ABLATION_METHODS))
 def test_every_method_gives_well_formed_paths(small_run, name):
     explainer, rows, ctx, _ = small_run
     L, H = explainer.adapter.num_layers, explainer.adapter.num_heads
@@ -91,8 +91,8 @@ def test_registry_one_class_one_line(small_run):
         B.register_method(Stay)
         assert B.get_method("test-stay").paths(small_run[2])[0][0].heads[-1] == 0
     finally:
-        B.METHODS.pop("test-stay", None)
-    with pytest.raises(Exception, match="unknown method"):
+        B.ABLATION_METHODS.pop("test-stay", None)
+    with pytest.raises(Exception, match="unknown ablation method"):
         B.get_method("test-stay")
 
 
@@ -234,7 +234,7 @@ def test_ablate_command(checkpoint, data_file, tmp_path):  # noqa: F811
     assert result.exit_code == 0, result.output
     data = json.loads(js.read_text())
     names = [m["name"] for m in data["methods"]]
-    assert names == list(B.METHODS)
+    assert names == list(B.ABLATION_METHODS)
     # the contract of issue 15
     for key in ("run", "task", "instances", "sources", "reference", "removal", "bootstrap", "methods",
                 "comparisons", "per_instance"):
@@ -268,7 +268,7 @@ def test_ablate_command(checkpoint, data_file, tmp_path):  # noqa: F811
     assert json.loads((out / "ablation.json").read_text())["sources"] == "all"  # not overwritten
 
     result = runner.invoke(app, ["ablate", str(out), "--methods", "nope"])
-    assert result.exit_code == 2 and "unknown method" in result.output
+    assert result.exit_code == 2 and "unknown ablation method" in result.output
     result = runner.invoke(app, ["ablate", str(out), "--sources", "nobody"])
     assert result.exit_code == 2 and "role" in result.output
 

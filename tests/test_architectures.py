@@ -12,8 +12,8 @@ from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import ModelError
 from influence_patterns.graph.architectures import ADAPTERS, adapter_for
 from influence_patterns.graph.hooks import Interceptor, intercept
-from influence_patterns.search.fast import gpr_fast, plain_gradients
-from influence_patterns.search.positional import attention_state, gpr_positional, shared_pass
+from influence_patterns.search.fast import attention_state, gpr_fast, shared_pass
+from influence_patterns.search.full_width import gpr_full_width, plain_gradients
 from influence_patterns.search.reference import gpr_reference
 
 from conftest import WORDS
@@ -224,9 +224,9 @@ def test_albert_shared_layers_fast_equals_reference(tokenizers):
         assert ex.adapter.num_layers == (3 if arch == "albert" else 4)
         batch = ex.prepare(MLM_TEXTS[1:])
         quad = make_quadrature(4, "gauss-legendre", dtype=batch.x.dtype)
-        fast = gpr_positional(ex.adapter, batch, quad, ex.qoi)
+        fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
         _assert_same(fast, gpr_reference(ex.adapter, batch, quad, ex.qoi))
-        _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), fast)
+        _assert_same(gpr_full_width(ex.adapter, batch, quad, ex.qoi), fast)
         for s in fast[0]:
             _decomposition(s, ex.adapter.num_layers, atol=1e-9)
 
@@ -343,10 +343,10 @@ def test_auto_max_rows_follows_the_measured_row_cost(arch):
 @pytest.mark.parametrize("kind", ["mlm", "classification"])
 @pytest.mark.parametrize("arch", list(ARCHS))
 def test_internal_influence_shared_pass_equals_one_row_per_source(tokenizers, arch, kind):
-    """``baselines.source_scores`` (the IG path's forward once per sentence, tangents per
+    """``methods.source_scores`` (the IG path's forward once per sentence, tangents per
     source under vmap) equals the literal ``conductance_scores`` with one dual row per
     source, at every node, on a padded batch; the method's paths follow."""
-    from influence_patterns.analysis import baselines as B
+    from influence_patterns.analysis import methods as B
     from influence_patterns.runs import RunRecord
 
     model = make_arch_model(arch, kind, layers=3)

@@ -6,14 +6,14 @@ import torch
 from influence_patterns import Explainer, Query
 from influence_patterns.attribution.influence import qoi_values
 from influence_patterns.attribution.quadrature import make_quadrature
-from influence_patterns.search.fast import gpr_fast, plain_gradients
-from influence_patterns.search.positional import gpr_positional
+from influence_patterns.search.fast import gpr_fast
+from influence_patterns.search.full_width import gpr_full_width, plain_gradients
 from influence_patterns.search.reference import gpr_reference
 
 from conftest import make_model
 
 # Every fast scorer runs through the same comparisons with the reference.
-FAST = {"fast": gpr_positional, "fast-full": gpr_fast}
+FAST = {"fast": gpr_fast, "fast-full": gpr_full_width}
 
 TEXTS = [
     Query("the boy near the girls [MASK] good", ("is", "are")),
@@ -128,11 +128,11 @@ def test_fast_with_sources_subset_and_negative_tokens(mlm, tokenizer):
     the full search; tokens of negative IG are searched with -q."""
     ex = Explainer(mlm, tokenizer)
     batch, quad = _run(ex, TEXTS, steps=5, rule="gauss-legendre")
-    full = gpr_positional(ex.adapter, batch, quad, ex.qoi)
+    full = gpr_fast(ex.adapter, batch, quad, ex.qoi)
     assert any(s.sign < 0 for row in full for s in row) and any(s.sign > 0 for row in full for s in row)
     chosen = [Query(q.text, q.targets, sources=[2, 1] if b != 1 else [2]) for b, q in enumerate(TEXTS)]
     sub_batch, _ = _run(ex, chosen, steps=5, rule="gauss-legendre")
-    sub = gpr_positional(ex.adapter, sub_batch, quad, ex.qoi)
+    sub = gpr_fast(ex.adapter, sub_batch, quad, ex.qoi)
     assert [[s.source for s in row] for row in sub] == [[1, 2], [2], [1, 2]]
     _assert_same(sub, gpr_reference(ex.adapter, sub_batch, quad, ex.qoi))
     by_source = {(s.sentence, s.source): s for row in full for s in row}
@@ -204,14 +204,17 @@ def test_gradient_core_chunks_alpha_rows_freely(mlm, tokenizer):
         node_cotangents(ex.adapter, batch, quad, ex.qoi, kinds=("heads",))
 
 
-@pytest.mark.parametrize("method, scorer", [("fast", "gpr_positional"), ("fast-full", "gpr_fast")])
-def test_each_method_name_runs_its_own_scorer(method, scorer, mlm, tokenizer, monkeypatch):
-    """The registry wiring: ``method="fast"`` is the single-position scorer, ``fast-full``
-    the full-width one (a silent swap would still pass every agreement test)."""
-    import influence_patterns.explainer as explainer_module
+@pytest.mark.parametrize("method, module, scorer", [("fast", "fast", "gpr_fast"),
+                                                    ("fast-full", "full_width", "gpr_full_width")])
+def test_each_method_name_runs_its_own_scorer(method, module, scorer, mlm, tokenizer, monkeypatch):
+    """The registry wiring: ``method="fast"`` is the single-position scorer
+    (``search/fast.py``), ``fast-full`` the full-width one (``search/full_width.py``);
+    a silent swap would still pass every agreement test."""
+    import importlib
 
+    scorer_module = importlib.import_module(f"influence_patterns.search.{module}")
     calls = []
-    real = getattr(explainer_module, scorer)
-    monkeypatch.setattr(explainer_module, scorer, lambda *a, **k: calls.append(scorer) or real(*a, **k))
+    real = getattr(scorer_module, scorer)
+    monkeypatch.setattr(scorer_module, scorer, lambda *a, **k: calls.append(scorer) or real(*a, **k))
     Explainer(mlm, tokenizer, steps=2, method=method).explain("the cat [MASK] good", targets=("is", "are"))
     assert calls == [scorer]

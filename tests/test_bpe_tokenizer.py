@@ -12,7 +12,7 @@ from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import InputError
 from influence_patterns.runs import role_token_indices
 from influence_patterns.search.fast import gpr_fast
-from influence_patterns.search.positional import gpr_positional
+from influence_patterns.search.full_width import gpr_full_width
 from influence_patterns.search.reference import gpr_reference
 
 from test_attribution import _assert_same
@@ -95,8 +95,8 @@ def test_fast_equals_reference_with_bpe(bpe_tokenizer, bpe_roberta):
                         Query("the guard likes the [MASK]", ("author", "authors"))])
     quad = make_quadrature(6)
     ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
+    _assert_same(gpr_full_width(ex.adapter, batch, quad, ex.qoi), ref)
     _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), ref)
-    _assert_same(gpr_positional(ex.adapter, batch, quad, ex.qoi), ref)
 
 
 def test_multi_piece_target_named(bpe_tokenizer, bpe_roberta):

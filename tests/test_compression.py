@@ -147,7 +147,7 @@ def test_zero_reference_matches_an_independent_implementation(run_rows, tokenize
 
 def test_controls_are_well_formed(run_rows):
     explainer, rows = run_rows
-    from influence_patterns.analysis import baselines as B
+    from influence_patterns.analysis import methods as B
     from influence_patterns.attribution.inputs import Query
     from influence_patterns.attribution.quadrature import make_quadrature
 
@@ -176,7 +176,7 @@ def test_bad_options_name_the_parameter(run_rows):
         ablate_rows(explainer, rows, AblationOptions(batch_size=0))
     with pytest.raises(InputError, match="unknown reference 'nosuch'"):
         ablate_rows(explainer, rows, AblationOptions(reference="nosuch"))
-    with pytest.raises(InputError, match="unknown method"):
+    with pytest.raises(InputError, match="unknown ablation method"):
         ablate_rows(explainer, rows, AblationOptions(methods=("nosuch",)))
 
 

@@ -78,7 +78,7 @@ def test_bad_input_is_named(mlm, tokenizer, text, targets, message):
 def test_bad_options(mlm, tokenizer):
     with pytest.raises(InputError, match="unknown baseline"):
         Explainer(mlm, tokenizer, baseline="noise")
-    with pytest.raises(InputError, match="unknown method"):
+    with pytest.raises(InputError, match="unknown GPR method"):
         Explainer(mlm, tokenizer, method="slow")
     with pytest.raises(InputError, match="steps must be at least 1"):
         Explainer(mlm, tokenizer, steps=0)

@@ -24,36 +24,10 @@ from influence_patterns.runs import LOCK_FILE, Run, RunLock, RunOptions, lock_ow
 from influence_patterns.tasks.loaders import load_instances, load_sst2
 
 from conftest import WORDS, make_model, make_tokenizer
+from hostile_cases import copy_run, done_run, one_line_error  # noqa: F401
 from test_runs import checkpoint, data_file, run_args  # noqa: F401
 
 runner = CliRunner()
-
-
-def one_line_error(result, *needles: str) -> str:
-    """The CLI failed with exit 2 and exactly one line naming the problem."""
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def done_run(checkpoint, data_file, tmp_path_factory) -> Path:  # noqa: F811
-    """A finished 4-instance run to copy and damage."""
-    out = tmp_path_factory.mktemp("done") / "run"
-    result = runner.invoke(app, run_args(checkpoint, data_file, out, n=4))
-    assert result.exit_code == 0, result.output
-    return out
-
-
-def copy_run(src: Path, dst: Path) -> Path:
-    dst.mkdir(parents=True)
-    for name in ("run.json", "results.jsonl"):
-        (dst / name).write_bytes((src / name).read_bytes())
-    return dst
 
 
 def bert_config(**kw):
@@ -367,7 +341,7 @@ def test_explain_json_pointing_at_a_directory(mlm_checkpoint, tmp_path):
     result = runner.invoke(app, ["explain", "the boy [MASK]", "--targets", "is,are", "--model", str(mlm_checkpoint),
                                  "--steps", "2", "--json", str(tmp_path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert f"cannot write {tmp_path}: it is a directory" in result.output
+    assert f"cannot write {tmp_path} (--json): it is a directory" in result.output
     assert (tmp_path / "old.json").read_text() == "earlier"
 
 
@@ -400,46 +374,7 @@ def test_model_pointing_at_a_file(mlm_checkpoint):
         one_line_error(result, "is a file", "checkpoint directory")
 
 
-@pytest.fixture
-def fake_cache(tmp_path, monkeypatch, mlm_checkpoint):
-    """A default-mlm cache entry built before checksums existed (no checksums.json)."""
-    monkeypatch.setenv(defaults.CACHE_ENV, str(tmp_path / "cache"))
-    path = defaults.model_dir("default-mlm")
-    path.mkdir(parents=True)
-    for f in mlm_checkpoint.iterdir():
-        (path / f.name).write_bytes(f.read_bytes())
-    (path / defaults.BUILD_FILE).write_text(json.dumps({"summary": {}}))
-    return path
-
-
-def test_cache_built_before_checksums_loads_and_records_one(fake_cache):
-    assert defaults.ensure_built("default-mlm") == fake_cache
-    recorded = json.loads((fake_cache / defaults.CHECKSUM_FILE).read_text())
-    assert set(recorded) == {"model.safetensors"} and len(recorded["model.safetensors"]) == 64
-    assert load_model("default-mlm").kind == "mlm"
-
-
-def test_corrupt_cached_default_model(fake_cache, monkeypatch):
-    defaults.verify("default-mlm")  # records the checksum
-    weights = fake_cache / "model.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF  # one flipped bit pattern: same size, still parses
-    weights.write_bytes(bytes(data))
-    with pytest.raises(ModelError, match="corrupt or truncated .*models build default-mlm --force"):
-        defaults.ensure_built("default-mlm")
-    one_line_error(runner.invoke(app, ["explain", "the boy [MASK]", "--targets", "is,are"]), "corrupt or truncated")
-    built = []
-    monkeypatch.setattr(defaults, "build", lambda name, force=False, progress=True: built.append(name) or fake_cache)
-    result = runner.invoke(app, ["models", "build", "default-mlm"])
-    assert "already built" not in result.output and built == ["default-mlm"]
-
-
-def test_truncated_cache_without_checksum(fake_cache):
-    weights = fake_cache / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:100])
-    with pytest.raises(ModelError, match="corrupt or truncated"):
-        defaults.ensure_built("default-mlm")
-    assert not (fake_cache / defaults.CHECKSUM_FILE).exists()
+# (the cache-checksum cases moved to test_provenance.py)
 
 
 # --- 11. non-UTF-8 data files --------------------------------------------------------------

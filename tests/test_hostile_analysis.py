@@ -49,7 +49,7 @@ def fresh_run(run_dir, tmp_path):
 @pytest.mark.parametrize("kind,kw,words", [
     ("mlm", {"layers": 3, "heads": 4, "hidden": 16}, ("3 layers", "2")),
     ("classification", {}, ("classification",)),
-    ("mlm", {"seed": 7}, ("QoI",)),  # same shape, other weights: the run's QoI is not reproduced
+    ("mlm", {"seed": 7}, ("weights", "ablate with the run's model")),  # same shape, other weights (fingerprint)
 ])
 def test_ablate_with_another_model_is_refused(fresh_run, tmp_path, kind, kw, words):
     other = save_checkpoint(tmp_path / "other", kind, **kw)
@@ -76,7 +76,7 @@ def test_ablate_batch_size_zero(fresh_run):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--methods", "nosuch"], ("unknown method 'nosuch'",)),
+    (["--methods", "nosuch"], ("unknown ablation method 'nosuch'",)),
     (["--reference", "nosuch"], ("unknown reference 'nosuch'", "baseline")),
     (["--removal", "nosuch"], ("unknown removal 'nosuch'",)),
 ])
@@ -166,7 +166,7 @@ def test_library_errors_name_parameters_not_flags(run_dir):
 
     with pytest.raises(InputError, match="^batch_size must be at least 1$"):
         AblationOptions(batch_size=0).validate()
-    with pytest.raises(InputError, match="^resamples must be at least 1$"):
+    with pytest.raises(InputError, match="^resamples must be between 1 and 100,000, got 0$"):
         AnalyzeOptions(resamples=0).validate()
 
 

@@ -358,39 +358,3 @@ def test_build_threads_follow_idle_cores(monkeypatch, busy, torch_threads, expec
     monkeypatch.setenv(defaults.THREADS_ENV, "many")
     with pytest.raises(InputError, match="must be a whole number"):
         defaults.build_threads()
-
-
-def test_abandoned_build_directories_are_removed_and_live_ones_kept(tmp_path):
-    """A build killed with SIGKILL leaves its .NAME.building-* directory behind; the next
-    build removes it, but not the directory of a build whose process still runs."""
-    import os
-    import subprocess
-    import sys
-
-    from influence_patterns.models.defaults import BUILDER_FILE, remove_abandoned_builds
-
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        for suffix, pid in (("dead", dead.pid), ("live", live.pid), ("mine", os.getpid())):
-            d = tmp_path / f".default-mlm.building-{suffix}"
-            d.mkdir()
-            (d / BUILDER_FILE).write_text(f"{pid}\n")
-        old = tmp_path / ".default-mlm.building-nopid"
-        old.mkdir()
-        os.utime(old, (0, 0))  # an old directory without a pid file
-        fresh = tmp_path / ".default-mlm.building-fresh"
-        fresh.mkdir()  # without a pid file yet, but just created
-        other = tmp_path / ".default-sst2.building-dead"
-        other.mkdir()
-        (other / BUILDER_FILE).write_text(f"{dead.pid}\n")
-        removed = remove_abandoned_builds(tmp_path, "default-mlm")
-        assert sorted(p.name for p in removed) == [".default-mlm.building-dead", ".default-mlm.building-mine",
-                                                   ".default-mlm.building-nopid"]
-        assert sorted(p.name for p in tmp_path.iterdir()) == [".default-mlm.building-fresh",
-                                                              ".default-mlm.building-live",
-                                                              ".default-sst2.building-dead"]
-    finally:
-        live.kill()
-        live.wait()

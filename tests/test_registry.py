@@ -94,16 +94,16 @@ def test_the_cli_lists_every_registered_choice():
     from influence_patterns.attribution.qoi import QOIS
     from influence_patterns.attribution.quadrature import QUADRATURES
     from influence_patterns.cli import app
-    from influence_patterns.config import METHODS
+    from influence_patterns.search.methods import GPR_METHODS
     from influence_patterns.runs.backends import BACKENDS
 
     runner = CliRunner()
     explain = " ".join(runner.invoke(app, ["explain", "--help"], env={"COLUMNS": "200"}).output.split())
     run = " ".join(runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output.split())
-    for registry in (QOIS, BASELINES, QUADRATURES, METHODS):
+    for registry in (QOIS, BASELINES, QUADRATURES, GPR_METHODS):
         for name in registry:
             assert name in explain, (registry.kind, name)
-    for registry in (BASELINES, QUADRATURES, METHODS, BACKENDS):
+    for registry in (BASELINES, QUADRATURES, GPR_METHODS, BACKENDS):
         for name in registry:
             assert name in run, (registry.kind, name)
 

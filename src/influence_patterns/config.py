@@ -1,27 +1,17 @@
-"""How explanations are computed: :class:`ExplainConfig` and the registry of GPR
-methods. Torch-free, so the CLI reads its choices and help from here at start-up."""
+"""How explanations are computed: :class:`ExplainConfig` (the GPR methods it names are
+in ``search.methods``). Torch-free, so the CLI reads its choices and help from here at start-up."""
 
 from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.qoi import QOIS
 from influence_patterns.attribution.quadrature import DEFAULT_QUADRATURE, QUADRATURES, default_steps
 from influence_patterns.errors import InputError
-from influence_patterns.registry import Lazy, Registry
-
-#: A GPR method: ``(adapter, batch, quadrature, qoi, max_rows or None, advance)`` → per
-#: sentence, the search of each source token (``search.common.SourceSearch``).
-#: Registered lazily (the functions import torch); adding one is one register call.
-METHODS: Registry[Callable[..., Any]] = Registry("method")
-METHODS.register("fast", Lazy("influence_patterns.explainer:search_fast"),
-                 "single-position tangents: about a few IGs per sentence; the default")
-METHODS.register("fast-full", Lazy("influence_patterns.explainer:search_fast_full"),
-                 "the earlier full-width tangents, kept for benchmarks")
-METHODS.register("reference", Lazy("influence_patterns.explainer:search_reference"), "the literal, slow search")
+from influence_patterns.search.methods import GPR_METHODS
 
 #: The most quadrature points (or Riemann steps) an explanation may use. Gauss–Legendre
 #: converges by 32 points and the paper's Riemann rule uses 50; 10,000 is already
@@ -65,8 +55,12 @@ class ExplainConfig:
         self.quadrature = QUADRATURES.check(self.quadrature or DEFAULT_QUADRATURE)  # None: the default rule
         self.steps = default_steps(check_steps(self.steps), self.quadrature)
         BASELINES.check(self.baseline)
-        METHODS.check(self.method)
+        GPR_METHODS.check(self.method)
         if self.qoi is not None:
             QOIS.check(self.qoi)
-        if self.max_rows is not None and self.max_rows < 1:
-            raise InputError(f"max_rows must be positive, got {self.max_rows}")
+        if self.max_rows is not None:
+            if isinstance(self.max_rows, bool) or not isinstance(self.max_rows, numbers.Integral):
+                raise InputError(f"max_rows must be a whole number of rows, got {self.max_rows!r}")
+            self.max_rows = int(self.max_rows)
+            if self.max_rows < 1:
+                raise InputError(f"max_rows must be positive, got {self.max_rows}")

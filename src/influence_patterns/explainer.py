@@ -12,39 +12,15 @@ from influence_patterns.attribution.influence import Constraint, qoi_values, res
 from influence_patterns.attribution.inputs import Batch, Query, prepare_batch
 from influence_patterns.attribution.qoi import get_qoi
 from influence_patterns.attribution.quadrature import make_quadrature
-from influence_patterns.config import MAX_STEPS, METHODS, ExplainConfig, check_steps  # noqa: F401 (re-exported)
+from influence_patterns.config import ExplainConfig
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.graph.architectures import adapter_for
+from influence_patterns.models.base import fingerprint
 from influence_patterns.models.loading import prepare
 from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.result import Explanation, Pattern
 from influence_patterns.search.common import SourceSearch
-from influence_patterns.search.fast import gpr_fast
-from influence_patterns.search.memory import auto_max_rows
-from influence_patterns.search.positional import gpr_positional
-from influence_patterns.search.reference import gpr_reference
-
-
-def search_fast(adapter: Any, batch: Batch, quad: Any, qoi: Any, max_rows: int | None,
-                advance: Callable[[int], None]) -> list[list[SourceSearch]]:
-    """The ``fast`` method (config.METHODS): single-position tangents (search.positional),
-    ``max_rows`` α rows per backward pass (None: sized to free memory)."""
-    max_rows = max_rows or auto_max_rows(adapter, int(batch.x.shape[1]))
-    return gpr_positional(adapter, batch, quad, qoi, max_rows, advance)
-
-
-def search_fast_full(adapter: Any, batch: Batch, quad: Any, qoi: Any, max_rows: int | None,
-                     advance: Callable[[int], None]) -> list[list[SourceSearch]]:
-    """The ``fast-full`` method: the earlier full-width tangents (search.fast), kept for
-    benchmarks; ``max_rows`` (source × α) rows per pass (None: sized to free memory)."""
-    max_rows = max_rows or auto_max_rows(adapter, int(batch.x.shape[1]))
-    return gpr_fast(adapter, batch, quad, qoi, max_rows, advance)
-
-
-def search_reference(adapter: Any, batch: Batch, quad: Any, qoi: Any, max_rows: int | None,
-                     advance: Callable[[int], None]) -> list[list[SourceSearch]]:
-    """The ``reference`` method (config.METHODS): the literal search, one path at a time."""
-    return gpr_reference(adapter, batch, quad, qoi, advance)
+from influence_patterns.search.methods import GPR_METHODS
 
 
 class Explainer:
@@ -54,6 +30,7 @@ class Explainer:
         """Wrap a loaded model and its tokenizer. The model is prepared as
         ``from_pretrained`` does (eval mode, eager attention: fused attention has no
         forward-mode AD) and must have finite weights."""
+        _check_model_and_tokenizer(model, tokenizer)
         self.config = ExplainConfig(**config)
         self.config.validate()
         self.adapter = adapter_for(prepare(model))
@@ -74,6 +51,15 @@ class Explainer:
     @property
     def kind(self) -> str:
         return self.adapter.kind
+
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        """``weights_sha256`` and ``config_sha256`` of the model (``models.base.fingerprint``),
+        computed once: what a run records so that rows of other weights are never mixed in."""
+        cached = getattr(self, "_fingerprint", None)
+        if cached is None:
+            cached = self._fingerprint = fingerprint(self.model)
+        return dict(cached)
 
     def prepare(self, queries: Sequence[Query]) -> Batch:
         """Check and tokenize ``queries``; build x and the baseline."""
@@ -134,7 +120,7 @@ class Explainer:
         quad = make_quadrature(cfg.steps, cfg.quadrature, dtype=batch.x.dtype)
         total = sum(len(s) for s in batch.sources)
         with progress_bar(total, "explaining", progress) as advance:
-            searches = METHODS.lookup(cfg.method)(self.adapter, batch, quad, self.qoi, cfg.max_rows, advance)
+            searches = GPR_METHODS.lookup(cfg.method)(self.adapter, batch, quad, self.qoi, cfg.max_rows, advance)
         q_x, q_b = qoi_values(self.adapter, batch, self.qoi)
         check_finite_qoi(batch, q_x, q_b)
         return [self._explanation(batch, b, searches[b], float(q_x[b]), float(q_b[b])) for b in range(len(batch))]
@@ -156,6 +142,9 @@ class Explainer:
         accepted too), or ``"h"`` to keep the layer token level; omitted: a token-level
         pattern. Returns the QoI's share (in logits) that flows through that pattern.
         """
+        if isinstance(source, bool) or not isinstance(source, numbers.Integral):
+            raise InputError(f"source must be a word-piece position (an integer), got {source!r}")
+        source = int(source)
         batch = self.prepare([Query(text, _pair(targets), label)])
         L, n = self.adapter.num_layers, batch.lengths[0]
         if not 0 <= source < n:
@@ -214,6 +203,17 @@ class Explainer:
             quadrature=cfg.quadrature,
             method=cfg.method,
         )
+
+
+def _check_model_and_tokenizer(model: Any, tokenizer: Any) -> None:
+    """``InputError`` for something that is not a loaded model or tokenizer (``None``, a name)."""
+    if not isinstance(model, torch.nn.Module) or getattr(model, "config", None) is None:
+        hint = "; to load by name use Explainer.from_pretrained(name)" if isinstance(model, (str, type(None))) else ""
+        raise InputError(f"model must be a loaded Hugging Face model (a torch Module with a config), "
+                         f"got {type(model).__name__}{hint}")
+    if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
+        raise InputError(f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__} "
+                         "(e.g. AutoTokenizer.from_pretrained(the model's directory))")
 
 
 def check_finite_weights(model: Any) -> None:

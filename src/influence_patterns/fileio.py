@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from influence_patterns.errors import OutputError
+from influence_patterns.errors import DataError, InputError, OutputError
 
 
 def _reason(exc: OSError) -> str:
@@ -54,6 +54,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, target)
+    except OutputError:
+        raise  # already one line naming the path
     except OSError as exc:
         raise output_error(target, exc) from None
     finally:
@@ -70,6 +72,8 @@ def synced(path: str | Path, mode: str, name: str | Path | None = None) -> Itera
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+    except OutputError:
+        raise
     except OSError as exc:
         raise output_error(name if name is not None else path, exc) from None
 
@@ -105,3 +109,83 @@ def dumps(obj: Any, indent: int | None = None) -> str:
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     """Write ``obj`` as strict JSON to ``path`` atomically."""
     return write_text(path, dumps(obj, indent=indent) + "\n")
+
+
+def check_writable(path: str | Path, flag: str = "") -> None:
+    """Fail before any work (``OutputError``) when ``path`` could not be written: a directory
+    in the way, a parent that is a file, or a directory we may not write in (probed by
+    creating and removing a temporary file, so it holds for root and ACLs too). Missing
+    parent directories are fine (the writers create them); nothing is left behind."""
+    target = Path(path)
+    named = f"{target} ({flag})" if flag else str(target)
+    if target.is_dir():
+        raise OutputError(f"cannot write {named}: it is a directory")
+    if target.exists() and not target.is_file():
+        raise OutputError(f"cannot write {named}: it is not a regular file")
+    parent = target.parent
+    while not parent.exists():
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {named}: {parent} is not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".write-probe.", dir=parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise OutputError(f"cannot write {named}: {_reason(exc)} ({parent})") from None
+
+
+def check_regular(path: str | Path, what: str = "file") -> None:
+    """``InputError`` when ``path`` exists but is not a regular file (a FIFO would block a
+    reader or a writer forever; a device is no result file)."""
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        kind = "a directory" if p.is_dir() else "not a regular file (a FIFO, socket or device)"
+        raise InputError(f"{what} {p} is {kind}")
+
+
+def parse_json(data: bytes | str, where: str) -> Any:
+    """Parse JSON text; every failure is one ``DataError`` line naming ``where`` (never a
+    ``RecursionError`` from deeply nested input, never the bytes of a binary file)."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{where}: not UTF-8 text (byte {exc.start}); is it a binary file?") from None
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise DataError(f"{where}: not usable JSON (nested too deeply)") from None
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """The JSON content of ``path``, checked: a regular file, UTF-8, valid and not absurdly
+    nested; every problem is one line naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"no such {what}: {p}")
+    check_regular(p, what)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{p}: cannot be read ({_reason(exc)})") from None
+    return parse_json(data, str(p))
+
+
+def safe_name(text: str, limit: int = 80) -> str:
+    """A file-name part made from data (a role, a task name): letters, digits, ``.``, ``_``
+    and ``-`` only, no leading dot, at most ``limit`` characters; anything else (``/``,
+    ``..``, control characters) is replaced, and a short hash of the original keeps two
+    different names apart. An output path built from it stays in its directory."""
+    import hashlib
+    import re
+
+    text = str(text)
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).lstrip(".")[:limit] or "_"
+    if cleaned == text:
+        return cleaned
+    return f"{cleaned}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"

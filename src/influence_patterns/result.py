@@ -6,6 +6,7 @@ Compute code builds these; plotting code reads them. Nothing here imports plotti
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -210,7 +211,51 @@ class Explanation:
 
     @classmethod
     def load(cls, path: str | Path) -> "Explanation":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read an explanation file (``save``'s JSON), checked: ``DataError`` naming the file
+        for anything that is not a whole, consistent explanation."""
+        from influence_patterns.errors import DataError
+        from influence_patterns.fileio import read_json
+
+        d = read_json(path, "explanation file")
+        try:
+            if not isinstance(d, dict):
+                raise TypeError(f"expected a JSON object, got {type(d).__name__}")
+            expl = cls.from_dict(d)
+            expl.check()
+        except KeyError as exc:
+            raise DataError(f"{path}: not an explanation file (no {exc.args[0]!r})") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{path}: not an explanation file ({_short(exc)})") from None
+        return expl
+
+    def check(self) -> None:
+        """``ValueError`` naming the first thing that does not fit the explanation's own model
+        shape and tokens: a head outside 0..H-1, a position outside the text, a pattern of
+        the wrong length, a non-finite QoI or influence. The one check every reader runs."""
+        n, L, H = len(self.tokens), self.num_layers, self.num_heads
+        if L < 1 or H < 1:
+            raise ValueError(f"a model of {L} layers and {H} heads")
+        if not 0 <= self.target_index < n:
+            raise ValueError(f"target_index {self.target_index} is outside the {n} tokens")
+        for name, value in (("qoi", self.qoi_value), ("qoi baseline_value", self.qoi_baseline_value)):
+            if not math.isfinite(value):
+                raise ValueError(f"the {name} is {value}, not a finite number")
+        for p in self.patterns:
+            where = f"the pattern of source {p.source_index}"
+            if not 0 <= p.source_index < n:
+                raise ValueError(f"source_index {p.source_index} is outside the {n} tokens")
+            if len(p.heads) != L or len(p.positions) != L + 1:
+                raise ValueError(f"{where} does not match its {L}-layer model")
+            bad = [t for t in p.positions if not 0 <= t < n]
+            if bad:
+                raise ValueError(f"{where} has position {bad[0]}, outside the {n} tokens (0..{n - 1})")
+            bad_heads = [h for h in p.heads if h is not None and not 0 <= h < H]
+            if bad_heads:
+                raise ValueError(f"{where} has head {bad_heads[0]}, outside the {H}-head model (0..{H - 1})")
+            for name, value in (("g", p.g), ("influence_token", p.influence_token),
+                                ("influence_head", p.influence_head)):
+                if not math.isfinite(value):
+                    raise ValueError(f"{where} has {name} {value}, not a finite number")
 
     def to_dataframe(self) -> Any:
         """One row per source token (pandas): index, token, sign, g, I(π^e), I(π^a), pattern."""
@@ -254,3 +299,9 @@ class Explanation:
         from influence_patterns.viz.notebook import explanation_html
 
         return explanation_html(self)
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, cut to ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -3,7 +3,7 @@ Everything here returns data; printing and drawing live in ``influence_patterns.
 
 - :func:`analyze_run` / :func:`analyze_runs`: accuracy, skip vs heads (CIs, ceiling,
   random-init null), consistency, consistency vs accuracy;
-- :data:`METHODS` / :func:`register_method`: patterns, baseline explanations and
+- :data:`ABLATION_METHODS` / :func:`register_method`: patterns, baseline explanations and
   controls, one node per layer;
 - :func:`ablate_run`: compression (keep only) and removal of each method's nodes, with
   paired-bootstrap CIs and verdicts;
@@ -14,10 +14,10 @@ Everything here returns data; printing and drawing live in ``influence_patterns.
 
 from influence_patterns.analysis.ablation import AblationOptions, ablate_run
 from influence_patterns.analysis.analyze import AnalyzeOptions, analyze_run, analyze_runs
-from influence_patterns.analysis.baselines import METHODS, Method, NodePath, register_method
+from influence_patterns.analysis.methods import ABLATION_METHODS, Method, NodePath, register_method
 from influence_patterns.analysis.frames import ablation_frame, analysis_frame, write_csv
 from influence_patterns.analysis.report import ReportOptions, findings
 
-__all__ = ["METHODS", "AblationOptions", "AnalyzeOptions", "Method", "NodePath", "ReportOptions", "ablate_run",
+__all__ = ["ABLATION_METHODS", "AblationOptions", "AnalyzeOptions", "Method", "NodePath", "ReportOptions", "ablate_run",
            "ablation_frame", "analysis_frame", "analyze_run", "analyze_runs", "findings", "register_method",
            "write_csv"]

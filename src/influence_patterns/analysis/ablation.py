@@ -37,12 +37,12 @@ import numpy as np
 import torch
 
 from influence_patterns.analysis import bootstrap as bs
-from influence_patterns.analysis.baselines import METHODS, MethodInput, NodePath, get_method
+from influence_patterns.analysis.methods import ABLATION_METHODS, MethodInput, NodePath, get_method
 from influence_patterns.attribution.gradients import RecordNodes
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.explainer import Explainer
-from influence_patterns.fileio import write_json
+from influence_patterns.fileio import check_writable, safe_name, write_json
 from influence_patterns.graph.hooks import Interceptor, intercept
 from influence_patterns.progress import Progress, progress_bar
 from influence_patterns.analysis.null import query_of
@@ -50,7 +50,7 @@ from influence_patterns.runs import Run, RunRecord
 from influence_patterns.search.memory import auto_max_rows
 
 ABLATION_FILE = "ablation.json"
-DEFAULT_METHODS = tuple(METHODS)
+DEFAULT_METHODS = tuple(ABLATION_METHODS)
 REFERENCES = ("baseline", "zero")
 REMOVALS = ("reference", "zero")
 #: relative tolerance of the check that the model reproduces the run's QoI
@@ -59,7 +59,7 @@ QOI_TOLERANCE = 1e-3
 
 @dataclass(frozen=True)
 class AblationOptions:
-    """What ``ablate`` computes. ``methods`` from :data:`METHODS`; ``sources``: ``"all"``
+    """What ``ablate`` computes. ``methods`` from :data:`ABLATION_METHODS`; ``sources``: ``"all"``
     or a role; ``reference`` (keep-only) in :data:`REFERENCES`; ``removal`` in
     :data:`REMOVALS`; ``steps``/``quadrature``: the IG-based baselines' rule (default:
     the explainer's); ``max_rows``: (source × α) rows per pass of those baselines."""
@@ -88,8 +88,7 @@ class AblationOptions:
             raise InputError(f"unknown removal {self.removal!r}; choose from {', '.join(REMOVALS)}")
         if self.batch_size < 1:
             raise InputError("batch_size must be at least 1")
-        if self.resamples < 1:
-            raise InputError("resamples must be at least 1")
+        bs.check_resamples(self.resamples)
         if self.max_rows is not None and self.max_rows < 1:
             raise InputError("max_rows must be at least 1")
         return self
@@ -296,6 +295,11 @@ def check_model(explainer: Any, records: Sequence[RunRecord], run: str = "the ru
     if kind is not None and kind != adapter.kind:
         raise InputError(f"the model is a {adapter.kind} model, {run} was made with a {kind} model: "
                          "ablate with the run's model")
+    recorded = records[0].weights_sha256
+    if recorded is not None and hasattr(explainer, "fingerprint") and explainer.fingerprint["weights_sha256"] != recorded:
+        raise InputError(f"the model's weights are not the ones {run} was made with (weights_sha256 "
+                         f"{explainer.fingerprint['weights_sha256'][:12]}…, the run's {recorded[:12]}…): "
+                         "ablate with the run's model")
 
 
 def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]],
@@ -403,6 +407,10 @@ def ablate_run(path: str | Path, options: AblationOptions | None = None, device:
     meta = data.meta
     if not data.records:
         raise DataError(f"{path} has no results yet")
+    if json_out is not None:  # before computing: a refused write must not lose the work
+        check_writable(json_out, "--json")
+    if save and Path(path).is_dir():
+        check_writable(Path(path) / ablation_file(opts.sources))
     # runs written before Gauss–Legendre became the default recorded "riemann"
     quadrature = str(data.setting("quadrature", "riemann"))
     steps = data.setting("steps")
@@ -436,8 +444,9 @@ def ablate_run(path: str | Path, options: AblationOptions | None = None, device:
 
 def ablation_file(sources: str = "all") -> str:
     """``ablation.json`` for all source tokens (what ``report`` reads), else
-    ``ablation-<role>.json``."""
-    return ABLATION_FILE if sources == "all" else f"ablation-{sources}.json"
+    ``ablation-<role>.json`` (the role's name made safe: a role from a data file never
+    places the file outside the run directory)."""
+    return ABLATION_FILE if sources == "all" else f"ablation-{safe_name(sources)}.json"
 
 
 def read_ablation(path: str | Path) -> dict[str, Any]:

@@ -42,8 +42,7 @@ class AnalyzeOptions:
     def validate(self) -> "AnalyzeOptions":
         if self.null is not None and self.null not in NULLS:
             raise InputError(f"unknown null {self.null!r}; choose from {', '.join(NULLS)}")
-        if self.resamples < 1:
-            raise InputError("resamples must be at least 1")
+        bs.check_resamples(self.resamples)
         if self.batch_size < 1:
             raise InputError("batch_size must be at least 1")
         return self
@@ -181,6 +180,11 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
             continue
         unique.append(Path(p))
     loaded = [(str(p), Run.open(p)) for p in unique]
+    for name, run in loaded:
+        expected = run.meta.get("instances")
+        if isinstance(expected, int) and len(run) < expected:
+            notes.append(f"{name} is incomplete: {len(run)} of {expected} instances (resume it with the same "
+                         "`run` command); figures cover the instances written")
     analyses, patterns, depths = [], [], set()
     all_rows: list[RunRecord] = []
     all_null: list[RunRecord] = []

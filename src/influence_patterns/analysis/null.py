@@ -17,7 +17,6 @@ differs (another model, seed or setting) recomputes and replaces the file.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -81,13 +80,11 @@ def null_file(null: str = "random-init", seed: int = 0) -> str:
 
 
 def model_sha256(model: torch.nn.Module) -> str:
-    """sha256 over the names and bytes of every tensor of ``model``'s state dict."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(t.dtype).encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    """sha256 over the names, dtypes and bytes of every tensor of ``model``'s state dict: the
+    ``weights_sha256`` of ``models.base.fingerprint`` (what a run records in every row)."""
+    from influence_patterns.models.base import fingerprint
+
+    return fingerprint(model)["weights_sha256"]
 
 
 def null_key(explainer: Any, records: Sequence[RunRecord], null: str, seed: int) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """One gradient core (issue 12): the IG path, position masks and the plain pass's node
-cotangents, shared by the fast searches (``search.fast``, ``search.positional``) and
-the layer baselines of the ablation (``analysis.baselines``: internal influence,
+cotangents, shared by the fast searches (``search.fast``, ``search.full_width``) and
+the layer baselines of the ablation (``analysis.methods``: internal influence,
 layer conductance).
 
 Restricting gradients changes no forward value, so every fast scorer starts from the
@@ -25,11 +25,13 @@ from influence_patterns.graph.hooks import RecordAttention, intercept
 NODE_KINDS = ("h", "context", "skip")
 
 
-def ig_path(batch: Batch, sent: torch.Tensor, quad: Quadrature) -> torch.Tensor:
-    """Rows (sentence-major, α-minor) of the IG path ``b + α_k (x - b)``: (S·A, n, d_x)."""
-    x, base = batch.x[sent], batch.baseline[sent]  # (S, n, d)
-    alphas = quad.alphas.to(x.device, x.dtype).view(1, -1, 1, 1)
-    return (base[:, None] + alphas * (x - base)[:, None]).flatten(0, 1)
+def ig_path(x: torch.Tensor, baseline: torch.Tensor, quad: Quadrature) -> torch.Tensor:
+    """The IG path's points ``b + α_k (x - b)`` for every quadrature point α_k: inputs
+    ``x`` and ``baseline`` (..., n, d) give (..., A, n, d). The one place the path is
+    written: the reference (``attribution.influence``), every scorer and the layer
+    baselines interpolate through it."""
+    alphas = quad.alphas.to(x.device, x.dtype).view(-1, 1, 1)
+    return baseline.unsqueeze(-3) + alphas * (x - baseline).unsqueeze(-3)
 
 
 def position_mask(positions: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
@@ -126,7 +128,7 @@ def node_cotangents(
     ``max_rows``; a sentence's α steps may be split across chunks."""
     B, A = len(batch), len(quad)
     sent = torch.arange(B, device=batch.x.device)
-    path = ig_path(batch, sent, quad)
+    path = ig_path(batch.x, batch.baseline, quad).flatten(0, 1)  # (B·A, n, d), sentence-major
     rep = lambda t: t.repeat_interleave(A, 0)  # noqa: E731
     out = plain_pass(adapter, qoi, path, rep(batch.attention_mask), rep(batch.target_index), rep(batch.classes),
                      kinds=kinds, max_rows=max_rows)

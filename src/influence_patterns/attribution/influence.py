@@ -1,8 +1,8 @@
 """Pattern influence (DESIGN §3): Integrated Gradients restricted to a pattern's paths.
 
 This module is the slow, literal reference: one restricted IG per call, written the
-way the definition reads. ``search.fast`` computes the same numbers in one pass per
-layer and is tested against it.
+way the definition reads. The fast scorers (``search.fast``, ``search.full_width``)
+compute the same numbers with shared passes and are tested against it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Sequence, Union
 
 import torch
 
+from influence_patterns.attribution.gradients import ig_path
 from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.qoi import QoIFn
 from influence_patterns.attribution.quadrature import Quadrature
@@ -62,13 +63,6 @@ class RestrictPaths(Interceptor):
         return None if c is None else getattr(c, field)
 
 
-def interpolate(batch: Batch, b: int, quad: Quadrature) -> torch.Tensor:
-    """The IG path for sentence b: (A, n, d) rows b + α_k (x - b)."""
-    x, base = batch.x[b], batch.baseline[b]
-    alphas = quad.alphas.to(x.device, x.dtype).view(-1, 1, 1)
-    return base.unsqueeze(0) + alphas * (x - base).unsqueeze(0)
-
-
 def restricted_influence(
     adapter: Adapter,
     batch: Batch,
@@ -83,7 +77,7 @@ def restricted_influence(
     ``constraints[l-1]`` says where π passes at layer l (``None``: anywhere).
     """
     n = batch.lengths[b]
-    path = interpolate(batch, b, quad)[:, :n].detach().requires_grad_(True)  # (A, n, d)
+    path = ig_path(batch.x[b, :n], batch.baseline[b, :n], quad).detach().requires_grad_(True)  # (A, n, d)
     rows = path.shape[0]
     am = batch.attention_mask[b, :n].expand(rows, n)
     target = batch.target_index[b].expand(rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -70,8 +72,9 @@ def _chosen_sources(chosen: Sequence[int], allowed: list[int], tokens: list[str]
         raise InputError(f"no sources given; choose positions among: {listing}")
     out = []
     for i in chosen:
-        if isinstance(i, bool) or not isinstance(i, int):
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
             raise InputError(f"a source must be a word-piece position (an integer), got {i!r}")
+        i = int(i)  # numpy and torch integers too
         if not 0 <= i < len(tokens):
             raise InputError(f"source {i} is out of range: the text has {len(tokens)} word pieces ({listing})")
         if i == target and i not in allowed:

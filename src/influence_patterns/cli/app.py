@@ -91,6 +91,14 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def os_message(exc: OSError) -> str:
+    """One line for an operating-system error: the path (when there is one) and the reason."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"cannot access {exc.filename}: {reason}"
+    return f"cannot write the output: {reason}"
+
+
 def user_errors(func: F) -> F:
     """Turn the library's input errors into one line on stderr and exit code 2."""
 
@@ -102,6 +110,10 @@ def user_errors(func: F) -> F:
             fail(str(exc))
         except FileNotFoundError as exc:
             fail(f"file not found: {exc.filename or exc}")
+        except RecursionError:
+            fail("the input is nested too deeply to read")
+        except OSError as exc:  # permission denied on a path we only looked at, a full terminal pipe ...
+            fail(os_message(exc))
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             sys.exit(130)

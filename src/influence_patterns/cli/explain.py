@@ -13,7 +13,8 @@ from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.qoi import QOIS
 from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.errors import InputError
-from influence_patterns.config import METHODS
+from influence_patterns.fileio import check_writable
+from influence_patterns.search.methods import GPR_METHODS
 from influence_patterns.models.loading import DEVICES
 
 DEFAULT_MODEL = "default-mlm"
@@ -40,7 +41,7 @@ def explain_command(
         help="Integration points along the path from baseline to input: Gauss–Legendre points "
              "(default 32), or m for the Riemann rule (m+1 points; default 50).",
     ),
-    method: str = typer.Option("fast", "--method", help=METHODS.help("The search:")),
+    method: str = typer.Option("fast", "--method", help=GPR_METHODS.help("The search:")),
     baseline: str = typer.Option("mask", "--baseline", help=BASELINES.help("The input integrated from:")),
     qoi: Optional[str] = typer.Option(
         None, "--qoi", help=QOIS.help("The quantity of interest (default: the one of the model's kind):")
@@ -74,6 +75,9 @@ def explain_command(
 
     if plot is not None:
         check_image_path(plot, "--plot")
+        check_writable(plot, "--plot")
+    if json_out is not None:
+        check_writable(json_out, "--json")  # before the model is loaded: a refused write loses no work
     chosen = parse_sources(sources, "--sources")
     explainer = Explainer.from_pretrained(
         model, device=device, steps=steps, method=method, baseline=baseline,

@@ -189,6 +189,10 @@ def _instances(task: str | None, data: Path | None, n: int | None, seed: int,
         fail("give --task NAME or --data FILE")
     if data is not None and not data.exists():
         fail(f"data file not found: {data}")
+    if json_out is not None:
+        from influence_patterns.fileio import check_writable
+
+        check_writable(json_out, "--json")  # before scoring
     if split != "all":
         from influence_patterns.tasks.templates import TEMPLATE_TASKS
 

@@ -6,14 +6,14 @@ matplotlib (and plotly, for ``.html``) is imported inside the command, so
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from influence_patterns.cli.app import app, user_errors
-from influence_patterns.errors import DataError, InputError
+from influence_patterns.errors import InputError
+from influence_patterns.fileio import atomic_path, check_writable
 from influence_patterns.viz import DEFAULT_DPI
 
 FORMATS = (".svg", ".png", ".pdf", ".html")
@@ -39,9 +39,20 @@ def parse_sources(text: str | None, flag: str = "--sources") -> list[int] | None
     return positions
 
 
+def write_figure(fig: Any, out: Path, dpi: int = DEFAULT_DPI) -> None:
+    """Save a matplotlib figure atomically (``fileio.atomic_path``): a full disk or a
+    refused write leaves the earlier file whole and no partial one, with one line."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format=out.suffix[1:].lower(), dpi=dpi, bbox_inches="tight", facecolor="white")
+    finally:
+        plt.close(fig)
+
+
 def save_figure(expl: Any, out: Path, dpi: int = DEFAULT_DPI, sources: list[int] | None = None) -> None:
     """Write one explanation's picture: a static figure, or the interactive page for .html."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".html":
         from influence_patterns.viz.interactive import write_interactive
 
@@ -49,8 +60,7 @@ def save_figure(expl: Any, out: Path, dpi: int = DEFAULT_DPI, sources: list[int]
         return
     from influence_patterns.viz.patterns import plot_explanation
 
-    fig = plot_explanation(expl, sources=sources)
-    fig.savefig(out, dpi=dpi, bbox_inches="tight", facecolor="white")
+    write_figure(plot_explanation(expl, sources=sources), out, dpi)
 
 
 @app.command("plot")
@@ -86,6 +96,7 @@ def plot(
     check_image_path(out, "--out")
     if not source.exists():
         raise InputError(f"no such file or directory: {source}")
+    check_writable(out, "--out")
     if sources is not None and tokens is not None:
         raise InputError("give --sources only (--tokens is its old name)")
     flag = "--tokens" if tokens is not None else "--sources"
@@ -98,17 +109,10 @@ def plot(
             raise InputError("the interactive .html view draws one explanation (RESULT.json), not a run")
         from influence_patterns.viz.aggregate import plot_run
 
-        fig = plot_run(source, role=role, task=task)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=dpi, bbox_inches="tight", facecolor="white")
+        write_figure(plot_run(source, role=role, task=task), out, dpi)
     else:
         from influence_patterns.result import Explanation
 
-        try:
-            expl = Explanation.load(source)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{source}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{source}: not an explanation file ({exc!r})") from None
+        expl = Explanation.load(source)  # one DataError line for anything that is not an explanation
         save_figure(expl, out, dpi=dpi, sources=chosen)
     typer.echo(f"Wrote {out}")

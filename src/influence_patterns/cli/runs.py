@@ -14,7 +14,9 @@ import typer
 from influence_patterns.attribution.baselines import BASELINES
 from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.cli.app import app, user_errors
-from influence_patterns.config import METHODS
+from influence_patterns.analysis.bootstrap import check_resamples
+from influence_patterns.fileio import check_writable
+from influence_patterns.search.methods import GPR_METHODS
 from influence_patterns.models.loading import DEVICES
 from influence_patterns.runs.backends import BACKENDS
 
@@ -33,7 +35,7 @@ def run_command(
         None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
     ),
     baseline: str = typer.Option("mask", "--baseline", help=BASELINES.help("The input integrated from:")),
-    method: str = typer.Option("fast", "--method", help=METHODS.help("The search:")),
+    method: str = typer.Option("fast", "--method", help=GPR_METHODS.help("The search:")),
     quadrature: Optional[str] = typer.Option(None, "--quadrature", help=QUADRATURES.help("The integration rule:")),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per backward pass: integration points α (fast-full: source token × α pairs); default: sized to free memory."),
@@ -83,8 +85,10 @@ def analyze_command(
 
     if batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    if resamples < 1:
-        raise InputError("--resamples must be at least 1")
+    check_resamples(resamples, "--resamples")
+    for path, flag in ((json_out, "--json"), (csv_out, "--csv")):
+        if path is not None:
+            check_writable(path, flag)  # before computing
     opts = AnalyzeOptions(role=role, null=null, null_seed=null_seed, stay_share=stay_share, resamples=resamples,
                           seed=seed, batch_size=batch_size, device=device)
     result = analyze_runs(dirs, opts, progress=None if quiet else (lambda m: typer.echo(m, err=True)),
@@ -104,10 +108,10 @@ def analyze_command(
 
 
 def _method_list(methods: Optional[List[str]]) -> tuple[str, ...]:
-    from influence_patterns.analysis.baselines import METHODS
+    from influence_patterns.analysis.methods import ABLATION_METHODS
 
     if not methods:
-        return tuple(METHODS)
+        return tuple(ABLATION_METHODS)
     return tuple(m.strip() for item in methods for m in item.split(",") if m.strip())
 
 
@@ -139,10 +143,11 @@ def ablate_command(
 
     if batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    if resamples < 1:
-        raise InputError("--resamples must be at least 1")
+    check_resamples(resamples, "--resamples")
     if max_batch is not None and max_batch < 1:
         raise InputError("--max-batch must be at least 1")
+    if csv_out is not None:
+        check_writable(csv_out, "--csv")  # before computing
     opts = AblationOptions(methods=_method_list(methods), sources=sources, reference=reference, removal=removal,
                            batch_size=batch_size, seed=seed, resamples=resamples, bootstrap_seed=bootstrap_seed,
                            max_rows=max_batch)
@@ -183,12 +188,14 @@ def report_command(
     from influence_patterns.errors import InputError
     from influence_patterns.viz.report_html import write_report
 
-    if resamples < 1:
-        raise InputError("--resamples must be at least 1")
+    check_resamples(resamples, "--resamples")
     opts = ReportOptions(ablate=ablate, analyze=AnalyzeOptions(null=null, null_seed=null_seed, stay_share=stay_share,
                                                                resamples=resamples, seed=seed))
     if out is None and html is None:
         raise InputError("give --out FILE.md, --html FILE.html or both")
+    for path, flag in ((out, "--out"), (html, "--html")):
+        if path is not None:
+            check_writable(path, flag)  # before computing
     found = write_report(dirs, out, html, opts, progress=False if quiet else None)
     for path in (out, html):
         if path is not None:

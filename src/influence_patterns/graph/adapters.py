@@ -72,7 +72,7 @@ class Adapter:
         """Module called as ``f(context, skip)``: its first two inputs are a^{l,·} and s^l."""
         raise NotImplementedError
 
-    # --- position-wise parts (search.positional) ---------------------------------
+    # --- position-wise parts (search.fast) ---------------------------------------
     def attention_projections(self, layer: nn.Module) -> tuple[nn.Linear, nn.Linear, nn.Linear]:
         """Layer l's ``(W_Q, W_K, W_V)``: the model's own linear maps reading h^{l-1}
         (heads are contiguous ``head_dim`` slices of their outputs)."""

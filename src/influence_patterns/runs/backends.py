@@ -83,6 +83,19 @@ BACKENDS.register("local", lambda explainer, workers, address: LocalBackend(expl
 BACKENDS.register("ray", RayBackend, "Ray workers; needs the ray extra")
 
 
+def check_backend(name: str, workers: int = 1) -> None:
+    """``InputError`` for a backend that cannot run, checked before a run writes anything:
+    an unknown name, fewer than one worker, Ray not installed."""
+    BACKENDS.lookup(name)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers!r}")
+    if name == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise InputError('the ray backend needs Ray: pip install "influence-patterns[ray]"')
+
+
 def make_backend(name: str, explainer: Any, workers: int = 1, address: str | None = None) -> LocalBackend | RayBackend:
     """The backend called ``name`` (:data:`BACKENDS`) for ``explainer``."""
     return BACKENDS.lookup(name)(explainer, workers=workers, address=address)

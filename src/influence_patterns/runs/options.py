@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass, field
 
 RESULTS = "results.jsonl"
@@ -17,6 +16,9 @@ RESUME_KEYS = (
 
 #: Settings every row of ``results.jsonl`` records itself; they must agree with run.json.
 ROW_SETTINGS = ("steps", "baseline", "method", "quadrature")
+
+#: The model's fingerprint, in run.json and every row: a resume or a reader refuses a mix.
+MODEL_KEYS = ("weights_sha256", "config_sha256")
 
 
 @dataclass
@@ -43,6 +45,8 @@ class RunOptions:
     batch_size: int = 8
     device: str = "auto"
     versions: dict[str, str] = field(default_factory=dict)
+    weights_sha256: str | None = None  # the model's fingerprint (models.base.fingerprint),
+    config_sha256: str | None = None  # recorded in run.json and in every row
 
 
 @dataclass
@@ -56,15 +60,7 @@ class BackendOptions:
 
 
 def versions() -> dict[str, str]:
-    """Versions of the packages that shape the numbers."""
-    import torch
-    import transformers
+    """Versions of the packages that shape the numbers (``models.base.package_versions``)."""
+    from influence_patterns.models.base import package_versions
 
-    import influence_patterns
-
-    return {
-        "influence_patterns": getattr(influence_patterns, "__version__", "unknown"),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-    }
+    return package_versions()

@@ -9,7 +9,11 @@ Every command that reads a run (``analyze``, ``ablate``, ``report``, ``plot``, a
   is an error;
 - indices are unique and lie in ``0..instances-1`` (``instances`` from ``run.json``);
 - the settings a row records (``steps``, ``baseline``, ``method``, ``quadrature``)
-  agree with ``run.json`` and every row has the same model shape.
+  agree with ``run.json`` and every row has the same model shape;
+- every row was computed by the same model (``weights_sha256``, ``config_sha256``, also
+  against ``run.json``);
+- heads and positions lie inside the row's model and text, the QoI is finite
+  (``Explanation.check``).
 
 Each problem is one ``DataError`` naming the file and the line.
 """
@@ -22,7 +26,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from influence_patterns.errors import DataError, InputError
-from influence_patterns.runs.options import RESULTS, ROW_SETTINGS, RUN_FILE
+from influence_patterns.fileio import check_regular, parse_json
+from influence_patterns.runs.options import MODEL_KEYS, RESULTS, ROW_SETTINGS, RUN_FILE
 from influence_patterns.runs.record import RunRecord
 
 #: The columns of :meth:`Run.to_dataframe`, in order.
@@ -80,6 +85,7 @@ class Run:
             raise InputError(f"no such run directory: {path}")
         directory = path if path.is_dir() else path.parent
         file = path / RESULTS if path.is_dir() else path
+        check_regular(file, "results file")
         if not file.is_file() and require_results:
             raise InputError(f"{path} is not a run directory: it has no {RESULTS}")
         meta = read_run_json(directory)
@@ -132,9 +138,23 @@ class Run:
                     "the file mixes settings"
                 )
         e = record.explanation
-        if len(e.patterns) and any(len(p.heads) != e.num_layers or len(p.positions) != e.num_layers + 1
-                                   for p in e.patterns):
-            raise DataError(f"{where}: a pattern does not match its {e.num_layers}-layer model")
+        try:
+            e.check()  # heads, positions, pattern lengths, finite QoI against the row's own model shape
+        except ValueError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        for key in MODEL_KEYS:
+            recorded, got = self.meta.get(key), row.get(key)
+            if recorded is not None and got is not None and recorded != got:
+                raise DataError(
+                    f"{where}: computed by another model ({key} {got[:12]}…, {RUN_FILE} records "
+                    f"{str(recorded)[:12]}…); the file mixes models"
+                )
+            first = self._first_model.get(key)
+            if got is not None and first is not None and first != got:
+                raise DataError(
+                    f"{where}: computed by another model than the rows before it ({key} {got[:12]}… vs "
+                    f"{first[:12]}…); the file mixes models"
+                )
         if self.records:
             first = self.records[0].explanation
             if (e.num_layers, e.num_heads) != (first.num_layers, first.num_heads):
@@ -143,6 +163,9 @@ class Run:
                     f"has {first.num_layers} layers and {first.num_heads} heads"
                 )
         self._seen[i] = number
+        for key in MODEL_KEYS:
+            if row.get(key) is not None:
+                self._first_model.setdefault(key, row[key])
         self.records.append(record)
         self.rows.append(row)
 
@@ -173,20 +196,21 @@ class Run:
 
     def __post_init__(self) -> None:
         self._seen: dict[int, int] = {}
+        self._first_model: dict[str, str] = {}  # the first row's fingerprint: every row must match it
         self._unit = "line"
 
 
 def read_run_json(directory: str | Path) -> dict[str, Any]:
     """``run.json`` of ``directory`` as a dict; ``{}`` when there is none."""
     run_json = Path(directory) / RUN_FILE
-    if not run_json.is_file():
+    if not run_json.exists():
         return {}
+    check_regular(run_json, "run file")
     try:
-        meta = json.loads(run_json.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{run_json}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+        data = run_json.read_bytes()
     except OSError as exc:
         raise DataError(f"{run_json}: cannot be read ({exc.strerror or exc})") from None
+    meta = parse_json(data, str(run_json))
     if not isinstance(meta, dict):
         raise DataError(f"{run_json}: expected a JSON object, got {type(meta).__name__}")
     return meta
@@ -209,7 +233,10 @@ def _lines(file: Path):
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             if last:
                 return  # a torn final write; `run` repairs it on resume
-            raise DataError(f"{file} line {number}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+            reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"not valid JSON ({exc.msg})"
+            raise DataError(f"{file} line {number}: {reason}") from None
+        except RecursionError:
+            raise DataError(f"{file} line {number}: not usable JSON (nested too deeply)") from None
         yield number, row
 
 

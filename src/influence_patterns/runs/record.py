@@ -1,9 +1,9 @@
 """One line of ``results.jsonl``, typed: an :class:`Explanation` plus where it came from.
 
 The JSON form is ``Explanation.to_dict()`` with ``index`` first and ``task``,
-``condition``, ``roles`` (role -> TOKEN index) and ``correct`` after it, exactly the
-lines every version of ``run`` has written; older lines without some of the extra keys
-still read.
+``condition``, ``roles`` (role -> TOKEN index), ``correct`` and the model's fingerprint
+(``weights_sha256``, ``config_sha256``) after it; older lines without some of the extra
+keys still read.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from influence_patterns.result import Explanation, Pattern
 
 #: Keys a record adds to the explanation's own.
-RECORD_KEYS = ("index", "task", "condition", "roles", "correct")
+RECORD_KEYS = ("index", "task", "condition", "roles", "correct", "weights_sha256", "config_sha256")
 
 
 @dataclass
@@ -27,6 +27,8 @@ class RunRecord:
     condition: str | None = None
     roles: dict[str, int] = field(default_factory=dict)
     correct: bool | None = None
+    weights_sha256: str | None = None  # the model that computed it (models.base.fingerprint)
+    config_sha256: str | None = None
 
     @property
     def q(self) -> float:
@@ -60,6 +62,8 @@ class RunRecord:
             "condition": self.condition,
             "roles": dict(self.roles),
             "correct": self.correct,
+            "weights_sha256": self.weights_sha256,
+            "config_sha256": self.config_sha256,
         }
 
     @classmethod
@@ -76,6 +80,9 @@ class RunRecord:
         if not isinstance(roles, dict):
             raise ValueError(f"roles must be an object, got {roles!r}")
         correct = d.get("correct")
+        for key in ("weights_sha256", "config_sha256"):
+            if d.get(key) is not None and not isinstance(d[key], str):
+                raise ValueError(f"{key} must be a string, got {d[key]!r}")
         return cls(
             index=index,
             explanation=explanation,
@@ -83,4 +90,6 @@ class RunRecord:
             condition=d.get("condition"),
             roles={str(k): int(v) for k, v in roles.items()},
             correct=None if correct is None else bool(correct),
+            weights_sha256=d.get("weights_sha256"),
+            config_sha256=d.get("config_sha256"),
         )

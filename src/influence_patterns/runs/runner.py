@@ -5,14 +5,18 @@ A run directory holds::
     run.json       the options of the run (model, task, n, seed, steps, ...) and versions
     results.jsonl  one line per instance: a ``RunRecord`` (``Explanation.to_dict()`` plus
                    ``index``, ``task``, ``condition``, ``roles`` and ``correct``)
-    run.lock       while a writer runs: its pid (one writer per directory)
+    run.lock       while a writer runs: its pid, for the message a second writer gets (the
+                   lock itself is a flock on the directory: deleting this file changes nothing)
 
 Lines are appended with one ``write`` + ``fsync`` each, so a killed run leaves at most
 one partial last line; the next start truncates it and carries on with the indices not
 yet written. Instances are generated deterministically from (task, n, seed, data), so
 the same command always means the same instances. Everything is validated (options,
-data, model, the existing run) before the first byte is written: a refused run leaves
-nothing behind.
+data, model, every instance, the backend, the existing run, that the directory can be
+written) before the first byte is written: a refused run leaves nothing behind. The
+model's fingerprint (sha256 of its weights and config) is recorded in run.json and every
+row; a resume with other weights is refused. Before every append the writer checks
+that it still owns the directory and that results.jsonl is still the file it opened.
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ from typing import Any, Callable
 
 from influence_patterns import threads
 from influence_patterns.config import ExplainConfig
-from influence_patterns.errors import DataError, InputError
-from influence_patterns.fileio import dumps, output_error, synced, write_json
+from influence_patterns.errors import DataError, InfluencePatternsError, InputError, OutputError
+from influence_patterns.fileio import check_regular, check_writable, dumps, output_error, synced, write_json
 from influence_patterns.progress import open_bar
 from influence_patterns.runs.lock import RunLock
-from influence_patterns.runs.options import RESULTS, RESUME_KEYS, RUN_FILE, BackendOptions, RunOptions, versions
-from influence_patterns.runs.reader import Run
+from influence_patterns.runs.options import (
+    MODEL_KEYS, RESULTS, RESUME_KEYS, RUN_FILE, BackendOptions, RunOptions, versions,
+)
+from influence_patterns.runs.reader import Run, read_run_json
 from influence_patterns.runs.record import RunRecord
 from influence_patterns.runs.roles import role_token_indices
 
@@ -83,8 +89,18 @@ def repair_results(path: str | Path) -> int:
     return len(data) - keep
 
 
-def _append_line(fd: int, path: Path, row: dict[str, Any]) -> None:
-    """One line, one write, then fsync: a crash leaves whole lines plus at most one torn one."""
+def _append_line(fd: int, path: Path, row: dict[str, Any], lock: RunLock | None = None) -> None:
+    """One line, one write, then fsync: a crash leaves whole lines plus at most one torn one.
+    With ``lock``: first check that this process still owns the run and that ``path`` is
+    still the file ``fd`` writes (not deleted or replaced: the rows would be lost)."""
+    if lock is not None:
+        lock.check()
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except OSError:
+            same = False
+        if not same:
+            raise OutputError(f"{path} was removed or replaced while this process wrote it; stopped writing")
     data = (dumps(row) + "\n").encode("utf-8")
     try:
         written = 0
@@ -141,6 +157,11 @@ def _check_resume(out: Path, recorded: dict[str, Any], opts: RunOptions) -> None
         for k in RESUME_KEYS
         if recorded.get(k) != now.get(k)
     ]
+    diffs += [  # the model's weights and config (known once it is loaded; older runs lack them)
+        f"{k}: recorded {str(recorded[k])[:12]}…, now {str(now[k])[:12]}… (the model changed)"
+        for k in MODEL_KEYS
+        if recorded.get(k) is not None and now.get(k) is not None and recorded[k] != now[k]
+    ]
     if diffs:
         raise InputError(
             f"{out} holds a run with other options ({'; '.join(diffs)}); "
@@ -155,6 +176,8 @@ def _existing(out: Path, opts: RunOptions) -> set[int]:
     if not out.is_dir():
         raise InputError(f"output directory {out} exists and is not a directory")
     results = out / RESULTS
+    check_regular(results, "results file")
+    check_regular(out / RUN_FILE, "run file")
     if not (out / RUN_FILE).is_file():
         if results.exists() and results.stat().st_size > 0:
             raise InputError(f"{out} has {RESULTS} but no {RUN_FILE}; use another output directory")
@@ -214,9 +237,17 @@ def run_dataset(
     backend = backend or BackendOptions()
     out = Path(out)
 
+    from influence_patterns.runs.backends import check_backend
+
+    check_backend(backend.name, backend.workers)
     opts, instances = resolve_options(options)
     done = _existing(out, opts)  # read-only checks first: a refused run writes nothing
-    if len(done) < len(instances) and explainer is None:
+    todo = [i for i in range(len(instances)) if i not in done]
+    if todo:
+        check_writable(out / RUN_FILE)  # before loading the model and computing anything
+        if out.is_dir():
+            RunLock(out).probe()  # another writer: refused now, not after loading the model
+    if todo and explainer is None:
         from influence_patterns.explainer import Explainer
 
         explainer = Explainer.from_pretrained(
@@ -225,6 +256,10 @@ def run_dataset(
         )
     if explainer is not None:
         _check_explainer(explainer, opts, instances)
+        opts = replace(opts, **explainer.fingerprint)
+        if (out / RUN_FILE).is_file():
+            _check_resume(out, read_run_json(out), opts)  # the same weights as the rows written so far
+        _check_instances(explainer, instances, todo)  # every row that will be written, before the first
 
     created = not out.exists()
     try:
@@ -245,13 +280,34 @@ def run_dataset(
             write_json(out / RUN_FILE, {**asdict(opts), "threads": threads.current()})  # not compared on resume
         todo = [i for i in range(len(instances)) if i not in done]
         if todo:
-            _explain(explainer, instances, todo, len(done), results, opts.batch_size, backend, progress)
+            _explain(explainer, instances, todo, len(done), results, opts.batch_size, backend, progress,
+                     lock=lock, model={k: getattr(opts, k) for k in MODEL_KEYS})
     return results
+
+
+def _check_instances(explainer: Any, instances: list[Any], todo: list[int], chunk: int = 64) -> None:
+    """Every instance still to explain is one the explainer takes (text length, one
+    [MASK], single-piece targets, label), checked before the first byte is written: a run
+    never writes rows 1-6 and then fails at row 7 on every resume."""
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        try:
+            explainer.prepare([_query(instances[i]) for i in part])
+            continue
+        except InfluencePatternsError:
+            pass
+        for i in part:  # name the first instance that is refused
+            try:
+                explainer.prepare([_query(instances[i])])
+            except InfluencePatternsError as exc:
+                text = instances[i].text
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                raise DataError(f"instance {i} ({shown!r}) cannot be explained: {exc}") from None
 
 
 def _explain(
     explainer: Any, instances: list[Any], todo: list[int], done: int, results: Path, batch_size: int,
-    backend: BackendOptions, progress: Progress,
+    backend: BackendOptions, progress: Progress, lock: RunLock | None = None, model: dict[str, Any] | None = None,
 ) -> None:
     from influence_patterns.runs.backends import make_backend
 
@@ -275,18 +331,18 @@ def _explain(
                 else:
                     reporter.begin_chunk(len(chunk), 1)
                 for i, expl in zip(chunk, next(results_iter)):
-                    _append_line(fd, results, _record(explainer, instances[i], i, expl).to_dict())
+                    _append_line(fd, results, _record(explainer, instances[i], i, expl, model).to_dict(), lock)
                 reporter.end_chunk()
     finally:
         os.close(fd)
         runner.close()
 
 
-def _record(explainer: Any, inst: Any, index: int, expl: Any) -> RunRecord:
+def _record(explainer: Any, inst: Any, index: int, expl: Any, model: dict[str, Any] | None = None) -> RunRecord:
     return RunRecord(
         index=index, explanation=expl, task=inst.task, condition=inst.condition,
         roles=role_token_indices(explainer.tokenizer, inst.text, inst.roles, expl.tokens),
-        correct=expl.correct,
+        correct=expl.correct, **(model or {}),
     )
 
 

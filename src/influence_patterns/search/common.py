@@ -1,4 +1,6 @@
-"""What a GPR search returns for one source token, before it becomes a ``Pattern``."""
+"""What every GPR scorer shares: the choice rule (:func:`choose`, :func:`choose_node`),
+what a search returns for one source token before it becomes a ``Pattern``
+(:class:`SourceSearch`), and the default chunk size."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from dataclasses import dataclass, field
 import torch
 
 from influence_patterns.search.pattern import PatternFields
+
+#: Rows per backward pass when the caller gives no ``max_rows``.
+DEFAULT_MAX_ROWS = 2048
 
 
 @dataclass
@@ -67,10 +72,26 @@ def unpack_searches(
     ]
 
 
-def choose(scores: torch.Tensor, sign: int, valid: torch.Tensor | None = None) -> int:
-    """Index of the best candidate for a search with ``sign * q``; ties go to the first
-    (the skip, in stage 2). ``valid`` masks candidates out."""
-    s = scores * sign
+def choose(scores: torch.Tensor, sign: torch.Tensor | float, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """The GPR choice: per row of ``scores`` (..., K), the index of the candidate with the
+    largest sign-aligned score ``sign * score`` (a search follows the sign of g(x_i));
+    ties go to the first candidate. ``sign``: a number or one per row (...,); ``valid``
+    (..., K) masks candidates out. Returns (...,) indices (a 0-d tensor for one row).
+
+    Every scorer (``search.reference``, ``search.fast``, ``search.full_width``) and the
+    layer baselines of the ablation choose through this function, so that they agree."""
+    sign = torch.as_tensor(sign, dtype=scores.dtype, device=scores.device)
+    s = scores * sign.unsqueeze(-1) if sign.dim() else scores * sign
     if valid is not None:
         s = torch.where(valid, s, torch.full_like(s, float("-inf")))
-    return int(torch.argmax(s))
+    return s.argmax(dim=-1)  # ties: the first maximal index
+
+
+def choose_node(scores: torch.Tensor, sign: torch.Tensor | float, continues: torch.Tensor | bool) -> torch.Tensor:
+    """Stage 2's choice at one layer: ``scores`` (..., H+1) hold the skip (index 0) then
+    head j (index 1+j). The skip is a candidate only where the pattern's position
+    continues (``continues`` (...,): t_l = t_{l-1}); ties go to the skip."""
+    continues = torch.as_tensor(continues, device=scores.device)
+    valid = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    valid[..., 0] = continues
+    return choose(scores, sign, valid)

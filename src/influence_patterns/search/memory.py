@@ -1,12 +1,12 @@
 """How many rows the fast scorers can take per chunk within a memory budget.
 
-Both scorers take ``max_rows``. For the full-width scorer (``search.fast``,
+Both scorers take ``max_rows``. For the full-width scorer (``search.full_width``,
 ``method="fast-full"``) it counts (source × α) rows of its restricted passes; for the
-default single-position scorer (``search.positional``) it counts the α rows of the
+default single-position scorer (``search.fast``) it counts the α rows of the
 plain backward pass, whose memory per row is the same kind (a whole backward pass of
-n tokens), and sizes the per-source chunks from it (``positional.source_rows``).
+n tokens), and sizes the per-source chunks from it (``fast.source_rows``).
 
-The fast scorer's largest pass is stage 2's restricted backward pass: every layer's
+The full-width scorer's largest pass is stage 2's restricted backward pass: every layer's
 activations for every row of the chunk are kept for the backward. So memory grows
 linearly with the rows of a chunk and, per row, like ``L·(H·n² + c·n·d)``. Rather than
 guess ``c`` for each architecture, :func:`row_bytes` runs one row through the model
@@ -110,8 +110,8 @@ def available_bytes(device: torch.device | str = "cpu") -> int | None:
 
 
 def auto_max_rows(adapter: Adapter, seq_len: int, budget_bytes: int | None = None) -> int:
-    """Rows per chunk (``max_rows`` of :func:`~influence_patterns.search.fast.gpr_fast`)
-    that fit ``budget_bytes`` for sentences padded to ``seq_len`` tokens.
+    """Rows per chunk (``max_rows`` of the scorers, e.g.
+    :func:`~influence_patterns.search.full_width.gpr_full_width`) that fit ``budget_bytes`` for sentences padded to ``seq_len`` tokens.
 
     ``budget_bytes`` is what the chunks may use on top of the model's weights and the
     per-sentence cotangents (``(L+1)·A·n·d`` values per sentence, kept for the whole

@@ -1,7 +1,8 @@
 """Reference GPR (DESIGN §4): a plain loop, one restricted IG per candidate.
 
 Slow on purpose; short enough to check against the specification line by line.
-``search.fast`` must give the same patterns and scores.
+The fast scorers (``search.fast``, ``search.full_width``) must give the same patterns
+and scores.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.qoi import QoIFn
 from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.graph.adapters import Adapter
-from influence_patterns.search.common import SourceSearch, choose
+from influence_patterns.search.common import SourceSearch, choose, choose_node
 
 
 def gpr_reference_source(
@@ -37,7 +38,7 @@ def gpr_reference_source(
         scores = torch.tensor(
             [influence(cons[: l - 1] + [Constraint(t)] + cons[l:]) for t in range(n)], dtype=torch.float64
         )
-        t = choose(scores, sign)
+        t = int(choose(scores, sign))
         cons[l - 1] = Constraint(t)
         positions.append(t)
         token_scores.append(scores)
@@ -57,9 +58,7 @@ def gpr_reference_source(
         scores = torch.tensor(
             [influence(cons[: l - 1] + [Constraint(t, c)] + cons[l:]) for c in candidates], dtype=torch.float64
         )
-        valid = torch.ones(H + 1, dtype=torch.bool)
-        valid[0] = positions[l - 1] == t  # a skip only continues the same position
-        k = choose(scores, sign, valid)
+        k = int(choose_node(scores, sign, positions[l - 1] == t))  # a skip only continues the position
         cons[l - 1] = Constraint(t, candidates[k])
         heads.append(None if k == 0 else k - 1)
         head_scores.append(scores)

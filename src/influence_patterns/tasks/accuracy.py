@@ -81,6 +81,13 @@ def score(
     ``progress(k)`` after each k instances are done."""
     if not instances:
         raise InputError("no instances to evaluate")
+    if loaded.kind == "mlm":
+        no_targets = sum(1 for inst in instances if inst.targets is None)
+        if no_targets:  # label-only rows: a classification data set, not targets that fail to tokenize
+            raise InputError(
+                f"the model is a masked LM: each instance needs targets (GOOD, BAD), but {no_targets} of "
+                f"{len(instances)} have none (label-only rows: a classification data set needs a classifier)"
+            )
     if skip_unscorable and loaded.kind == "mlm":
         keep = [scorable(loaded.tokenizer, inst) for inst in instances]
     else:
@@ -218,6 +225,11 @@ def qoi(
         prepared = [_prepare_classification(loaded.tokenizer, inst, n_labels) for inst in instances]
     else:
         raise InputError(f"unknown model kind {loaded.kind!r}")
+    limit = _max_length(loaded.model)
+    for inst, (ids, *_rest) in zip(instances, prepared):
+        if limit is not None and len(ids) > limit:  # as the explainer refuses it: never a RuntimeError
+            shown = inst.text if len(inst.text) <= 60 else inst.text[:57] + "..."
+            raise InputError(f"the text {shown!r} is {len(ids)} word pieces long; the model takes at most {limit}")
     qoi_fn = get_qoi(qoi_name, loaded.kind)
 
     device = next(loaded.model.parameters()).device
@@ -260,8 +272,19 @@ def target_ids(tokenizer: Any, inst: Instance) -> tuple[int, int]:
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
-    max_len = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
-    return tokenizer(text, truncation=True, max_length=max_len)["input_ids"]
+    return tokenizer(text)["input_ids"]  # never truncated: a text too long is refused (qoi)
+
+
+def _max_length(model: Any) -> int | None:
+    """The most word pieces the model takes (its position embeddings), ``None`` if unknown."""
+    from influence_patterns.errors import ModelError
+    from influence_patterns.graph.architectures import adapter_for
+
+    try:
+        return int(adapter_for(model).max_length)
+    except (ModelError, AttributeError, TypeError, ValueError):
+        value = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        return int(value) if isinstance(value, int) else None
 
 
 def _prepare_masked(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:

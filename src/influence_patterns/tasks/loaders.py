@@ -14,6 +14,7 @@ from typing import IO, Iterable, Iterator, NamedTuple
 
 from influence_patterns.data import sst2_path
 from influence_patterns.errors import DataError
+from influence_patterns.fileio import atomic_path
 from influence_patterns.tasks.instance import MASK, Instance
 from influence_patterns.tasks.templates import TEMPLATES
 
@@ -50,20 +51,22 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
     A file that is not UTF-8 text (latin-1, UTF-16, binary) is a ``DataError`` naming
     the file, the line and the encoding problem."""
-    number = 0
     try:
-        with _open_text(path) as f:
-            for number, line in enumerate(f, start=1):
-                line = line.rstrip("\r\n")
-                if "\x00" in line:
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+            for number, raw in enumerate(f, start=1):  # decoded line by line: errors name their own line
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]  # a UTF-8 byte-order mark is read and dropped
+                if b"\x00" in raw:
                     raise _error(path, number, "not a text file (it holds NUL bytes; UTF-16 or binary?); save it as UTF-8")
+                try:
+                    line = raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as exc:
+                    byte = exc.object[exc.start : exc.start + 1].hex()
+                    raise _error(
+                        path, number, f"not UTF-8 text (byte 0x{byte}: {exc.reason}); save the file as UTF-8"
+                    ) from None
                 if line.strip():
                     yield number, line
-    except UnicodeDecodeError as exc:
-        byte = exc.object[exc.start : exc.start + 1].hex()
-        raise _error(
-            path, number + 1, f"not UTF-8 text (byte 0x{byte}: {exc.reason}); save the file as UTF-8"
-        ) from None
     except (gzip.BadGzipFile, EOFError) as exc:
         raise DataError(f"{path}: not a readable gzip file ({exc})") from None
 
@@ -245,6 +248,8 @@ def _instance_from_json(path: Path, number: int, line: str) -> Instance:
         d = json.loads(line)
     except json.JSONDecodeError as exc:
         raise _error(path, number, f"bad JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise _error(path, number, "bad JSON: nested too deeply") from None
     if not isinstance(d, dict):
         raise _error(path, number, f"expected a JSON object, got {type(d).__name__}")
     text = d.get("text")
@@ -353,6 +358,6 @@ def load_data(path: str | Path) -> LoadResult:
 def save_instances(path: str | Path, instances: Iterable[Instance]) -> None:
     """Write instances as JSONL (one ``Instance.to_dict`` per line) for :func:`load_instances`."""
     path = Path(path)
-    with _open_text(path, "wt") as f:
+    with atomic_path(path) as tmp, _open_text(tmp, "wt") as f:  # atomic: a failed write keeps the old file
         for inst in instances:
             f.write(json.dumps(inst.to_dict(), ensure_ascii=False) + "\n")

@@ -67,6 +67,12 @@ def _template_loader(name: str) -> Loader:
                 raise InputError(f"task {name} generates instances: give a number n")
             return generate(name, n, seed)
         instances = load_instances(data)
+        unnamed = sum(1 for inst in instances if not inst.task)
+        if 0 < unnamed < len(instances):  # silently dropping them would run a part of the file
+            raise DataError(
+                f"{data}: {unnamed} of {len(instances)} rows name no task while the others do; "
+                "give every row a task (or none: then every row belongs to the task asked for)"
+            )
         if any(inst.task for inst in instances):
             instances = [inst for inst in instances if inst.task == name]
             if not instances:

@@ -204,8 +204,7 @@ def interactive_html(expl: Explanation, sources: Sequence[int] | None = None) ->
 def write_interactive(expl: Explanation, path: str | Path, sources: Sequence[int] | None = None) -> Path:
     """Write the interactive page of ``expl`` to ``path`` (one self-contained .html file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, interactive_html(expl, sources))
+    write_text(path, interactive_html(expl, sources))  # atomic; creates missing parents
     return path
 
 

@@ -10,12 +10,13 @@ they are appended after the built-in ones.
 
 from __future__ import annotations
 
+import re
 from html import escape as html_escape
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from influence_patterns.analysis.report import ReportOptions, ci_text, findings, fmt, metric_label
-from influence_patterns.errors import DataError, InputError
+from influence_patterns.errors import DataError, InputError, printable
 from influence_patterns.fileio import write_text
 from influence_patterns.progress import Progress
 from influence_patterns.runs import Run, RunRecord
@@ -94,9 +95,21 @@ def per_task_verdicts(f: dict[str, Any]) -> dict[str, Any]:
                      for _, a in f["ablation_runs"] for v in a.get("verdicts", [])]}
 
 
+def md_text(value: Any) -> str:
+    """A string from the data (a task, a model path, a warning) made inert in Markdown: HTML
+    characters as entities (``<script>`` stays text in renderers that allow HTML), no link
+    syntax, no table-breaking ``|``, control characters and line breaks shown escaped."""
+    text = printable(str(value))
+    text = re.sub(r"&(?=[#A-Za-z])", "&amp;", text)  # no entity; "a & b" stays as it is
+    text = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)  # no tag; "n (< 30)" stays as it is
+    for raw, safe in (("|", "\\|"), ("`", "\\`"), ("](", "]\\(")):
+        text = text.replace(raw, safe)
+    return text
+
+
 def md_table(table: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
-    lines += ["| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |" for row in table["rows"]]
+    lines += ["| " + " | ".join(md_text(fmt(v)) for v in row) + " |" for row in table["rows"]]
     return "\n".join(lines)
 
 
@@ -134,7 +147,7 @@ def markdown(f: dict[str, Any], title: str = TITLE) -> str:
     t = _texts(f)
     out = [f"# {title}", "", "## Verdicts", "", md_table(summary_table(f)), ""]
     if f["warnings"] or f["notes"]:
-        out += ["Warnings:", ""] + [f"- {w}" for w in f["warnings"] + f["notes"]] + [""]
+        out += ["Warnings:", ""] + [f"- {md_text(w)}" for w in f["warnings"] + f["notes"]] + [""]
     out += ["## Settings", "", md_table(settings_table(f)), "", "## Runs", "", md_table(run_table(f)), "",
             "## 1. Skip connections vs heads", "", t["skip"], "", "Skip share per layer:", "",
             md_table(per_layer_table(f)), "", "## 2. Consistency tracks accuracy", "", t["consistency"], "",
@@ -148,12 +161,12 @@ def markdown(f: dict[str, Any], title: str = TITLE) -> str:
             out += ["Per task: patterns against the best method of each group.", "",
                     md_table(per_task_verdicts(f)), ""]
             for run, a in f["ablation_runs"]:
-                out += [f"Task {a.get('task')} ({run}, {a['instances']} instances):", "",
+                out += [f"Task {md_text(a.get('task'))} ({md_text(run)}, {a['instances']} instances):", "",
                         md_table(compression_table(a)), ""]
     else:
         out += ["Not measured: run `influence-patterns ablate DIR` (or `report --ablate`).", ""]
     if f.get("ablation_by_role"):
-        out += [f"Node set: the {f['ablation_role']} token only.", "", md_table(compression_table(f["ablation_by_role"])),
+        out += [f"Node set: the {md_text(f['ablation_role'])} token only.", "", md_table(compression_table(f["ablation_by_role"])),
                 "", md_table(comparison_table(f["ablation_by_role"])), ""]
     return "\n".join(out)
 

@@ -20,6 +20,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from influence_patterns.errors import printable
+
 from influence_patterns.result import Explanation
 
 ARROW = " → "
@@ -47,7 +49,20 @@ Cell = Any  # str or rich Text
 
 
 def _text(cell: Cell) -> Text:
-    return cell.copy() if isinstance(cell, Text) else Text(str(cell))
+    """A cell as rich Text, control characters (ANSI escapes, bells) shown escaped: a text
+    or token from the user or a data file never reaches the terminal raw."""
+    if isinstance(cell, Text):
+        return cell.copy() if _clean(cell.plain) else Text(printable(cell.plain), style=cell.style)
+    return Text(printable(str(cell)))
+
+
+def _clean(text: str) -> bool:
+    return all(ch.isprintable() or ch == " " for ch in text)
+
+
+def _safe_title(title: str) -> str:
+    """The title's lines with control characters escaped (its own line breaks kept)."""
+    return "\n".join(printable(line) for line in title.split("\n"))
 
 
 def _wrap(text: str, width: int) -> list[str]:
@@ -83,6 +98,7 @@ def print_table(
 ) -> None:
     """Print ``rows`` as a table when it fits the console, else in the narrow layout."""
     console = console or Console()
+    title = _safe_title(title) if title else title
     table = Table(title=Text(title) if title else None, title_justify="left", box=box.SIMPLE_HEAD,
                   pad_edge=False)
     for col in columns:

@@ -62,6 +62,7 @@ from influence_patterns.graph.hooks import Interceptor, intercept
 from influence_patterns.registry import Registry
 from influence_patterns.result import Pattern
 from influence_patterns.runs import RunRecord
+from influence_patterns.search.common import choose, choose_node
 
 
 @dataclass(frozen=True)
@@ -122,18 +123,18 @@ class Method:
         raise NotImplementedError
 
 
-METHODS: Registry[Method] = Registry("method")
+ABLATION_METHODS: Registry[Method] = Registry("ablation method")
 
 
 def register_method(cls: type[Method]) -> type[Method]:
-    """Add a method class to :data:`METHODS` under its ``name``."""
-    METHODS.register(cls.name, cls(), replace=True)
+    """Add a method class to :data:`ABLATION_METHODS` under its ``name``."""
+    ABLATION_METHODS.register(cls.name, cls(), replace=True)
     return cls
 
 
 def get_method(name: str) -> Method:
     """The method called ``name``, or one line listing the registered ones."""
-    return METHODS.lookup(name)
+    return ABLATION_METHODS.lookup(name)
 
 
 # --- pattern -------------------------------------------------------------------------
@@ -359,7 +360,7 @@ def conductance_scores(ctx: MethodInput, sent: torch.Tensor, tangent: torch.Tens
     w = ctx.quad.weights.to(batch.x)
     S = sent.shape[0]
     rec = _Conductance(cot, sent, w, A, adapter.num_heads)
-    path = gradients.ig_path(batch, sent, ctx.quad).detach()
+    path = gradients.ig_path(batch.x[sent], batch.baseline[sent], ctx.quad).flatten(0, 1).detach()
     tan = tangent[:, None].expand(S, A, *tangent.shape[1:]).reshape_as(path)
     with torch.no_grad(), fwAD.dual_level(), intercept(adapter, rec):
         adapter.logits(fwAD.make_dual(path, tan), batch.attention_mask[sent].repeat_interleave(A, 0),
@@ -393,7 +394,7 @@ def source_scores(ctx: MethodInput, b: int, sources: list[int]) -> NodeScores:
     w = ctx.quad.weights.to(batch.x)
     n, L, H = batch.lengths[b], adapter.num_layers, adapter.num_heads
     sent = torch.tensor([b], device=batch.x.device)
-    path = gradients.ig_path(batch, sent, ctx.quad).detach()[:, :n]  # (A, n, d)
+    path = gradients.ig_path(batch.x[b, :n], batch.baseline[b, :n], ctx.quad).detach()  # (A, n, d)
     mask = batch.attention_mask[sent, :n].repeat_interleave(A, 0)
     target = batch.target_index[sent].repeat_interleave(A)
 
@@ -428,14 +429,9 @@ def _select(scores: _Conductance | NodeScores, s: int, source: int, target: int,
     sign = 1.0 if float(scores.h[-1][s, :n].sum()) >= 0 else -1.0
     pos, heads = [source], []
     for l in range(L):
-        if l == L - 1:
-            t = target
-        else:
-            t = int((sign * scores.h[l][s, :n]).argmax())
-        cand = torch.cat([scores.skips[l][s, t : t + 1], scores.heads[l][s, t]]) * sign  # (H+1,)
-        if t != pos[-1]:
-            cand[0] = float("-inf")
-        k = int(cand.argmax())  # ties: the skip
+        t = target if l == L - 1 else int(choose(scores.h[l][s, :n], sign))
+        cand = torch.cat([scores.skips[l][s, t : t + 1], scores.heads[l][s, t]])  # (H+1,)
+        k = int(choose_node(cand, sign, t == pos[-1]))
         pos.append(t)
         heads.append(None if k == 0 else k - 1)
     return NodePath(source, tuple(pos), tuple(heads))

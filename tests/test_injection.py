@@ -1,0 +1,103 @@
+"""Injection (issue 21): text from the user or a data file never reaches the terminal raw
+(escape sequences are shown escaped on the success path too), never chooses where a file
+is written, and stays inert text in report.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from influence_patterns.cli import app
+from influence_patterns.fileio import safe_name
+
+from hostile_cases import copy_run
+from test_runs import checkpoint, data_file, run_args  # noqa: F401
+
+runner = CliRunner()
+
+PAYLOAD = "the \x1b[31mboy\x1b]0;pwned\x07 near\x1b[2J [MASK]"
+
+
+def test_escape_sequences_in_the_text_are_shown_escaped_on_success(mlm_checkpoint):
+    """Issue 21: `explain` echoed raw escape sequences (a title change, a clear-screen) in the
+    table header; errors escaped them already, the success path must too."""
+    result = runner.invoke(app, ["explain", PAYLOAD, "--targets", "is,are", "--model", str(mlm_checkpoint),
+                                 "--steps", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "\\x1b]0;pwned\\x07" in result.output  # shown, escaped
+
+
+def test_escape_sequences_in_table_cells_are_escaped():
+    from rich.console import Console
+
+    from influence_patterns.viz.terminal import Column, print_table
+
+    console = Console(record=True, width=120, force_terminal=False)
+    print_table([Column("task"), Column("value")], [["\x1b[2Jtask", "1"]], "title \x1b]0;x\x07\nsecond line", console)
+    text = console.export_text()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2Jtask" in text and "title \\x1b]0;x\\x07" in text and "second line" in text
+
+
+def test_a_role_name_cannot_place_a_file_outside_the_run(checkpoint, tmp_path):  # noqa: F811
+    """Issue 21: a role named `/../../../escaped` in a data file made `ablate --sources`
+    write escaped.json outside the run directory."""
+    role = "/../../../escaped"
+    data = tmp_path / "d.jsonl"
+    with open(data, "w") as f:
+        for subject in ("boy", "girl", "dog"):
+            f.write(json.dumps({"text": f"the {subject} [MASK]", "targets": ["is", "are"], "task": "sva/prep",
+                                "roles": {role: 1, "subject": 1}}) + "\n")
+    out = tmp_path / "a" / "b" / "c" / "run"
+    args = ["run", "--task", "sva/prep", "--data", str(data), "--model", str(checkpoint), "--out", str(out),
+            "--steps", "2", "--quiet"]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, ["ablate", str(out), "--methods", "pattern,random", "--sources", role,
+                                 "--resamples", "10", "--quiet"])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in out.iterdir() if p.name.startswith("ablation"))
+    assert written == [f"ablation-{safe_name(role)}.json"]
+    assert [p for p in tmp_path.rglob("*escaped*") if p.parent != out] == []
+
+
+@pytest.mark.parametrize("name", ["/../../x", "..", ".hidden", "a/b", "ok-name_1.2", "é", "\x1b[31m", ""])
+def test_safe_name_stays_one_plain_path_component(name, tmp_path):
+    safe = safe_name(name)
+    assert safe and "/" not in safe and "\\" not in safe and not safe.startswith(".")
+    assert all(ch.isalnum() or ch in "._-" for ch in safe)
+    assert (tmp_path / safe).resolve().parent == tmp_path.resolve()
+    if name == "ok-name_1.2":
+        assert safe == name  # a plain name is kept as it is
+    assert safe_name("a/b") != safe_name("a_b")  # different names stay different
+
+
+def test_report_markdown_keeps_task_and_model_strings_inert(checkpoint, data_file, tmp_path):  # noqa: F811
+    """Issue 21: report.md inserted task and model strings raw, so `<script>` reached
+    Markdown renderers that allow HTML."""
+    run = tmp_path / "run"
+    assert runner.invoke(app, run_args(checkpoint, data_file, run, n=3)).exit_code == 0
+    evil = copy_run(run, tmp_path / "evil")
+    script, image = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>"
+    meta = json.loads((evil / "run.json").read_text())
+    meta["task"], meta["model"] = script, image
+    (evil / "run.json").write_text(json.dumps(meta))
+    rows = [json.loads(line) for line in (evil / "results.jsonl").read_text().splitlines()]
+    (evil / "results.jsonl").write_text("".join(json.dumps({**r, "task": script}) + "\n" for r in rows))
+    out = tmp_path / "r.md"
+    result = runner.invoke(app, ["report", str(evil), "--out", str(out), "--resamples", "10"])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "<script" not in text and "<img" not in text
+    assert "&lt;script>alert(1)&lt;/script>" in text  # shown as text
+
+
+def test_markdown_escaping_keeps_plain_text_readable():
+    from influence_patterns.viz.report_html import md_text
+
+    assert md_text("sva/obj_rel_across: 6 instances (< 30)") == "sva/obj_rel_across: 6 instances (< 30)"
+    assert md_text("[click](javascript:alert(1))") == "[click]\\(javascript:alert(1))"
+    assert md_text("a|b\nc") == "a\\|b\\nc"
