@@ -356,3 +356,20 @@ def test_role_plot_draws_only_what_is_there():
     # the legend sits under the plot: the canvas is no wider than the columns need
     fig.canvas.draw()
     assert ax.get_legend().get_window_extent().y1 <= ax.get_window_extent().y0 + 1
+
+
+def test_report_html_has_a_compression_figure_with_cis(checkpoint, data_file, tmp_path):  # noqa: F811
+    from influence_patterns.viz.compression import plot_compression
+
+    out = tmp_path / "run"
+    assert runner.invoke(app, run_args(checkpoint, data_file, out, "--batch-size", "4", n=4)).exit_code == 0
+    page = tmp_path / "r.html"
+    res = runner.invoke(app, ["report", str(out), "--html", str(page), "--ablate", "--resamples", "50"])
+    assert res.exit_code == 0, res.output
+    assert page.read_text().count("<img") + page.read_text().count("<svg") >= 2  # role plot + compression
+    summary = json.loads((out / "ablation.json").read_text())
+    fig = plot_compression(summary)
+    dots = [a for a in fig.findobj(lambda a: (a.get_gid() or "").startswith("compression:"))]
+    assert len(dots) == 2 * len([m for m in summary["methods"] if m["accuracy_retained"]["value"] is not None])
+    assert [ax.get_xlabel() for ax in fig.axes[:2]] == ["accuracy retained (value, 95% CI)",
+                                                         "QoI retained (value, 95% CI)"]
