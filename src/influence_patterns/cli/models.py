@@ -160,6 +160,10 @@ def accuracy_command(
     from influence_patterns.tasks.accuracy import evaluate
     from influence_patterns.viz.terminal import print_accuracy
 
+    if json_out is not None:
+        from influence_patterns.fileio import check_writable
+
+        check_writable(json_out, "--json")  # before scoring
     instances, bad_rows = _instances(task, data, n, seed, split)
     loaded = load_model(model, device=device)
     with progress_bar(len(instances), "scoring", False if quiet else None) as advance:
@@ -189,10 +193,6 @@ def _instances(task: str | None, data: Path | None, n: int | None, seed: int,
         fail("give --task NAME or --data FILE")
     if data is not None and not data.exists():
         fail(f"data file not found: {data}")
-    if json_out is not None:
-        from influence_patterns.fileio import check_writable
-
-        check_writable(json_out, "--json")  # before scoring
     if split != "all":
         from influence_patterns.tasks.templates import TEMPLATE_TASKS
 
