@@ -188,9 +188,9 @@ def test_report_html_has_the_interactive_view_once_per_run(two_runs, tmp_path):
     text = page.read_text()
     section = text[text.index('<section id="interactive-pattern-view"'):]
     assert "Interactive pattern view" in section
-    assert text.count("plotly.js v") == 1  # the library embedded once for the page
+    assert text.count("plotly.js (basic - minified) v") == 1  # the library embedded once for the page
     assert section.count('class="plotly-graph-div"') == 2  # one view per run
-    assert "http://" not in section.split("plotly.js v")[0] and "<script src=" not in text  # no network
+    assert "http://" not in section.split("plotly.js (basic - minified) v")[0] and "<script src=" not in text  # no network
     for d in two_runs:
         record = representative(Run.open(d))
         assert f"instance {record.index} (" in section
