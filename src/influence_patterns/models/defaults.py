@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from influence_patterns.data import marvin_linzen_path
-from influence_patterns.errors import ModelError, OutputError
+from influence_patterns.errors import InputError, ModelError, OutputError
 from influence_patterns.fileio import write_json, write_text
 from influence_patterns.locking import DirectoryLock
 from influence_patterns.models import training
