@@ -5,14 +5,17 @@
 # `influence-patterns models build default-mlm` first. On 2 CPU cores the longest
 # steps are the reference at 10 tokens in default_mlm.py (about 4 minutes) and the
 # Ray throughput runs; single_position.py times the default scorer against one plain
-# IG and against fast-full, the earlier full-width scorer; threads.py times explain with
-# torch's default threads, 1 thread and the idle-core choice side by side (figures:
+# IG and against fast-full, the earlier full-width scorer; decoders.py the same on random
+# decoders of each layer form beside a BERT encoder; threads.py times explain with torch's
+# default threads, 1 thread and the idle-core choice side by side (figures:
 # docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python benchmarks/gpr.py --steps 10 --lengths 10 20 "$@"
 python benchmarks/memory.py --lengths 10 50 --sources 8 --max-rows 512
 python benchmarks/memory.py --lengths 10 50 --sources 8 --max-rows 512 --method fast-full
+python benchmarks/decoders.py --threads 2   # GPR vs one IG, 48 tokens: BERT beside GPT-2, Llama, GPT-NeoX (random)
+python benchmarks/decoders.py --threads 2 --tokens 16 --check-old   # fast == fast-full patterns on decoders
 if python -c "import sys; from influence_patterns.models.defaults import is_built; sys.exit(0 if is_built('default-mlm') else 1)"; then
   python benchmarks/single_position.py --threads 2 --lengths 10 20 50 128
   python benchmarks/single_position.py --threads 2 --lengths 512 --memory-budget-gb 2

@@ -155,10 +155,12 @@ def test_hooked_outputs_equal_plain_model(tokenizers, arch, kind):
 def test_interceptor_replacements_reach_the_output(tokenizers, arch):
     """The hooks are live: zeroing the context or the skip at one layer changes y, and
     each does so differently (the skip is a node of its own, not the attention input)."""
-    model = make_arch_model(arch, "mlm")
-    adapter = adapter_for(model)
-    ex = Explainer(model, _tok(tokenizers, arch))
-    batch = ex.prepare(MLM_TEXTS[:1])
+    ex = Explainer(make_arch_model(arch, "mlm"), _tok(tokenizers, arch))
+    assert_context_and_skip_reach_the_output(ex.adapter, ex.prepare(MLM_TEXTS[:1]))
+
+
+def assert_context_and_skip_reach_the_output(adapter, batch):
+    """Zeroing a^2 or s^2 changes y, and each does so differently (also used by test_decoders)."""
 
     class Zero(Interceptor):
         def __init__(self, what):
@@ -292,25 +294,26 @@ def test_explainer_runs_end_to_end(tokenizers):
 
 
 def test_unsupported_architecture_lists_the_supported_ones():
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import BloomConfig, BloomForCausalLM
 
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=10))
-    with pytest.raises(ModelError, match="unsupported architecture 'gpt2'") as err:
+    model = BloomForCausalLM(BloomConfig(n_layer=1, n_head=2, hidden_size=8, vocab_size=10))
+    with pytest.raises(ModelError, match="unsupported architecture 'bloom'") as err:
         adapter_for(model)
-    for name in ("albert", "bert", "distilbert", "electra", "roberta", "xlm-roberta"):
+    for name in ("albert", "bert", "distilbert", "electra", "roberta", "xlm-roberta",
+                 "gpt2", "gpt_neox", "llama", "mistral", "qwen2"):
         assert name in str(err.value)
     assert set(ADAPTERS) >= {"albert", "bert", "camembert", "distilbert", "electra", "roberta", "xlm-roberta"}
 
 
 def test_loader_accepts_exactly_the_registered_types():
-    from transformers import DistilBertConfig, GPT2Config
+    from transformers import BloomConfig, DistilBertConfig
 
     from influence_patterns.models.loading import check_supported, supported_model_types
 
     assert supported_model_types() == tuple(sorted(ADAPTERS))
     check_supported(DistilBertConfig())  # no error
-    with pytest.raises(ModelError, match="unsupported architecture 'gpt2'.*albert, bert, camembert, distilbert"):
-        check_supported(GPT2Config())
+    with pytest.raises(ModelError, match="unsupported architecture 'bloom'.*albert, bert, camembert, distilbert"):
+        check_supported(BloomConfig())
 
 
 def test_electra_discriminator_is_refused():

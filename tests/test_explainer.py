@@ -87,11 +87,11 @@ def test_bad_options(mlm, tokenizer):
 def test_load_model_errors(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         load_model(str(tmp_path / "nope"))
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import BloomConfig, BloomForCausalLM
 
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=10)).save_pretrained(tmp_path / "gpt2")
-    with pytest.raises(ModelError, match="unsupported architecture 'gpt2'.*bert"):
-        load_model(str(tmp_path / "gpt2"))
+    BloomForCausalLM(BloomConfig(n_layer=1, n_head=2, hidden_size=8, vocab_size=10)).save_pretrained(tmp_path / "bloom")
+    with pytest.raises(ModelError, match="unsupported architecture 'bloom'.*bert"):
+        load_model(str(tmp_path / "bloom"))
 
 
 def test_load_checkpoint_dir(mlm_checkpoint, classifier_checkpoint):

@@ -81,8 +81,8 @@ def test_node_names_round_trip():
 
 
 def test_unsupported_architecture_is_named():
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import BloomConfig, BloomForCausalLM
 
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=10))
-    with pytest.raises(ModelError, match="unsupported architecture 'gpt2'.*bert"):
+    model = BloomForCausalLM(BloomConfig(n_layer=1, n_head=2, hidden_size=8, vocab_size=10))
+    with pytest.raises(ModelError, match="unsupported architecture 'bloom'.*bert"):
         adapter_for(model)

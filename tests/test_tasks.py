@@ -188,17 +188,20 @@ def test_every_target_is_a_single_word_piece():
     multi = {w: tok.tokenize(w) for w in words if tok.tokenize(w) != [w]}
     assert not multi
     for spec in list_tasks():
-        for t in spec.example_targets or ():
-            assert tok.tokenize(t) == [t]
+        if spec.kind == "mlm":  # the encoders' tasks (a decoder's targets are continuations)
+            for t in spec.example_targets or ():
+                assert tok.tokenize(t) == [t]
 
 
 # --- registry ------------------------------------------------------------------
 
 
 def test_registry_lists_every_task():
-    assert set(TASKS) == EXPECTED_TASKS | {"sa/sst2"}
+    prefix = {f"prefix/{t}" for t in EXPECTED_TASKS}
+    assert set(TASKS) == EXPECTED_TASKS | prefix | {"sa/sst2", "ioi"}
     for spec in list_tasks():
-        assert spec.kind in ("mlm", "classification")
+        assert spec.kind in ("mlm", "classification", "causal")
+        assert (spec.kind == "causal") == (spec.name in prefix | {"ioi"})
         assert spec.description and "\n" not in spec.description
         if spec.kind == "mlm":
             assert spec.example.split().count("[MASK]") == 1

@@ -83,6 +83,11 @@ class Explainer:
                 "the model is a masked LM: it explains targets GOOD,BAD at the [MASK], not a label; "
                 "drop the label, or load a classifier"
             )
+        if self.kind == "causal" and q.label is not None:
+            raise InputError(
+                "the model is a causal LM: it explains two continuations GOOD,BAD of the text, not a label; "
+                "drop the label, or load a classifier"
+            )
 
     def explain(
         self, text: str, targets: Sequence[str] | None = None, label: int | None = None,
@@ -123,7 +128,11 @@ class Explainer:
             searches = GPR_METHODS.lookup(cfg.method)(self.adapter, batch, quad, self.qoi, cfg.max_rows, advance)
         q_x, q_b = qoi_values(self.adapter, batch, self.qoi)
         check_finite_qoi(batch, q_x, q_b)
-        return [self._explanation(batch, b, searches[b], float(q_x[b]), float(q_b[b])) for b in range(len(batch))]
+        out = [self._explanation(batch, b, searches[b], float(q_x[b]), float(q_b[b])) for b in range(len(batch))]
+        if self.adapter.causal:
+            for b, e in enumerate(out):
+                e.extra.update(decoder_fields(self.adapter, batch, b, e))
+        return out
 
     def influence(
         self,
@@ -203,6 +212,22 @@ class Explainer:
             quadrature=cfg.quadrature,
             method=cfg.method,
         )
+
+
+def decoder_fields(adapter: Any, batch: Batch, b: int, e: Explanation) -> dict[str, Any]:
+    """What a decoder's explanation adds to the JSON: ``architecture`` (model type and layer
+    form), ``causal``, what filled the baseline, and the completeness gap
+    ``Σ_i g(x_i) − (q(x) − q(b))`` when every token is explained (the BOS, kept real in
+    the baseline, has g = 0) (docs/decoders.md, "Baseline")."""
+    gap = None
+    if batch.queries[b].sources is None:
+        gap = sum(p.g for p in e.patterns) - (e.qoi_value - e.qoi_baseline_value)
+    return {
+        "architecture": f"{adapter.config.model_type} ({adapter.form})",
+        "causal": True,
+        "baseline_fill": batch.baseline_fill,
+        "completeness_gap": gap,
+    }
 
 
 def _check_model_and_tokenizer(model: Any, tokenizer: Any) -> None:

@@ -14,6 +14,7 @@ BASELINES: Registry[str | None] = Registry("baseline")
 BASELINES.register("mask", "mask", "the [MASK] embedding at every word piece")
 BASELINES.register("zero", None, "zeros")
 BASELINES.register("pad", "pad", "the [PAD] embedding")
+BASELINES.register("eos", "eos", "the EOS embedding; on a decoder, mask means the pad embedding, else EOS")
 
 
 def make_baseline(
@@ -38,7 +39,7 @@ def make_baseline(
     if special_token is None:
         base = torch.zeros_like(embeddings)
     else:
-        token = {"mask": mask_id, "pad": pad_id}[special_token]
+        token = {"mask": mask_id, "pad": pad_id}.get(special_token)
         if token is None:
             raise ValueError(f"the tokenizer has no [{special_token.upper()}] token")
         row = word_embeddings.weight[token].detach().to(embeddings.dtype)

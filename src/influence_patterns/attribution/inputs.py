@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import torch
 
 from influence_patterns.attribution.baselines import make_baseline
+from influence_patterns.attribution.prefix import continuation_id, decoder_baseline, prefix_ids
 from influence_patterns.errors import InputError
 from influence_patterns.graph.adapters import Adapter
 from influence_patterns.graph.kind import MASK
@@ -41,6 +42,7 @@ class Batch:
     tokens: list[list[str]]
     sources: list[list[int]]  # per sentence: explained token positions
     labels: list[int | None]
+    baseline_fill: str | None = None  # decoders: what filled the baseline rows (attribution.prefix)
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -117,13 +119,26 @@ def prepare_batch(
     for q in queries:
         if not isinstance(q.text, str) or not q.text.strip():
             raise InputError("the text is empty")
-        text = with_mask_token(tokenizer, q.text)
-        ids = tokenizer(text, add_special_tokens=True)["input_ids"]
+        if adapter.causal:
+            ids = prefix_ids(tokenizer, q.text)
+        else:
+            ids = tokenizer(with_mask_token(tokenizer, q.text), add_special_tokens=True)["input_ids"]
         if len(ids) > adapter.max_length:
             raise InputError(
                 f"the text is {len(ids)} word pieces long; the model takes at most {adapter.max_length}"
             )
-        if adapter.kind == "mlm":
+        if adapter.kind == "causal":
+            if q.targets is None or len(q.targets) != 2:
+                raise InputError("a causal-LM explanation needs two continuations: targets=(GOOD, BAD)")
+            good, bad = (continuation_id(tokenizer, q.text, w) for w in q.targets)
+            if good == bad:
+                raise InputError(f"the targets are equal ({q.targets[0]!r}); give two different words")
+            targets_idx.append(len(ids) - 1)  # the next token's logits at the last position
+            classes.append((good, bad))
+        elif adapter.causal:  # a classifier on a decoder reads the last token
+            targets_idx.append(len(ids) - 1)
+            classes.append(None)
+        elif adapter.kind == "mlm":
             n_mask = sum(1 for i in ids if i == mask_id)
             if n_mask == 0:
                 raise InputError(f"no [MASK] in the text: {q.text!r} (a masked-LM explanation needs exactly one)")
@@ -151,9 +166,17 @@ def prepare_batch(
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     with torch.no_grad():
         x = adapter.word_embeddings()(input_ids).to(dtype)
-    base = make_baseline(
-        input_ids, x, adapter.word_embeddings(), baseline, special, mask_id, tokenizer.pad_token_id, keep_special
-    )
+    baseline_fill = None
+    if adapter.causal:
+        keep = torch.zeros_like(input_ids, dtype=torch.bool)
+        for b, ids in enumerate(encoded):
+            keep[b, : len(ids)] = torch.tensor([i in special for i in ids], dtype=torch.bool)  # BOS stays real
+        base, baseline_fill = decoder_baseline(input_ids, x, adapter.word_embeddings(), baseline, tokenizer,
+                                               adapter.model, keep)
+    else:
+        base = make_baseline(
+            input_ids, x, adapter.word_embeddings(), baseline, special, mask_id, tokenizer.pad_token_id, keep_special
+        )
     target_index = torch.tensor(targets_idx, dtype=torch.long, device=device)
 
     labels: list[int | None] = [q.label for q in queries]
@@ -174,8 +197,9 @@ def prepare_batch(
             labels[b] = gold
 
     tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in encoded]
+    # A decoder's last token is a source too (its pattern stays at the target position).
     sources = [
-        [i for i, tok in enumerate(ids) if tok not in special and i != targets_idx[b]]
+        [i for i, tok in enumerate(ids) if tok not in special and (adapter.causal or i != targets_idx[b])]
         for b, ids in enumerate(encoded)
     ]
     for b, q in enumerate(queries):
@@ -192,4 +216,5 @@ def prepare_batch(
         tokens=tokens,
         sources=sources,
         labels=labels,
+        baseline_fill=baseline_fill,
     )

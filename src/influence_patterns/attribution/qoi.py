@@ -40,7 +40,7 @@ class LogitDifference:
 QOIS: Registry[QoI] = Registry("QoI")
 
 #: The QoI an explanation uses when ``ExplainConfig.qoi`` is not given, by model kind.
-DEFAULT_QOI = {"mlm": "agreement", "classification": "classification"}
+DEFAULT_QOI = {"mlm": "agreement", "classification": "classification", "causal": "next-token"}
 
 
 def register_qoi(qoi: QoI) -> QoI:
@@ -57,5 +57,6 @@ def get_qoi(name: str | None, kind: str = "mlm") -> QoI:
 
 register_qoi(LogitDifference("agreement", "logit[good] - logit[bad] at the [MASK] position"))
 register_qoi(LogitDifference("classification", "logit[gold] - logit[other] of the classifier"))
+register_qoi(LogitDifference("next-token", "logit[good] - logit[bad] of the next token after the text (decoders)"))
 
 QoIFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]

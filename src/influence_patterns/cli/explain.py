@@ -23,10 +23,12 @@ DEFAULT_MODEL = "default-mlm"
 @app.command("explain")
 @user_errors
 def explain_command(
-    text: str = typer.Argument(..., help="The sentence to explain. For a masked LM it holds one [MASK]."),
+    text: str = typer.Argument(..., help="The sentence to explain. For a masked LM it holds one [MASK]; for a "
+                                       "causal LM (GPT-2, Pythia, Llama, ...) it is the text the targets continue."),
     targets: Optional[str] = typer.Option(
         None, "--targets", "-t",
-        help="Masked LM: the right and the wrong word for the [MASK], as GOOD,BAD (e.g. is,are). "
+        help="Masked LM: the right and the wrong word for the [MASK], as GOOD,BAD (e.g. is,are); "
+             "causal LM: the right and the wrong next word after the text. "
              "The QoI is the logit of GOOD minus the logit of BAD.",
     ),
     label: Optional[int] = typer.Option(
@@ -34,7 +36,7 @@ def explain_command(
     ),
     model: str = typer.Option(
         DEFAULT_MODEL, "--model", "-m",
-        help="The model: default-mlm, default-sst2, a checkpoint directory or a hub name.",
+        help="The model: default-mlm, default-sst2, default-clm (a small decoder), a checkpoint directory or a hub name.",
     ),
     steps: Optional[int] = typer.Option(
         None, "--steps",
@@ -85,6 +87,9 @@ def explain_command(
     )
     if explainer.kind == "mlm" and targets is None:
         raise InputError("a masked-LM explanation needs --targets GOOD,BAD (e.g. --targets is,are)")
+    if explainer.kind == "causal" and targets is None:
+        raise InputError("a causal-LM explanation needs --targets GOOD,BAD, two continuations of the text "
+                         "(e.g. 'the keys to the cabinet' --targets are,is)")
     result = explainer.explain(text, targets=targets, label=label, sources=chosen,
                                progress=False if quiet else None)
     result.show()

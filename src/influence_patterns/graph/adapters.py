@@ -28,6 +28,10 @@ class Adapter:
     model_types: tuple[str, ...] = ()
     #: The model's attribute holding the encoder without heads (``model.bert``, ...).
     base_name: str = ""
+    #: Causal attention (a decoder: graph.decoders); positions of a pattern never decrease.
+    causal: bool = False
+    #: The head kinds (graph.kind) the adapter serves.
+    kinds: tuple[str, ...] = ("mlm", "classification")
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model

@@ -21,6 +21,7 @@ from torch import nn
 
 from influence_patterns.errors import ModelError
 from influence_patterns.graph.adapters import Adapter, BertAdapter
+from influence_patterns.graph.decoders import DECODER_ADAPTERS
 from influence_patterns.graph.kind import head_kind
 from influence_patterns.registry import Registry
 
@@ -228,7 +229,7 @@ def register_adapter(cls: type[Adapter]) -> type[Adapter]:
     return cls
 
 
-for _cls in (BertAdapter, RobertaAdapter, ElectraAdapter, DistilBertAdapter, AlbertAdapter):
+for _cls in (BertAdapter, RobertaAdapter, ElectraAdapter, DistilBertAdapter, AlbertAdapter, *DECODER_ADAPTERS):
     register_adapter(_cls)
 
 
@@ -240,6 +241,9 @@ def adapter_for(model: Any) -> Adapter:
         raise ModelError(
             f"unsupported architecture {model_type!r}; supported model types: {', '.join(sorted(ADAPTERS))}"
         )
-    if head_kind(model) is None:
-        raise ModelError(f"{type(model).__name__} has no masked-LM or sequence-classification head")
+    kind = head_kind(model)
+    if kind is None or kind not in cls.kinds:
+        heads = {"mlm": "masked-LM", "classification": "sequence-classification", "causal": "causal-LM"}
+        served = " or ".join(heads[k] for k in cls.kinds)
+        raise ModelError(f"{type(model).__name__} has no {served} head")
     return cls(model)

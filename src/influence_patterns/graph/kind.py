@@ -1,4 +1,5 @@
-"""Which head a Hugging Face model carries (a masked LM or a sequence classifier), and
+"""Which head a Hugging Face model carries (a masked LM, a causal LM or a sequence
+classifier), and
 how texts write the masked LM's ``[MASK]``.
 
 The one place that decides it (by class name); torch-free, so model loading can
@@ -14,12 +15,14 @@ from typing import Any
 MASK = "[MASK]"
 
 #: The two heads an explanation is about, by the class-name suffix Hugging Face gives them.
-HEAD_KINDS = {"ForMaskedLM": "mlm", "ForSequenceClassification": "classification"}
+HEAD_KINDS = {"ForMaskedLM": "mlm", "ForSequenceClassification": "classification",
+              "ForCausalLM": "causal", "LMHeadModel": "causal"}
 
 
 def head_kind(model: Any) -> str | None:
     """``"mlm"`` for a ``*ForMaskedLM``, ``"classification"`` for a
-    ``*ForSequenceClassification``, ``None`` for anything else (decided by class name,
+    ``*ForSequenceClassification``, ``"causal"`` for a ``*ForCausalLM`` or
+    ``*LMHeadModel`` (GPT-2), ``None`` for anything else (decided by class name,
     the one place that does)."""
     name = type(model).__name__
     return next((kind for suffix, kind in HEAD_KINDS.items() if name.endswith(suffix)), None)

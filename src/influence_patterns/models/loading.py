@@ -31,8 +31,8 @@ def _kind_of(model: Any) -> str:
     if kind is not None:
         return kind
     raise ModelError(
-        f"{type(model).__name__} has neither a masked-LM nor a sequence-classification head; "
-        "load a *ForMaskedLM or *ForSequenceClassification checkpoint"
+        f"{type(model).__name__} has neither a masked-LM, a causal-LM nor a sequence-classification head; "
+        "load a *ForMaskedLM, *ForCausalLM or *ForSequenceClassification checkpoint"
     )
 
 
@@ -75,7 +75,7 @@ def resolve_device(device: str | None = "auto") -> str:
 
 def load_model(name_or_path: str, kind: str | None = None, device: str = "auto") -> LoadedModel:
     """Load ``name_or_path``: an embedded default (``default-mlm``, ``default-mlm-transfer``,
-    ``default-sst2``; built on first use),
+    ``default-sst2``, ``default-clm``; built on first use),
     a local Hugging Face checkpoint directory, or a hub name (needs the network).
 
     ``kind`` ("mlm" or "classification") picks the head class when the checkpoint's
@@ -123,10 +123,18 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
         check_tokenizer_files(source, name_or_path)
     if kind is None:
         archs = " ".join(getattr(config, "architectures", None) or [])
-        kind = "classification" if "SequenceClassification" in archs else "mlm"
-    if kind not in ("mlm", "classification"):
-        raise ModelError(f"kind must be 'mlm' or 'classification', got {kind!r}")
-    auto = AutoModelForMaskedLM if kind == "mlm" else AutoModelForSequenceClassification
+        if "SequenceClassification" in archs:
+            kind = "classification"
+        elif "CausalLM" in archs or "LMHeadModel" in archs or _is_decoder(config):
+            kind = "causal"
+        else:
+            kind = "mlm"
+    if kind not in ("mlm", "classification", "causal"):
+        raise ModelError(f"kind must be 'mlm', 'classification' or 'causal', got {kind!r}")
+    if kind == "causal":
+        from transformers import AutoModelForCausalLM as auto
+    else:
+        auto = AutoModelForMaskedLM if kind == "mlm" else AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our commands print their own progress
@@ -200,7 +208,15 @@ def offline_message(name: str) -> str:
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
                    "tokenizer.model")
 
-_HEADS = {"mlm": "masked-LM", "classification": "sequence-classification"}
+_HEADS = {"mlm": "masked-LM", "classification": "sequence-classification", "causal": "causal-LM"}
+
+
+def _is_decoder(config: Any) -> bool:
+    """The architecture is one of the causal decoders (graph.decoders)."""
+    from influence_patterns.graph.architectures import ADAPTERS
+
+    cls = ADAPTERS.get(getattr(config, "model_type", None))
+    return bool(getattr(cls, "causal", False))
 
 
 def check_readable_checkpoint(directory: str | Path, name: str) -> None:

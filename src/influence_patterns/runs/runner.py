@@ -193,9 +193,14 @@ def _check_explainer(explainer: Any, opts: RunOptions, instances: list[Any]) -> 
     for key in ("steps", "baseline", "method", "quadrature", "keep_special"):
         if getattr(cfg, key) != getattr(opts, key):
             raise InputError(f"the explainer's {key} is {getattr(cfg, key)!r} but the run's is {getattr(opts, key)!r}")
-    needs_targets = explainer.kind == "mlm"
+    from influence_patterns.tasks.registry import TASKS, check_task_kind
+
+    if opts.task in TASKS:
+        check_task_kind(TASKS[opts.task], explainer.kind)
+    needs_targets = explainer.kind in ("mlm", "causal")
     if needs_targets and any(inst.targets is None for inst in instances):
-        raise InputError("the model is a masked LM but the task's instances have no targets")
+        raise InputError(f"the model is a {'masked' if explainer.kind == 'mlm' else 'causal'} LM "
+                         "but the task's instances have no targets")
     if not needs_targets and any(inst.targets is not None for inst in instances):
         raise InputError("the model is a classifier but the task is a masked-agreement task")
 

@@ -87,6 +87,16 @@ def choose(scores: torch.Tensor, sign: torch.Tensor | float, valid: torch.Tensor
     return s.argmax(dim=-1)  # ties: the first maximal index
 
 
+def causal_candidates(causal: bool, n: int, previous: torch.Tensor | int) -> torch.Tensor | None:
+    """Stage 1's candidates on a causal decoder: positions t ≥ ``previous`` (a query reads
+    keys t' ≤ t only, so a pattern never moves left), as a (..., n) mask for :func:`choose`;
+    ``None`` (every position) on an encoder."""
+    if not causal:
+        return None
+    previous = torch.as_tensor(previous)
+    return torch.arange(n, device=previous.device) >= previous.unsqueeze(-1)
+
+
 def choose_node(scores: torch.Tensor, sign: torch.Tensor | float, continues: torch.Tensor | bool) -> torch.Tensor:
     """Stage 2's choice at one layer: ``scores`` (..., H+1) hold the skip (index 0) then
     head j (index 1+j). The skip is a candidate only where the pattern's position

@@ -78,7 +78,14 @@ from influence_patterns.attribution.qoi import QoIFn
 from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.graph.adapters import Adapter
 from influence_patterns.graph.hooks import Interceptor, intercept
-from influence_patterns.search.common import DEFAULT_MAX_ROWS, SourceSearch, choose, choose_node, unpack_searches
+from influence_patterns.search.common import (
+    DEFAULT_MAX_ROWS,
+    SourceSearch,
+    causal_candidates,
+    choose,
+    choose_node,
+    unpack_searches,
+)
 from influence_patterns.search.full_width import gpr_full_width
 
 #: (source × α)-row temporaries of H·n values each alive at once in stage 1 (sizing only).
@@ -151,8 +158,11 @@ class _Attention:
     V: torch.Tensor
     P: torch.Tensor
     a: torch.Tensor
-    W: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # weights of W_Q, W_K, W_V (d, d)
+    W: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # weights of W_Q, W_K, W_V (d, d)
     scale: float
+    #: Decoders: (v (S, A, d), t' (S,)) → (dq, dk, dval) (S, A, H, d_h), the JVP of the
+    #: attention's inputs at h_{t'} (norm, projections, rotary at t', GQA); None: v @ W^T.
+    tangent: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]] | None = None
 
     @property
     def context(self) -> torch.Tensor:
@@ -168,6 +178,8 @@ class _Attention:
 def attention_state(adapter: Adapter, layer: torch.nn.Module, skip: torch.Tensor) -> _Attention:
     """Q, K, V, p and a of one layer from its input h^{l-1} = ``skip`` (A, n, d),
     through the model's own projections (eval mode: no dropout on p)."""
+    if adapter.causal:
+        return _causal_attention_state(adapter, layer, skip)
     A, n, d = skip.shape
     H = adapter.num_heads
     wq, wk, wv = adapter.attention_projections(layer)
@@ -176,6 +188,27 @@ def attention_state(adapter: Adapter, layer: torch.nn.Module, skip: torch.Tensor
     scale = adapter.attention_scaling(layer)
     P = torch.softmax(torch.matmul(Q, K.transpose(-1, -2)) * scale, dim=-1)
     return _Attention(Q, K, V, P, torch.matmul(P, V), (wq.weight, wk.weight, wv.weight), scale)
+
+
+def _causal_attention_state(adapter: Adapter, layer: torch.nn.Module, skip: torch.Tensor) -> _Attention:
+    """A decoder's layer (docs/decoders.md): Q, K, V from the adapter's position-wise
+    ``attention_inputs`` (first norm, projections, rotary, GQA), p under the causal mask
+    (p_{tt'} = 0 for t' > t), and the tangent map of those inputs at one position."""
+    A, n, d = skip.shape
+    positions = torch.arange(n, device=skip.device).expand(A, n)
+    Q, K, V = adapter.attention_inputs(layer, skip, positions)
+    scale = adapter.attention_scaling(layer)
+    later = torch.ones(n, n, dtype=torch.bool, device=skip.device).triu(1)
+    P = torch.softmax((torch.matmul(Q, K.transpose(-1, -2)) * scale).masked_fill(later, float("-inf")), dim=-1)
+
+    def tangent(v: torch.Tensor, tp: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        S, A_, _ = v.shape
+        rows = _rows(skip, tp).reshape(S * A_, 1, d)
+        pos = tp.repeat_interleave(A_).view(-1, 1)
+        _, out = torch.func.jvp(lambda h: adapter.attention_inputs(layer, h, pos), (rows,), (v.reshape(S * A_, 1, d),))
+        return tuple(o.reshape(S, A_, o.shape[1], o.shape[-1]) for o in out)
+
+    return _Attention(Q, K, V, P, torch.matmul(P, V), None, scale, tangent)
 
 
 def _at(X: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -188,14 +221,16 @@ def _rows(X: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return X[:, t].movedim(1, 0)
 
 
-def _project(st: _Attention, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """dq, dk, dval per head (S, A, H, d_h) for tangents v (S, A, d): no biases."""
-    return tuple(st.heads(v @ W.T) for W in st.W)  # type: ignore[return-value]
+def _project(st: _Attention, v: torch.Tensor, tp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """dq, dk, dval per head (S, A, H, d_h) for tangents v (S, A, d) at positions tp: no biases."""
+    if st.tangent is not None:
+        return st.tangent(v, tp)  # type: ignore[return-value]
+    return tuple(st.heads(v @ W.T) for W in st.W)  # type: ignore[return-value,union-attr]
 
 
 def context_tangent(st: _Attention, v: torch.Tensor, t: torch.Tensor, tp: torch.Tensor) -> torch.Tensor:
     """Tangent of a^{l,j}_t (S, A, H, d_h) when h^{l-1} moves by v (S, A, d) at tp only."""
-    dq, dk, dval = _project(st, v)
+    dq, dk, dval = _project(st, v, tp)
     a_t = _at(st.a, t)
     p = st.P[:, :, t, tp].movedim(2, 0)  # (S, A, H): p_{t t'}
     eps = (_at(st.Q, t) * dk).sum(-1) * st.scale
@@ -212,7 +247,7 @@ def context_tangent(st: _Attention, v: torch.Tensor, t: torch.Tensor, tp: torch.
 def _token_scores(st, C, ca, cot_s, v, tp, w):
     """Stage-1 scores (S, n) of every position given tangent v (S, A, d) at tp (S,);
     ``C`` = ∂q/∂a^l per head (A, H, n, d_h), ``ca`` = ⟨C, a⟩ (A, H, n)."""
-    dq, dk, dval = _project(st, v)
+    dq, dk, dval = _project(st, v, tp)
     # p_{tt'} (ε_t (⟨c_t, val_{t'}⟩ − ⟨c_t, a_t⟩) + ⟨c_t, dval⟩), in place: (S, A, H, n)
     per = torch.einsum("ahnd,sahd->sahn", st.Q, dk).mul_(st.scale)
     per.mul_(torch.einsum("ahnd,sahd->sahn", C, _at(st.V, tp)).sub_(ca))
@@ -348,7 +383,7 @@ def _search_sentence(adapter, batch, b, quad, qoi, max_rows, progress) -> list[S
                 scores_l[c] = sc
                 if l == L:
                     continue
-                t = choose(sc, sign[c])
+                t = choose(sc, sign[c], causal_candidates(adapter.causal, n, tp))
                 t_l[c] = t
                 da = context_tangent(st, v[c], t, tp).flatten(-2)
                 ds = v[c] * (t == tp).to(v.dtype)[:, None, None]

@@ -36,7 +36,14 @@ from influence_patterns.attribution.qoi import QoIFn
 from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.graph.adapters import Adapter
 from influence_patterns.graph.hooks import Interceptor, RecordAttention, intercept, restrict
-from influence_patterns.search.common import DEFAULT_MAX_ROWS, SourceSearch, choose, choose_node, unpack_searches
+from influence_patterns.search.common import (
+    DEFAULT_MAX_ROWS,
+    SourceSearch,
+    causal_candidates,
+    choose,
+    choose_node,
+    unpack_searches,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class _Stage1(Interceptor):
         self.cot_h, self.sent, self.positions_source, self.sign = sc.cot_h, sent, src, sign
         self.target, self.valid, self.w = sc.batch.target_index[sent], valid, sc.weights
         self.A, self.L = len(sc.quad), sc.adapter.num_layers
+        self.causal = sc.adapter.causal
         self.positions: list[torch.Tensor] = []  # per layer, (S,)
         self.scores: list[torch.Tensor] = []  # per layer, (S, n)
 
@@ -79,11 +87,13 @@ class _Stage1(Interceptor):
             cot = self.cot_h[layer][self.sent]  # (S, A, n, d)
             scores = torch.einsum("sant,a->sn", tangent * cot, self.w)  # (S, n)
             if layer < self.L:
-                t = choose(scores, self.sign, self.valid)
+                later = causal_candidates(self.causal, n, self.previous)
+                t = choose(scores, self.sign, self.valid if later is None else self.valid & later)
             else:
                 t = self.target
             self.scores.append(scores)
             self.positions.append(t)
+        self.previous = t
         return restrict(h, position_mask(t.repeat_interleave(A), n, h.dtype))
 
 

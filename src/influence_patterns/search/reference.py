@@ -14,7 +14,7 @@ from influence_patterns.attribution.inputs import Batch
 from influence_patterns.attribution.qoi import QoIFn
 from influence_patterns.attribution.quadrature import Quadrature
 from influence_patterns.graph.adapters import Adapter
-from influence_patterns.search.common import SourceSearch, choose, choose_node
+from influence_patterns.search.common import SourceSearch, causal_candidates, choose, choose_node
 
 
 def gpr_reference_source(
@@ -38,7 +38,7 @@ def gpr_reference_source(
         scores = torch.tensor(
             [influence(cons[: l - 1] + [Constraint(t)] + cons[l:]) for t in range(n)], dtype=torch.float64
         )
-        t = int(choose(scores, sign))
+        t = int(choose(scores, sign, causal_candidates(adapter.causal, n, positions[-1])))
         cons[l - 1] = Constraint(t)
         positions.append(t)
         token_scores.append(scores)

@@ -1,7 +1,9 @@
 """Task accuracy: the fraction of instances whose quantity of interest is positive.
 
 QoI (DESIGN §2): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
-classification ``logit[gold] - logit[other]``, looked up in the same registry
+causal LM ``logit[good] - logit[bad]`` of the next token after the text (an instance
+written with a ``[MASK]`` is read in prefix form: the text up to it,
+:func:`influence_patterns.tasks.prefix.to_prefix`); classification ``logit[gold] - logit[other]``, looked up in the same registry
 (``attribution.qoi.QOIS``) the explainer uses. Computed by a plain batched forward.
 A ``LoadedModel`` (``influence_patterns.models.base``) is anything with ``model``,
 ``tokenizer`` and ``kind``.
@@ -16,9 +18,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from influence_patterns.attribution.inputs import single_piece, with_mask_token
+from influence_patterns.attribution.prefix import continuation_id, prefix_ids
 from influence_patterns.attribution.qoi import get_qoi
-from influence_patterns.errors import InputError
+from influence_patterns.errors import DataError, InputError
 from influence_patterns.tasks.instance import MASK, Instance
+from influence_patterns.tasks.prefix import to_prefix
 
 if TYPE_CHECKING:
     from influence_patterns.models.base import LoadedModel
@@ -81,15 +85,16 @@ def score(
     ``progress(k)`` after each k instances are done."""
     if not instances:
         raise InputError("no instances to evaluate")
-    if loaded.kind == "mlm":
+    if loaded.kind in ("mlm", "causal"):
         no_targets = sum(1 for inst in instances if inst.targets is None)
         if no_targets:  # label-only rows: a classification data set, not targets that fail to tokenize
+            what = "a masked LM" if loaded.kind == "mlm" else "a causal LM"
             raise InputError(
-                f"the model is a masked LM: each instance needs targets (GOOD, BAD), but {no_targets} of "
+                f"the model is {what}: each instance needs targets (GOOD, BAD), but {no_targets} of "
                 f"{len(instances)} have none (label-only rows: a classification data set needs a classifier)"
             )
-    if skip_unscorable and loaded.kind == "mlm":
-        keep = [scorable(loaded.tokenizer, inst) for inst in instances]
+    if skip_unscorable and loaded.kind in ("mlm", "causal"):
+        keep = [scorable(loaded.tokenizer, inst, loaded.kind) for inst in instances]
     else:
         keep = [True] * len(instances)
     kept = [inst for inst, k in zip(instances, keep) if k]
@@ -191,11 +196,15 @@ def evaluate(
                           unscorable=sum(r.skipped for r in results))
 
 
-def scorable(tokenizer: Any, inst: Instance) -> bool:
-    """Whether both targets of a masked instance are single word pieces of ``tokenizer``."""
+def scorable(tokenizer: Any, inst: Instance, kind: str = "mlm") -> bool:
+    """Whether both targets of a masked instance are single word pieces of ``tokenizer``
+    (``kind="causal"``: single tokens continuing the instance's prefix)."""
     try:
-        target_ids(tokenizer, inst)
-    except InputError:
+        if kind == "causal":
+            _prepare_prefix(tokenizer, inst)
+        else:
+            target_ids(tokenizer, inst)
+    except (InputError, DataError):
         return False
     return True
 
@@ -218,8 +227,11 @@ def qoi(
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     if not instances:
         raise InputError("no instances to evaluate")
+    _check_kinds(instances, loaded.kind)
     if loaded.kind == "mlm":
         prepared = [_prepare_masked(loaded.tokenizer, inst) for inst in instances]
+    elif loaded.kind == "causal":
+        prepared = [_prepare_prefix(loaded.tokenizer, inst) for inst in instances]
     elif loaded.kind == "classification":
         n_labels = int(getattr(loaded.model.config, "num_labels", 2))
         prepared = [_prepare_classification(loaded.tokenizer, inst, n_labels) for inst in instances]
@@ -246,9 +258,9 @@ def qoi(
                 attention[k, : len(ids)] = 1
             logits = loaded.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
             rows = torch.arange(len(chunk), device=device)
-            if loaded.kind == "mlm":
+            if loaded.kind in ("mlm", "causal"):  # at the [MASK], or the next token after the text
                 pos = torch.tensor([c[1] for c in chunk], device=device)
-                at_target = logits[rows, pos]  # (batch, vocab) at the [MASK]
+                at_target = logits[rows, pos]  # (batch, vocab) at the [MASK] / the prefix's last token
                 classes = torch.tensor([(c[2], c[3]) for c in chunk], device=device)  # (batch, 2): good, bad
             else:
                 at_target = logits  # (batch, labels)
@@ -285,6 +297,28 @@ def _max_length(model: Any) -> int | None:
     except (ModelError, AttributeError, TypeError, ValueError):
         value = getattr(getattr(model, "config", None), "max_position_embeddings", None)
         return int(value) if isinstance(value, int) else None
+
+
+def _check_kinds(instances: Sequence[Instance], kind: str) -> None:
+    """A registered task's instances given to a model of another kind: one error naming
+    the twin task (a masked task on a decoder, a prefix task on an encoder)."""
+    from influence_patterns.tasks.registry import TASKS, check_task_kind
+
+    for name in dict.fromkeys(inst.task for inst in instances):
+        if name in TASKS:
+            check_task_kind(TASKS[name], kind)
+
+
+def _prepare_prefix(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:
+    """A decoder's instance: the text's ids, its last position, the two continuations' ids.
+    A masked instance (a template or Marvin & Linzen pair) is read in its prefix form."""
+    if MASK in inst.text.split():
+        inst = to_prefix(inst)
+    if inst.targets is None or len(inst.targets) != 2:
+        raise InputError(f"instance needs targets (good, bad) for a causal LM: {inst.text!r}")
+    ids = prefix_ids(tokenizer, inst.text)
+    return ids, len(ids) - 1, continuation_id(tokenizer, inst.text, inst.targets[0]), \
+        continuation_id(tokenizer, inst.text, inst.targets[1])
 
 
 def _prepare_masked(tokenizer: Any, inst: Instance) -> tuple[list[int], int, int, int]:

@@ -18,7 +18,9 @@ from influence_patterns.data import sst2_path
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.registry import Registry
 from influence_patterns.tasks.instance import Instance
+from influence_patterns.tasks.instance import MASK
 from influence_patterns.tasks.loaders import load_instances, load_sst2
+from influence_patterns.tasks.prefix import ioi_instances, prefix_loader
 from influence_patterns.tasks.templates import TEMPLATES, generate
 
 Loader = Callable[..., list[Instance]]  # (n: int, seed: int, data: str | Path | None = None)
@@ -29,7 +31,7 @@ class TaskSpec:
     """A named task: what it is, one example, and how to load ``n`` instances."""
 
     name: str
-    kind: Literal["mlm", "classification"]
+    kind: Literal["mlm", "classification", "causal"]
     description: str
     example: str
     load: Loader
@@ -87,9 +89,27 @@ TASKS: Registry[TaskSpec] = Registry("task")
 
 def register_task(spec: TaskSpec, replace: bool = False) -> TaskSpec:
     """Add ``spec`` to :data:`TASKS` (``replace=True`` to overwrite a task of the same name)."""
-    if spec.kind not in ("mlm", "classification"):
-        raise InputError(f"task kind must be 'mlm' or 'classification', got {spec.kind!r}")
+    if spec.kind not in KIND_NAMES:
+        raise InputError(f"task kind must be 'mlm', 'classification' or 'causal', got {spec.kind!r}")
     return TASKS.register(spec.name, spec, spec.description, replace=replace)
+
+
+#: What each task kind needs, as errors name it.
+KIND_NAMES = {"mlm": "a masked LM", "classification": "a classifier", "causal": "a causal LM (decoder)"}
+
+
+def check_task_kind(spec: TaskSpec, model_kind: str) -> None:
+    """``InputError`` when the task is not for a model of ``model_kind`` (a masked task given
+    to a decoder, a prefix task to an encoder), naming the twin task that fits."""
+    if spec.kind == model_kind:
+        return
+    hint = ""
+    if spec.kind == "mlm" and model_kind == "causal" and f"prefix/{spec.name}" in TASKS:
+        hint = f"; use prefix/{spec.name}, its prefix form"
+    elif spec.kind == "causal" and spec.name.startswith("prefix/") and model_kind == "mlm":
+        hint = f"; use {spec.name.removeprefix('prefix/')}, its masked form"
+    raise InputError(f"task {spec.name} is for {KIND_NAMES[spec.kind]}, but the model is "
+                     f"{KIND_NAMES.get(model_kind, model_kind)}{hint}")
 
 
 def get_task(name: str) -> TaskSpec:
@@ -104,6 +124,15 @@ def list_tasks() -> list[TaskSpec]:
 
 for _t in TEMPLATES:
     register_task(TaskSpec(_t.name, "mlm", _t.description, _t.example, _template_loader(_t.name), _t.example_targets))
+for _t in TEMPLATES:  # the prefix forms, for causal decoders (tasks.prefix)
+    _example = _t.example.split(MASK)[0].strip()
+    register_task(TaskSpec(f"prefix/{_t.name}", "causal", f"{_t.description} Prefix form, for decoders.",
+                           _example, prefix_loader(_template_loader(_t.name)), _t.example_targets))
+register_task(TaskSpec(
+    "ioi", "causal",
+    "Indirect-object identification (Wang et al. 2022): which name the sentence ends with; ABBA/BABA balanced.",
+    "When Mary and John went to the store, John gave a drink to", ioi_instances, ("Mary", "John"),
+))
 
 register_task(
     TaskSpec(

@@ -182,7 +182,9 @@ def explanation_title(expl: Explanation) -> str:
     """The sentence, the QoI and its value, the verdict."""
     target = expl.tokens[expl.target_index]
     if expl.targets:
-        about = f"QoI = logit[{expl.targets[0]}] - logit[{expl.targets[1]}] at {target} (position {expl.target_index})"
+        where = "of the next token after" if expl.extra.get("causal") else "at"
+        about = (f"QoI = logit[{expl.targets[0]}] - logit[{expl.targets[1]}] {where} {target} "
+                 f"(position {expl.target_index})")
     else:
         about = f"QoI = logit[{expl.label}] - logit[other] of the classifier"
     verdict = "correct" if expl.correct else "wrong"
@@ -218,7 +220,8 @@ def print_explanation(expl: Explanation, console: Console | None = None) -> None
         f"Σ g over source tokens {total:+.4f}; q(x) − q(b) = "
         f"{expl.qoi_value - expl.qoi_baseline_value:+.4f} (special tokens and the target make up "
         f"the rest). {expl.num_layers} layers × {expl.num_heads} heads, {expl.quadrature} with "
-        f"{expl.steps} steps, baseline {expl.baseline}."
+        f"{expl.steps} steps, baseline {expl.baseline}"
+        + (f" ({expl.extra['baseline_fill']})." if expl.extra.get("baseline_fill") else ".")
     )
     for line in _wrap(summary, console.width):
         console.print(Text(line))
