@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "influence_patterns"
 
 #: Layer of each top-level module or package of influence_patterns (lower = nearer the model).
 LAYERS = {
-    "errors": 0, "fileio": 0, "locking": 0, "registry": 0, "progress": 0, "__init__": 0,
+    "errors": 0, "fileio": 0, "locking": 0, "registry": 0, "progress": 0, "threads": 0, "__init__": 0,
     "graph": 1,
     "attribution": 2,
     "search": 3,

@@ -36,8 +36,8 @@ def test_every_printer_uses_the_one_notation():
     from influence_patterns.analysis.consistency import key_text
     from influence_patterns.viz.aggregate import _compact
 
-    assert key_text((("skip", "stay"),) * 3 + (("H1", "target"),) + (("skip", "stay"),) * 2) == \
-        "L1–3 skip → L4 H1@target → L5–6 skip"
+    assert key_text((("skip", "stay"),) * 3 + (("H1", "verb"),) + (("skip", "stay"),) * 2) == \
+        "L1–3 skip → L4 H1@verb → L5–6 skip"
     nodes = (("x", "subject"),) + (("skip", "subject"),) * 3 + (("H1", "verb"),) + (("skip", "verb"),) * 2
     assert _compact(nodes) == "L1–3 skip → L4 H1@verb → L5–6 skip"
     old_forms = re.compile(r"L\d+\.H\d+|L\d+\.skip|→target")

@@ -19,10 +19,6 @@ from influence_patterns.errors import InputError
 from influence_patterns.runs import Run, RunOptions, repair_results, role_token_indices, run_dataset
 
 from conftest import make_model, run_args
-# Fixtures live in conftest.py; new test modules of branches not merged yet (issue 26's
-# test_first_hour.py) still import these from here: remove this line once they import
-# from conftest.
-from conftest import checkpoint, data_file, save_checkpoint  # noqa: F401
 
 runner = CliRunner()
 

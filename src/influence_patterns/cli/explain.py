@@ -85,11 +85,7 @@ def explain_command(
     """
     from influence_patterns.explainer import Explainer  # torch: loaded when the command runs
 
-    if plot is not None:
-        check_image_path(plot, "--plot")
-        check_writable(plot, "--plot")
-    if json_out is not None:
-        check_writable(json_out, "--json")  # before the model is loaded: a refused write loses no work
+    _check_outputs(plot, json_out, csv_out)  # before the model is loaded: a refused write loses no work
     parsed = parse_sources(sources, "--sources")
     explainer = Explainer.from_pretrained(
         model, device=device, steps=steps, method=method, baseline=baseline,
@@ -103,6 +99,23 @@ def explain_command(
     chosen = resolve_sources(parsed, _tokens(explainer, text), "--sources")
     result = explainer.explain(text, targets=targets, label=label, sources=chosen,
                                progress=False if quiet else None)
+    _show_and_write(result, by_word, json_out, csv_out, plot, dpi)
+
+
+def _check_outputs(plot: Optional[Path], json_out: Optional[Path], csv_out: Optional[Path]) -> None:
+    """Every output path checked before any work."""
+    if plot is not None:
+        check_image_path(plot, "--plot")
+        check_writable(plot, "--plot")
+    if json_out is not None:
+        check_writable(json_out, "--json")
+    if csv_out is not None:
+        check_writable(csv_out, "--csv")
+
+
+def _show_and_write(result: Any, by_word: bool, json_out: Optional[Path], csv_out: Optional[Path],
+                    plot: Optional[Path], dpi: int) -> None:
+    """The table (per piece or per word), then each requested file."""
     if by_word:
         from influence_patterns.viz.terminal import print_words
 

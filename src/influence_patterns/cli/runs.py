@@ -62,7 +62,7 @@ def run_command(
         steps=steps, baseline=baseline, method=method, quadrature=quadrature, keep_special=keep_special,
         batch_size=batch_size, device=device,
     )
-    path = run_dataset(options, out, progress=not quiet, max_rows=max_batch,
+    path = run_dataset(options, out, progress=False if quiet else None, max_rows=max_batch,
                        backend=BackendOptions(backend, workers=workers, address=address))
     run = Run.open(out)
     correct = sum(bool(r.correct) for r in run.records)
@@ -225,7 +225,8 @@ def report_command(
     for path in (out, html):
         if path is not None:
             typer.echo(f"Wrote {path}")
-    for row in found["summary"]:
-        typer.echo(f"{row['finding']}: {row['verdict']}")
+    from influence_patterns.viz.tables import print_summary, print_wrapped
+
+    print_summary(found["summary"])  # value [CI], reference and verdict, wrapped at word boundaries
     for w in found["warnings"] + found["notes"]:
-        typer.echo(f"warning: {w}")
+        print_wrapped(f"warning: {w}")

@@ -14,6 +14,7 @@ from influence_patterns.errors import ModelError
 from influence_patterns.graph.kind import head_kind
 from influence_patterns.models.base import LoadedModel, prepare
 from influence_patterns.registry import Registry
+from influence_patterns.threads import use_threads
 
 __all__ = ["LoadedModel", "check_supported", "load_model", "prepare", "resolve_device", "supported_model_types"]
 
@@ -130,9 +131,12 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
         AutoTokenizer,
     )
 
+    hub = {} if Path(source).is_dir() else hub_options(name_or_path)
     try:
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, **hub)
     except OSError as exc:
+        if hub.get("local_files_only"):
+            raise ModelError(offline_message(name_or_path)) from None
         hint = "" if source != name_or_path else f" (embedded defaults: {', '.join(defaults.DEFAULT_MODELS)})"
         raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}{hint}") from None
     except ValueError as exc:
@@ -159,19 +163,68 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
     hf_logging.disable_progress_bar()  # our commands print their own progress
     hf_logging.set_verbosity_error()
     try:
-        model, report = auto.from_pretrained(source, attn_implementation="eager", output_loading_info=True)
+        model, report = auto.from_pretrained(source, attn_implementation="eager", output_loading_info=True, **hub)
     except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
         raise ModelError(
             f"cannot load the weights of {name_or_path!r} (truncated or corrupt?): {_first_line(exc)}"
         ) from None
     check_load_report(report, kind, name_or_path, getattr(config, "architectures", None))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load the tokenizer of {name_or_path!r}: {_first_line(exc)}") from None
     check_tokenizer(tokenizer, name_or_path)
-    model = prepare(model).to(resolve_device(device))
+    resolved = resolve_device(device)
+    if resolved == "cpu":
+        use_threads()  # idle cores or $INFLUENCE_PATTERNS_THREADS, as builds choose (threads.py)
+    model = prepare(model).to(resolved)
     return LoadedModel(model=model, tokenizer=tokenizer, name=name_or_path, kind=_kind_of(model))
+
+
+#: Seconds to wait for the hub's TCP handshake before treating it as unreachable.
+HUB_PROBE_TIMEOUT = 3.0
+
+
+def hub_options(name: str) -> dict[str, Any]:
+    """``from_pretrained`` options for a hub name: ``local_files_only`` when offline mode is on
+    (``HF_HUB_OFFLINE=1``) or the hub does not answer one quick connection attempt, so that
+    a machine without network gets one clear error at once instead of a storm of retries
+    (it still loads a model already in the local Hugging Face cache)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or not hub_reachable():
+        return {"local_files_only": True}
+    return {}
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT) -> bool:
+    """One TCP connection to the hub's host (``$HF_ENDPOINT``, default huggingface.co);
+    a DNS failure or refused connection answers at once, a silent network in ``timeout``."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    url = urlsplit(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def offline_message(name: str) -> str:
+    """The error for a hub name that cannot be downloaded and is not in the local cache."""
+    from huggingface_hub import constants
+
+    why = "offline mode is on (HF_HUB_OFFLINE)" if constants.HF_HUB_OFFLINE else \
+        f"the Hugging Face hub ({constants.ENDPOINT}) cannot be reached"
+    from influence_patterns.models.defaults import DEFAULT_MODELS
+
+    return (f"cannot load model {name!r}: {why} and it is not in the local Hugging Face cache; "
+            f"give a local checkpoint directory (--model PATH) or one of the embedded defaults: "
+            f"{', '.join(DEFAULT_MODELS)} (set HF_HUB_OFFLINE=1 to skip the network check)")
 
 
 #: Files one of which a checkpoint's tokenizer needs (fast tokenizers, WordPiece, BPE, SentencePiece).
