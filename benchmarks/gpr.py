@@ -86,7 +86,7 @@ def main() -> None:
             continue
         t_ref, ref = timed(lambda: gpr_reference(adapter, batch, quad, qoi), args.device)
         for f, r in zip(fast[0], ref[0]):
-            assert (f.positions, f.heads) == (r.positions, r.heads), f"patterns differ for source {f.source}"
+            assert (f.positions, f.heads) == (r.positions, r.heads), f"patterns differ for source {f.source_index}"
             assert abs(f.influence_head - r.influence_head) <= 1e-4 * (abs(r.influence_head) + 1e-3)
         print(f"{length:>6} {len(batch.sources[0]):>7} {t_ref:>12.2f} {t_fast:>8.2f} {t_ref / t_fast:>6.1f}x")
     print("patterns identical: yes")

@@ -3,7 +3,7 @@ paper's Riemann rule (m = 50, 51 points)?
 
     python benchmarks/quadrature.py [--model default-mlm] [--n 10] [--points 2 3 4 6 8 12 16 24]
 
-For every instance, the completeness error is ``|Σ_i g(x_i) - (q(x) - q(b))|`` (DESIGN §3,
+For every instance, the completeness error is ``|Σ_i g(x_i) - (q(x) - q(b))|`` (docs/method.md#pattern-influence,
 property 1): the whole graph's IG, so only the quadrature makes it non-zero. The
 script prints, per rule, the median and maximum of that error relative to
 ``|q(x) - q(b)|`` and the share of instances where the rule is at least as accurate

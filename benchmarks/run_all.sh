@@ -6,8 +6,9 @@
 # steps are the reference at 10 tokens in default_mlm.py (about 4 minutes) and the
 # Ray throughput runs; single_position.py times the default scorer against one plain
 # IG and against fast-full, the earlier full-width scorer; decoders.py the same on random
-# decoders of each layer form beside a BERT encoder; ablation.py times each method's
-# node sets against the protocols' passes (figures: docs/performance.md).
+# decoders of each layer form beside a BERT encoder; threads.py times explain with torch's
+# default threads, 1 thread and the idle-core choice side by side; ablation.py times each
+# method's node sets against the protocols' passes (figures: docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python benchmarks/gpr.py --steps 10 --lengths 10 20 "$@"
@@ -19,6 +20,7 @@ if python -c "import sys; from influence_patterns.models.defaults import is_buil
   python benchmarks/single_position.py --threads 2 --lengths 10 20 50 128
   python benchmarks/single_position.py --threads 2 --lengths 512 --memory-budget-gb 2
   python benchmarks/default_mlm.py
+  python benchmarks/threads.py --rounds 3
   python benchmarks/internal_influence.py --lengths 10 20 50
   python benchmarks/ablation.py --lengths 10 20 40
   python benchmarks/ray_throughput.py

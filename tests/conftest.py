@@ -1,11 +1,21 @@
-"""Shared fixtures: tiny random-weight BERT models with a small word-level tokenizer."""
+"""What several test modules share, in one place: tiny random-weight BERT models with a
+small word-level tokenizer, checkpoints and a data file on disk, the comparison of a
+fast search with the reference, and headless Chromium. Test modules import nothing from
+each other."""
 
 from __future__ import annotations
 
+import json
+import random
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
+
+from influence_patterns.search.fast import gpr_fast
+from influence_patterns.search.full_width import gpr_full_width
 
 # Tiny models: one thread is fastest and does not fight other processes for cores.
 torch.set_num_threads(1)
@@ -83,3 +93,177 @@ def mlm_checkpoint(tmp_path_factory, tokenizer):
 @pytest.fixture(scope="session")
 def classifier_checkpoint(tmp_path_factory, tokenizer):
     return save_checkpoint(tmp_path_factory.mktemp("cls"), "classification", tokenizer, layers=2, heads=2)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(mlm_checkpoint):
+    """The 2-layer masked LM checkpoint the ``run`` tests explain (``mlm_checkpoint``)."""
+    return mlm_checkpoint
+
+
+# --------------------------------------------------------------------------- a data file and runs
+
+SINGULAR = {"boy": "boys", "girl": "girls", "dog": "dogs", "cat": "cats", "teacher": "teachers"}
+VERBS = [("laughs", "laugh"), ("runs", "run")]
+
+
+def write_data(path: Path, count: int = 12, seed: int = 0) -> Path:
+    """SVA-across-a-PP instances in the tiny vocabulary (JSONL, roles as word indices)."""
+    rng = random.Random(seed)
+    with open(path, "w") as f:
+        for _ in range(count):
+            s, a = rng.sample(sorted(SINGULAR), 2)
+            s_pl, a_pl = rng.random() < 0.5, rng.random() < 0.5
+            good, bad = rng.choice(VERBS)
+            if s_pl:
+                good, bad = bad, good
+            subj = SINGULAR[s] if s_pl else s
+            attr = SINGULAR[a] if a_pl else a
+            f.write(json.dumps({
+                "text": f"the {subj} near the {attr} [MASK]",
+                "targets": [good, bad],
+                "task": "sva/prep",
+                "condition": f"{'plur' if s_pl else 'sing'}_subj_{'plur' if a_pl else 'sing'}_attr",
+                "roles": {"det": 0, "subject": 1, "prep": 2, "attractor_det": 3, "attractor": 4, "verb": 5},
+            }) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_file(tmp_path_factory) -> Path:
+    return write_data(tmp_path_factory.mktemp("data") / "tiny.jsonl")
+
+
+def run_args(checkpoint: Path, data_file: Path, out: Path, *extra: str, n: int = 6) -> list[str]:
+    """The ``run`` command's arguments for the tiny checkpoint and data file."""
+    return ["run", "--task", "sva/prep", "--data", str(data_file), "--n", str(n), "--model", str(checkpoint),
+            "--out", str(out), "--steps", "4", "--quiet", *extra]
+
+
+@pytest.fixture(scope="module")
+def run_dir(checkpoint, data_file, tmp_path_factory) -> Path:
+    """A finished 4-instance run of the tiny checkpoint, one per test module."""
+    from typer.testing import CliRunner
+
+    from influence_patterns.cli import app
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    result = CliRunner().invoke(app, run_args(checkpoint, data_file, out, n=4))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def done_run(run_dir) -> Path:
+    """The same finished run, by the name the hostile-case tests use: copy it before damaging it."""
+    return run_dir
+
+
+# --------------------------------------------------------------------------- searches compared
+
+
+#: Every fast scorer by method name: each goes through the same comparisons with the reference.
+FAST_SCORERS = {"fast": gpr_fast, "fast-full": gpr_full_width}
+
+
+def assert_same_searches(fast, ref) -> None:
+    """Two searches (per sentence, per source) agree: patterns, signs and every score (1e-9)."""
+    assert len(fast) == len(ref)
+    for fr, rr in zip(fast, ref):
+        assert [s.source_index for s in fr] == [s.source_index for s in rr]
+        for f, r in zip(fr, rr):
+            assert (f.positions, f.heads, f.sign) == (r.positions, r.heads, r.sign)
+            for a, b in [(f.g, r.g), (f.influence_token, r.influence_token), (f.influence_head, r.influence_head)]:
+                assert a == pytest.approx(b, rel=1e-9, abs=1e-12)
+            for fs, rs in zip(f.token_scores[:-1], r.token_scores[:-1]):
+                torch.testing.assert_close(fs, rs, rtol=1e-9, atol=1e-12)
+            for fs, rs in zip(f.head_scores, r.head_scores):
+                torch.testing.assert_close(fs, rs, rtol=1e-9, atol=1e-12)
+
+
+def assert_decomposes(search, L: int, atol: float) -> None:
+    """The candidates of each layer add up to the prefix's influence (method.md, pattern influence)."""
+    # Stage 1: layer-1 candidates sum to g; layer-l candidates to the prefix's score.
+    total = search.g
+    for l in range(1, L):
+        scores = search.token_scores[l - 1]
+        assert float(scores.sum()) == pytest.approx(total, abs=atol)
+        total = float(scores[search.positions[l]])
+    assert search.influence_token == pytest.approx(float(search.token_scores[-1][search.positions[-1]]), abs=atol)
+    # Stage 2: layer-1 heads + skip sum to I(π^e); layer l to the choice at l-1.
+    total = search.influence_token
+    for l in range(1, L + 1):
+        scores = search.head_scores[l - 1]
+        assert float(scores.sum()) == pytest.approx(total, abs=atol)
+        h = search.heads[l - 1]
+        total = float(scores[0 if h is None else h + 1])
+        if search.positions[l - 1] != search.positions[l]:
+            assert float(scores[0]) == pytest.approx(0.0, abs=atol)  # a skip only continues its position
+    assert search.influence_head == pytest.approx(total, abs=atol)
+
+
+def assert_context_and_skip_reach_the_output(adapter, batch):
+    """Zeroing a^2 or s^2 changes y, and each does so differently: the hooks are live and
+    the skip is a node of its own (test_architectures, test_decoders)."""
+    from influence_patterns.graph.hooks import Interceptor, intercept
+
+    class Zero(Interceptor):
+        def __init__(self, what):
+            self.what = what
+
+        def on_attn(self, layer, context, skip):
+            if layer != 2:
+                return context, skip
+            return (context * 0, skip) if self.what == "context" else (context, skip * 0)
+
+    with torch.no_grad():
+        base = adapter.logits(batch.x, batch.attention_mask, batch.target_index)
+        outs = {}
+        for what in ("context", "skip"):
+            with intercept(adapter, Zero(what)):
+                outs[what] = adapter.logits(batch.x, batch.attention_mask, batch.target_index)
+    assert not torch.allclose(outs["context"], base)
+    assert not torch.allclose(outs["skip"], base)
+    assert not torch.allclose(outs["context"], outs["skip"])
+
+
+# --------------------------------------------------------------------------- headless Chromium
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    return path
+
+
+def browse(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """Open ``page`` in headless Chromium with its own ``profile`` directory."""
+    command = [
+        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000", *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180)
+
+
+# --------------------------------------------------------------------------- a hand-written explanation
+
+SAMPLE_TOKENS = ["[CLS]", "the", "boys", "near", "the", "girl", "[MASK]", "funny", ".", "[SEP]"]
+
+
+def sample_explanation():
+    """A hand-written explanation of a 4-layer, 3-head model: three sources, one token twice."""
+    from influence_patterns.result import Explanation, Pattern
+
+    patterns = [
+        Pattern(2, "boys", 1, 1.5, [2, 2, 6, 6, 6], [None, 2, None, 1], 1.0, 0.6),
+        Pattern(5, "girl", -1, -0.8, [5, 5, 5, 6, 6], [None, None, 0, None], -0.5, -0.3),
+        Pattern(4, "the", 1, 0.2, [4, 1, 1, 6, 6], [1, None, 2, 0], 0.1, 0.05),
+    ]
+    return Explanation(
+        model="tiny", text="the boys near the girl [MASK] funny .", tokens=list(SAMPLE_TOKENS),
+        target_index=6, num_layers=4, num_heads=3, steps=10, baseline="mask",
+        qoi_name="agreement", qoi_value=1.234, qoi_baseline_value=0.0,
+        patterns=patterns, targets=["are", "is"],
+    )

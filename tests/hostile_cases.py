@@ -1,15 +1,10 @@
 """Helpers shared by the hostile-case tests (test_locking, test_provenance,
-test_atomic_outputs, test_validation, test_injection): the one-line-error check and a
-finished tiny run to copy and damage."""
+test_atomic_outputs, test_validation, test_injection): the one-line-error check, copying
+a run, listing a directory. The finished run they damage is conftest's ``done_run``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
-from typer.testing import CliRunner
-
-from influence_patterns.cli import app
 
 
 def one_line_error(result, *needles: str) -> str:
@@ -34,15 +29,3 @@ def copy_run(src: Path, dst: Path) -> Path:
 def listing(path: Path) -> list[str]:
     """Every file and directory under ``path`` (relative), for "nothing was written" checks."""
     return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
-
-
-@pytest.fixture(scope="module")
-def done_run(checkpoint, data_file, tmp_path_factory) -> Path:
-    """A finished 4-instance run (2 layers, 2 heads) to copy and damage; the test module
-    imports ``checkpoint`` and ``data_file`` (from test_runs) beside this fixture."""
-    from test_runs import run_args
-
-    out = tmp_path_factory.mktemp("done") / "run"
-    result = CliRunner().invoke(app, run_args(checkpoint, data_file, out, n=4))
-    assert result.exit_code == 0, result.output
-    return out

@@ -19,8 +19,7 @@ from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.cli import app
 from influence_patterns.runs import RunRecord
 
-from conftest import make_model
-from test_runs import checkpoint, data_file, run_args  # noqa: F401
+from conftest import make_model, run_args
 
 runner = CliRunner()
 TEXTS = ["the boys near the girl [MASK]", "the dog [MASK]", "the cats by the teacher [MASK] funny"]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from conftest import make_model, save_checkpoint
 from influence_patterns.cli import app
 from influence_patterns.errors import InputError
-from influence_patterns.evaluate import TaskAccuracy, accuracy, mean_accuracy, qoi
+from influence_patterns.tasks.accuracy import TaskAccuracy, accuracy, mean_accuracy, qoi
 from influence_patterns.models.loading import LoadedModel, load_model
 from influence_patterns.tasks.instance import Instance
 
@@ -151,13 +151,6 @@ def test_summarize_by_subtask_and_tasks_with_nothing_scored(loaded_mlm):
     assert [(r.task, r.n) for r in by_sub] == [("prep_anim", 1), ("prep_inanim", 1), ("simple_agrmt", 0)]
     assert by_sub[0].accuracy == float(scores[0] > 0)
     assert subtask_of(Instance(text="x", task="t")) == "t"
-
-
-def test_old_import_path_still_works():
-    import influence_patterns.evaluate as old
-    import influence_patterns.tasks.accuracy as new
-
-    assert old.accuracy is new.accuracy and old.target_ids is new.target_ids
 
 
 # --------------------------------------------------------------------------- command

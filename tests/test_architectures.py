@@ -16,8 +16,9 @@ from influence_patterns.search.fast import attention_state, gpr_fast, shared_pas
 from influence_patterns.search.full_width import gpr_full_width, plain_gradients
 from influence_patterns.search.reference import gpr_reference
 
-from conftest import WORDS
-from test_attribution import FAST, _assert_same, _decomposition
+from conftest import (
+    FAST_SCORERS, WORDS, assert_context_and_skip_reach_the_output, assert_decomposes, assert_same_searches,
+)
 
 # RoBERTa-style vocabularies put <s>, <pad>, </s>, <unk> first (pad id 1, so position
 # ids start at 2); the others use BERT's order (pad id 0).
@@ -27,6 +28,7 @@ VOCAB = len(WORDS) + 5
 
 # name → (transformers config class, MLM class, classifier class, config kwargs)
 ARCHS = {
+    "bert": ("BertConfig", "BertForMaskedLM", "BertForSequenceClassification", dict(pad_token_id=0)),
     "roberta": ("RobertaConfig", "RobertaForMaskedLM", "RobertaForSequenceClassification",
                 dict(pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)),
     "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaForMaskedLM", "XLMRobertaForSequenceClassification",
@@ -159,29 +161,6 @@ def test_interceptor_replacements_reach_the_output(tokenizers, arch):
     assert_context_and_skip_reach_the_output(ex.adapter, ex.prepare(MLM_TEXTS[:1]))
 
 
-def assert_context_and_skip_reach_the_output(adapter, batch):
-    """Zeroing a^2 or s^2 changes y, and each does so differently (also used by test_decoders)."""
-
-    class Zero(Interceptor):
-        def __init__(self, what):
-            self.what = what
-
-        def on_attn(self, layer, context, skip):
-            if layer != 2:
-                return context, skip
-            return (context * 0, skip) if self.what == "context" else (context, skip * 0)
-
-    with torch.no_grad():
-        base = adapter.logits(batch.x, batch.attention_mask, batch.target_index)
-        outs = {}
-        for what in ("context", "skip"):
-            with intercept(adapter, Zero(what)):
-                outs[what] = adapter.logits(batch.x, batch.attention_mask, batch.target_index)
-    assert not torch.allclose(outs["context"], base)
-    assert not torch.allclose(outs["skip"], base)
-    assert not torch.allclose(outs["context"], outs["skip"])
-
-
 @pytest.mark.parametrize("kind", ["mlm", "classification"])
 @pytest.mark.parametrize("arch", CORE)
 def test_completeness(tokenizers, arch, kind):
@@ -200,7 +179,7 @@ def test_completeness(tokenizers, arch, kind):
     torch.testing.assert_close(g.sum(1), q_x - q_b, atol=tol, rtol=tol)
 
 
-@pytest.mark.parametrize("method", list(FAST))
+@pytest.mark.parametrize("method", list(FAST_SCORERS))
 @pytest.mark.parametrize("kind", ["mlm", "classification"])
 @pytest.mark.parametrize("arch", CORE)
 def test_fast_equals_reference_and_decomposes(tokenizers, arch, kind, method):
@@ -208,13 +187,13 @@ def test_fast_equals_reference_and_decomposes(tokenizers, arch, kind, method):
     ex = Explainer(model, _tok(tokenizers, arch))
     batch = ex.prepare(_texts(kind))
     quad = make_quadrature(5, "riemann", dtype=batch.x.dtype)
-    search = FAST[method]
+    search = FAST_SCORERS[method]
     fast = search(ex.adapter, batch, quad, ex.qoi)
-    _assert_same(fast, gpr_reference(ex.adapter, batch, quad, ex.qoi))
-    _assert_same(search(ex.adapter, batch, quad, ex.qoi, max_rows=1 if method == "fast" else 7), fast)  # chunked
+    assert_same_searches(fast, gpr_reference(ex.adapter, batch, quad, ex.qoi))
+    assert_same_searches(search(ex.adapter, batch, quad, ex.qoi, max_rows=1 if method == "fast" else 7), fast)  # chunked
     for row in fast:
         for s in row:
-            _decomposition(s, ex.adapter.num_layers, atol=1e-9)
+            assert_decomposes(s, ex.adapter.num_layers, atol=1e-9)
     assert any(h is not None for row in fast for s in row for h in s.heads)  # heads are exercised, not only skips
 
 
@@ -227,10 +206,10 @@ def test_albert_shared_layers_fast_equals_reference(tokenizers):
         batch = ex.prepare(MLM_TEXTS[1:])
         quad = make_quadrature(4, "gauss-legendre", dtype=batch.x.dtype)
         fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
-        _assert_same(fast, gpr_reference(ex.adapter, batch, quad, ex.qoi))
-        _assert_same(gpr_full_width(ex.adapter, batch, quad, ex.qoi), fast)
+        assert_same_searches(fast, gpr_reference(ex.adapter, batch, quad, ex.qoi))
+        assert_same_searches(gpr_full_width(ex.adapter, batch, quad, ex.qoi), fast)
         for s in fast[0]:
-            _decomposition(s, ex.adapter.num_layers, atol=1e-9)
+            assert_decomposes(s, ex.adapter.num_layers, atol=1e-9)
 
 
 @pytest.mark.parametrize("kind", ["mlm", "classification"])
@@ -374,3 +353,23 @@ def test_internal_influence_shared_pass_equals_one_row_per_source(tokenizers, ar
         target = int(batch.target_index[b])
         assert [B._select(shared, s, i, target, n) for s, i in enumerate(src)] == \
                [B._select(literal, s, i, target, n) for s, i in enumerate(src)]
+
+
+@pytest.mark.parametrize("kind", ["mlm", "classification"])
+@pytest.mark.parametrize("arch", CORE)
+def test_three_layers_second_seed_fast_equals_reference(tokenizers, arch, kind):
+    """Beyond the 2-layer, seed-0 models above: a middle layer to choose in, other weights."""
+    model = make_arch_model(arch, kind, layers=3, heads=2, seed=1)
+    ex = Explainer(model, _tok(tokenizers, arch))
+    L = ex.adapter.num_layers
+    assert L == 3
+    batch = ex.prepare((MLM_TEXTS if kind == "mlm" else CLF_TEXTS)[:1])
+    quad = make_quadrature(4, "gauss-legendre", dtype=batch.x.dtype)
+    ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
+    for search in FAST_SCORERS.values():
+        fast = search(ex.adapter, batch, quad, ex.qoi)
+        assert_same_searches(fast, ref)
+    for s in ref[0]:
+        assert_decomposes(s, L, atol=1e-9)
+    # a 3-layer pattern has a middle layer: the search really chooses there
+    assert len({s.positions[1] for s in ref[0]}) > 1 or any(h is not None for s in ref[0] for h in s.heads[:-1])

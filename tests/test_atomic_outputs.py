@@ -19,8 +19,8 @@ from influence_patterns.runs import RunOptions, run_dataset
 from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.loaders import save_instances
 
+from conftest import run_args
 from hostile_cases import listing, one_line_error
-from test_runs import checkpoint, data_file, run_args  # noqa: F401
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""DESIGN §3 properties: completeness, decomposition, fast == reference, signs, ties."""
+"""docs/method.md#pattern-influence properties: completeness, decomposition, fast == reference, signs, ties."""
 
 import pytest
 import torch
@@ -7,13 +7,11 @@ from influence_patterns import Explainer, Query
 from influence_patterns.attribution.influence import qoi_values
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.search.fast import gpr_fast
-from influence_patterns.search.full_width import gpr_full_width, plain_gradients
+from influence_patterns.search.full_width import plain_gradients
 from influence_patterns.search.reference import gpr_reference
 
-from conftest import make_model
+from conftest import FAST_SCORERS, assert_decomposes, assert_same_searches, make_model
 
-# Every fast scorer runs through the same comparisons with the reference.
-FAST = {"fast": gpr_fast, "fast-full": gpr_full_width}
 
 TEXTS = [
     Query("the boy near the girls [MASK] good", ("is", "are")),
@@ -59,59 +57,25 @@ def test_keep_special_gives_special_tokens_no_influence(mlm, tokenizer):
     torch.testing.assert_close(g.sum(1), q_x - q_b, atol=1e-6, rtol=1e-6)
 
 
-def _decomposition(search, L, atol):
-    # Stage 1: layer-1 candidates sum to g; layer-l candidates to the prefix's score.
-    total = search.g
-    for l in range(1, L):
-        scores = search.token_scores[l - 1]
-        assert float(scores.sum()) == pytest.approx(total, abs=atol)
-        total = float(scores[search.positions[l]])
-    assert search.influence_token == pytest.approx(float(search.token_scores[-1][search.positions[-1]]), abs=atol)
-    # Stage 2: layer-1 heads + skip sum to I(π^e); layer l to the choice at l-1.
-    total = search.influence_token
-    for l in range(1, L + 1):
-        scores = search.head_scores[l - 1]
-        assert float(scores.sum()) == pytest.approx(total, abs=atol)
-        h = search.heads[l - 1]
-        total = float(scores[0 if h is None else h + 1])
-        if search.positions[l - 1] != search.positions[l]:
-            assert float(scores[0]) == pytest.approx(0.0, abs=atol)  # a skip only continues its position
-    assert search.influence_head == pytest.approx(total, abs=atol)
-
-
-@pytest.mark.parametrize("method", ["reference", *FAST])
+@pytest.mark.parametrize("method", ["reference", *FAST_SCORERS])
 def test_decomposition(mlm, tokenizer, method):
     ex = Explainer(mlm, tokenizer)
     batch, quad = _run(ex, TEXTS)
-    search = gpr_reference if method == "reference" else FAST[method]
+    search = gpr_reference if method == "reference" else FAST_SCORERS[method]
     for row in search(ex.adapter, batch, quad, ex.qoi):
         for s in row:
-            _decomposition(s, ex.adapter.num_layers, atol=1e-9)
+            assert_decomposes(s, ex.adapter.num_layers, atol=1e-9)
 
 
-def _assert_same(fast, ref):
-    assert len(fast) == len(ref)
-    for fr, rr in zip(fast, ref):
-        assert [s.source for s in fr] == [s.source for s in rr]
-        for f, r in zip(fr, rr):
-            assert (f.positions, f.heads, f.sign) == (r.positions, r.heads, r.sign)
-            for a, b in [(f.g, r.g), (f.influence_token, r.influence_token), (f.influence_head, r.influence_head)]:
-                assert a == pytest.approx(b, rel=1e-9, abs=1e-12)
-            for fs, rs in zip(f.token_scores[:-1], r.token_scores[:-1]):
-                torch.testing.assert_close(fs, rs, rtol=1e-9, atol=1e-12)
-            for fs, rs in zip(f.head_scores, r.head_scores):
-                torch.testing.assert_close(fs, rs, rtol=1e-9, atol=1e-12)
-
-
-@pytest.mark.parametrize("fast", list(FAST))
+@pytest.mark.parametrize("fast", list(FAST_SCORERS))
 @pytest.mark.parametrize("rule", ["riemann", "gauss-legendre"])
 def test_fast_equals_reference_mlm(mlm, tokenizer, rule, fast):
     ex = Explainer(mlm, tokenizer)
     batch, quad = _run(ex, TEXTS, steps=7, rule=rule)
-    _assert_same(FAST[fast](ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
+    assert_same_searches(FAST_SCORERS[fast](ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
 
 
-@pytest.mark.parametrize("fast", list(FAST))
+@pytest.mark.parametrize("fast", list(FAST_SCORERS))
 def test_fast_equals_reference_classifier_and_chunks(classifier, tokenizer, fast):
     ex = Explainer(classifier, tokenizer)
     queries = [Query("a very funny movie", label=1), Query("the film was not good and the cat was bad", label=0)]
@@ -119,8 +83,8 @@ def test_fast_equals_reference_classifier_and_chunks(classifier, tokenizer, fast
     ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
     # Small max_rows: one source per chunk (fast-full), one α row per chunk of the
     # plain pass and one source per chunk (fast); the default batches everything.
-    _assert_same(FAST[fast](ex.adapter, batch, quad, ex.qoi, max_rows=1 if fast == "fast" else 7), ref)
-    _assert_same(FAST[fast](ex.adapter, batch, quad, ex.qoi), ref)
+    assert_same_searches(FAST_SCORERS[fast](ex.adapter, batch, quad, ex.qoi, max_rows=1 if fast == "fast" else 7), ref)
+    assert_same_searches(FAST_SCORERS[fast](ex.adapter, batch, quad, ex.qoi), ref)
 
 
 def test_fast_with_sources_subset_and_negative_tokens(mlm, tokenizer):
@@ -133,10 +97,10 @@ def test_fast_with_sources_subset_and_negative_tokens(mlm, tokenizer):
     chosen = [Query(q.text, q.targets, sources=[2, 1] if b != 1 else [2]) for b, q in enumerate(TEXTS)]
     sub_batch, _ = _run(ex, chosen, steps=5, rule="gauss-legendre")
     sub = gpr_fast(ex.adapter, sub_batch, quad, ex.qoi)
-    assert [[s.source for s in row] for row in sub] == [[1, 2], [2], [1, 2]]
-    _assert_same(sub, gpr_reference(ex.adapter, sub_batch, quad, ex.qoi))
-    by_source = {(s.sentence, s.source): s for row in full for s in row}
-    _assert_same(sub, [[by_source[(s.sentence, s.source)] for s in row] for row in sub])
+    assert [[s.source_index for s in row] for row in sub] == [[1, 2], [2], [1, 2]]
+    assert_same_searches(sub, gpr_reference(ex.adapter, sub_batch, quad, ex.qoi))
+    by_source = {(s.sentence, s.source_index): s for row in full for s in row}
+    assert_same_searches(sub, [[by_source[(s.sentence, s.source_index)] for s in row] for row in sub])
 
 
 def test_batched_sentences_equal_one_at_a_time(mlm, tokenizer):

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from influence_patterns.errors import InputError
-from influence_patterns.runs import read_results, run_dataset
+from influence_patterns.runs import BackendOptions, Run, RunOptions, run_dataset
 
-from test_runs import write_data
+from conftest import write_data
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[dev]')")
 
@@ -19,16 +19,16 @@ def _patterns(rows):
 @pytest.mark.slow  # starts Ray, about 15 s
 def test_ray_matches_local_and_resumes(mlm_checkpoint, tmp_path):
     data = write_data(tmp_path / "tiny.jsonl", count=6)
-    common = dict(task="sva/prep", data=data, model=str(mlm_checkpoint), n=6, seed=1, steps=3, batch_size=2,
-                  progress=False)
-    local = run_dataset(out=tmp_path / "local", **common)
+    options = RunOptions(task="sva/prep", data=str(data), model=str(mlm_checkpoint), n=6, seed=1, steps=3,
+                         batch_size=2)
+    local = run_dataset(options, tmp_path / "local", progress=False)
     # A partial ray run (first instances already there) must be completed, not redone.
     partial = tmp_path / "ray"
-    run_dataset(out=partial, **common, backend="local")
+    run_dataset(options, partial, progress=False, backend="local")
     lines = (partial / "results.jsonl").read_text().splitlines(keepends=True)
     (partial / "results.jsonl").write_text("".join(lines[:3]) + lines[3][:20])  # torn 4th line
-    run_dataset(out=partial, backend="ray", workers=2, **common)
-    rows_local, rows_ray = read_results(local), read_results(partial / "results.jsonl")
+    run_dataset(options, partial, progress=False, backend=BackendOptions("ray", workers=2))
+    rows_local, rows_ray = Run.open(local).rows, Run.open(partial / "results.jsonl").rows
     assert [r["index"] for r in rows_ray] == list(range(6))
     assert _patterns(rows_ray) == _patterns(rows_local)
     for a, b in zip(rows_local, rows_ray):
@@ -40,5 +40,5 @@ def test_ray_matches_local_and_resumes(mlm_checkpoint, tmp_path):
 def test_unknown_backend(mlm_checkpoint, tmp_path):
     data = write_data(tmp_path / "tiny.jsonl", count=2)
     with pytest.raises(InputError, match="unknown backend"):
-        run_dataset("sva/prep", str(mlm_checkpoint), tmp_path / "x", data=data, n=2, steps=2, progress=False,
-                    backend="spark")
+        run_dataset(RunOptions(task="sva/prep", model=str(mlm_checkpoint), data=str(data), n=2, steps=2),
+                    tmp_path / "x", progress=False, backend="spark")

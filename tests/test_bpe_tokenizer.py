@@ -15,7 +15,7 @@ from influence_patterns.search.fast import gpr_fast
 from influence_patterns.search.full_width import gpr_full_width
 from influence_patterns.search.reference import gpr_reference
 
-from test_attribution import _assert_same
+from conftest import assert_same_searches
 
 CORPUS = [
     "the dog is bad", "the dogs are bad", "the author is tall", "the authors are tall",
@@ -95,8 +95,8 @@ def test_fast_equals_reference_with_bpe(bpe_tokenizer, bpe_roberta):
                         Query("the guard likes the [MASK]", ("author", "authors"))])
     quad = make_quadrature(6)
     ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
-    _assert_same(gpr_full_width(ex.adapter, batch, quad, ex.qoi), ref)
-    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), ref)
+    assert_same_searches(gpr_full_width(ex.adapter, batch, quad, ex.qoi), ref)
+    assert_same_searches(gpr_fast(ex.adapter, batch, quad, ex.qoi), ref)
 
 
 def test_multi_piece_target_named(bpe_tokenizer, bpe_roberta):

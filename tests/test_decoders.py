@@ -20,9 +20,8 @@ from influence_patterns.search.fast import attention_state, gpr_fast, shared_pas
 from influence_patterns.search.full_width import gpr_full_width, plain_gradients
 from influence_patterns.search.reference import gpr_reference
 
+from conftest import assert_context_and_skip_reach_the_output, assert_decomposes, assert_same_searches
 from decoder_models import BOS_FAMILIES, FAMILIES, FORMS, make_decoder, make_tokenizer
-from test_architectures import assert_context_and_skip_reach_the_output
-from test_attribution import _assert_same, _decomposition
 
 TEXTS = [Query("the keys to the cabinet", ("are", "is")), Query("the authors hurt", ("themselves", "himself"))]
 
@@ -142,12 +141,12 @@ def test_fast_equals_reference_and_decomposes(toks, family):
     quad = make_quadrature(4, "gauss-legendre", dtype=batch.x.dtype)
     ref = gpr_reference(ex.adapter, batch, quad, ex.qoi)
     fast = gpr_fast(ex.adapter, batch, quad, ex.qoi)
-    _assert_same(fast, ref)
-    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi, max_rows=1), ref)  # chunked
-    _assert_same(gpr_full_width(ex.adapter, batch, quad, ex.qoi), ref)
+    assert_same_searches(fast, ref)
+    assert_same_searches(gpr_fast(ex.adapter, batch, quad, ex.qoi, max_rows=1), ref)  # chunked
+    assert_same_searches(gpr_full_width(ex.adapter, batch, quad, ex.qoi), ref)
     for row in fast:
         for s in row:
-            _decomposition(s, ex.adapter.num_layers, atol=1e-9)
+            assert_decomposes(s, ex.adapter.num_layers, atol=1e-9)
             assert s.positions == sorted(s.positions)  # causal: never leftwards
             assert s.positions[-1] == int(batch.target_index[s.sentence])
     assert any(h is not None for row in fast for s in row for h in s.heads)
@@ -159,7 +158,7 @@ def test_classifier_fast_equals_reference(toks, family):
     batch = ex.prepare([Query("the dogs are bad")])
     assert batch.target_index.tolist() == [batch.lengths[0] - 1]  # the score head reads the last token
     quad = make_quadrature(3, "gauss-legendre", dtype=batch.x.dtype)
-    _assert_same(gpr_fast(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
+    assert_same_searches(gpr_fast(ex.adapter, batch, quad, ex.qoi), gpr_reference(ex.adapter, batch, quad, ex.qoi))
 
 
 @pytest.mark.parametrize("family", ["gpt2", "qwen2", "gemma", "gpt_neox"])

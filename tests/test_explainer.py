@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from influence_patterns import Explainer, Explanation
+from influence_patterns import Explainer, Explanation, Query
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.models.loading import load_model
 
@@ -111,3 +111,28 @@ def test_device_resolution():
             resolve_device("cuda")
     with pytest.raises(ModelError, match="unknown device 'tpu'"):
         resolve_device("tpu")
+
+
+def test_explain_batch_takes_plain_strings(mlm, tokenizer):
+    ex = Explainer(mlm, tokenizer, steps=3)
+    texts = ["the boy [MASK] good", "the boys near the dog [MASK] good"]
+    by_query = ex.explain_batch([Query(t, ("is", "are")) for t in texts])
+    by_text = ex.explain_batch(texts, targets=("is", "are"))
+    assert [e.to_dict() for e in by_text] == [e.to_dict() for e in by_query]
+    each = ex.explain_batch(texts, targets=[("is", "are"), ("are", "is")])
+    assert each[1].targets == ["are", "is"] and each[0].targets == ["is", "are"]
+    counted: list[int] = []
+    ex.explain_batch(texts, targets="is,are", progress=counted.append)
+    assert sum(counted) == sum(len(e.patterns) for e in by_text)  # per source-token chunk
+    from influence_patterns.errors import InputError
+
+    with pytest.raises(InputError, match="3 entries for 2 texts"):
+        ex.explain_batch(texts, targets=[("is", "are")] * 3)
+    with pytest.raises(InputError, match="strings or Query"):
+        ex.explain_batch([42])
+
+
+def test_explain_batch_takes_labels_for_a_classifier(classifier, tokenizer):
+    ex = Explainer(classifier, tokenizer, steps=2)
+    out = ex.explain_batch(["a very funny movie", "an awful film"], labels=[1, 0])
+    assert [e.label for e in out] == [1, 0]

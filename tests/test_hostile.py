@@ -20,12 +20,11 @@ from influence_patterns.cli import app
 from influence_patterns.errors import DataError, InputError, ModelError, OutputError
 from influence_patterns.models import defaults
 from influence_patterns.models.loading import load_model
-from influence_patterns.runs import LOCK_FILE, Run, RunLock, RunOptions, lock_owner, read_run, run_dataset
+from influence_patterns.runs import LOCK_FILE, Run, RunLock, RunOptions, lock_owner, run_dataset
 from influence_patterns.tasks.loaders import load_instances, load_sst2
 
-from conftest import WORDS, make_model, make_tokenizer
-from hostile_cases import copy_run, done_run, one_line_error  # noqa: F401
-from test_runs import checkpoint, data_file, run_args  # noqa: F401
+from conftest import WORDS, make_model, make_tokenizer, run_args
+from hostile_cases import copy_run, one_line_error
 
 runner = CliRunner()
 
@@ -62,9 +61,10 @@ def test_two_runs_into_the_same_directory_at_once(checkpoint, data_file, tmp_pat
     result = runner.invoke(app, run_args(checkpoint, data_file, out, n=2))
     assert result.exit_code == 0, result.output
     assert not (out / LOCK_FILE).exists()
-    assert [r["index"] for r in read_run(out)[0]] == [0, 1]
+    assert [r["index"] for r in Run.open(out).rows] == [0, 1]
 
 
+@pytest.mark.slow  # two real processes racing for one run directory: 15-30 s
 def test_two_real_run_processes_write_each_index_once(checkpoint, data_file, tmp_path):  # noqa: F811
     """A real `run` writing; a second `run` into its directory is refused while the first
     goes on; the finished file holds every index exactly once."""
@@ -441,4 +441,4 @@ def test_run_options_api_matches_the_cli(done_run, checkpoint, data_file, tmp_pa
     assert [r.index for r in run.records] == [0, 1, 2, 3]
     assert [r.to_dict()["patterns"] for r in run.records] == [r["patterns"] for r in cli.rows]
     assert run.records[0].roles["subject"] == 2 and run.records[0].explanation.steps == 4
-    assert run.meta["instances"] == 4 and run.options is run.meta
+    assert run.meta["instances"] == 4

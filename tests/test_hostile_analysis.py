@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from influence_patterns.cli import app
 
 from conftest import save_checkpoint
-from test_runs import checkpoint, data_file, run_args  # noqa: F401
 
 runner = CliRunner()
 
@@ -23,14 +22,6 @@ def one_line_error(result, *words: str) -> None:
     assert "Traceback" not in out and len(out.splitlines()) == 1, out
     for w in words:
         assert w in out, out
-
-
-@pytest.fixture(scope="module")
-def run_dir(checkpoint, data_file, tmp_path_factory):  # noqa: F811
-    out = tmp_path_factory.mktemp("hostile") / "run"
-    result = runner.invoke(app, run_args(checkpoint, data_file, out, n=4))
-    assert result.exit_code == 0, result.output
-    return out
 
 
 @pytest.fixture

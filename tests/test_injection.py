@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from influence_patterns.cli import app
 from influence_patterns.fileio import safe_name
 
+from conftest import run_args
 from hostile_cases import copy_run
-from test_runs import checkpoint, data_file, run_args  # noqa: F401
 
 runner = CliRunner()
 

@@ -1,8 +1,9 @@
 """The layout is the data flow: imports point down the layers, never up or in a circle.
 
-errors/fileio/registry/progress → graph → attribution → search → (tasks, models, data)
+errors/fileio/registry/progress → graph → attribution → search → (tasks, data) → models
 → explainer/result → runs → analysis → viz → cli. A module may import its own layer
-or an earlier one. Imports inside functions count too: a lazy import neither hides an
+or an earlier one. Imports inside functions count too, and so does a registry entry
+named by a string (``Lazy("package.module:name")``): a lazy import neither hides an
 upward arrow nor a cycle (the only exceptions are listed, with their reason, in
 :data:`ALLOWED`). Imports under ``if TYPE_CHECKING:`` are for annotations and count
 for the layers but not for cycles.
@@ -17,17 +18,17 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "influence_patterns"
 
 #: Layer of each top-level module or package of influence_patterns (lower = nearer the model).
 LAYERS = {
-    "errors": 0, "fileio": 0, "locking": 0, "registry": 0, "progress": 0, "__init__": 0,
+    "errors": 0, "fileio": 0, "locking": 0, "registry": 0, "progress": 0, "threads": 0, "__init__": 0,
     "graph": 1,
     "attribution": 2,
     "search": 3,
-    "data": 4, "tasks": 4, "models": 4,
-    "evaluate": 4,  # the old import path of tasks.accuracy (docs/models.md), kept as a re-export
-    "result": 5, "explainer": 5, "config": 5,
-    "runs": 6,
-    "analysis": 7,
-    "viz": 8,
-    "cli": 9,
+    "data": 4, "tasks": 4,
+    "models": 5,
+    "result": 6, "explainer": 6, "config": 6,
+    "runs": 7,
+    "analysis": 8,
+    "viz": 9,
+    "cli": 10,
 }
 
 #: (importing module, function) → reason. Imports inside these functions may point up
@@ -52,6 +53,13 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _is_lazy(node: ast.AST) -> bool:
+    """``Lazy("package.module:name")``: a registry entry imported on first lookup is an import."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
+            and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr) == "Lazy"
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str))
+
+
 def _imports(path: Path) -> list[tuple[str, str | None, bool, int]]:
     """(imported project module or name, enclosing function or None, for annotations
     only?, line) for every import of the project in ``path``."""
@@ -72,6 +80,9 @@ def _imports(path: Path) -> list[tuple[str, str | None, bool, int]]:
                 raise AssertionError(f"{path}: use absolute imports (line {child.lineno})")
             elif isinstance(child, ast.Import):
                 names = [a.name for a in child.names]
+            elif _is_lazy(child):
+                module, _, attribute = child.args[0].value.partition(":")  # type: ignore[attr-defined]
+                names = [module] + ([f"{module}.{attribute}"] if attribute else [])
             for name in names:
                 if name.split(".")[0] == "influence_patterns":
                     out.append((name, function, id(child) in typing_only, child.lineno))
@@ -166,6 +177,10 @@ def test_the_checks_can_fail(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("import os\n\ndef g():\n    from influence_patterns.viz import terminal\n")
     assert _imports(f) == [("influence_patterns.viz", "g", False, 4), ("influence_patterns.viz.terminal", "g", False, 4)]
+    # a registry entry named by a string is an import of that module too
+    f.write_text('R.register("x", Lazy("influence_patterns.explainer:search"))\n')
+    assert _imports(f) == [("influence_patterns.explainer", None, False, 1),
+                           ("influence_patterns.explainer.search", None, False, 1)]
 
 
 def test_library_errors_name_parameters_not_flags():
@@ -183,3 +198,11 @@ def test_library_errors_name_parameters_not_flags():
                         if "pip install" not in s.value and "influence-patterns " not in s.value:
                             bad.append(f"{path.relative_to(SRC)}:{node.lineno}: {s.value.strip()[:60]!r}")
     assert not bad, "flags in library errors:\n" + "\n".join(bad)
+
+
+def test_loading_does_not_import_defaults_at_module_level():
+    """``models.loading`` reads the defaults' registry only when a name needs it (issue 12):
+    loading a checkpoint never imports the build recipes."""
+    path = SRC / "models" / "loading.py"
+    top = [name for name, function, _, _ in _imports(path) if function is None]
+    assert top and not any(name.startswith("influence_patterns.models.defaults") for name in top)

@@ -19,10 +19,10 @@ from influence_patterns.cli import app
 from influence_patterns.errors import InputError, OutputError
 from influence_patterns.locking import DirectoryLock, is_locked
 from influence_patterns.models import defaults
-from influence_patterns.runs import LOCK_FILE, RunLock, RunOptions, lock_owner, read_run, run_dataset
+from influence_patterns.runs import LOCK_FILE, Run, RunLock, RunOptions, lock_owner, run_dataset
 
+from conftest import run_args
 from hostile_cases import listing, one_line_error
-from test_runs import checkpoint, data_file, run_args  # noqa: F401
 
 runner = CliRunner()
 SRC = Path(__file__).resolve().parents[1] / "src" / "influence_patterns"
@@ -70,7 +70,7 @@ def test_a_dead_writers_directory_is_free_at_once(holder, checkpoint, data_file)
     result = runner.invoke(app, run_args(checkpoint, data_file, out, n=2))
     assert result.exit_code == 0, result.output
     assert not (out / LOCK_FILE).exists()
-    assert [r["index"] for r in read_run(out)[0]] == [0, 1]
+    assert [r["index"] for r in Run.open(out).rows] == [0, 1]
 
 
 def test_two_locks_in_one_process_exclude_each_other(tmp_path):
@@ -114,7 +114,7 @@ def test_results_deleted_while_a_run_writes_stops_it(checkpoint, data_file, tmp_
     assert not (out / "results.jsonl").exists()  # nothing written to the orphan's replacement
     assert not (out / LOCK_FILE).exists()
     run_dataset(opts, out, progress=False)  # resumes from nothing
-    assert [r["index"] for r in read_run(out)[0]] == [0, 1, 2]
+    assert [r["index"] for r in Run.open(out).rows] == [0, 1, 2]
 
 
 # --- model builds -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from influence_patterns.cli import app
+from influence_patterns import threads
 from influence_patterns.errors import InputError, ModelError
 from influence_patterns.models import defaults, training
 from influence_patterns.models.training import ClassifierConfig, MaskedLMConfig
@@ -324,7 +325,7 @@ def test_default_mlm_meets_accuracy_targets(cache):
     assert info["summary"]["marvin_linzen_sample"] >= 0.90, info["accuracy"]["marvin_linzen_sample"]
 
     # the saved checkpoint, loaded the ordinary way, scores the same
-    from influence_patterns.evaluate import accuracy
+    from influence_patterns.tasks.accuracy import accuracy
     from influence_patterns.models.loading import load_model
 
     results = accuracy(load_model("default-mlm"), defaults.marvin_linzen_sample(), skip_unscorable=True)
@@ -333,7 +334,7 @@ def test_default_mlm_meets_accuracy_targets(cache):
 
 
 def test_busy_cores_reads_proc_stat():
-    busy = defaults._busy_cores(window=0.2)
+    busy = threads.busy_cores(window=0.2)
     if sys.platform.startswith("linux"):
         import os
 
@@ -343,8 +344,8 @@ def test_busy_cores_reads_proc_stat():
 @pytest.mark.parametrize("busy, torch_threads, expected", [(0.1, 2, 2), (1.0, 2, 1), (1.6, 2, 1), (0.0, 1, 1), (None, 2, 2)])
 def test_build_threads_follow_idle_cores(monkeypatch, busy, torch_threads, expected):
     monkeypatch.delenv(defaults.THREADS_ENV, raising=False)
-    monkeypatch.setattr(defaults, "_busy_cores", lambda window=1.0: busy)
-    monkeypatch.setattr(defaults, "_load_average", lambda: None)
+    monkeypatch.setattr(threads, "busy_cores", lambda window=1.0: busy)
+    monkeypatch.setattr(threads, "load_average", lambda: None)
     monkeypatch.setattr(defaults.os, "cpu_count", lambda: 2)
     before = torch.get_num_threads()
     torch.set_num_threads(torch_threads)

@@ -28,8 +28,7 @@ from influence_patterns.analysis.ablation import AblationOptions, ablate_rows
 from influence_patterns.cli import app
 from influence_patterns.errors import InputError
 
-from conftest import make_model
-from test_runs import checkpoint, data_file, run_args  # noqa: F401
+from conftest import SINGULAR, make_model, run_args
 
 runner = CliRunner()
 
@@ -263,7 +262,7 @@ def test_interchange_refuses_rows_without_counterfactuals(rows):
 # --- the command: contract and bad inputs ------------------------------------------------
 
 
-def test_ablate_contract_keys(checkpoint, data_file, tmp_path):  # noqa: F811
+def test_ablate_contract_keys(checkpoint, data_file, tmp_path):
     out = tmp_path / "run"
     assert runner.invoke(app, run_args(checkpoint, data_file, out, n=6)).exit_code == 0
     js = tmp_path / "a.json"
@@ -309,11 +308,9 @@ def test_template_runs_find_counterfactuals_and_held_out_inputs():
     assert heldout_queries("sva/prep", 2, "classification") is None
 
 
-def test_ablate_interchange_on_a_data_file_with_counterfactuals(checkpoint, tmp_path):  # noqa: F811
+def test_ablate_interchange_on_a_data_file_with_counterfactuals(checkpoint, tmp_path):
     """`--data` rows give their counterfactual; the run stores it; `ablate --interchange`
     writes `iia` for every method (the contract)."""
-    from test_runs import SINGULAR
-
     plural = {v: k for k, v in SINGULAR.items()}
     data = tmp_path / "cf.jsonl"
     with open(data, "w") as f:
@@ -342,7 +339,7 @@ def test_ablate_interchange_on_a_data_file_with_counterfactuals(checkpoint, tmp_
         assert set(m["iia"]) >= {"value", "ci"} and 0 <= m["iia"]["value"] <= 1 and len(m["iia"]["ci"]) == 2
 
 
-def test_ablate_reuses_cached_node_sets(checkpoint, data_file, tmp_path, monkeypatch):  # noqa: F811
+def test_ablate_reuses_cached_node_sets(checkpoint, data_file, tmp_path, monkeypatch):
     from influence_patterns.analysis import methods as B
 
     out = tmp_path / "run"
@@ -461,7 +458,7 @@ def test_instance_level_test_is_within_tasks():
     assert lo < 0 < hi and out["p_value"] > 0.05 and out["informative_strata"] == 2
 
 
-def test_analyze_norm_matched_contract_and_unknown_null(checkpoint, data_file, tmp_path):  # noqa: F811
+def test_analyze_norm_matched_contract_and_unknown_null(checkpoint, data_file, tmp_path):
     out = tmp_path / "run"
     assert runner.invoke(app, run_args(checkpoint, data_file, out, n=4)).exit_code == 0
     js = tmp_path / "a.json"

@@ -21,7 +21,6 @@ from influence_patterns.runs import Run, RunOptions, run_dataset, versions
 
 from conftest import save_checkpoint
 from hostile_cases import copy_run, one_line_error
-from test_runs import data_file  # noqa: F401
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from influence_patterns.registry import Registry
 def test_register_lookup_and_messages():
     reg: Registry[int] = Registry("colour")
     reg.register("red", 1, "warm")
-    reg.decorator("blue")(2)
+    reg.register("blue", 2)
     assert reg.lookup("red") == 1 and list(reg) == ["red", "blue"]
     assert reg.check("blue") == "blue"
     with pytest.raises(InputError, match=r"unknown colour 'green'; choose one of red, blue"):
@@ -21,6 +21,16 @@ def test_register_lookup_and_messages():
     reg.register("red", 3, "warm", replace=True)
     assert reg["red"] == 3
     assert reg.help("The colour:") == "The colour: red (warm); blue."
+
+
+def test_a_registry_words_its_own_error():
+    from influence_patterns.errors import ModelError
+
+    reg: Registry[int] = Registry("architecture", ModelError, "unsupported {kind} {name!r}; supported: {sorted}")
+    reg.register("bert", 1)
+    reg.register("albert", 2)
+    with pytest.raises(ModelError, match=r"^unsupported architecture 'gpt2'; supported: albert, bert$"):
+        reg.check("gpt2")
 
 
 def test_unhashable_name_is_one_line():
@@ -119,3 +129,97 @@ def test_no_hand_written_choice_lists_in_the_cli():
                     if isinstance(s, ast.Constant) and isinstance(s.value, str) and " | " in s.value:
                         bad.append(f"{path.name}:{node.value.lineno}: {s.value[:50]!r}")
     assert not bad, "\n".join(bad)
+
+
+# ------------------------------------------- new entries registered from outside the package, end to end
+
+
+@pytest.fixture
+def registered():
+    """Registers an entry in a registry for one test and removes it afterwards."""
+    added = []
+
+    def register(registry, name, item, description=""):
+        registry.register(name, item, description)
+        added.append((registry, name))
+        return name
+
+    yield register
+    for registry, name in added:
+        registry.pop(name, None)
+        registry.descriptions.pop(name, None)
+
+
+def test_a_new_ig_baseline_runs_end_to_end(registered, mlm, tokenizer):
+    """A baseline is its function: one register call and ``baseline=`` accepts it."""
+    import torch
+
+    from influence_patterns import Explainer, Query
+    from influence_patterns.attribution.baselines import BASELINES
+
+    def half_mask(inputs):
+        row = inputs.word_embeddings.weight[inputs.mask_id].detach().to(inputs.embeddings.dtype)
+        return 0.5 * row.expand_as(inputs.embeddings) + 0.5 * inputs.embeddings
+
+    name = registered(BASELINES, "half-mask", half_mask, "halfway between [MASK] and the text")
+    ex = Explainer(mlm, tokenizer, steps=16, baseline=name, keep_special=True)  # [CLS], [SEP] stay real
+    batch = ex.prepare([Query("the boy [MASK] good", ("is", "are"))])
+    mask_row = mlm.get_input_embeddings().weight[tokenizer.mask_token_id]
+    torch.testing.assert_close(batch.baseline[0, 1], 0.5 * mask_row.detach() + 0.5 * batch.x[0, 1])
+    e = ex.explain("the boy [MASK] good", targets=("is", "are"))
+    assert e.baseline == name
+    # completeness on the new baseline ([MASK]'s row is its own): Σ g = q(x) - q(b)
+    total = sum(p.g for p in e.patterns)
+    assert total == pytest.approx(e.qoi_value - e.qoi_baseline_value, rel=0.05, abs=1e-3)
+
+
+def test_a_new_quadrature_runs_end_to_end(registered, mlm, tokenizer):
+    """A quadrature rule holds its points and its default size."""
+    import numpy as np
+
+    from influence_patterns import Explainer
+    from influence_patterns.attribution.quadrature import QUADRATURES, Rule
+
+    def midpoint(steps):
+        return (np.arange(steps) + 0.5) / steps, np.full(steps, 1.0 / steps)
+
+    name = registered(QUADRATURES, "midpoint", Rule(midpoint, 24), "the midpoint rule")
+    ex = Explainer(mlm, tokenizer, quadrature=name)
+    assert ex.config.steps == 24  # the rule's own default size
+    e = ex.explain("the boy near the girls [MASK] good", targets=("is", "are"), sources=[2])
+    ref = Explainer(mlm, tokenizer, steps=64).explain("the boy near the girls [MASK] good", targets=("is", "are"),
+                                                      sources=[2])
+    assert e.quadrature == name and e.steps == 24
+    assert e.patterns[0].g == pytest.approx(ref.patterns[0].g, rel=0.05, abs=1e-3)
+
+
+def test_a_new_ablation_method_runs_end_to_end(registered, mlm, tokenizer):
+    """An ablation method is one class and one line; ``ablate_rows`` runs it beside the built-ins."""
+    import math
+
+    from influence_patterns import Explainer
+    from influence_patterns.analysis import Method, NodePath, register_method
+    from influence_patterns.analysis.ablation import AblationOptions, ablate_rows
+    from influence_patterns.analysis.methods import ABLATION_METHODS
+
+    class LastHeadOnly(Method):
+        name = "test-last-head"
+        description = "skips on the source, head 0 at the last layer"
+        group = "control"
+
+        def paths(self, ctx):
+            L = ctx.num_layers
+            return [[NodePath(i, (i,) * L + (int(ctx.batch.target_index[b]),), (None,) * (L - 1) + (0,))
+                     for i in ctx.batch.sources[b]] for b in range(len(ctx.batch))]
+
+    register_method(LastHeadOnly)
+    registered(ABLATION_METHODS, "test-last-head", ABLATION_METHODS.pop("test-last-head"))
+    ex = Explainer(mlm, tokenizer, steps=4)
+    rows = []
+    for i, (text, targets) in enumerate([("the boy [MASK] good", ("is", "are")), ("the dogs [MASK] good", ("are", "is"))]):
+        e = ex.explain(text, targets=targets)
+        rows.append({"index": i, **e.to_dict(), "roles": {"subject": 2}, "correct": e.correct})
+    out = ablate_rows(ex, rows, AblationOptions(methods=("stay", "test-last-head"), resamples=50), progress=False)
+    assert [m["name"] for m in out["methods"]] == ["stay", "test-last-head"]
+    mine = [r for r in out["per_instance"] if r["method"] == "test-last-head"]
+    assert len(mine) == len(rows) and all(r["nodes"] > 0 and math.isfinite(r["q_kept"]) for r in mine)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -13,68 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from influence_patterns.cli import app
 from influence_patterns.errors import InputError
-from influence_patterns.runs import read_run, repair_results, role_token_indices, run_dataset
+from influence_patterns.runs import Run, RunOptions, repair_results, role_token_indices, run_dataset
 
-from conftest import make_model, make_tokenizer
+from conftest import make_model, run_args
 
 runner = CliRunner()
 
-SINGULAR = {"boy": "boys", "girl": "girls", "dog": "dogs", "cat": "cats", "teacher": "teachers"}
-VERBS = [("laughs", "laugh"), ("runs", "run")]
-
-
-def write_data(path: Path, count: int = 12, seed: int = 0) -> Path:
-    """SVA-across-a-PP instances in the tiny vocabulary (JSONL, roles as word indices)."""
-    rng = random.Random(seed)
-    with open(path, "w") as f:
-        for _ in range(count):
-            s, a = rng.sample(sorted(SINGULAR), 2)
-            s_pl, a_pl = rng.random() < 0.5, rng.random() < 0.5
-            good, bad = rng.choice(VERBS)
-            if s_pl:
-                good, bad = bad, good
-            subj = SINGULAR[s] if s_pl else s
-            attr = SINGULAR[a] if a_pl else a
-            f.write(json.dumps({
-                "text": f"the {subj} near the {attr} [MASK]",
-                "targets": [good, bad],
-                "task": "sva/prep",
-                "condition": f"{'plur' if s_pl else 'sing'}_subj_{'plur' if a_pl else 'sing'}_attr",
-                "roles": {"det": 0, "subject": 1, "prep": 2, "attractor_det": 3, "attractor": 4, "verb": 5},
-            }) + "\n")
-    return path
-
-
-def save_checkpoint(path: Path, layers: int = 2, heads: int = 2, seed: int = 0, kind: str = "mlm") -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    model = make_model(kind, layers=layers, heads=heads, seed=seed, dtype=torch.float32)
-    model.save_pretrained(path)
-    make_tokenizer(path).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory) -> Path:
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt"))
-
-
-@pytest.fixture(scope="session")
-def data_file(tmp_path_factory) -> Path:
-    return write_data(tmp_path_factory.mktemp("data") / "tiny.jsonl")
-
-
-def run_args(checkpoint: Path, data_file: Path, out: Path, *extra: str, n: int = 6) -> list[str]:
-    return ["run", "--task", "sva/prep", "--data", str(data_file), "--n", str(n), "--model", str(checkpoint),
-            "--out", str(out), "--steps", "4", "--quiet", *extra]
-
-
 def rows_by_index(out: Path) -> dict[int, dict]:
-    rows, _ = read_run(out)
+    rows = Run.open(out).rows
     return {r["index"]: r for r in rows}
 
 
@@ -142,7 +91,7 @@ def test_torn_last_line_is_repaired_and_resumed(checkpoint, data_file, tmp_path)
     lines = (full / "results.jsonl").read_text().splitlines(keepends=True)
     torn = "".join(lines[:3]) + lines[3][: len(lines[3]) // 2]  # killed in the middle of line 4
     (out / "results.jsonl").write_text(torn)
-    assert len(read_run(out)[0]) == 3  # readers skip the torn line
+    assert len(Run.open(out).rows) == 3  # readers skip the torn line
     result = runner.invoke(app, run_args(checkpoint, data_file, out, "--batch-size", "2"))
     assert result.exit_code == 0, result.output
     text = (out / "results.jsonl").read_text()
@@ -213,11 +162,13 @@ def test_library_run_with_explainer_and_progress(checkpoint, data_file, tmp_path
 
     explainer = Explainer(make_model("mlm", layers=2, heads=2), tokenizer, steps=3)
     seen = []
-    path = run_dataset("sva/prep", "tiny", tmp_path / "run", n=5, data=data_file, batch_size=2, steps=3,
-                       explainer=explainer, progress=lambda done, total: seen.append((done, total)))
+    options = RunOptions(task="sva/prep", model="tiny", n=5, data=str(data_file), batch_size=2, steps=3)
+    path = run_dataset(options, tmp_path / "run", explainer=explainer,
+                       progress=lambda done, total: seen.append((done, total)))
     assert path.name == "results.jsonl"
     assert seen == [(2, 5), (4, 5), (5, 5)]
-    rows, meta = read_run(tmp_path / "run")
+    run = Run.open(tmp_path / "run")
+    rows, meta = run.rows, run.meta
     assert [r["index"] for r in rows] == list(range(5))
     assert meta["model"] == "tiny"
 
@@ -230,7 +181,7 @@ def test_run_errors(checkpoint, data_file, tmp_path):
     result = runner.invoke(app, run_args(checkpoint, tmp_path / "missing.jsonl", tmp_path / "r3"))
     assert result.exit_code == 2 and "not found" in result.output
     with pytest.raises(InputError):
-        read_run(tmp_path / "nowhere")
+        Run.open(tmp_path / "nowhere")
 
 
 def test_role_token_indices_word_pieces(tokenizer):

@@ -14,8 +14,6 @@ from influence_patterns.analysis.ablation import AblationOptions, ablate_run, su
 from influence_patterns.analysis.frames import ABLATION_COLUMNS, ANALYSIS_COLUMNS
 from influence_patterns.cli import app
 
-from test_hostile_analysis import run_dir  # noqa: F401  (a 4-instance run)
-from test_runs import checkpoint, data_file  # noqa: F401
 
 runner = CliRunner()
 

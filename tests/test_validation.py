@@ -23,8 +23,8 @@ from influence_patterns.models.loading import load_model
 from influence_patterns.result import Explanation
 from influence_patterns.runs import Run, RunOptions, run_dataset
 
-from hostile_cases import copy_run, done_run, listing, one_line_error  # noqa: F401
-from test_runs import checkpoint, data_file, run_args  # noqa: F401
+from conftest import run_args
+from hostile_cases import copy_run, listing, one_line_error
 
 runner = CliRunner()
 

@@ -317,6 +317,14 @@ def test_aggregate_reads_a_run_directory(tmp_path):
     assert set(by_gid(plot_run(run / "results.jsonl"), "agg-step:")) == set(expected_steps())
 
 
+def test_run_figure_has_positions_across_and_fits_its_content():
+    fig = plot_run(rows())
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["subject", "src+1", "verb"]
+    assert fig.get_figwidth() < 9  # three columns, not one per head
+    assert all(t.get_fontsize() >= 8 for t in fig.findobj(lambda a: hasattr(a, "get_fontsize")))
+
+
 # ---------------------------------------------------------------- the CLI
 
 MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".pdf": b"%PDF-"}
@@ -446,14 +454,19 @@ def test_html_renders_in_headless_chromium(tmp_path):
 
 
 def test_compute_modules_do_not_import_matplotlib():
+    """The one check that computing never loads the presentation: the compute modules
+    import neither ``viz`` nor matplotlib, and the CLI starts without matplotlib."""
     code = (
         "import sys\n"
-        "import influence_patterns, influence_patterns.result, influence_patterns.tasks\n"
+        "import influence_patterns, influence_patterns.result, influence_patterns.explainer, influence_patterns.tasks\n"
+        "import influence_patterns.runs, influence_patterns.analysis.report, influence_patterns.analysis.ablation\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib' or 'influence_patterns.viz' in m))\n"
+        "import influence_patterns.cli\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert done.stdout.split() == ["[]", "[]"]
 
 
 

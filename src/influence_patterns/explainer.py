@@ -97,7 +97,13 @@ class Explainer:
         for a masked LM with one ``[MASK]``; ``label`` for a classifier, default: its
         prediction). ``sources``: only these word-piece positions (``[CLS]`` is 0).
         ``progress``: a bar per source-token chunk (``None``: when stderr is a terminal)."""
-        return self.explain_batch([Query(text, _pair(targets), label, sources)], progress=progress)[0]
+        result = self.explain_batch([Query(text, _pair(targets), label, sources)], progress=progress)[0]
+        result.extra["threads"] = torch.get_num_threads()  # recorded: the time it took depends on it
+        if self.kind == "classification":  # for titles: which class, and whose choice it was
+            id2label = getattr(self.model.config, "id2label", None) or {}
+            result.extra["label_names"] = [str(id2label.get(k, k)) for k in range(len(id2label))]
+            result.extra["label_from"] = "given" if label is not None else "prediction"
+        return result
 
     def explain_batch(
         self,
@@ -137,7 +143,7 @@ class Explainer:
         targets: Sequence[str] | None = None,
         label: int | None = None,
     ) -> float:
-        """I(x_source, π) of a user-given pattern (DESIGN §3).
+        """I(x_source, π) of a user-given pattern (docs/method.md#pattern-influence).
 
         ``positions``: one position per layer 1..L (or L+1 entries starting with the
         source); ``None`` means the whole graph (plain IG). ``heads``: per layer a head

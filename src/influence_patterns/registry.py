@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Generic, Iterable, TypeVar
 
 from influence_patterns.errors import InputError
 
@@ -31,12 +31,22 @@ class Lazy:
         return getattr(importlib.import_module(module), attribute)
 
 
-class Registry(dict, Generic[T]):  # type: ignore[type-arg]
-    """Named items of one ``kind`` ("QoI", "baseline", ...), in registration order."""
+#: The error for an unknown name: ``kind``, ``name``, ``choices`` (registration order)
+#: and ``sorted`` (alphabetical) are filled in.
+UNKNOWN = "unknown {kind} {name!r}; choose one of {choices}"
 
-    def __init__(self, kind: str) -> None:
+
+class Registry(dict, Generic[T]):  # type: ignore[type-arg]
+    """Named items of one ``kind`` ("QoI", "baseline", ...), in registration order.
+    An unknown name raises ``error`` (default :class:`InputError`) worded by ``unknown``
+    (default :data:`UNKNOWN`). Each item holds everything its users need (a function,
+    a rule and its default size, ...): a new entry is one ``register`` call."""
+
+    def __init__(self, kind: str, error: type[Exception] = InputError, unknown: str = UNKNOWN) -> None:
         super().__init__()
         self.kind = kind
+        self.error = error
+        self.unknown = unknown
         self.descriptions: dict[str, str] = {}
 
     def register(self, name: str, item: T, description: str = "", replace: bool = False) -> T:
@@ -47,16 +57,14 @@ class Registry(dict, Generic[T]):  # type: ignore[type-arg]
         self.descriptions[name] = description or (getattr(item, "description", "") or "")
         return item
 
-    def decorator(self, name: str, description: str = "") -> Callable[[T], T]:
-        """``@REGISTRY.decorator("name")`` registers the decorated object."""
-        return lambda item: self.register(name, item, description)
-
     def lookup(self, name: str) -> T:
         """The item called ``name``, or one line naming the valid choices."""
         try:
             item = self[name]
         except (KeyError, TypeError):
-            raise InputError(f"unknown {self.kind} {name!r}; choose one of {self.choices()}") from None
+            message = self.unknown.format(kind=self.kind, name=name, choices=self.choices(),
+                                          sorted=self.choices(sorted(self)))
+            raise self.error(message) from None
         if isinstance(item, Lazy):
             item = self[name] = item.load()
         return item

@@ -17,10 +17,9 @@ from influence_patterns.fileio import write_json
 from influence_patterns.graph.nodes import Node
 from influence_patterns.search.pattern import PatternFields
 
-#: The skip connection. In the API (``Pattern.heads``, ``Explainer.influence(heads=...)``)
-#: and in JSON the skip is ``None``/``null``; a head is its index, numbered from 0.
-#: Layers are numbered from 1 (``L1`` is the first encoder layer; ``h0`` the embeddings).
-SKIP = None
+# The skip connection: in the API (``Pattern.heads``, ``Explainer.influence(heads=...)``)
+# and in JSON the skip is ``None``/``null``; a head is its index, numbered from 0.
+# Layers are numbered from 1 (``L1`` is the first encoder layer; ``h0`` the embeddings).
 
 #: One layer of a head-level pattern as printed: ``(node, where)``; ``node`` is ``"skip"``
 #: or ``"H<j>"``, ``where`` the position it moves to, or ``None`` when it stays put.
@@ -119,7 +118,7 @@ def find_word(tokens: Sequence[str], word: str) -> list[int]:
 
 @dataclass
 class Pattern(PatternFields):
-    """The influence pattern of one source token (DESIGN §4; fields in
+    """The influence pattern of one source token (docs/method.md#guided-pattern-refinement; fields in
     :class:`~influence_patterns.search.pattern.PatternFields`): ``positions[0]`` is the
     source index and ``positions[-1]`` the target index (``num_layers + 1`` entries),
     ``heads[l]`` the head chosen at layer ``l + 1`` (``None`` for the skip connection).
@@ -203,7 +202,7 @@ class Explanation:
 
     @property
     def correct(self) -> bool:
-        """The model gets this instance right: QoI > 0 (DESIGN §2)."""
+        """The model gets this instance right: QoI > 0 (docs/method.md#quantity-of-interest)."""
         return self.qoi_value > 0
 
     def pattern_for(self, source_index: int) -> Pattern:

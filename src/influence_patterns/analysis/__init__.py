@@ -1,4 +1,4 @@
-"""The paper's analyses of data-set runs (DESIGN §6; definitions in docs/analyses.md).
+"""The paper's analyses of data-set runs (docs/method.md#analyses; definitions in docs/analyses.md).
 Everything here returns data; printing and drawing live in ``influence_patterns.viz``.
 
 - :func:`analyze_run` / :func:`analyze_runs`: accuracy, skip vs heads (CIs, ceiling,

@@ -1,6 +1,6 @@
-"""Compression, removal and interchange (DESIGN §6 in docs/method.md, "Analyses"):
-keep only, remove, or patch from a counterfactual the nodes an explanation names, and
-measure what is left of the QoI and the accuracy (definitions: docs/analyses.md).
+"""Compression, removal and interchange (docs/method.md#analyses): keep only, remove,
+or patch from a counterfactual the nodes an explanation names, and measure what is
+left of the QoI and the accuracy (definitions: docs/analyses.md).
 
 For an instance and a method the *node set* is the union, over the explained source
 tokens (every source token, or only a role's token with ``sources=ROLE``), of the

@@ -97,7 +97,7 @@ def analyze_rows(rows: Run | Sequence[RunRecord | dict[str, Any]], meta: dict[st
 
 
 def analyze_run(path: str | Path, options: AnalyzeOptions | None = None) -> dict[str, Any]:
-    """Analyses of one run directory (DESIGN §6; definitions in docs/analyses.md).
+    """Analyses of one run directory (docs/method.md#analyses; definitions in docs/analyses.md).
 
     Keys: ``accuracy``, ``mean_qoi``; ``skip_share``, ``skip_share_weighted``, ``skip_to_head_ratio``,
     ``skip_to_head_ratio_weighted``, ``skip_steps``, ``head_steps``, ``per_layer``

@@ -1,4 +1,4 @@
-"""Paired bootstrap over instances (DESIGN §6): a 95% percentile CI for a statistic of
+"""Paired bootstrap over instances (docs/method.md#analyses): a 95% percentile CI for a statistic of
 per-instance arrays, and for the difference of two statistics on the SAME resamples.
 
 Resampling: ``numpy.random.default_rng(seed).integers(0, n, (resamples, n))`` — each

@@ -1,4 +1,4 @@
-"""Consistency (DESIGN §6): how often instances of a task share the same pattern.
+"""Consistency (docs/method.md#analyses): how often instances of a task share the same pattern.
 
 Sentences differ in length, so a pattern is compared through a *key* that names
 positions by what they are rather than by index. For layer l = 1..L the key holds
@@ -6,11 +6,13 @@ positions by what they are rather than by index. For layer l = 1..L the key hold
 
 - ``node``: ``skip`` or ``H<j>`` (the head-level choice at layer l);
 - ``move``: where position t_l lies relative to t_{l-1}: ``stay`` when
-  t_l = t_{l-1}; otherwise ``target`` (the [MASK] / [CLS] read by y), else the
-  instance's role at t_l (``subject``, ``attractor`` ...), else the special token
-  (``[CLS]``, ``[SEP]``), else ``other``.
+  t_l = t_{l-1}; otherwise the instance's role at t_l (``subject``, ``verb`` ...),
+  else the token itself when it is the target or a special token (``[MASK]``,
+  ``[CLS]``, ``[SEP]``), else ``other`` (:func:`position_name`).
 
-Printed in the one pattern notation, e.g. ``L1 skip → L2 H3@target → L3 skip``. For each role (the pattern of the
+Printed in the one pattern notation, e.g. ``L1 skip → L2 H3@verb → L3 skip``: a role
+name stands for a position only in views that aggregate over instances; a single
+explanation names the token (``H3@[MASK]``). For each role (the pattern of the
 role's token) and for ``all`` (every source token's pattern) we report the number of
 patterns, the number of distinct keys, the frequency of the most common key
 (``top_frequency``, share of patterns) and the Shannon entropy of the key
@@ -31,17 +33,23 @@ SPECIAL = ("[CLS]", "[SEP]", "<s>", "</s>")
 Key = tuple[tuple[str, str], ...]
 
 
-def _move(t: int, prev: int, record: RunRecord, by_index: dict[int, str]) -> str:
-    if t == prev:
-        return "stay"
-    if t == record.explanation.target_index:
-        return "target"
+def position_name(t: int, record: RunRecord, by_index: dict[int, str]) -> str | None:
+    """How a view that aggregates over instances names position ``t``: the instance's role
+    there (``subject``, ``verb`` ...), else the target's or a special token's own text
+    (``[MASK]``, ``[CLS]``, ``[SEP]``, as a single explanation prints it); ``None`` for
+    any other word. One rule for ``analyze``, ``plot --role`` and the report's figures."""
     if t in by_index:
         return by_index[t]
     tokens = record.explanation.tokens
-    if 0 <= t < len(tokens) and tokens[t] in SPECIAL:
+    if 0 <= t < len(tokens) and (t == record.explanation.target_index or tokens[t] in SPECIAL):
         return tokens[t]
-    return "other"
+    return None
+
+
+def _move(t: int, prev: int, record: RunRecord, by_index: dict[int, str]) -> str:
+    if t == prev:
+        return "stay"
+    return position_name(t, record, by_index) or "other"
 
 
 def pattern_key(record: RunRecord, pattern: Pattern) -> Key:
@@ -57,7 +65,7 @@ def pattern_key(record: RunRecord, pattern: Pattern) -> Key:
 
 
 def key_text(key: Key) -> str:
-    """``L1 skip → L2 H3@target → …`` (:func:`influence_patterns.result.format_steps`)."""
+    """``L1 skip → L2 H3@verb → …`` (:func:`influence_patterns.result.format_steps`)."""
     return format_steps([(node, None if move == "stay" else move) for node, move in key])
 
 

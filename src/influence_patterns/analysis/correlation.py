@@ -1,4 +1,4 @@
-"""Does consistency track accuracy? (DESIGN §6; definitions in docs/analyses.md)
+"""Does consistency track accuracy? (docs/method.md#analyses; definitions in docs/analyses.md)
 
 - over tasks: Spearman's ρ between a role's consistency and accuracy, one point per
   run, with a two-sided permutation p-value (``scipy.stats.permutation_test``, the

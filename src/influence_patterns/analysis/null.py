@@ -1,4 +1,4 @@
-"""The null for skip vs heads (docs/method.md, "Analyses"): a randomly re-initialised
+"""The null for skip vs heads (docs/method.md#analyses): a randomly re-initialised
 copy of the run's model, explained with GPR on the same instances and settings.
 
 Two re-initialisations (seeded, ``torch.Generator``, drawn in float64):

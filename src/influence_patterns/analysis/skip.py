@@ -1,4 +1,4 @@
-"""Skip vs heads (DESIGN §6): how often, and with how much influence, head-level
+"""Skip vs heads (docs/method.md#analyses): how often, and with how much influence, head-level
 patterns take the skip connection rather than an attention head.
 
 Definitions, over every pattern of every instance (one pattern per source token):

@@ -5,7 +5,7 @@ layer conductance).
 
 Restricting gradients changes no forward value, so every fast scorer starts from the
 same plain forward + backward along the IG path: per row (sentence × α) the
-cotangents ∂q/∂h^l, ∂q/∂a^l, ∂q/∂s^l of the graph's nodes (DESIGN §1) and the
+cotangents ∂q/∂h^l, ∂q/∂a^l, ∂q/∂s^l of the graph's nodes (docs/method.md#the-graph) and the
 gradient at the input, from which plain IG g(x_i) follows.
 """
 

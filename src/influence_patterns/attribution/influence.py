@@ -1,4 +1,5 @@
-"""Pattern influence (DESIGN §3): Integrated Gradients restricted to a pattern's paths.
+"""Pattern influence (docs/method.md#pattern-influence): Integrated Gradients restricted
+to a pattern's paths.
 
 This module is the slow, literal reference: one restricted IG per call, written the
 way the definition reads. The fast scorers (``search.fast``, ``search.full_width``)

@@ -110,97 +110,33 @@ def prepare_batch(
     if not queries:
         raise InputError("nothing to explain: no texts given")
     device = next(adapter.model.parameters()).device
-    dtype = adapter.word_embeddings().weight.dtype
-    mask_id = tokenizer.mask_token_id
     special = _special_ids(tokenizer)
-    encoded: list[list[int]] = []
-    targets_idx: list[int] = []
-    classes: list[tuple[int, int] | None] = []
-    for q in queries:
-        if not isinstance(q.text, str) or not q.text.strip():
-            raise InputError("the text is empty")
-        if adapter.causal:
-            ids = prefix_ids(tokenizer, q.text)
-        else:
-            ids = tokenizer(with_mask_token(tokenizer, q.text), add_special_tokens=True)["input_ids"]
-        if len(ids) > adapter.max_length:
-            raise InputError(
-                f"the text is {len(ids)} word pieces long; the model takes at most {adapter.max_length}"
-            )
-        if adapter.kind == "causal":
-            if q.targets is None or len(q.targets) != 2:
-                raise InputError("a causal-LM explanation needs two continuations: targets=(GOOD, BAD)")
-            good, bad = (continuation_id(tokenizer, q.text, w) for w in q.targets)
-            if good == bad:
-                raise InputError(f"the targets are equal ({q.targets[0]!r}); give two different words")
-            targets_idx.append(len(ids) - 1)  # the next token's logits at the last position
-            classes.append((good, bad))
-        elif adapter.causal:  # a classifier on a decoder reads the last token
-            targets_idx.append(len(ids) - 1)
-            classes.append(None)
-        elif adapter.kind == "mlm":
-            n_mask = sum(1 for i in ids if i == mask_id)
-            if n_mask == 0:
-                raise InputError(f"no [MASK] in the text: {q.text!r} (a masked-LM explanation needs exactly one)")
-            if n_mask > 1:
-                raise InputError(f"found {n_mask} [MASK] tokens in {q.text!r}; exactly one is needed")
-            if q.targets is None or len(q.targets) != 2:
-                raise InputError("a masked-LM explanation needs two targets: targets=(GOOD, BAD)")
-            good, bad = (single_piece(tokenizer, w) for w in q.targets)
-            if good == bad:
-                raise InputError(f"the targets are equal ({q.targets[0]!r}); give two different words")
-            targets_idx.append(ids.index(mask_id))
-            classes.append((good, bad))
-        else:
-            targets_idx.append(0)  # the pooler reads [CLS]
-            classes.append(None)
-        encoded.append(ids)
-
-    n = max(len(ids) for ids in encoded)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(encoded), n), pad, dtype=torch.long)
-    attention_mask = torch.zeros((len(encoded), n), dtype=torch.long)
-    for b, ids in enumerate(encoded):
-        input_ids[b, : len(ids)] = torch.tensor(ids)
-        attention_mask[b, : len(ids)] = 1
-    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    encoded = [_encode(adapter, tokenizer, q) for q in queries]
+    ids = [e[0] for e in encoded]
+    targets_idx = [e[1] for e in encoded]
+    input_ids, attention_mask = _pad(ids, tokenizer.pad_token_id, device)
     with torch.no_grad():
-        x = adapter.word_embeddings()(input_ids).to(dtype)
+        x = adapter.word_embeddings()(input_ids).to(adapter.word_embeddings().weight.dtype)
     baseline_fill = None
     if adapter.causal:
         keep = torch.zeros_like(input_ids, dtype=torch.bool)
-        for b, ids in enumerate(encoded):
-            keep[b, : len(ids)] = torch.tensor([i in special for i in ids], dtype=torch.bool)  # BOS stays real
+        for b, row in enumerate(ids):
+            keep[b, : len(row)] = torch.tensor([i in special for i in row], dtype=torch.bool)  # BOS stays real
         base, baseline_fill = decoder_baseline(input_ids, x, adapter.word_embeddings(), baseline, tokenizer,
                                                adapter.model, keep)
     else:
-        base = make_baseline(
-            input_ids, x, adapter.word_embeddings(), baseline, special, mask_id, tokenizer.pad_token_id, keep_special
-        )
+        base = make_baseline(input_ids, x, adapter.word_embeddings(), baseline, special, tokenizer.mask_token_id,
+                             tokenizer.pad_token_id, keep_special)
     target_index = torch.tensor(targets_idx, dtype=torch.long, device=device)
-
-    labels: list[int | None] = [q.label for q in queries]
     if adapter.kind == "classification":
-        num_labels = int(adapter.config.num_labels)
-        with torch.no_grad():
-            logits = adapter.logits(x, attention_mask, target_index)
-        for b, q in enumerate(queries):
-            if q.label is None:
-                gold = int(logits[b].argmax())  # explain the prediction
-            else:
-                gold = int(q.label)
-                if not 0 <= gold < num_labels:
-                    raise InputError(f"label {gold} is out of range: the classifier has {num_labels} classes")
-            order = logits[b].argsort(descending=True).tolist()
-            other = next(c for c in order if c != gold)
-            classes[b] = (gold, other)
-            labels[b] = gold
-
-    tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in encoded]
+        classes, labels = _explained_classes(adapter, x, attention_mask, target_index, queries)
+    else:
+        classes, labels = [e[2] for e in encoded], [q.label for q in queries]
+    tokens = [tokenizer.convert_ids_to_tokens(row) for row in ids]
     # A decoder's last token is a source too (its pattern stays at the target position).
     sources = [
-        [i for i, tok in enumerate(ids) if tok not in special and (adapter.causal or i != targets_idx[b])]
-        for b, ids in enumerate(encoded)
+        [i for i, tok in enumerate(row) if tok not in special and (adapter.causal or i != targets_idx[b])]
+        for b, row in enumerate(ids)
     ]
     for b, q in enumerate(queries):
         if q.sources is not None:
@@ -218,3 +154,77 @@ def prepare_batch(
         labels=labels,
         baseline_fill=baseline_fill,
     )
+
+
+def _encode(adapter: Adapter, tokenizer: Any, q: Query) -> tuple[list[int], int, tuple[int, int] | None]:
+    """One query's token ids, its target position and the (good, bad) target ids (``None``
+    for a classifier, filled in later); ``InputError`` naming what is wrong with it."""
+    if not isinstance(q.text, str) or not q.text.strip():
+        raise InputError("the text is empty")
+    if adapter.causal:
+        ids = prefix_ids(tokenizer, q.text)
+    else:
+        ids = tokenizer(with_mask_token(tokenizer, q.text), add_special_tokens=True)["input_ids"]
+    if len(ids) > adapter.max_length:
+        raise InputError(
+            f"the text is {len(ids)} word pieces long; the model takes at most {adapter.max_length}"
+        )
+    if adapter.kind == "causal":
+        if q.targets is None or len(q.targets) != 2:
+            raise InputError("a causal-LM explanation needs two continuations: targets=(GOOD, BAD)")
+        good, bad = (continuation_id(tokenizer, q.text, w) for w in q.targets)
+        if good == bad:
+            raise InputError(f"the targets are equal ({q.targets[0]!r}); give two different words")
+        return ids, len(ids) - 1, (good, bad)  # the next token's logits at the last position
+    if adapter.causal:  # a classifier on a decoder reads the last token
+        return ids, len(ids) - 1, None
+    if adapter.kind != "mlm":
+        return ids, 0, None  # the pooler reads [CLS]
+    mask_id = tokenizer.mask_token_id
+    n_mask = sum(1 for i in ids if i == mask_id)
+    if n_mask == 0:
+        raise InputError(f"no [MASK] in the text: {q.text!r} (a masked-LM explanation needs exactly one)")
+    if n_mask > 1:
+        raise InputError(f"found {n_mask} [MASK] tokens in {q.text!r}; exactly one is needed")
+    if q.targets is None or len(q.targets) != 2:
+        raise InputError("a masked-LM explanation needs two targets: targets=(GOOD, BAD)")
+    good, bad = (single_piece(tokenizer, w) for w in q.targets)
+    if good == bad:
+        raise InputError(f"the targets are equal ({q.targets[0]!r}); give two different words")
+    return ids, ids.index(mask_id), (good, bad)
+
+
+def _pad(encoded: list[list[int]], pad_id: int | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``input_ids`` padded with ``pad_id`` (0 without one) and the attention mask, (B, n) each."""
+    n = max(len(ids) for ids in encoded)
+    input_ids = torch.full((len(encoded), n), pad_id if pad_id is not None else 0, dtype=torch.long)
+    attention_mask = torch.zeros((len(encoded), n), dtype=torch.long)
+    for b, ids in enumerate(encoded):
+        input_ids[b, : len(ids)] = torch.tensor(ids)
+        attention_mask[b, : len(ids)] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def _explained_classes(
+    adapter: Adapter, x: torch.Tensor, attention_mask: torch.Tensor, target_index: torch.Tensor,
+    queries: Sequence[Query],
+) -> tuple[list[tuple[int, int]], list[int | None]]:
+    """A classifier's (gold, other) per query and the labels explained: the given label
+    (checked against the number of classes) or the prediction; ``other`` is the
+    highest-scoring other class."""
+    num_labels = int(adapter.config.num_labels)
+    with torch.no_grad():
+        logits = adapter.logits(x, attention_mask, target_index)
+    classes: list[tuple[int, int]] = []
+    labels: list[int | None] = []
+    for b, q in enumerate(queries):
+        if q.label is None:
+            gold = int(logits[b].argmax())  # explain the prediction
+        else:
+            gold = int(q.label)
+            if not 0 <= gold < num_labels:
+                raise InputError(f"label {gold} is out of range: the classifier has {num_labels} classes")
+        order = logits[b].argsort(descending=True).tolist()
+        classes.append((gold, next(c for c in order if c != gold)))
+        labels.append(gold)
+    return classes, labels

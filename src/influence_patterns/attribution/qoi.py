@@ -1,4 +1,5 @@
-"""Quantities of interest (DESIGN §2): a scalar per example that an explanation is about.
+"""Quantities of interest (docs/method.md#quantity-of-interest): a scalar per example
+that an explanation is about.
 
 A QoI maps the model output ``y`` to one number per row. Both built-in QoIs are a
 difference of two logits, ``logit[pos] - logit[neg]``: for masked agreement the good

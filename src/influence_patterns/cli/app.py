@@ -9,7 +9,6 @@ import sys
 from typing import Any, Callable, TypeVar
 
 import typer
-from rich.markup import escape
 
 from influence_patterns.errors import InfluencePatternsError, printable
 
@@ -36,10 +35,11 @@ app = typer.Typer(
     name="influence-patterns",
     help="Influence patterns: which paths through a BERT-style encoder carry each token's "
          "influence to a prediction, found by GPR (Lu et al., NeurIPS 2021).",
-    epilog=escape(GLOSSARY),  # rich markup would eat "[good]"
+    epilog=GLOSSARY,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: no <bool> on flags, more room for descriptions
 )
 
 
@@ -58,6 +58,29 @@ def reflow_help(typer_app: typer.Typer) -> None:
     for group in typer_app.registered_groups:
         if group.typer_instance is not None:
             reflow_help(group.typer_instance)
+
+
+
+def _readable_argument_names() -> None:
+    """Name arguments in upper case in usage and help (``explain [OPTIONS] TEXT``, not
+    ``{text}``), as click and most command-line tools do."""
+    from typer.core import TyperArgument
+
+    def usage(self: Any) -> str:
+        name = (self.metavar or self.name or "").upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    def shown(self: Any) -> str:
+        return (self.metavar or self.name or "").upper() + ("..." if self.metavar is None and self.nargs != 1 else "")
+
+    if hasattr(TyperArgument, "_usage_display_name"):
+        TyperArgument._usage_display_name = usage
+    if hasattr(TyperArgument, "_rich_display_name"):
+        TyperArgument._rich_display_name = shown
+
+
+_readable_argument_names()
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -16,6 +16,7 @@ from influence_patterns.attribution.qoi import QOIS
 from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.errors import InputError
 from influence_patterns.fileio import check_writable
+from influence_patterns.config import ExplainConfig  # the defaults: ExplainConfig.method, ...
 from influence_patterns.search.methods import GPR_METHODS
 from influence_patterns.models.loading import DEVICES
 
@@ -45,8 +46,8 @@ def explain_command(
         help="Integration points along the path from baseline to input: Gauss–Legendre points "
              "(default 32), or m for the Riemann rule (m+1 points; default 50).",
     ),
-    method: str = typer.Option("fast", "--method", help=GPR_METHODS.help("The search:")),
-    baseline: str = typer.Option("mask", "--baseline", help=BASELINES.help("The input integrated from:")),
+    method: str = typer.Option(ExplainConfig.method, "--method", help=GPR_METHODS.help("The search:")),
+    baseline: str = typer.Option(ExplainConfig.baseline, "--baseline", help=BASELINES.help("The input integrated from:")),
     qoi: Optional[str] = typer.Option(
         None, "--qoi", help=QOIS.help("The quantity of interest (default: the one of the model's kind):")
     ),
@@ -84,11 +85,7 @@ def explain_command(
     """
     from influence_patterns.explainer import Explainer  # torch: loaded when the command runs
 
-    if plot is not None:
-        check_image_path(plot, "--plot")
-        check_writable(plot, "--plot")
-    if json_out is not None:
-        check_writable(json_out, "--json")  # before the model is loaded: a refused write loses no work
+    _check_outputs(plot, json_out, csv_out)  # before the model is loaded: a refused write loses no work
     parsed = parse_sources(sources, "--sources")
     explainer = Explainer.from_pretrained(
         model, device=device, steps=steps, method=method, baseline=baseline,
@@ -102,6 +99,23 @@ def explain_command(
     chosen = resolve_sources(parsed, _tokens(explainer, text), "--sources")
     result = explainer.explain(text, targets=targets, label=label, sources=chosen,
                                progress=False if quiet else None)
+    _show_and_write(result, by_word, json_out, csv_out, plot, dpi)
+
+
+def _check_outputs(plot: Optional[Path], json_out: Optional[Path], csv_out: Optional[Path]) -> None:
+    """Every output path checked before any work."""
+    if plot is not None:
+        check_image_path(plot, "--plot")
+        check_writable(plot, "--plot")
+    if json_out is not None:
+        check_writable(json_out, "--json")
+    if csv_out is not None:
+        check_writable(csv_out, "--csv")
+
+
+def _show_and_write(result: Any, by_word: bool, json_out: Optional[Path], csv_out: Optional[Path],
+                    plot: Optional[Path], dpi: int) -> None:
+    """The table (per piece or per word), then each requested file."""
     if by_word:
         from influence_patterns.viz.terminal import print_words
 

@@ -159,47 +159,15 @@ def accuracy_command(
 ) -> None:
     """Accuracy (share of instances with QoI > 0) and mean QoI of a model, per task and subtask."""
     from influence_patterns.models.loading import load_model
-    from influence_patterns.tasks.accuracy import mean_accuracy, score, subtask_of, summarize, task_of
+    from influence_patterns.progress import progress_bar
+    from influence_patterns.tasks.accuracy import evaluate
+    from influence_patterns.viz.terminal import print_accuracy
 
-    if task is None and data is None:
-        fail("give --task NAME or --data FILE")
-    if data is not None:
-        from influence_patterns.tasks.loaders import sample_path
-
-        data = sample_path(data)
-        if not data.exists():
-            fail(f"data file not found: {data}")
     if json_out is not None:
         from influence_patterns.fileio import check_writable
 
         check_writable(json_out, "--json")  # before scoring
-    if split != "all":
-        from influence_patterns.tasks.templates import TEMPLATE_TASKS
-
-        if split not in SPLITS:
-            fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-        if task not in TEMPLATE_TASKS or data is not None:
-            fail("--split applies only to a generated template task (--task sva/... or ra/..., without --data)")
-    bad_rows: list[tuple[int, str]] = []  # rows of the data file the loader skipped
-    if task is not None and split != "all":
-        from influence_patterns.tasks.templates import generate
-
-        instances = generate(task, n or 200, seed, split)
-    elif task is not None:
-        from influence_patterns.tasks.registry import load_task
-
-        # A file given is read whole unless --n says otherwise; a generated task needs a size.
-        instances = load_task(task, n if (n is not None or data is not None) else 200, seed, data)
-    else:
-        import warnings
-
-        from influence_patterns.tasks.loaders import load_data
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the skipped rows are counted below instead
-            instances, bad_rows = load_data(data)
-        if not instances:
-            fail(f"{data}: no instances to evaluate")
+    instances, bad_rows = _instances(task, data, n, seed, split)
     loaded = load_model(model, device=device)
     if loaded.kind == "causal" and (data is not None and task is None or split != "all"):
         # a data file or generated template words, given to a decoder: read in prefix form
@@ -211,50 +179,60 @@ def accuracy_command(
     from influence_patterns.tasks.checks import check_instances
 
     check_instances(loaded.kind, None, instances)  # a label on a masked LM, targets on a classifier
-    from influence_patterns.progress import progress_bar
-    from influence_patterns.viz.terminal import print_accuracy
-
     with progress_bar(len(instances), "scoring", False if quiet else None) as advance:
-        scores = score(loaded, instances, batch_size=batch_size, skip_unscorable=not strict, progress=advance)
-    results = summarize(instances, scores)
-    sub_of = _condition_of if by_condition else subtask_of
-    subtasks = summarize(instances, scores, by=lambda inst: f"{task_of(inst)}\t{sub_of(inst)}")
-    mean = mean_accuracy(results)
-
-    rows = []
-    for r in results:
-        parts = [sub for sub in subtasks if sub.task.split("\t")[0] == r.task]
-        only = parts[0].task.split("\t")[1] if len(parts) == 1 else r.task
-        label = r.task if only == r.task else f"{r.task} ({only})"  # one subtask: named in the task's row
-        rows.append((label, r, False))
-        for sub in parts if len(parts) > 1 else ():
-            rows.append(("  " + sub.task.split("\t")[1], sub, True))
-    print_accuracy(rows, mean if len(results) > 1 else None, f"Accuracy of {model}",
-                   first="task / " + ("condition" if by_condition else "subtask"))
-    unscorable = sum(r.skipped for r in results)
-    if unscorable or bad_rows:
+        report = evaluate(loaded, instances, batch_size=batch_size, skip_unscorable=not strict,
+                          by_condition=by_condition, progress=advance)
+    print_accuracy(report.rows(), report.mean if len(report.results) > 1 else None, f"Accuracy of {model}",
+                   first=f"task / {report.by}")
+    if report.unscorable or bad_rows:
         total = len(instances) + len(bad_rows)
         reasons = []
-        if unscorable:
-            reasons.append(f"{unscorable} whose targets are not single word pieces of this model's vocabulary (--strict to fail instead)")
+        if report.unscorable:
+            reasons.append(f"{report.unscorable} whose targets are not single word pieces of this model's "
+                           "vocabulary (--strict to fail instead)")
         if bad_rows:
             reasons.append(f"{len(bad_rows)} whose good and bad sentences do not differ in exactly one word")
-        typer.echo(f"skipped {unscorable + len(bad_rows)} of {total} pairs: " + "; ".join(reasons))
-
+        typer.echo(f"skipped {report.unscorable + len(bad_rows)} of {total} pairs: " + "; ".join(reasons))
     if json_out is not None:
-        payload = {
-            "model": model,
-            "results": [r.to_dict() for r in results],
-            "mean_accuracy": mean,
-            ("conditions" if by_condition else "subtasks"): [
-                {**r.to_dict(), "task": r.task.split("\t")[0], ("condition" if by_condition else "subtask"): r.task.split("\t")[1]}
-                for r in subtasks
-            ],
-            "skipped": {"unscorable": unscorable, "rows": len(bad_rows)},
-        }
-        write_json(json_out, payload)
+        write_json(json_out, {"model": model, **report.to_dict(),
+                              "skipped": {"unscorable": report.unscorable, "rows": len(bad_rows)}})
         typer.echo(f"Wrote {json_out}")
 
 
-def _condition_of(inst: Any) -> str:
-    return inst.condition or "(no condition)"
+def _instances(task: str | None, data: Path | None, n: int | None, seed: int,
+               split: str) -> tuple[list[Any], list[tuple[int, str]]]:
+    """The instances ``accuracy`` scores, and the rows of a data file its loader skipped."""
+    if task is None and data is None:
+        fail("give --task NAME or --data FILE")
+    if data is not None:
+        from influence_patterns.tasks.loaders import sample_path
+
+        data = sample_path(data)
+        if not data.exists():
+            fail(f"data file not found: {data}")
+    if split != "all":
+        from influence_patterns.tasks.templates import TEMPLATE_TASKS
+
+        if split not in SPLITS:
+            fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if task not in TEMPLATE_TASKS or data is not None:
+            fail("--split applies only to a generated template task (--task sva/... or ra/..., without --data)")
+    if task is not None and split != "all":
+        from influence_patterns.tasks.templates import generate
+
+        return generate(task, n or 200, seed, split), []
+    if task is not None:
+        from influence_patterns.tasks.registry import load_task
+
+        # A file given is read whole unless --n says otherwise; a generated task needs a size.
+        return load_task(task, n if (n is not None or data is not None) else 200, seed, data), []
+    import warnings
+
+    from influence_patterns.tasks.loaders import load_data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the skipped rows are counted below instead
+        instances, bad_rows = load_data(data)
+    if not instances:
+        fail(f"{data}: no instances to evaluate")
+    return instances, bad_rows

@@ -16,6 +16,7 @@ from influence_patterns.attribution.quadrature import QUADRATURES
 from influence_patterns.cli.app import app, user_errors
 from influence_patterns.analysis.bootstrap import check_resamples
 from influence_patterns.fileio import check_writable
+from influence_patterns.config import ExplainConfig  # the defaults: ExplainConfig.method, ...
 from influence_patterns.search.methods import GPR_METHODS
 from influence_patterns.models.loading import DEVICES
 from influence_patterns.runs.backends import BACKENDS
@@ -38,8 +39,8 @@ def run_command(
     steps: Optional[int] = typer.Option(
         None, "--steps", help="Gauss–Legendre points (default 32), or Riemann steps m (m+1 points; default 50)."
     ),
-    baseline: str = typer.Option("mask", "--baseline", help=BASELINES.help("The input integrated from:")),
-    method: str = typer.Option("fast", "--method", help=GPR_METHODS.help("The search:")),
+    baseline: str = typer.Option(ExplainConfig.baseline, "--baseline", help=BASELINES.help("The input integrated from:")),
+    method: str = typer.Option(ExplainConfig.method, "--method", help=GPR_METHODS.help("The search:")),
     quadrature: Optional[str] = typer.Option(None, "--quadrature", help=QUADRATURES.help("The integration rule:")),
     keep_special: bool = typer.Option(False, "--keep-special", help="Keep [CLS]/[SEP] real in the baseline."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Rows per backward pass: integration points α (fast-full: source token × α pairs); default: sized to free memory."),
@@ -61,7 +62,7 @@ def run_command(
         steps=steps, baseline=baseline, method=method, quadrature=quadrature, keep_special=keep_special,
         batch_size=batch_size, device=device,
     )
-    path = run_dataset(options, out, progress=not quiet, max_rows=max_batch,
+    path = run_dataset(options, out, progress=False if quiet else None, max_rows=max_batch,
                        backend=BackendOptions(backend, workers=workers, address=address))
     run = Run.open(out)
     correct = sum(bool(r.correct) for r in run.records)
@@ -224,7 +225,8 @@ def report_command(
     for path in (out, html):
         if path is not None:
             typer.echo(f"Wrote {path}")
-    for row in found["summary"]:
-        typer.echo(f"{row['finding']}: {row['verdict']}")
+    from influence_patterns.viz.tables import print_summary, print_wrapped
+
+    print_summary(found["summary"])  # value [CI], reference and verdict, wrapped at word boundaries
     for w in found["warnings"] + found["notes"]:
-        typer.echo(f"warning: {w}")
+        print_wrapped(f"warning: {w}")

@@ -1,5 +1,5 @@
 """Adapters for the BERT family beyond BERT: RoBERTa (XLM-R, CamemBERT), ELECTRA,
-DistilBERT and ALBERT (DESIGN §1; docs/architectures.md has the node mapping), and the
+DistilBERT and ALBERT (docs/method.md#the-graph; docs/architectures.md has the node mapping), and the
 registry :data:`ADAPTERS` with :func:`adapter_for`, the one look-up by ``model_type``.
 
 RoBERTa and ELECTRA lay their layers out like BERT (an attention-output module
@@ -219,7 +219,8 @@ class AlbertAdapter(_InnerResidualAdapter):
 
 
 # --- the registry: model_type → adapter class ---------------------------------------
-ADAPTERS: Registry[type[Adapter]] = Registry("architecture")
+ADAPTERS: Registry[type[Adapter]] = Registry(
+    "architecture", ModelError, "unsupported {kind} {name!r}; supported model types: {sorted}")
 
 
 def register_adapter(cls: type[Adapter]) -> type[Adapter]:
@@ -235,12 +236,7 @@ for _cls in (BertAdapter, RobertaAdapter, ElectraAdapter, DistilBertAdapter, Alb
 
 def adapter_for(model: Any) -> Adapter:
     """The adapter for ``model``, or a ``ModelError`` listing the supported types."""
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    cls = ADAPTERS.get(model_type)
-    if cls is None:
-        raise ModelError(
-            f"unsupported architecture {model_type!r}; supported model types: {', '.join(sorted(ADAPTERS))}"
-        )
+    cls = ADAPTERS.lookup(getattr(getattr(model, "config", None), "model_type", None))
     kind = head_kind(model)
     if kind is None or kind not in cls.kinds:
         heads = {"mlm": "masked-LM", "classification": "sequence-classification", "causal": "causal-LM"}

@@ -1,4 +1,4 @@
-"""Stable, printable names for the nodes of the graph (DESIGN §1).
+"""Stable, printable names for the nodes of the graph (docs/method.md#the-graph).
 
 ``x3`` word embedding of token 3 · ``L0@3`` embedding output h^0_3 · ``L2@5`` layer
 output h^2_5 · ``L2.H7@5`` head 7's context a^{2,7}_5 · ``L2.skip@5`` skip s^2_5 · ``y``.

@@ -274,9 +274,8 @@ def train_causal_lm(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-        bar.update(1)
-    bar.close()
+        bar.update(bar.done + 1, note=f"loss {running:.3f}")
+    bar.__exit__(None, None, None)
     embeddings.requires_grad_(True)
     model.eval()
     record = {

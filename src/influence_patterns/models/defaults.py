@@ -44,9 +44,9 @@ from influence_patterns.tasks.instance import Instance
 from influence_patterns.tasks.loaders import load_marvin_linzen, read_sst2
 from influence_patterns.tasks.prefix import ioi_instances, to_prefix
 from influence_patterns.tasks.templates import TEMPLATE_TASKS, generate
+from influence_patterns.threads import THREADS_ENV, choose_threads, load_average  # noqa: F401 (THREADS_ENV re-exported)
 
 CACHE_ENV = "INFLUENCE_PATTERNS_CACHE"
-THREADS_ENV = "INFLUENCE_PATTERNS_THREADS"
 BUILD_FILE = "build.json"
 CHECKSUM_FILE = "checksums.json"
 
@@ -292,7 +292,7 @@ def build(name: str, force: bool = False, progress: bool = True) -> Path:
             "machine": {
                 "cpu_count": os.cpu_count(),
                 "torch_threads": threads,
-                "load_average_at_start": _load_average(),
+                "load_average_at_start": load_average(),
                 "platform": platform.platform(),
             },
             "versions": _versions(),
@@ -631,58 +631,9 @@ def _no_transformers_bars() -> Iterator[None]:
 
 
 def build_threads() -> int:
-    """Threads for a build: ``$INFLUENCE_PATTERNS_THREADS``, else torch's default lowered to the
-    idle cores. Busy cores make OpenMP threads wait on each other: on a shared 2-core
-    machine, 2 threads ran 5x slower per step than 1."""
-    import torch
-
-    env = os.environ.get(THREADS_ENV)
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise InputError(f"{THREADS_ENV} must be a whole number, got {env!r}") from None
-    threads = torch.get_num_threads()
-    busy = _busy_cores()
-    if busy is None:
-        busy = _load_average()
-    if busy is not None:
-        idle = (os.cpu_count() or 1) - busy
-        threads = max(1, min(threads, int(idle + 0.5)))
-    return threads
-
-
-def _busy_cores(window: float = 1.0) -> float | None:
-    """Cores busy right now, from two reads of ``/proc/stat`` ``window`` seconds apart
-    (the 1-minute load average lags: just after another job ends it still counts it).
-    ``None`` where ``/proc/stat`` is missing (macOS, Windows)."""
-
-    def read() -> tuple[int, int] | None:
-        try:
-            with open("/proc/stat", encoding="ascii") as f:
-                fields = [int(v) for v in f.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        if len(fields) < 5:
-            return None
-        return sum(fields[:8]), fields[3] + fields[4]  # total, idle + iowait
-
-    first = read()
-    if first is None:
-        return None
-    time.sleep(window)
-    second = read()
-    if second is None or second[0] <= first[0]:
-        return None
-    busy_share = 1 - (second[1] - first[1]) / (second[0] - first[0])
-    return round(max(0.0, busy_share) * (os.cpu_count() or 1), 2)
-
-
-def _load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
+    """Threads for a build: the one rule of :func:`influence_patterns.threads.choose_threads`
+    (``$INFLUENCE_PATTERNS_THREADS``, else torch's default lowered to the idle cores)."""
+    return choose_threads()
 
 
 def _versions() -> dict[str, str]:

@@ -6,7 +6,7 @@ import os
 import pickle
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from safetensors import SafetensorError
 
@@ -14,6 +14,7 @@ from influence_patterns.errors import ModelError
 from influence_patterns.graph.kind import head_kind
 from influence_patterns.models.base import LoadedModel, prepare
 from influence_patterns.registry import Registry
+from influence_patterns.threads import use_threads
 
 __all__ = ["LoadedModel", "check_supported", "load_model", "prepare", "resolve_device", "supported_model_types"]
 
@@ -36,40 +37,63 @@ def _kind_of(model: Any) -> str:
 
 
 def check_supported(config: Any) -> None:
-    """Raise ``ModelError`` if the architecture has no graph adapter."""
-    model_type = getattr(config, "model_type", None)
-    supported = supported_model_types()
-    if model_type not in supported:
-        raise ModelError(
-            f"unsupported architecture {model_type!r}: supported model types are " + ", ".join(supported)
-        )
+    """Raise ``ModelError`` if the architecture has no graph adapter (the adapter
+    registry's own error, worded as :func:`~influence_patterns.graph.architectures.adapter_for` words it)."""
+    from influence_patterns.graph.architectures import ADAPTERS  # torch: loaded on first use
+
+    ADAPTERS.check(getattr(config, "model_type", None))
 
 
-DEVICES: Registry[None] = Registry("device")
-DEVICES.register("auto", None, "cuda when present, else mps, else cpu")
-for _device in ("cpu", "cuda", "mps"):
-    DEVICES.register(_device, None)
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def _cpu(device: str) -> str:
+    return device
+
+
+def _cuda(device: str) -> str:
+    if not _cuda_available():
+        raise ModelError("device 'cuda': no CUDA device is available here")
+    return device
+
+
+def _mps(device: str) -> str:
+    if not _mps_available():
+        raise ModelError("device 'mps': no MPS device is available here")
+    return device
+
+
+def _auto(device: str) -> str:
+    return "cuda" if _cuda_available() else "mps" if _mps_available() else "cpu"
+
+
+#: Device kind → a function from the device string (``cuda:1``) to the device to use,
+#: raising ``ModelError`` when it is not available here.
+DEVICES: Registry[Callable[[str], str]] = Registry("device", ModelError)
+DEVICES.register("auto", _auto, "cuda when present, else mps, else cpu")
+DEVICES.register("cpu", _cpu)
+DEVICES.register("cuda", _cuda, "an NVIDIA GPU; cuda:N for the N-th")
+DEVICES.register("mps", _mps, "Apple's Metal GPU")
 
 
 def resolve_device(device: str | None = "auto") -> str:
-    """``auto``: cuda when present, else mps, else cpu. Unavailable devices are an error."""
-    import torch
-
+    """``auto``: cuda when present, else mps, else cpu. Unknown or unavailable devices
+    are a ``ModelError``."""
     device = device or "auto"
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
     kind = device.split(":")[0]
     if kind not in DEVICES:
-        raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda': no CUDA device is available here")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ModelError("device 'mps': no MPS device is available here")
-    return device
+        DEVICES.lookup(device)  # the registry's error names the whole string
+    return DEVICES.lookup(kind)(device)
 
 
 def load_model(name_or_path: str, kind: str | None = None, device: str = "auto") -> LoadedModel:
@@ -107,9 +131,12 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
         AutoTokenizer,
     )
 
+    hub = {} if Path(source).is_dir() else hub_options(name_or_path)
     try:
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, **hub)
     except OSError as exc:
+        if hub.get("local_files_only"):
+            raise ModelError(offline_message(name_or_path)) from None
         hint = "" if source != name_or_path else f" (embedded defaults: {', '.join(defaults.DEFAULT_MODELS)})"
         raise ModelError(f"cannot load model {name_or_path!r}: {_first_line(exc)}{hint}") from None
     except ValueError as exc:
@@ -136,19 +163,68 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
     hf_logging.disable_progress_bar()  # our commands print their own progress
     hf_logging.set_verbosity_error()
     try:
-        model, report = auto.from_pretrained(source, attn_implementation="eager", output_loading_info=True)
+        model, report = auto.from_pretrained(source, attn_implementation="eager", output_loading_info=True, **hub)
     except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
         raise ModelError(
             f"cannot load the weights of {name_or_path!r} (truncated or corrupt?): {_first_line(exc)}"
         ) from None
     check_load_report(report, kind, name_or_path, getattr(config, "architectures", None))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load the tokenizer of {name_or_path!r}: {_first_line(exc)}") from None
     check_tokenizer(tokenizer, name_or_path)
-    model = prepare(model).to(resolve_device(device))
+    resolved = resolve_device(device)
+    if resolved == "cpu":
+        use_threads()  # idle cores or $INFLUENCE_PATTERNS_THREADS, as builds choose (threads.py)
+    model = prepare(model).to(resolved)
     return LoadedModel(model=model, tokenizer=tokenizer, name=name_or_path, kind=_kind_of(model))
+
+
+#: Seconds to wait for the hub's TCP handshake before treating it as unreachable.
+HUB_PROBE_TIMEOUT = 3.0
+
+
+def hub_options(name: str) -> dict[str, Any]:
+    """``from_pretrained`` options for a hub name: ``local_files_only`` when offline mode is on
+    (``HF_HUB_OFFLINE=1``) or the hub does not answer one quick connection attempt, so that
+    a machine without network gets one clear error at once instead of a storm of retries
+    (it still loads a model already in the local Hugging Face cache)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or not hub_reachable():
+        return {"local_files_only": True}
+    return {}
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT) -> bool:
+    """One TCP connection to the hub's host (``$HF_ENDPOINT``, default huggingface.co);
+    a DNS failure or refused connection answers at once, a silent network in ``timeout``."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    url = urlsplit(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def offline_message(name: str) -> str:
+    """The error for a hub name that cannot be downloaded and is not in the local cache."""
+    from huggingface_hub import constants
+
+    why = "offline mode is on (HF_HUB_OFFLINE)" if constants.HF_HUB_OFFLINE else \
+        f"the Hugging Face hub ({constants.ENDPOINT}) cannot be reached"
+    from influence_patterns.models.defaults import DEFAULT_MODELS
+
+    return (f"cannot load model {name!r}: {why} and it is not in the local Hugging Face cache; "
+            f"give a local checkpoint directory (--model PATH) or one of the embedded defaults: "
+            f"{', '.join(DEFAULT_MODELS)} (set HF_HUB_OFFLINE=1 to skip the network check)")
 
 
 #: Files one of which a checkpoint's tokenizer needs (fast tokenizers, WordPiece, BPE, SentencePiece).

@@ -53,9 +53,10 @@ def _quiet_transformers() -> None:
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+    """The build's bar (progress.Bar on stderr, only on a terminal); entered here, closed by the loop."""
+    from influence_patterns.progress import open_bar
 
-    return tqdm(total=total, desc=desc, disable=not enabled, unit="step", dynamic_ncols=True)
+    return open_bar(total, desc, None if enabled else False).__enter__()
 
 
 def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: float) -> torch.optim.lr_scheduler.LambdaLR:
@@ -100,6 +101,9 @@ class ClassifierConfig:
     warmup: float = 0.06
     max_length: int = 64  # word pieces, [CLS]/[SEP] included
     max_examples: int | None = None  # subsample SST-2 train (seeded) to cap build time
+    freeze_embeddings: bool = False  # keep MiniLM's embeddings (word, position, type, norm) fixed
+    freeze_layers: int = 0  # keep the lowest N encoder layers fixed (no backward through them)
+    min_words: int = 0  # train only on rows of at least this many words (SST-2's longer phrases)
 
 
 def train_classifier(
@@ -121,7 +125,7 @@ def train_classifier(
     model.to(device)
 
     rng = random.Random(config.seed)
-    data = list(examples)
+    data = [(t, y) for t, y in examples if len(t.split()) >= config.min_words]
     if config.max_examples is not None and config.max_examples < len(data):
         data = rng.sample(data, config.max_examples)
     texts = [t for t, _ in data]
@@ -133,7 +137,8 @@ def train_classifier(
     epoch_batches = [_length_bucketed_batches(lengths, config.batch_size, rng) for _ in range(n_epochs)]
     batches = [b for ep in epoch_batches for b in ep][: max(1, int(len(epoch_batches[0]) * config.epochs))]
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    params = _trainable(model, config.freeze_embeddings, config.freeze_layers)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _schedule(optimizer, len(batches), config.warmup)
     model.train()
     bar = _progress(len(batches), "fine-tuning default-sst2", progress)
@@ -142,16 +147,30 @@ def train_classifier(
         enc = _pad([ids[i] for i in batch], tokenizer.pad_token_id, device)
         out = model(**enc, labels=labels[batch].to(device))
         out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         running = out.loss.item() if running is None else 0.98 * running + 0.02 * out.loss.item()
-        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-        bar.update(1)
-    bar.close()
+        bar.update(bar.done + 1, note=f"loss {running:.3f}")
+    bar.__exit__(None, None, None)
+    for p in model.parameters():
+        p.requires_grad_(True)
     model.eval()
     return model, tokenizer
+
+
+def _trainable(model: Any, freeze_embeddings: bool, freeze_layers: int) -> list[torch.nn.Parameter]:
+    """Freeze the embeddings and/or the lowest ``freeze_layers`` encoder layers of a BERT
+    model; returns the parameters left to train. Nothing below the first trained layer
+    needs a gradient, so the backward pass stops there (fewer FLOPs, a smaller optimizer)."""
+    bert = model.bert
+    frozen: list[torch.nn.Module] = list(bert.encoder.layer[:freeze_layers])
+    if freeze_embeddings or freeze_layers:
+        frozen.append(bert.embeddings)
+    for module in frozen:
+        module.requires_grad_(False)
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int, device: str = "cpu") -> dict[str, torch.Tensor]:
@@ -267,9 +286,8 @@ def train_masked_lm(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-        bar.update(1)
-    bar.close()
+        bar.update(bar.done + 1, note=f"loss {running:.3f}")
+    bar.__exit__(None, None, None)
     model.get_input_embeddings().weight.requires_grad_(True)
     model.eval()
     return model, tokenizer

@@ -17,13 +17,13 @@ from influence_patterns.runs.lock import RunLock, lock_owner
 from influence_patterns.runs.options import (
     LOCK_FILE, RESULTS, RESUME_KEYS, ROW_SETTINGS, RUN_FILE, BackendOptions, RunOptions, versions,
 )
-from influence_patterns.runs.reader import Run, read_results, read_run, read_run_json
+from influence_patterns.runs.reader import Run, read_run_json
 from influence_patterns.runs.record import RunRecord
 from influence_patterns.runs.roles import role_token_indices
 from influence_patterns.runs.runner import load_run_instances, repair_results, resolve_options, run_dataset
 
 __all__ = [
     "LOCK_FILE", "RESULTS", "RESUME_KEYS", "ROW_SETTINGS", "RUN_FILE", "BackendOptions", "Run", "RunLock",
-    "RunOptions", "RunRecord", "load_run_instances", "lock_owner", "read_results", "read_run", "read_run_json",
+    "RunOptions", "RunRecord", "load_run_instances", "lock_owner", "read_run_json",
     "repair_results", "resolve_options", "role_token_indices", "run_dataset", "versions",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from influence_patterns.config import ExplainConfig  # the defaults: ExplainConfig.method, ...
+
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
 LOCK_FILE = "run.lock"
@@ -36,8 +38,8 @@ class RunOptions:
     seed: int = 0
     data: str | None = None
     steps: int | None = None  # run_dataset records the resolved rule and size
-    baseline: str = "mask"
-    method: str = "fast"
+    baseline: str = ExplainConfig.baseline
+    method: str = ExplainConfig.method
     quadrature: str | None = None
     keep_special: bool = False
     data_sha256: str | None = None

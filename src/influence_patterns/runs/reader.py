@@ -49,15 +49,6 @@ class Run:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def options(self) -> dict[str, Any]:
-        """``run.json`` (an alias of ``meta``)."""
-        return self.meta
-
-    @property
-    def results_file(self) -> Path:
-        return self.path / RESULTS
-
-    @property
     def indices(self) -> set[int]:
         return {r.index for r in self.records}
 
@@ -263,16 +254,3 @@ def _lines(file: Path):
         except RecursionError:
             raise DataError(f"{file} line {number}: not usable JSON (nested too deeply)") from None
         yield number, row
-
-
-def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """The raw rows (dicts) of a run (directory or ``results.jsonl``), in file order, checked:
-    ``Run.open(path).rows``. New code reads ``Run.open(path).records`` (typed)."""
-    return Run.open(path).rows
-
-
-def read_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``(raw rows, run.json)`` of a run directory (``run.json`` may be missing: ``{}``);
-    kept for older callers: ``Run.open`` gives the typed records."""
-    run = Run.open(path)
-    return run.rows, run.meta

@@ -29,9 +29,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from influence_patterns import threads
 from influence_patterns.config import ExplainConfig
 from influence_patterns.errors import DataError, InfluencePatternsError, InputError, OutputError
 from influence_patterns.fileio import check_regular, check_writable, dumps, output_error, synced, write_json
+from influence_patterns.progress import open_bar
 from influence_patterns.runs.lock import RunLock
 from influence_patterns.runs.options import (
     MODEL_KEYS, RESULTS, RESUME_KEYS, RUN_FILE, BackendOptions, RunOptions, versions,
@@ -40,7 +42,7 @@ from influence_patterns.runs.reader import Run, read_run_json
 from influence_patterns.runs.record import RunRecord
 from influence_patterns.runs.roles import role_token_indices
 
-Progress = bool | Callable[[int, int], None]
+Progress = bool | None | Callable[[int, int], None]
 
 
 def _sha256(path: str | Path) -> str:
@@ -208,37 +210,27 @@ def _check_explainer(explainer: Any, opts: RunOptions, instances: list[Any]) -> 
 
 
 def run_dataset(
-    options: RunOptions | str | None = None,
-    out: str | Path | None = None,
-    *args: Any,
-    progress: Progress = True,
+    options: RunOptions,
+    out: str | Path,
+    *,
+    progress: Progress = None,
     explainer: Any = None,
     backend: BackendOptions | str | None = None,
     max_rows: int | None = None,
-    **legacy: Any,
 ) -> Path:
     """Explain every instance of ``options.task`` with GPR into ``out/results.jsonl``.
 
     Started again with the same options it resumes: indices already written are
     skipped, a torn last line is truncated. Different options raise ``InputError``;
     a directory another process is writing raises ``InputError`` naming its pid.
-    ``progress``: ``True`` for a progress bar, ``False`` for none, or a callable
-    ``(done, total)``. ``explainer``: an ``Explainer`` to use instead of loading
+    ``progress``: ``None`` for a bar on stderr when it is a terminal, ``True``/``False``
+    to force it on/off, or a callable ``(done, total)``. ``explainer``: an ``Explainer`` to use instead of loading
     ``options.model`` (``model`` is then only recorded). ``backend``: where to compute
     (``BackendOptions``; lines are written in instance order either way). ``max_rows``:
     (source × α) rows per pass. Returns the results path.
-
-    The older call ``run_dataset(task, model, out, n=..., steps=..., ...)`` still works.
     """
-    if options is None or isinstance(options, str):  # the older call: (task, model, out, **options)
-        task = options if options is not None else legacy.pop("task", None)
-        if task is None:
-            raise TypeError("run_dataset needs RunOptions (or a task name)")
-        options, out, backend = _legacy_options(task, out, args, legacy, backend)
-    elif args or legacy:
-        raise TypeError(f"run_dataset(options, out, ...) got unexpected arguments: {sorted(legacy) or args}")
-    if out is None:
-        raise TypeError("run_dataset needs an output directory")
+    if not isinstance(options, RunOptions):
+        raise TypeError(f"run_dataset(options, out, ...) takes RunOptions, got {type(options).__name__}")
     if isinstance(backend, str):
         backend = BackendOptions(name=backend)
     backend = backend or BackendOptions()
@@ -284,7 +276,7 @@ def run_dataset(
         repair_results(results)
         done = _existing(out, opts)  # again, now that we own the directory
         if not (out / RUN_FILE).is_file():
-            write_json(out / RUN_FILE, asdict(opts))
+            write_json(out / RUN_FILE, {**asdict(opts), "threads": threads.current()})  # not compared on resume
         todo = [i for i in range(len(instances)) if i not in done]
         if todo:
             _explain(explainer, instances, todo, len(done), results, opts.batch_size, backend, progress,
@@ -366,69 +358,22 @@ def _remove_empty(path: Path) -> None:
         pass  # not empty or not ours to remove: leave it
 
 
-_LEGACY_BACKEND = ("backend", "workers", "address")
-
-
-def _legacy_options(
-    task: str, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], backend: Any
-) -> tuple[RunOptions, Any, BackendOptions]:
-    """``(task, model, out, n=..., ...)`` -> ``RunOptions``, ``out``, ``BackendOptions``.
-
-    ``model`` is what landed in run_dataset's ``out`` slot when given by position."""
-    if "model" in kwargs:  # everything by name: out (if any) is in the right slot
-        model, out = kwargs.pop("model"), model
-        if args:
-            raise TypeError("run_dataset(task, model, out, ...): give the other options by name")
-    elif len(args) == 1:
-        out = args[0]
-    elif not args and "out" in kwargs:
-        out = kwargs.pop("out")
-    else:
-        raise TypeError("run_dataset(task, model, out, ...) needs task, model and out; the rest by name")
-    if model is None or out is None:
-        raise TypeError("run_dataset(task, model, out, ...) needs task, model and out")
-    name = backend if isinstance(backend, str) else "local"
-    back = BackendOptions(name=name, workers=kwargs.pop("workers", 1), address=kwargs.pop("address", None))
-    data = kwargs.pop("data", None)
-    known = set(RunOptions.__dataclass_fields__) - {"model", "task", "data"}
-    unknown = set(kwargs) - known
-    if unknown:
-        raise TypeError(f"run_dataset got unexpected options: {', '.join(sorted(unknown))}")
-    options = RunOptions(model=str(model), task=task, data=str(data) if data is not None else None, **kwargs)
-    return options, out, back
-
-
 class _Reporter:
-    """Instances done, rate and time left (rich), fractional within a batch."""
+    """Instances done, rate and time left (progress.Bar on stderr), fractional within a batch."""
 
     def __init__(self, progress: Progress, total: int, done: int) -> None:
         self.callback = progress if callable(progress) else None
-        self.show = progress is True
         self.total, self.done, self.initial = total, done, done
-        self.bar: Any = None
-        self.task: Any = None
+        self.bar = open_bar(total, "explaining", False if callable(progress) else progress, initial=done)
         self.per_source = 0.0
         self.started = time.monotonic()
 
     def __enter__(self) -> "_Reporter":
-        if self.show:
-            from rich.progress import (
-                BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                TimeElapsedColumn, TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("explaining"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"),
-                TimeRemainingColumn(),
-            )
-            self.bar.__enter__()
-            self.task = self.bar.add_task("run", total=self.total, completed=self.done, rate="")
+        self.bar.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
+        self.bar.__exit__(*exc)
 
     def begin_chunk(self, instances: int, sources: int) -> None:
         self.chunk_start = self.done
@@ -436,14 +381,11 @@ class _Reporter:
         self.chunk_size = instances
 
     def sources_done(self, k: int) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, k * self.per_source)
+        self.bar.advance(k * self.per_source)
 
     def end_chunk(self) -> None:
         self.done = self.chunk_start + self.chunk_size
-        if self.bar is not None:
-            elapsed = max(time.monotonic() - self.started, 1e-9)
-            rate = f"{(self.done - self.initial) / elapsed:.2f} inst/s"
-            self.bar.update(self.task, completed=self.done, rate=rate)
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        self.bar.update(self.done, note=f"{(self.done - self.initial) / elapsed:.2f} inst/s")
         if self.callback is not None:
             self.callback(self.done, self.total)

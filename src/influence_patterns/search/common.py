@@ -30,11 +30,6 @@ class SourceSearch(PatternFields):
     token_scores: list[torch.Tensor] = field(default_factory=list)
     head_scores: list[torch.Tensor] = field(default_factory=list)
 
-    @property
-    def source(self) -> int:
-        """The source token's index (``source_index``)."""
-        return self.source_index
-
 
 def unpack_searches(
     pairs: Sequence[tuple[int, int]],

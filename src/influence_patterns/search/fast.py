@@ -1,11 +1,12 @@
-"""The default ``fast`` GPR method: exact, with single-position tangents (DESIGN §4,
-last paragraph; issue 14).
+"""The default ``fast`` GPR method: exact, with single-position tangents (issue 14;
+docs/method.md#single-position-tangents-the-default-fast-method).
 
 The full-width scorer (``search.full_width``, method ``fast-full``) carries, for
-every (source × α) row, a tangent as wide as the whole sentence through whole layers. Inside a pattern's prefix the tangent lives at one
-position per layer, so almost all of that is zero. This module computes the same
-scores (``search.reference`` is the definition; the tests compare every score) with
-only single-position work per source.
+every (source × α) row, a tangent as wide as the whole sentence through whole
+layers. Inside a pattern's prefix the tangent lives at one position per layer, so
+almost all of that is zero. This module computes the same scores
+(``search.reference`` is the definition; the tests compare every score) with only
+single-position work per source.
 
 Notation, one sentence, one α (every quantity below is per α; scores are summed
 over α with the quadrature weights w_α). Layer l reads h = h^{l-1} (n × d):
@@ -244,7 +245,8 @@ def context_tangent(st: _Attention, v: torch.Tensor, t: torch.Tensor, tp: torch.
     return da
 
 
-def _token_scores(st, C, ca, cot_s, v, tp, w):
+def _token_scores(st: _Attention, C: torch.Tensor, ca: torch.Tensor, cot_s: torch.Tensor, v: torch.Tensor,
+                  tp: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Stage-1 scores (S, n) of every position given tangent v (S, A, d) at tp (S,);
     ``C`` = ∂q/∂a^l per head (A, H, n, d_h), ``ca`` = ⟨C, a⟩ (A, H, n)."""
     dq, dk, dval = _project(st, v, tp)
@@ -266,7 +268,8 @@ def _token_scores(st, C, ca, cot_s, v, tp, w):
     return scores
 
 
-def _carry(adapter, layer, a_rows, s_rows, da, ds):
+def _carry(adapter: Adapter, layer: torch.nn.Module, a_rows: torch.Tensor, s_rows: torch.Tensor, da: torch.Tensor,
+           ds: torch.Tensor) -> torch.Tensor:
     """Tangent of h^l at the rows' positions: JVP of F_l at (a, s) along (da, ds), each (S, A, d)."""
     S, A, d = a_rows.shape
     flat = lambda t: t.reshape(S * A, 1, -1)  # noqa: E731
@@ -276,7 +279,8 @@ def _carry(adapter, layer, a_rows, s_rows, da, ds):
         return fwAD.unpack_dual(out).tangent.reshape(S, A, -1)
 
 
-def _pull(adapter, layer, a_rows, s_rows, cot):
+def _pull(adapter: Adapter, layer: torch.nn.Module, a_rows: torch.Tensor, s_rows: torch.Tensor,
+          cot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """VJP of F_l at (a, s) (S, A, d each) with ``cot`` at h^l: (∂/∂a, ∂/∂s)."""
     S, A, d = a_rows.shape
     a = a_rows.reshape(S * A, 1, -1).detach().requires_grad_(True)
@@ -287,7 +291,7 @@ def _pull(adapter, layer, a_rows, s_rows, cot):
     return ga.reshape(S, A, -1), gs.reshape(S, A, -1)
 
 
-def _pull_context(st, c, t, tp, d):
+def _pull_context(st: _Attention, c: torch.Tensor, t: torch.Tensor, tp: torch.Tensor, d: int) -> torch.Tensor:
     """Transpose of v ↦ context_tangent(v) at (t, tp), applied to c (S, A, H, d_h): (S, A, d)."""
     v = torch.zeros(c.shape[0], c.shape[1], d, dtype=c.dtype, device=c.device, requires_grad=True)
     with torch.enable_grad():
@@ -344,40 +348,82 @@ def gpr_fast(
     return [_search_sentence(adapter, batch, b, quad, qoi, max_rows, progress) for b in range(len(batch))]
 
 
-def _search_sentence(adapter, batch, b, quad, qoi, max_rows, progress) -> list[SourceSearch]:
+@dataclass
+class _Sentence:
+    """What the stages of one sentence's search share: the model, the shared pass and
+    attention states, the quadrature weights ``w`` (A,), and per source the sign
+    (S,), the h^0 tangent ``v0`` (S, A, d) and the row chunks of the per-source work."""
+
+    adapter: Adapter
+    shared: SharedPass
+    states: _States
+    w: torch.Tensor
+    sign: torch.Tensor
+    v0: torch.Tensor
+    chunks: list[slice]
+    target: int
+
+    @property
+    def layers(self) -> list[torch.nn.Module]:
+        return self.states.layers
+
+    def empty(self, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.empty(*shape, dtype=dtype or self.v0.dtype, device=self.v0.device)
+
+
+def _search_sentence(
+    adapter: Adapter,
+    batch: Batch,
+    b: int,
+    quad: Quadrature,
+    qoi: QoIFn,
+    max_rows: int,
+    progress: Callable[[int], None] | None,
+) -> list[SourceSearch]:
+    """GPR for every source of sentence ``b``: the shared pass, stage 1 (positions),
+    stage 2 backward (restricted cotangents) and forward (heads), each source's
+    α rows in chunks sized by :func:`source_rows`."""
     sources = list(batch.sources[b])
     if not sources:
         return []
     L, H, A, n = adapter.num_layers, adapter.num_heads, len(quad), batch.lengths[b]
-    device = batch.x.device
-    w = quad.weights.to(batch.x)
-    layers = adapter.layers()
     sh = shared_pass(adapter, batch, b, quad, qoi, max_rows)
-    d = sh.skip[0].shape[-1]
-    states = _States(adapter, sh)
-    src = torch.tensor(sources, device=device)
-    S = len(sources)
-    g = sh.g[src]
-    sign = torch.where(g >= 0, 1.0, -1.0).to(g.dtype)
-    target = int(batch.target_index[b])
+    src = torch.tensor(sources, device=batch.x.device)
+    S, g = len(sources), sh.g[src]
     per = max(1, source_rows(max_rows, L, H, n) // A)
-    chunks = [slice(i, min(S, i + per)) for i in range(0, S, per)]
-    v0 = _rows(sh.h0_tangent, src)  # (S, A, d)
+    sent = _Sentence(
+        adapter, sh, _States(adapter, sh), quad.weights.to(batch.x), torch.where(g >= 0, 1.0, -1.0).to(g.dtype),
+        _rows(sh.h0_tangent, src), [slice(i, min(S, i + per)) for i in range(0, S, per)], int(batch.target_index[b]),
+    )
+    positions, token_scores, infl_token = _stage1(sent, src)
+    cot_a, cot_s = _stage2_backward(sent, positions)
+    choices, head_scores = _stage2_forward(sent, positions, cot_a, cot_s, progress)
+    infl_head = head_scores[-1][torch.arange(S, device=src.device), choices[:, -1]]
+    return unpack_searches(
+        [(b, i) for i in sources], batch.tokens, sign=sent.sign, g=g, positions=positions, choices=choices,
+        influence_token=infl_token, influence_head=infl_head, token_scores=token_scores, head_scores=head_scores,
+    )
 
-    # Stage 1: token level.
+
+def _stage1(sent: _Sentence, src: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """Token level: per layer every position's score (S, n) given the prefix, the chosen
+    position carried on (t_L = the target). Returns the positions (S, L+1), the scores
+    per layer (the last NaN but at the target) and I(x_i, π^e) (S,)."""
+    adapter, sh, w, sign = sent.adapter, sent.shared, sent.w, sent.sign
+    L, S, n = adapter.num_layers, src.shape[0], sh.skip[0].shape[1]
     pos = [src]
-    v = v0
+    v = sent.v0
     token_scores: list[torch.Tensor] = []
     with torch.no_grad():
         for l in range(1, L + 1):
-            st, layer = states(l), layers[l - 1]
+            st, layer = sent.states(l), sent.layers[l - 1]
             C = st.heads(sh.cot_context[l - 1]).transpose(1, 2)  # (A, H, n, d_h)
             ca = (C * st.a).sum(-1)
             ctx = st.context
-            scores_l = torch.empty(S, n, dtype=v.dtype, device=device)
-            t_l = torch.full((S,), target, dtype=torch.long, device=device)
+            scores_l = sent.empty(S, n)
+            t_l = torch.full((S,), sent.target, dtype=torch.long, device=src.device)
             v_next = torch.empty_like(v)
-            for c in chunks:
+            for c in sent.chunks:
                 tp = pos[-1][c]
                 sc = _token_scores(st, C, ca, sh.cot_skip[l - 1], v[c], tp, w)
                 scores_l[c] = sc
@@ -392,21 +438,27 @@ def _search_sentence(adapter, batch, b, quad, qoi, max_rows, progress) -> list[S
             pos.append(t_l)
             v = v_next
     last = torch.full_like(token_scores[-1], float("nan"))
-    last[:, target] = token_scores[-1][:, target]
-    infl_token = token_scores[-1][:, target].clone()
+    last[:, sent.target] = token_scores[-1][:, sent.target]
+    infl_token = token_scores[-1][:, sent.target].clone()
     token_scores[-1] = last
-    positions = torch.stack(pos, dim=1)  # (S, L+1)
+    return torch.stack(pos, dim=1), token_scores, infl_token
 
-    # Stage 2, backward: cotangents restricted to the stage-1 positions.
-    cot_a = [torch.empty(S, A, d, dtype=v.dtype, device=device) for _ in range(L)]
-    cot_s = [torch.empty(S, A, d, dtype=v.dtype, device=device) for _ in range(L)]
+
+def _stage2_backward(sent: _Sentence, positions: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The cotangents at a^l and s^l (each (S, A, d) per layer) with every layer
+    restricted to the stage-1 ``positions`` (S, L+1): a chain of single-position VJPs
+    down from the plain cotangents at the target."""
+    adapter, sh = sent.adapter, sent.shared
+    L, (S, A, d) = adapter.num_layers, sent.v0.shape
+    cot_a = [sent.empty(S, A, d) for _ in range(L)]
+    cot_s = [sent.empty(S, A, d) for _ in range(L)]
     cot_h = None
     for l in range(L, 0, -1):
-        st, layer = states(l), layers[l - 1]
+        st, layer = sent.states(l), sent.layers[l - 1]
         ctx = st.context
         t_all, tp_all = positions[:, l], positions[:, l - 1]
-        cot_prev = torch.empty(S, A, d, dtype=v.dtype, device=device) if l > 1 else None
-        for c in chunks:
+        cot_prev = sent.empty(S, A, d) if l > 1 else None
+        for c in sent.chunks:
             t, tp = t_all[c], tp_all[c]
             if l == L:  # q reads h^L at the target only: the plain cotangents there
                 ga, gs = _rows(sh.cot_context[l - 1], t), _rows(sh.cot_skip[l - 1], t)
@@ -416,19 +468,30 @@ def _search_sentence(adapter, batch, b, quad, qoi, max_rows, progress) -> list[S
             if cot_prev is not None:
                 cot_prev[c] = _pull_context(st, st.heads(ga), t, tp, d) + gs * (t == tp).to(gs.dtype)[:, None, None]
         cot_h = cot_prev
+    return cot_a, cot_s
 
-    # Stage 2, forward: head or skip, layer by layer.
-    v = v0
+
+def _stage2_forward(
+    sent: _Sentence, positions: torch.Tensor, cot_a: list[torch.Tensor], cot_s: list[torch.Tensor],
+    progress: Callable[[int], None] | None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Head level, layer by layer: the skip and every head at the stage-1 position scored
+    with the restricted cotangents, the winner's tangent alone carried on. Returns the
+    choices (S, L) (0 the skip, 1+j head j) and the scores per layer (S, H+1)."""
+    adapter, sh, w, sign = sent.adapter, sent.shared, sent.w, sent.sign
+    L, H, S = adapter.num_layers, adapter.num_heads, positions.shape[0]
+    device = positions.device
+    v = sent.v0
     choices: list[torch.Tensor] = []
     head_scores: list[torch.Tensor] = []
     with torch.no_grad():
         for l in range(1, L + 1):
-            st, layer = states(l), layers[l - 1]
+            st, layer = sent.states(l), sent.layers[l - 1]
             ctx = st.context
-            scores_l = torch.empty(S, H + 1, dtype=v.dtype, device=device)
+            scores_l = sent.empty(S, H + 1)
             k_l = torch.empty(S, dtype=torch.long, device=device)
             v_next = torch.empty_like(v)
-            for c in chunks:
+            for c in sent.chunks:
                 t, tp = positions[c, l], positions[c, l - 1]
                 da = context_tangent(st, v[c], t, tp)  # (s, A, H, d_h)
                 heads = torch.einsum("sahd,a->sh", da * st.heads(cot_a[l - 1][c]), w)
@@ -449,10 +512,4 @@ def _search_sentence(adapter, batch, b, quad, qoi, max_rows, progress) -> list[S
             choices.append(k_l)
             head_scores.append(scores_l)
             v = v_next
-    choices_t = torch.stack(choices, dim=1)  # (S, L)
-    infl_head = head_scores[-1][torch.arange(S, device=device), choices_t[:, -1]]
-
-    return unpack_searches(
-        [(b, i) for i in sources], batch.tokens, sign=sign, g=g, positions=positions, choices=choices_t,
-        influence_token=infl_token, influence_head=infl_head, token_scores=token_scores, head_scores=head_scores,
-    )
+    return torch.stack(choices, dim=1), head_scores

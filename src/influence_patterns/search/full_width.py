@@ -1,5 +1,5 @@
-"""The ``fast-full`` GPR method (DESIGN §4): one full-width JVP × VJP pass scores every
-candidate of a layer.
+"""The ``fast-full`` GPR method: one full-width JVP × VJP pass scores every candidate of
+a layer (docs/method.md#scoring-a-layer-in-one-pass).
 
 The default ``fast`` method (``search.fast``) computes the same scores with
 single-position tangents; this earlier scorer is kept for benchmarks and as the
@@ -113,7 +113,8 @@ class _Stage2Backward(RecordAttention):
 class _Stage2Forward(Interceptor):
     """Forward-mode pass choosing the head or skip at each layer."""
 
-    def __init__(self, positions, cot_c, cot_s, sign, weights, A, H):
+    def __init__(self, positions: torch.Tensor, cot_c: list[torch.Tensor], cot_s: list[torch.Tensor],
+                 sign: torch.Tensor, weights: torch.Tensor, A: int, H: int) -> None:
         self.positions, self.cot_c, self.cot_s = positions, cot_c, cot_s
         self.sign, self.w, self.A, self.H = sign, weights, A, H
         self.choices: list[torch.Tensor] = []  # per layer (S,): 0 skip, 1+j head j
@@ -172,7 +173,7 @@ def gpr_full_width(
     for start in range(0, len(pairs), per):
         chunk = pairs[start : start + per]
         for res in _search_chunk(sc, chunk):
-            results[(res.sentence, res.source)] = res
+            results[(res.sentence, res.source_index)] = res
         if progress is not None:
             progress(len(chunk))
     return [[results[(b, i)] for i in batch.sources[b]] for b in range(len(batch))]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass
 class PatternFields:
-    """The influence pattern of one source token (DESIGN §4).
+    """The influence pattern of one source token (docs/method.md#guided-pattern-refinement).
 
     ``positions[0]`` is the source index and ``positions[-1]`` the target index
     (``num_layers + 1`` entries). ``heads[l]`` is the head chosen at layer ``l + 1``,

@@ -1,4 +1,5 @@
-"""Reference GPR (DESIGN §4): a plain loop, one restricted IG per candidate.
+"""Reference GPR (docs/method.md#the-reference): a plain loop, one restricted IG per
+candidate.
 
 Slow on purpose; short enough to check against the specification line by line.
 The fast scorers (``search.fast``, ``search.full_width``) must give the same patterns
@@ -6,6 +7,8 @@ and scores.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -20,10 +23,12 @@ from influence_patterns.search.common import SourceSearch, causal_candidates, ch
 def gpr_reference_source(
     adapter: Adapter, batch: Batch, b: int, source: int, quad: Quadrature, qoi: QoIFn
 ) -> SourceSearch:
+    """GPR for source token ``source`` of sentence ``b``, one restricted IG per candidate
+    (docs/method.md#guided-pattern-refinement)."""
     L, H, n = adapter.num_layers, adapter.num_heads, batch.lengths[b]
     target = int(batch.target_index[b])
 
-    def influence(constraints):
+    def influence(constraints: list[Constraint | None]) -> float:
         return restricted_influence(adapter, batch, b, source, constraints, quad, qoi)
 
     # g(x_i): the whole graph; its sign sets the direction of the search.
@@ -80,9 +85,9 @@ def gpr_reference_source(
 
 
 def gpr_reference(
-    adapter: Adapter, batch: Batch, quad: Quadrature, qoi: QoIFn, progress=None
+    adapter: Adapter, batch: Batch, quad: Quadrature, qoi: QoIFn, progress: Callable[[int], None] | None = None
 ) -> list[list[SourceSearch]]:
-    """GPR for every source token of every sentence in ``batch``."""
+    """GPR for every source token of every sentence in ``batch``; ``progress(1)`` after each."""
     out: list[list[SourceSearch]] = []
     for b in range(len(batch)):
         row = []

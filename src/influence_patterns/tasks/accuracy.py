@@ -1,19 +1,21 @@
 """Task accuracy: the fraction of instances whose quantity of interest is positive.
 
-QoI (DESIGN §2): masked agreement ``logit[good] - logit[bad]`` at the ``[MASK]``;
-causal LM ``logit[good] - logit[bad]`` of the next token after the text (an instance
-written with a ``[MASK]`` is read in prefix form: the text up to it,
-:func:`influence_patterns.tasks.prefix.to_prefix`); classification ``logit[gold] - logit[other]``, looked up in the same registry
+QoI (docs/method.md#quantity-of-interest): masked agreement ``logit[good] - logit[bad]``
+at the ``[MASK]``; causal LM ``logit[good] - logit[bad]`` of the next token after the
+text (an instance written with a ``[MASK]`` is read in prefix form: the text up to it,
+:func:`influence_patterns.tasks.prefix.to_prefix`); classification
+``logit[gold] - logit[other]``, looked up in the same registry
 (``attribution.qoi.QOIS``) the explainer uses. Computed by a plain batched forward.
-A ``LoadedModel`` (``influence_patterns.models.base``) is anything with ``model``,
-``tokenizer`` and ``kind``.
+The model is anything with ``model``, ``tokenizer`` and ``kind`` (:class:`ScoredModel`;
+``models.base.LoadedModel`` is one): tasks sit below models, and models' training
+and defaults call this module.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
@@ -24,8 +26,14 @@ from influence_patterns.errors import DataError, InputError
 from influence_patterns.tasks.instance import MASK, Instance
 from influence_patterns.tasks.prefix import to_prefix
 
-if TYPE_CHECKING:
-    from influence_patterns.models.base import LoadedModel
+
+class ScoredModel(Protocol):
+    """What accuracy needs of a model: the Hugging Face ``model`` and ``tokenizer`` and
+    its ``kind`` ("mlm", "causal" or "classification")."""
+
+    model: Any
+    tokenizer: Any
+    kind: str
 
 
 @dataclass
@@ -58,7 +66,7 @@ def subtask_of(inst: Instance) -> str:
 
 
 def accuracy(
-    loaded: LoadedModel,
+    loaded: ScoredModel,
     instances: list[Instance],
     batch_size: int = 64,
     skip_unscorable: bool = False,
@@ -75,7 +83,7 @@ def accuracy(
 
 
 def score(
-    loaded: LoadedModel,
+    loaded: ScoredModel,
     instances: Sequence[Instance],
     batch_size: int = 64,
     skip_unscorable: bool = False,
@@ -129,6 +137,73 @@ def summarize(
     ]
 
 
+@dataclass
+class SubtaskAccuracy:
+    """One subtask (or condition) of a task: the task, the group's name, its accuracy."""
+
+    task: str
+    group: str
+    result: TaskAccuracy
+
+
+@dataclass
+class AccuracyReport:
+    """What ``accuracy`` measures: per task, per subtask (or per condition) within each
+    task, the unweighted mean over tasks, and how many instances could not be scored."""
+
+    results: list[TaskAccuracy]
+    subtasks: list[SubtaskAccuracy]
+    mean: float
+    by: str  # "subtask" or "condition"
+    unscorable: int
+
+    def rows(self) -> list[tuple[str, TaskAccuracy, bool]]:
+        """Table rows ``(label, result, is_subtask)``: each task, then its subtasks when it
+        has several (a single one is named in the task's row)."""
+        out: list[tuple[str, TaskAccuracy, bool]] = []
+        for r in self.results:
+            parts = [sub for sub in self.subtasks if sub.task == r.task]
+            only = parts[0].group if len(parts) == 1 else r.task
+            out.append((r.task if only == r.task else f"{r.task} ({only})", r, False))
+            out += [("  " + sub.group, sub.result, True) for sub in (parts if len(parts) > 1 else ())]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        key = "conditions" if self.by == "condition" else "subtasks"
+        return {
+            "results": [r.to_dict() for r in self.results],
+            "mean_accuracy": self.mean,
+            key: [{**sub.result.to_dict(), "task": sub.task, self.by: sub.group} for sub in self.subtasks],
+        }
+
+
+def condition_of(inst: Instance) -> str:
+    """The condition of an instance (``sing_subj_plur_attr``), for ``--by-condition``."""
+    return inst.condition or "(no condition)"
+
+
+def evaluate(
+    loaded: LoadedModel,
+    instances: Sequence[Instance],
+    batch_size: int = 64,
+    skip_unscorable: bool = True,
+    by_condition: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> AccuracyReport:
+    """Accuracy of ``loaded`` per task and per subtask (Marvin & Linzen) or per condition."""
+    scores = score(loaded, instances, batch_size=batch_size, skip_unscorable=skip_unscorable, progress=progress)
+    results = summarize(instances, scores)
+    group_of = condition_of if by_condition else subtask_of
+    subtasks = []
+    for task in results:
+        members = [(inst, q) for inst, q in zip(instances, scores) if task_of(inst) == task.task]
+        for r in summarize([i for i, _ in members], [q for _, q in members], by=group_of):
+            subtasks.append(SubtaskAccuracy(task=task.task, group=r.task, result=r))
+    return AccuracyReport(results=results, subtasks=subtasks, mean=mean_accuracy(results),
+                          by="condition" if by_condition else "subtask",
+                          unscorable=sum(r.skipped for r in results))
+
+
 def scorable(tokenizer: Any, inst: Instance, kind: str = "mlm") -> bool:
     """Whether both targets of a masked instance are single word pieces of ``tokenizer``
     (``kind="causal"``: single tokens continuing the instance's prefix)."""
@@ -151,7 +226,7 @@ def mean_accuracy(results: Sequence[TaskAccuracy]) -> float:
 
 
 def qoi(
-    loaded: LoadedModel, instances: Sequence[Instance], batch_size: int = 64,
+    loaded: ScoredModel, instances: Sequence[Instance], batch_size: int = 64,
     progress: Callable[[int], None] | None = None, qoi_name: str | None = None,
 ) -> list[float]:
     """The QoI of every instance, in order (``progress(k)`` after each batch of k).

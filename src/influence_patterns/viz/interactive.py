@@ -10,6 +10,10 @@ whole in the page (no network). On the page:
   (``L2.H1@6``) and the pattern's influence I(π^a), I(π^e) and g;
 - the legend toggles sources (click) or isolates one (double-click).
 
+The page fills the window's width (responsive; the legend stays in view) and embeds the
+scatter-only plotly.js bundle shipped in ``viz/static`` (about 1.2 MB, MIT; see its
+README) instead of the full 4.8 MB one. The legend gives each source's sign and I(π^a).
+
 The page reports its state in the DOM for tests: ``<body data-highlighted="2">``.
 A URL fragment ``#hover=2`` dispatches a hover on token 2's marker after loading
 (the same event a mouse sends), which headless tests use.
@@ -24,7 +28,11 @@ from typing import Any
 
 from influence_patterns.fileio import write_text
 from influence_patterns.result import Explanation, Pattern, head_name, position_label
-from influence_patterns.viz.patterns import _check, _offsets, _select, pattern_sign, source_colour
+from influence_patterns.viz.patterns import _check, _offsets, _select, pattern_sign, qoi_title, source_colours
+
+#: The vendored plotly.js bundle (scatter, bar, pie: all these pages draw), package data.
+PLOTLY_BUNDLE = "plotly-basic.min.js"
+_CONFIG = {"displaylogo": False, "responsive": True}
 
 FADED = 0.12
 
@@ -93,11 +101,12 @@ def interactive_figure(expl: Explanation, sources: Sequence[int] | None = None) 
     L, n = expl.num_layers, len(expl.tokens)
     max_abs = max((abs(p.influence_head) for p in chosen), default=0.0)
     fig = go.Figure()
-    for k, (p, dx) in enumerate(zip(chosen, _offsets(len(chosen)))):
-        colour = source_colour(k)
+    colours = source_colours(chosen)
+    for p, dx in zip(chosen, _offsets(len(chosen))):
+        colour = colours[p.source_index]
         width = 2.0 + 4.0 * (abs(p.influence_head) / max_abs if max_abs > 0 else 1.0)
         group, meta = str(p.source_index), {"source": p.source_index, "kind": "path"}
-        label = f"{p.source_token} ({p.source_index}) {'▲' if pattern_sign(p) > 0 else '▼'}"
+        label = f"{p.source_token} ({p.source_index}) {'▲' if pattern_sign(p) > 0 else '▼'} {p.influence_head:+.3g}"
         any_head = any(h is not None for h in p.heads)
         for kind, dash in (("head", "solid"), ("skip", "dash")):
             xs: list[float | None] = []
@@ -127,8 +136,7 @@ def interactive_figure(expl: Explanation, sources: Sequence[int] | None = None) 
         x=list(range(n)), y=[-0.7] * n, mode="markers+text", text=expl.tokens,
         textposition="bottom center", textfont={"size": 13},
         marker={"size": 14, "symbol": "square",
-                "color": [source_colour(list(by_source).index(i)) if i in by_source else "#DDDDDD"
-                          for i in range(n)]},
+                "color": [colours[i] if i in by_source else "#DDDDDD" for i in range(n)]},
         customdata=[i if i in by_source else -1 for i in range(n)],
         hovertext=[
             f"{html.escape(tok)} ({i}): " + (html.escape(by_source[i].text(expl.tokens)) if i in by_source
@@ -145,25 +153,31 @@ def interactive_figure(expl: Explanation, sources: Sequence[int] | None = None) 
         hovertext=["", f"output y: QoI {html.escape(expl.qoi_name)} = {expl.qoi_value:+.4f}"],
         showlegend=False, meta={"kind": "output"}, uid="output",
     ))
-    targets = f" (targets {' vs '.join(expl.targets)})" if expl.targets else ""
     fig.update_layout(
-        title={"text": f"“{html.escape(expl.text)}”<br><sup>QoI {html.escape(expl.qoi_name)} = "
-                       f"{expl.qoi_value:+.4f}{html.escape(targets)} · hover or click a token to "
-                       f"highlight its path; click the legend to toggle sources</sup>",
+        title={"text": f"“{html.escape(expl.text)}”<br><sup>{html.escape(qoi_title(expl))} · hover or click "
+                       f"a token to highlight its path; click the legend to toggle sources</sup>",
                "x": 0.01},
         xaxis={"tickmode": "array", "tickvals": list(range(n)), "ticktext": expl.tokens,
                "side": "top", "range": [-0.7, n - 0.3], "showgrid": True, "zeroline": False},
         yaxis={"tickmode": "array", "tickvals": list(range(-1, L + 2)),
                "ticktext": ["token"] + ["h0"] + [f"L{l}" for l in range(1, L + 1)] + ["y"],
                "range": [-1.3, L + 1.5], "zeroline": False, "title": "layer"},
-        legend={"title": {"text": "source (position), sign"}, "itemclick": "toggle"},
-        hovermode="closest", plot_bgcolor="white",
-        width=max(760, 70 * n + 260), height=110 + 62 * (L + 3),
+        legend={"title": {"text": "source (position), sign, I(π^a)"}, "itemclick": "toggle"},
+        hovermode="closest", plot_bgcolor="white", autosize=True,  # the window's width
+        height=max(110 + 62 * (L + 3), 200 + 22 * len(chosen)),  # the legend fits without scrolling
         margin={"t": 130},
     )
     fig.update_xaxes(gridcolor="#EEEEEE")
     fig.update_yaxes(gridcolor="#F4F4F4")
     return fig
+
+
+def plotly_script() -> str:
+    """``<script>`` with the vendored plotly.js bundle (:data:`PLOTLY_BUNDLE`), for offline pages."""
+    from importlib.resources import files
+
+    code = files("influence_patterns.viz").joinpath("static", PLOTLY_BUNDLE).read_text(encoding="utf-8")
+    return f'<script type="text/javascript">{code}</script>'
 
 
 def interactive_div(
@@ -173,23 +187,18 @@ def interactive_div(
     such as the report's (``viz.html`` sections take it under ``"html"``). Give
     ``include_plotlyjs=False`` to all but the first view of a page."""
     fig = interactive_figure(expl, sources)
-    return fig.to_html(
-        include_plotlyjs=include_plotlyjs, full_html=False,
-        post_script=_SCRIPT.replace("%(faded)s", str(FADED)),
-        config={"displaylogo": False, "responsive": False},
-    )
+    div = fig.to_html(include_plotlyjs=False, full_html=False, post_script=_SCRIPT.replace("%(faded)s", str(FADED)),
+                      config=_CONFIG, default_width="100%", default_height=f"{fig.layout.height}px")
+    return (plotly_script() + div) if include_plotlyjs else div
 
 
 def interactive_html(expl: Explanation, sources: Sequence[int] | None = None) -> str:
-    """The whole page as text: plotly.js embedded, no network access needed."""
-    fig = interactive_figure(expl, sources)
-    script = _SCRIPT.replace("%(faded)s", str(FADED))
-    page = fig.to_html(
-        include_plotlyjs=True, full_html=True, post_script=script,
-        config={"displaylogo": False, "responsive": False},
-    )
+    """The whole page as text: plotly.js embedded, no network access needed, as wide as the window."""
     title = f"<title>Influence patterns: {html.escape(expl.text)}</title>"
-    return page.replace("<head>", f'<head><meta charset="utf-8">{title}', 1)
+    return (f'<!DOCTYPE html>\n<html>\n<head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">{title}'
+            f"<style>body {{ margin: 0 12px; font-family: sans-serif; }}</style>{plotly_script()}</head>\n"
+            f"<body>{interactive_div(expl, sources, include_plotlyjs=False)}</body>\n</html>\n")
 
 
 def write_interactive(expl: Explanation, path: str | Path, sources: Sequence[int] | None = None) -> Path:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
+import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -29,6 +30,9 @@ from matplotlib.patches import Patch
 
 from influence_patterns.errors import InputError
 from influence_patterns.result import Explanation, Pattern, head_name
+
+# SVG text stays text (editable in Inkscape or Illustrator, searchable), not glyph outlines.
+matplotlib.rcParams["svg.fonttype"] = "none"
 
 # Okabe & Ito's colour-blind-safe palette: bluish green and vermillion stay apart
 # for the common colour-vision deficiencies (used for sign in the run-level figure).
@@ -39,6 +43,8 @@ SOURCE_COLOURS = (
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7F3C8D", "#8C6D31",
     "#3969AC", "#E73F74", "#11A579", "#80BA5A", "#F2B701", "#4B4B8F", "#A5AA99",
 )
+#: Sources past the palette (the weakest by |I(π^a)|) are drawn thin and in this grey.
+OTHER_COLOUR = "#B4B4B4"
 POSITIVE_MARKER = "^"
 NEGATIVE_MARKER = "v"
 # Bars: greys (colour means a source token in the panel above), hatched differently so
@@ -60,13 +66,30 @@ def pattern_sign(pattern: Pattern) -> int:
     return 1 if pattern.sign >= 0 else -1
 
 
-def sign_colour(sign: int) -> str:
-    return POSITIVE if sign > 0 else NEGATIVE
-
-
 def source_colour(rank: int) -> str:
     """The colour of the ``rank``-th source token (in sentence order) of a figure."""
     return SOURCE_COLOURS[rank % len(SOURCE_COLOURS)]
+
+
+def source_colours(patterns: Sequence[Pattern]) -> dict[int, str]:
+    """A distinct colour per source, in sentence order, for up to ``len(SOURCE_COLOURS)``
+    sources; past that the strongest by |I(π^a)| keep distinct colours and the rest are
+    :data:`OTHER_COLOUR` (never two sources in one colour)."""
+    ordered = sorted(patterns, key=lambda p: p.source_index)
+    if len(ordered) > len(SOURCE_COLOURS):
+        strongest = sorted(ordered, key=lambda p: (-abs(p.influence_head), p.source_index))
+        keep = {p.source_index for p in strongest[: len(SOURCE_COLOURS)]}
+    else:
+        keep = {p.source_index for p in ordered}
+    out: dict[int, str] = {}
+    rank = 0
+    for p in ordered:
+        if p.source_index in keep:
+            out[p.source_index] = SOURCE_COLOURS[rank]
+            rank += 1
+        else:
+            out[p.source_index] = OTHER_COLOUR
+    return out
 
 
 def _select(expl: Explanation, tokens: Sequence[int] | None) -> list[Pattern]:
@@ -177,7 +200,38 @@ def _draw_grid(ax: Axes, expl: Explanation) -> None:
     )
 
 
-def _draw_pattern(ax: Axes, p: Pattern, colour: str, dx: float, lw: float, label_at: float) -> None:
+#: Where along a head step its ``H<j>`` label may sit (share of the way up), in order of preference.
+LABEL_SPOTS = (0.5, 0.32, 0.68, 0.18, 0.82)
+#: Two labels closer than this (tokens across, layers up) would overlap.
+LABEL_GAP = (0.42, 0.2)
+
+Label = tuple[float, float, float, float, str, str, str]  # x0, y0, x1, y1, text, colour, gid
+
+
+def place_labels(requests: Sequence[Label]) -> list[tuple[float, float]]:
+    """A spot for each head label on its own step, away from the labels already placed
+    (greedy, strongest pattern first): the first of :data:`LABEL_SPOTS` that keeps
+    :data:`LABEL_GAP` to every other label, else the one with the fewest overlaps."""
+    placed: list[tuple[float, float]] = []
+    for x0, y0, x1, y1, *_ in requests:
+        spots = [(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t) for t in LABEL_SPOTS]
+
+        def clashes(spot: tuple[float, float]) -> int:
+            return sum(abs(spot[0] - q[0]) < LABEL_GAP[0] and abs(spot[1] - q[1]) < LABEL_GAP[1] for q in placed)
+
+        placed.append(min(spots, key=lambda spot: (clashes(spot), spots.index(spot))))
+    return placed
+
+
+def _draw_labels(ax: Axes, requests: Sequence[Label]) -> None:
+    for (x, y), (*_, text, colour, gid) in zip(place_labels(requests), requests):
+        ax.text(
+            x, y, text, fontsize=7, color=colour, ha="center", va="center", zorder=5, gid=gid,
+            bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.85},
+        )
+
+
+def _draw_pattern(ax: Axes, p: Pattern, colour: str, dx: float, lw: float, labels: list[Label]) -> None:
     sign = pattern_sign(p)
     src = p.source_index
     for layer in range(1, len(p.positions)):
@@ -194,12 +248,7 @@ def _draw_pattern(ax: Axes, p: Pattern, colour: str, dx: float, lw: float, label
             )
         )
         if head is not None:
-            xm, ym = x0 + (x1 - x0) * label_at, y0 + (y1 - y0) * label_at
-            ax.text(
-                xm, ym, f"H{head}", fontsize=7, color=colour, ha="center", va="center",
-                zorder=5, gid=f"head-label:{src}:{layer}:H{head}",
-                bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.85},
-            )
+            labels.append((x0, y0, x1, y1, f"H{head}", colour, f"head-label:{src}:{layer}:H{head}"))
     xs = [t + dx for t in p.positions]
     ax.plot(
         xs, list(range(len(xs))), ls="none",
@@ -247,8 +296,12 @@ def _main_legend(ax: Axes, chosen: Sequence[Pattern], colours: dict[int, str]) -
         Line2D([], [], color=colours[p.source_index], lw=2.4,
                marker=POSITIVE_MARKER if pattern_sign(p) > 0 else NEGATIVE_MARKER, ms=6,
                mec="white", label=_legend_label(p))
-        for p in chosen
+        for p in chosen if colours[p.source_index] != OTHER_COLOUR
     ]
+    rest = [p for p in chosen if colours[p.source_index] == OTHER_COLOUR]
+    if rest:
+        handles.append(Line2D([], [], color=OTHER_COLOUR, lw=1.2,
+                              label=f"{len(rest)} weaker sources (|I(π^a)| ≤ {max(abs(p.influence_head) for p in rest):.2g})"))
     handles += [
         Line2D([], [], color="#555555", ls="none", marker=POSITIVE_MARKER, ms=6,
                label="positive influence"),
@@ -265,12 +318,30 @@ def _main_legend(ax: Axes, chosen: Sequence[Pattern], colours: dict[int, str]) -
     )
 
 
+def qoi_title(expl: Explanation) -> str:
+    """What the QoI is, in words and numbers: ``QoI = logit[is] − logit[are] = +2.310`` for a
+    masked LM; for a classifier the class explained (name and index), whose choice it was
+    (the given label or the model's prediction) and the margin against the other class."""
+    value = f"{expl.qoi_value:+.3f}"
+    if expl.targets:
+        good, bad = expl.targets[0], expl.targets[1]
+        return f"QoI = logit[{good}] − logit[{bad}] = {value} at {expl.tokens[expl.target_index]}"
+    if expl.label is None:
+        return f"QoI {expl.qoi_name} = {value}"
+    names = list(expl.extra.get("label_names") or [])
+    name = names[expl.label] if 0 <= expl.label < len(names) else f"class {expl.label}"
+    others = [n for k, n in enumerate(names) if k != expl.label]
+    other = others[0] if len(others) == 1 else "other"
+    origin = {"given": "the given (gold) label", "prediction": "the model's prediction"}.get(
+        str(expl.extra.get("label_from")), "label")
+    verdict = "" if expl.qoi_value > 0 else f": the model prefers {other}"
+    return (f"class explained: {name} ({expl.label}), {origin}; "
+            f"QoI = logit[{name}] − logit[{other}] = {value}{verdict}")
+
+
 def _title(expl: Explanation) -> str:
     text = textwrap.shorten(expl.text, width=110, placeholder=" …")
-    qoi = f"QoI {expl.qoi_name} = {expl.qoi_value:+.3f}"
-    if expl.targets:
-        qoi += f"   (targets: {' vs '.join(expl.targets)})"
-    return f"“{text}”\n{qoi}"
+    return f"“{text}”\n{qoi_title(expl)}"
 
 
 def plot_explanation(
@@ -294,7 +365,7 @@ def plot_explanation(
     """
     _check(expl)
     chosen = _select(expl, sources if sources is not None else tokens)
-    colours = {p.source_index: source_colour(k) for k, p in enumerate(chosen)}
+    colours = source_colours(chosen)
     L, n = expl.num_layers, len(expl.tokens)
 
     if ax is None:
@@ -308,10 +379,16 @@ def plot_explanation(
 
     _draw_grid(ax, expl)
     max_abs = max((abs(p.influence_head) for p in chosen), default=0.0)
-    for k, (p, dx) in enumerate(zip(chosen, _offsets(len(chosen)))):
+    labels: dict[int, list[Label]] = {}
+    for p, dx in zip(chosen, _offsets(len(chosen))):
         strength = abs(p.influence_head) / max_abs if max_abs > 0 else 1.0
-        label_at = (0.5, 0.35, 0.65)[k % 3] if len(chosen) > 1 else 0.5
-        _draw_pattern(ax, p, colours[p.source_index], dx, lw=1.1 + 2.2 * strength, label_at=label_at)
+        grey = colours[p.source_index] == OTHER_COLOUR
+        labels[p.source_index] = []
+        _draw_pattern(ax, p, colours[p.source_index], dx, lw=0.9 if grey else 1.1 + 2.2 * strength,
+                      labels=labels[p.source_index])
+    strongest_first = sorted(chosen, key=lambda p: (-abs(p.influence_head), p.source_index))
+    _draw_labels(ax, [lab for p in strongest_first if colours[p.source_index] != OTHER_COLOUR
+                      for lab in labels[p.source_index]])
 
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylim(-0.55, L + 1.45)

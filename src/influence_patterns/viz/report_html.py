@@ -228,6 +228,7 @@ def interactive_section(paths: Sequence[str | Path]) -> Section | None:
 def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[Section]:
     """Sections for ``viz.html.write_html``: the built-in ones, then :data:`SECTION_HOOKS`'."""
     from influence_patterns.viz.aggregate import plot_run
+    from influence_patterns.viz.compression import plot_compression
 
     t = _texts(f)
     role = f["analysis"]["role"]
@@ -252,7 +253,8 @@ def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[Sectio
         {"title": "Runs", "text": "One row per run directory.", "tables": [run_table(f)]},
         {"title": "Skip connections vs heads", "text": t["skip"], "tables": [per_layer_table(f)]},
         {"title": "Consistency tracks accuracy", "text": t["consistency"], "tables": [], "figures": figures},
-        {"title": "Compression", "text": t["ablation"], "tables": abl_tables},
+        {"title": "Compression", "text": t["ablation"], "tables": abl_tables,
+         "figures": [plot_compression(f["ablation"])] if f["ablation"] else []},
     ]
     view = interactive_section(paths)
     if view is not None:
