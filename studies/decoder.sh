@@ -23,5 +23,7 @@ done
 for d in "${dirs[@]}"; do
   [ -f "$d/mean.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --interchange --json "$d/mean.json"
   [ -f "$d/baseline.json" ] || timed influence-patterns ablate --quiet "$d" --reference baseline --json "$d/baseline.json"
+  # per task, the null's GPR cached in the run (the pooled analyze below reads it)
+  timed influence-patterns analyze --quiet "$d" --null norm-matched --json "$d/analyze-norm-matched.json"
 done
 timed influence-patterns analyze --quiet "${dirs[@]}" --null norm-matched --json "$out/analyze-norm-matched.json"
