@@ -32,7 +32,10 @@ Registered methods (definitions in docs/analyses.md):
 the rollout-style methods the node at a layer is the skip when the path stays on its
 position (the residual's share ½ exceeds any single head's share ½·A/H) and otherwise
 the head with the largest attention from t_l to t_{l-1}. Everywhere a skip is only
-chosen when t_l = t_{l-1}, as in GPR.
+chosen when t_l = t_{l-1}, as in GPR. On a causal decoder every method's positions
+never decrease (t_l ≥ t_{l-1}, ``search.common.causal_candidates``): the layer
+baselines choose among the later positions, the random controls draw from them, and
+the attention-based paths follow the causal attention (zero to later keys).
 
 Adding a method is one class and one line::
 
