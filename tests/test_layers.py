@@ -246,3 +246,15 @@ def test_the_length_check_can_fail(tmp_path):
     (tmp_path / "inner" / "long.py").write_text(f"class C:\n    @property\n    def g(self):\n    {method}\n        y = 1\n")
     assert long_functions(tmp_path) == ["inner/long.py:3 g (81 lines)"]
     assert long_functions(tmp_path, skip={"inner"}) == []
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in tests/conftest.py (docs/layout.md, Tests)."""
+    tests = Path(__file__).resolve().parent
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert not found, "move shared helpers to tests/conftest.py:\n" + "\n".join(found)
