@@ -5,6 +5,7 @@ each other."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import shutil
@@ -267,3 +268,94 @@ def sample_explanation():
         qoi_name="agreement", qoi_value=1.234, qoi_baseline_value=0.0,
         patterns=patterns, targets=["are", "is"],
     )
+
+
+# --------------------------------------------------------------------------- a hand-written run
+
+ROW_TOKENS = ["[CLS]", "the", "boy", "near", "the", "girls", "[MASK]", "happy", ".", "[SEP]"]
+PATTERN_A = ([2, 2, 6, 6, 6], [None, 1, None, 0])  # 6 instances
+PATTERN_B = ([2, 2, 2, 6, 6], [None, None, 2, 0])  # 3 instances
+PATTERN_C = ([2, 3, 6, 6, 6], [1, 1, None, 0])  # 1 instance
+
+
+def sample_row(positions, heads, shift=0, task="sva_pp", qoi=1.0, sign=1) -> dict:
+    """A result row of a 4-layer, 3-head model whose subject's pattern takes ``positions``
+    and ``heads``; ``shift`` inserts words before the subject (sentences differ)."""
+    from influence_patterns.result import Explanation, Pattern
+
+    tokens = ROW_TOKENS[:1] + ["very"] * shift + ROW_TOKENS[1:]
+    moved = [p + shift for p in positions]
+    subject = Pattern(2 + shift, "boy", sign, sign * 1.0, moved, list(heads), sign * 0.8, sign * 0.5)
+    other = Pattern(5 + shift, "girls", 1, 0.3, [5 + shift] * 2 + [6 + shift] * 3,
+                    [None, 0, None, None], 0.2, 0.1)
+    expl = Explanation(
+        model="tiny", text=" ".join(tokens[1:-1]), tokens=tokens, target_index=6 + shift,
+        num_layers=4, num_heads=3, steps=10, baseline="mask", qoi_name="q", qoi_value=qoi,
+        qoi_baseline_value=0.0, patterns=[subject, other], targets=["is", "are"],
+    )
+    d = expl.to_dict()
+    d.update(task=task, condition="sing_plur", correct=qoi > 0,
+             roles={"subject": 2 + shift, "attractor": 5 + shift, "verb": 6 + shift})
+    return d
+
+
+def sample_rows() -> list[dict]:
+    """Ten rows of one task: PATTERN_A six times, PATTERN_B three times (two correct), PATTERN_C once."""
+    out = [sample_row(*PATTERN_A, shift=k % 2) for k in range(6)]
+    out += [sample_row(*PATTERN_B, shift=k % 2, qoi=-1.0, sign=-1 if k == 0 else 1) for k in range(3)]
+    out += [sample_row(*PATTERN_C)]
+    return out
+
+
+def write_sample_run(path: Path, data: list[dict] | None = None) -> Path:
+    """A run directory (results.jsonl, run.json) of ``data`` (default: :func:`sample_rows`)."""
+    path.mkdir(parents=True, exist_ok=True)
+    data = sample_rows() if data is None else data
+    (path / "results.jsonl").write_text("".join(json.dumps({"index": i, **r}) + "\n" for i, r in enumerate(data)))
+    (path / "run.json").write_text(json.dumps({"model": "tiny", "task": "sva_pp", "seed": 0}))
+    return path
+
+
+# --------------------------------------------------------------------------- analysis rows
+# A 3-layer, 2-head run row written by hand: row([pattern(source, positions, heads)], correct).
+
+ANALYSIS_TOKENS = ["[CLS]", "the", "boys", "near", "the", "girl", "[MASK]", "[SEP]"]
+ROLES = {"subject": 2, "attractor": 5, "verb": 6}
+
+
+def pattern(source, positions, heads, infl=1.0):
+    return {"source_index": source, "source_token": ANALYSIS_TOKENS[source], "sign": 1, "g": infl,
+            "positions": positions, "heads": heads, "influence_token": infl, "influence_head": infl}
+
+
+_INDEX = itertools.count()  # row indices, unique across a session
+
+
+def row(patterns, correct=True, roles=ROLES):
+    return {"index": next(_INDEX), "text": "the boys near the girl [MASK]", "steps": 4, "baseline": "mask",
+            "tokens": ANALYSIS_TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
+            "qoi": {"name": "agreement", "value": 1.0 if correct else -1.0, "baseline_value": 0.0},
+            "patterns": patterns, "roles": dict(roles), "correct": correct, "task": "sva/prep", "model": "m"}
+
+
+def four_source_explanation():
+    """Four source tokens (boys, girl, near, funny) with hand-written patterns of a 4-layer, 3-head model."""
+    from influence_patterns.result import Explanation, Pattern
+
+    patterns = [
+        Pattern(2, "boys", 1, 1.5, [2, 2, 6, 6, 6], [None, 2, None, 1], 1.0, 0.6),
+        Pattern(5, "girl", -1, -0.8, [5, 5, 5, 6, 6], [None, None, 0, None], -0.5, -0.3),
+        Pattern(3, "near", 1, 0.2, [3, 2, 2, 6, 6], [1, None, 2, 0], 0.1, 0.05),
+        Pattern(7, "funny", 1, 0.1, [7, 7, 7, 7, 6], [None, None, None, 2], 0.05, 0.02),
+    ]
+    return Explanation(
+        model="tiny", text="the boys near the girl [MASK] funny .", tokens=list(SAMPLE_TOKENS),
+        target_index=6, num_layers=4, num_heads=3, steps=10, baseline="mask",
+        qoi_name="logit[are] - logit[is]", qoi_value=1.234, qoi_baseline_value=0.0,
+        patterns=patterns, targets=["are", "is"],
+    )
+
+
+def by_gid(fig, prefix: str) -> dict[str, object]:
+    """The figure's artists whose gid starts with ``prefix``, by gid."""
+    return {a.get_gid(): a for a in fig.findobj(lambda a: (a.get_gid() or "").startswith(prefix))}

@@ -20,29 +20,10 @@ from influence_patterns.cli import app
 from influence_patterns.result import Pattern
 from influence_patterns.runs import RunRecord
 
-from conftest import run_args, save_checkpoint
+from conftest import ANALYSIS_TOKENS as TOKENS, ROLES, pattern, row, run_args, save_checkpoint  # noqa: F401
 
 
 runner = CliRunner()
-
-TOKENS = ["[CLS]", "the", "boys", "near", "the", "girl", "[MASK]", "[SEP]"]
-ROLES = {"subject": 2, "attractor": 5, "verb": 6}
-
-
-def pattern(source, positions, heads, infl=1.0):
-    return {"source_index": source, "source_token": TOKENS[source], "sign": 1, "g": infl,
-            "positions": positions, "heads": heads, "influence_token": infl, "influence_head": infl}
-
-
-_INDEX = itertools.count()
-
-
-def row(patterns, correct=True, roles=ROLES):
-    return {"index": next(_INDEX), "text": "the boys near the girl [MASK]", "steps": 4, "baseline": "mask",
-            "tokens": TOKENS, "target_index": 6, "num_layers": 3, "num_heads": 2,
-            "qoi": {"name": "agreement", "value": 1.0 if correct else -1.0, "baseline_value": 0.0},
-            "patterns": patterns, "roles": dict(roles), "correct": correct, "task": "sva/prep", "model": "m"}
-
 
 def test_skip_statistics_exact():
     rows = [

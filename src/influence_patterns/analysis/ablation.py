@@ -655,6 +655,128 @@ def check_model(explainer: Any, records: Sequence[RunRecord], run: str = "the ru
                          "ablate with the run's model")
 
 
+_Cached = tuple[Path, dict[str, Any], dict[int, list[NodePath]], bool]
+"""A method's node-set cache: (file, key, instance index → paths, whether the file held them all)."""
+
+
+def _selected(records: Sequence[RunRecord], sources: str, run: str) -> list[RunRecord]:
+    """The records whose nodes are ablated: all, or those with the role ``sources`` (an
+    ``InputError`` naming the run's roles where none has it)."""
+    if sources != "all" and not any(sources in r.roles for r in records):
+        roles = sorted({k for r in records for k in r.roles})
+        raise InputError(f"no instance of {run} has the role {sources!r}; roles: {', '.join(roles) or 'none'}")
+    return [r for r in records if sources == "all" or sources in r.roles]
+
+
+def _node_caches(explainer: Any, records: Sequence[RunRecord], chosen: Sequence[Any], opts: AblationOptions,
+                 cache_dir: str | Path | None) -> dict[str, _Cached]:
+    """Each chosen method's cached node sets in ``cache_dir`` (empty where none is there yet;
+    no entry at all without a run directory)."""
+    cache: dict[str, _Cached] = {}
+    if cache_dir is None or not Path(cache_dir).is_dir():
+        return cache
+    sha = model_sha256(explainer.model)
+    steps = opts.steps if opts.steps is not None else explainer.config.steps
+    quadrature = opts.quadrature or explainer.config.quadrature
+    for m in chosen:
+        path = Path(cache_dir) / nodes_file(m.name)
+        key = _paths_key(explainer, records, m.name, opts.seed, steps, quadrature, None, sha)
+        found = _read_paths(path, key) if path.is_file() else None
+        cache[m.name] = (path, key, found or {}, found is not None)
+    return cache
+
+
+def _chunk_input(explainer: Any, chunk: Sequence[RunRecord], opts: AblationOptions, means: MeanReference | None,
+                 run: str) -> tuple[MethodInput, Nodes, list[float]]:
+    """One batch of the run's instances, checked against the model (same tokens, same QoI):
+    the methods' input, the real nodes and the model's QoI per instance."""
+    adapter = explainer.adapter
+    batch = explainer.prepare([query_of(r) for r in chunk])
+    for b, row in enumerate(chunk):
+        if batch.tokens[b] != list(row.explanation.tokens):
+            raise InputError(
+                f"instance {row.index}: the model's tokenizer gives {batch.tokens[b]}, "
+                f"{run} has {row.explanation.tokens}: ablate with the run's model"
+            )
+    quad = make_quadrature(opts.steps if opts.steps is not None else explainer.config.steps,
+                           opts.quadrature or explainer.config.quadrature, dtype=batch.x.dtype)
+    rows_per_pass = opts.max_rows or getattr(explainer.config, "max_rows", None)
+    if rows_per_pass is None:
+        rows_per_pass = auto_max_rows(adapter, int(batch.x.shape[1]))
+    ctx = MethodInput(adapter, batch, chunk, quad, explainer.qoi, seed=opts.seed, max_rows=rows_per_pass)
+    real, logits = record_nodes(adapter, batch.x, batch.attention_mask, batch.target_index)
+    q = explainer.qoi(logits, batch.classes).double().cpu().tolist()
+    for b, row in enumerate(chunk):
+        recorded = row.q
+        if abs(q[b] - recorded) > QOI_TOLERANCE * max(1.0, abs(recorded)):
+            raise InputError(f"instance {row.index}: the model gives QoI {q[b]:.6g}, {run} recorded "
+                             f"{recorded:.6g}: ablate with the run's model")
+    if means is not None:
+        ctx.cache["mean_nodes"] = means.for_batch(batch, real)
+    return ctx, real, q
+
+
+def _method_sets(ctx: MethodInput, method: Any, chunk: Sequence[RunRecord], cached: _Cached | None,
+                 sources: str) -> list[NodeSet]:
+    """The method's node set per instance of the chunk (from the cache where it holds them
+    all, else computed and added to it), restricted to the ``sources`` role's paths."""
+    if cached is not None and all(row.index in cached[2] for row in chunk):
+        paths = [cached[2][row.index] for row in chunk]
+    else:
+        paths = method.paths(ctx)
+        if cached is not None:
+            cached[2].update({row.index: list(p) for row, p in zip(chunk, paths)})
+    return [node_set(paths[b], None if sources == "all" else {row.roles[sources]}) for b, row in enumerate(chunk)]
+
+
+def _method_rows(ctx: MethodInput, name: str, chunk: Sequence[RunRecord], sets: Sequence[NodeSet],
+                 opts: AblationOptions, q: list[float], q_floor: list[float],
+                 cf: tuple[Nodes | None, list[Any], list[bool]]) -> list[dict[str, Any]]:
+    """One method's per-instance record on a chunk: QoI with its nodes kept / removed
+    (and, with counterfactual nodes, patched from the counterfactual)."""
+    replace_h = opts.replace == "as+h"
+    cf_nodes, q_cf, cf_ok = cf
+    q_removed = ablated_qoi(ctx, sets, keep=False,
+                            reference="zero" if opts.removal == "zero" else opts.reference).tolist()
+    q_kept = ablated_qoi(ctx, sets, keep=True, reference=opts.reference, replace_h=replace_h).tolist()
+    if cf_nodes is not None:
+        q_iia = ablated_qoi(ctx, sets, keep=False, reference=cf_nodes).tolist()
+        q_iia_c = ablated_qoi(ctx, sets, keep=True, reference=cf_nodes, replace_h=replace_h).tolist()
+    out = []
+    for b, row in enumerate(chunk):
+        rec = {"index": row.index, "task": row.task, "method": name, "q": q[b], "q_kept": q_kept[b],
+               "q_removed": q_removed[b], "q_floor": q_floor[b], "nodes": len(sets[b])}
+        if cf_nodes is not None:
+            ok = cf_ok[b]
+            rec.update({"q_cf": q_cf[b] if ok else None, "q_iia": q_iia[b] if ok else None,
+                        "q_iia_complement": q_iia_c[b] if ok else None})
+        out.append(rec)
+    return out
+
+
+def _ablation_summary(opts: AblationOptions, used: Sequence[RunRecord], means: MeanReference | None,
+                      groups: dict[str, str], per_instance: list[dict[str, Any]],
+                      floor: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary :func:`ablate_rows` returns, from the per-instance and floor records."""
+    out: dict[str, Any] = {
+        "sources": opts.sources, "reference": opts.reference, "replace": opts.replace,
+        "interchange": opts.interchange, "removal": opts.removal,
+        "reference_instances": (means.summary([len(r.explanation.tokens) for r in used]) if means is not None
+                                else None),
+        "bootstrap": {"resamples": opts.resamples, "seed": opts.bootstrap_seed, "level": bs.LEVEL,
+                      "min_instances": bs.MIN_INSTANCES, "stratified_by": "task"},
+        "seed": opts.seed,
+        **summarise(per_instance, groups, opts.resamples, opts.bootstrap_seed),
+        "floor": floor_estimates(floor, opts.resamples, opts.bootstrap_seed),
+    }
+    tasks = sorted({str(r["task"]) for r in per_instance if r["task"] is not None})
+    if len(tasks) > 1:
+        out["per_task"] = {t: summarise([r for r in per_instance if str(r["task"]) == t], groups,
+                                        opts.resamples, opts.bootstrap_seed) for t in tasks}
+    out["per_instance"] = per_instance
+    return out
+
+
 def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]],
                 options: AblationOptions | None = None, progress: Progress = None,
                 run: str = "the run", heldout: tuple[str, list[Query]] | None = None,
@@ -676,11 +798,7 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
     if not records:
         raise DataError(f"{run} has no results yet")
     check_model(explainer, records, run)
-    sources = opts.sources
-    if sources != "all" and not any(sources in r.roles for r in records):
-        roles = sorted({k for r in records for k in r.roles})
-        raise InputError(f"no instance of {run} has the role {sources!r}; roles: {', '.join(roles) or 'none'}")
-    used = [r for r in records if sources == "all" or sources in r.roles]
+    used = _selected(records, opts.sources, run)
     if opts.interchange:
         if explainer.adapter.kind not in ("mlm", "causal"):  # an LM's counterfactual flips its answer
             raise InputError("interchange: a classifier's input has no counterfactual with the answer flipped "
@@ -692,81 +810,26 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
     # batches of similar length: padding costs the IG-based methods (n sources x n positions)
     by_length = sorted(used, key=lambda r: len(r.explanation.tokens))
     chosen = [get_method(m) for m in opts.methods]
-    qoi = explainer.qoi
-    adapter = explainer.adapter
-    cache: dict[str, tuple[Path, dict[str, Any], dict[int, list[NodePath]], bool]] = {}
-    if cache_dir is not None and Path(cache_dir).is_dir():
-        sha = model_sha256(explainer.model)
-        steps = opts.steps if opts.steps is not None else explainer.config.steps
-        quadrature = opts.quadrature or explainer.config.quadrature
-        for m in chosen:
-            path = Path(cache_dir) / nodes_file(m.name)
-            key = _paths_key(explainer, records, m.name, opts.seed, steps, quadrature, None, sha)
-            found = _read_paths(path, key) if path.is_file() else None
-            cache[m.name] = (path, key, found or {}, found is not None)
+    cache = _node_caches(explainer, records, chosen, opts, cache_dir)
     per_instance: list[dict[str, Any]] = []
     floor: list[dict[str, Any]] = []
-    replace_h = opts.replace == "as+h"
     # one unit of the bar: one instance through one method
     with progress_bar(len(used) * len(chosen), f"ablating {run}", progress) as advance:
         for start in range(0, len(by_length), opts.batch_size):
             chunk = by_length[start : start + opts.batch_size]
-            batch = explainer.prepare([query_of(r) for r in chunk])
-            for b, row in enumerate(chunk):
-                if batch.tokens[b] != list(row.explanation.tokens):
-                    raise InputError(
-                        f"instance {row.index}: the model's tokenizer gives {batch.tokens[b]}, "
-                        f"{run} has {row.explanation.tokens}: ablate with the run's model"
-                    )
-            quad = make_quadrature(opts.steps if opts.steps is not None else explainer.config.steps,
-                                   opts.quadrature or explainer.config.quadrature, dtype=batch.x.dtype)
-            rows_per_pass = opts.max_rows or getattr(explainer.config, "max_rows", None)
-            if rows_per_pass is None:
-                rows_per_pass = auto_max_rows(adapter, int(batch.x.shape[1]))
-            ctx = MethodInput(adapter, batch, chunk, quad, qoi, seed=opts.seed, max_rows=rows_per_pass)
-            real, logits = record_nodes(adapter, batch.x, batch.attention_mask, batch.target_index)
-            q = qoi(logits, batch.classes).double().cpu().tolist()
-            for b, row in enumerate(chunk):
-                recorded = row.q
-                if abs(q[b] - recorded) > QOI_TOLERANCE * max(1.0, abs(recorded)):
-                    raise InputError(f"instance {row.index}: the model gives QoI {q[b]:.6g}, {run} recorded "
-                                     f"{recorded:.6g}: ablate with the run's model")
-            if means is not None:
-                ctx.cache["mean_nodes"] = means.for_batch(batch, real)
-            cf_nodes, q_cf, cf_ok = None, [None] * len(chunk), [False] * len(chunk)
+            ctx, real, q = _chunk_input(explainer, chunk, opts, means, run)
+            cf: tuple[Nodes | None, list[Any], list[bool]] = (None, [None] * len(chunk), [False] * len(chunk))
             if opts.interchange:
-                cf_nodes, q_cf, cf_ok = _counterfactual_pass(explainer, batch, chunk, counterfactual, real)
+                cf = _counterfactual_pass(explainer, ctx.batch, chunk, counterfactual, real)
             # keeping nothing: the reference alone (the floor of compression)
-            empty = [set() for _ in chunk]
-            q_floor = ablated_qoi(ctx, empty, keep=True, reference=opts.reference, replace_h=replace_h).tolist()
+            empty: list[NodeSet] = [set() for _ in chunk]
+            q_floor = ablated_qoi(ctx, empty, keep=True, reference=opts.reference,
+                                  replace_h=opts.replace == "as+h").tolist()
             for b, row in enumerate(chunk):
                 floor.append({"index": row.index, "task": row.task, "q": q[b], "q_kept": q_floor[b]})
             for m in chosen:
-                cached = cache.get(m.name)
-                if cached is not None and all(row.index in cached[2] for row in chunk):
-                    paths = [cached[2][row.index] for row in chunk]
-                else:
-                    paths = m.paths(ctx)
-                    if cached is not None:
-                        cached[2].update({row.index: list(p) for row, p in zip(chunk, paths)})
-                sets = []
-                for b, row in enumerate(chunk):
-                    wanted = None if sources == "all" else {row.roles[sources]}
-                    sets.append(node_set(paths[b], wanted))
-                q_removed = ablated_qoi(ctx, sets, keep=False,
-                                        reference="zero" if opts.removal == "zero" else opts.reference).tolist()
-                q_kept = ablated_qoi(ctx, sets, keep=True, reference=opts.reference, replace_h=replace_h).tolist()
-                if cf_nodes is not None:
-                    q_iia = ablated_qoi(ctx, sets, keep=False, reference=cf_nodes).tolist()
-                    q_iia_c = ablated_qoi(ctx, sets, keep=True, reference=cf_nodes, replace_h=replace_h).tolist()
-                for b, row in enumerate(chunk):
-                    rec = {"index": row.index, "task": row.task, "method": m.name, "q": q[b], "q_kept": q_kept[b],
-                           "q_removed": q_removed[b], "q_floor": q_floor[b], "nodes": len(sets[b])}
-                    if cf_nodes is not None:
-                        ok = cf_ok[b]
-                        rec.update({"q_cf": q_cf[b] if ok else None, "q_iia": q_iia[b] if ok else None,
-                                    "q_iia_complement": q_iia_c[b] if ok else None})
-                    per_instance.append(rec)
+                sets = _method_sets(ctx, m, chunk, cache.get(m.name), opts.sources)
+                per_instance.extend(_method_rows(ctx, m.name, chunk, sets, opts, q, q_floor, cf))
                 advance(len(chunk))
 
     for name, (path, key, paths, hit) in cache.items():
@@ -774,24 +837,7 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
             _write_paths(path, key, paths)
     per_instance.sort(key=lambda r: order[r["index"]])  # the run's order (stable: methods stay in order)
     floor.sort(key=lambda r: order[r["index"]])
-    groups = {m.name: m.group for m in chosen}
-    out: dict[str, Any] = {
-        "sources": sources, "reference": opts.reference, "replace": opts.replace, "interchange": opts.interchange,
-        "removal": opts.removal,
-        "reference_instances": (means.summary([len(r.explanation.tokens) for r in used]) if means is not None
-                                else None),
-        "bootstrap": {"resamples": opts.resamples, "seed": opts.bootstrap_seed, "level": bs.LEVEL,
-                      "min_instances": bs.MIN_INSTANCES, "stratified_by": "task"},
-        "seed": opts.seed,
-        **summarise(per_instance, groups, opts.resamples, opts.bootstrap_seed),
-        "floor": floor_estimates(floor, opts.resamples, opts.bootstrap_seed),
-    }
-    tasks = sorted({str(r["task"]) for r in per_instance if r["task"] is not None})
-    if len(tasks) > 1:
-        out["per_task"] = {t: summarise([r for r in per_instance if str(r["task"]) == t], groups,
-                                        opts.resamples, opts.bootstrap_seed) for t in tasks}
-    out["per_instance"] = per_instance
-    return out
+    return _ablation_summary(opts, used, means, {m.name: m.group for m in chosen}, per_instance, floor)
 
 
 def _counterfactual_pass(explainer: Any, batch: Any, chunk: Sequence[RunRecord], texts: dict[int, str],

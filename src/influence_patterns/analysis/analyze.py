@@ -183,6 +183,76 @@ class Analysis(dict):  # type: ignore[type-arg]
         return analysis_html(self)
 
 
+def _open_runs(paths: Sequence[str | Path], notes: list[str]) -> list[tuple[str, Run]]:
+    """The run directories, each once (a second mention noted), opened; an incomplete run is
+    noted with the command that resumes it."""
+    unique: list[Path] = []
+    for p in paths:
+        rp = Path(p).resolve()
+        if rp in [u.resolve() for u in unique]:
+            notes.append(f"{p} was given twice; counted once")
+            continue
+        unique.append(Path(p))
+    opened = [(str(p), Run.open(p)) for p in unique]
+    for name, run in opened:
+        expected = run.meta.get("instances")
+        if isinstance(expected, int) and len(run) < expected:
+            notes.append(f"{name} is incomplete: {len(run)} of {expected} instances (resume it with the same "
+                         "`run` command); figures cover the instances written")
+    return opened
+
+
+def _null_section(ex: Any, rows: list[RunRecord], nrows: list[RunRecord], a: dict[str, Any],
+                  opts: AnalyzeOptions, notes: list[str]) -> dict[str, Any]:
+    """One run's ``null`` entry: the run's skip statistics on the null model's patterns
+    (``nrows``, the same instances) and their differences from the model's."""
+    est = skip_ratio_estimates(nrows, opts.resamples, opts.seed)
+    idx = bs.resample_indices(len(rows), opts.resamples, opts.seed)
+    null = {
+        "kind": opts.null, "seed": opts.null_seed,
+        **skip_statistics((p for _, p in iter_patterns(nrows)), a["num_layers"]),
+        "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
+        "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
+        **reframed_estimates(nrows, a["num_heads"], idx),
+        "difference": ratio_difference(rows, nrows, opts.resamples, opts.seed),
+        "skip_when_staying_difference": stay_difference(rows, nrows, idx),
+        "head_norm": {"model": head_norms(ex, rows),
+                      "null": head_norms(null_explainer(ex, opts.null, opts.null_seed), rows)},
+    }
+    if opts.null == "random-init":
+        null["warning"] = SILENT_NULL_WARNING
+        if SILENT_NULL_WARNING not in notes:
+            notes.append(SILENT_NULL_WARNING)
+    return null
+
+
+def _pooled(loaded: Sequence[tuple[str, Run]], analyses: Sequence[dict[str, Any]], all_rows: list[RunRecord],
+            all_null: list[RunRecord], patterns: list[Any], depth: int, opts: AnalyzeOptions) -> dict[str, Any]:
+    """Skip statistics pooled over runs of one depth; every bootstrap resamples instances
+    within runs (tasks). With a null for every instance, the null's beside them."""
+    strata = [k for k, (_, run) in enumerate(loaded) for _ in run.records]
+    idx = bs.resample_indices_stratified(strata, opts.resamples, opts.seed)
+    est = skip_ratio_estimates(all_rows, opts.resamples, opts.seed, idx=idx)
+    heads = {a["num_heads"] for a in analyses}
+    pooled = {**skip_statistics(patterns, depth),
+              "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
+              "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
+              "ceiling": est["ceiling"], "instances": len(all_rows), "stratified_by": "run"}
+    if len(heads) == 1:
+        pooled.update(reframed_estimates(all_rows, next(iter(heads)), idx))
+    if all_null and len(all_null) == len(all_rows):
+        nest = skip_ratio_estimates(all_null, opts.resamples, opts.seed, idx=idx)
+        pooled["null"] = {"kind": opts.null, "seed": opts.null_seed,
+                          "skip_to_head_ratio_ci": nest["skip_to_head_ratio"],
+                          "difference": ratio_difference(all_rows, all_null, opts.resamples, opts.seed, idx=idx)}
+        if len(heads) == 1:
+            pooled["null"].update(reframed_estimates(all_null, next(iter(heads)), idx))
+            pooled["null"]["skip_when_staying_difference"] = stay_difference(all_rows, all_null, idx)
+        if opts.null == "random-init":
+            pooled["null"]["warning"] = SILENT_NULL_WARNING
+    return pooled
+
+
 def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = None,
                  progress: Callable[[str], None] | None = None, role: str | None = None,
                  bars: Progress = None) -> dict[str, Any]:
@@ -200,19 +270,7 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     if role is not None and opts.role is None:
         opts = replace(opts, role=role)
     kept, notes = run_paths(paths)
-    unique: list[Path] = []
-    for p in kept:
-        rp = Path(p).resolve()
-        if rp in [u.resolve() for u in unique]:
-            notes.append(f"{p} was given twice; counted once")
-            continue
-        unique.append(Path(p))
-    opened = [(str(p), Run.open(p)) for p in unique]
-    for name, run in opened:
-        expected = run.meta.get("instances")
-        if isinstance(expected, int) and len(run) < expected:
-            notes.append(f"{name} is incomplete: {len(run)} of {expected} instances (resume it with the same "
-                         "`run` command); figures cover the instances written")
+    opened = _open_runs(kept, notes)
     loaded = [(name, part) for name, run in opened for part in split_tasks(run)]
     analyses, patterns, depths = [], [], set()
     all_rows: list[RunRecord] = []
@@ -233,23 +291,7 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
                                                         opts.batch_size, progress=bars)
                 mine = {r.index for r in rows}
                 nrows = [r for r in null_of[name] if r.index in mine]
-                est = skip_ratio_estimates(nrows, opts.resamples, opts.seed)
-                idx = bs.resample_indices(len(rows), opts.resamples, opts.seed)
-                a["null"] = {
-                    "kind": opts.null, "seed": opts.null_seed,
-                    **skip_statistics((p for _, p in iter_patterns(nrows)), a["num_layers"]),
-                    "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
-                    "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
-                    **reframed_estimates(nrows, a["num_heads"], idx),
-                    "difference": ratio_difference(rows, nrows, opts.resamples, opts.seed),
-                    "skip_when_staying_difference": stay_difference(rows, nrows, idx),
-                    "head_norm": {"model": head_norms(ex, rows),
-                                  "null": head_norms(null_explainer(ex, opts.null, opts.null_seed), rows)},
-                }
-                if opts.null == "random-init":
-                    a["null"]["warning"] = SILENT_NULL_WARNING
-                    if SILENT_NULL_WARNING not in notes:
-                        notes.append(SILENT_NULL_WARNING)
+                a["null"] = _null_section(ex, rows, nrows, a, opts, notes)
                 all_null += nrows
             if opts.stay_share:
                 if progress is not None:
@@ -268,28 +310,7 @@ def analyze_runs(paths: Sequence[str | Path], options: AnalyzeOptions | None = N
     out: dict[str, Any] = Analysis({"runs": analyses, "role": chosen, "notes": notes})
     out["instance_level"] = _pooled_instance_level(loaded, chosen, opts)
     if len(depths) == 1:
-        # pooled over runs: every bootstrap resamples instances within runs (tasks)
-        strata = [k for k, (_, run) in enumerate(loaded) for _ in run.records]
-        idx = bs.resample_indices_stratified(strata, opts.resamples, opts.seed)
-        est = skip_ratio_estimates(all_rows, opts.resamples, opts.seed, idx=idx)
-        heads = {a["num_heads"] for a in analyses}
-        out["pooled"] = {**skip_statistics(patterns, next(iter(depths))),
-                         "skip_to_head_ratio_ci": est["skip_to_head_ratio"],
-                         "skip_to_head_ratio_weighted_ci": est["skip_to_head_ratio_weighted"],
-                         "ceiling": est["ceiling"], "instances": len(all_rows), "stratified_by": "run"}
-        if len(heads) == 1:
-            out["pooled"].update(reframed_estimates(all_rows, next(iter(heads)), idx))
-        if all_null and len(all_null) == len(all_rows):
-            nest = skip_ratio_estimates(all_null, opts.resamples, opts.seed, idx=idx)
-            out["pooled"]["null"] = {"kind": opts.null, "seed": opts.null_seed,
-                                     "skip_to_head_ratio_ci": nest["skip_to_head_ratio"],
-                                     "difference": ratio_difference(all_rows, all_null, opts.resamples, opts.seed,
-                                                                    idx=idx)}
-            if len(heads) == 1:
-                out["pooled"]["null"].update(reframed_estimates(all_null, next(iter(heads)), idx))
-                out["pooled"]["null"]["skip_when_staying_difference"] = stay_difference(all_rows, all_null, idx)
-            if opts.null == "random-init":
-                out["pooled"]["null"]["warning"] = SILENT_NULL_WARNING
+        out["pooled"] = _pooled(loaded, analyses, all_rows, all_null, patterns, next(iter(depths)), opts)
     if len(analyses) >= 2:
         out["correlation"] = consistency_accuracy_correlation(analyses, chosen)
     return out

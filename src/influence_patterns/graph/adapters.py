@@ -13,12 +13,37 @@ one way: architectures → adapters.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
 from influence_patterns.graph.kind import head_kind
+
+
+def h_hook(interceptor: Any, layer: int) -> Callable[..., Any]:
+    """A forward hook that passes a module's output, h^``layer`` (the first element where
+    the module returns a tuple), through ``interceptor.on_h``."""
+
+    def hook(module, args, output):
+        if isinstance(output, tuple):
+            return (interceptor.on_h(layer, output[0]),) + tuple(output[1:])
+        return interceptor.on_h(layer, output)
+
+    return hook
+
+
+@contextmanager
+def removed_on_error(handles: list[Any]) -> Iterator[list[Any]]:
+    """Hooks registered into ``handles`` inside the block are removed again if the block
+    fails (a model is never left half hooked)."""
+    try:
+        yield handles
+    except Exception:
+        for h in handles:
+            h.remove()
+        raise
 
 
 class Adapter:
@@ -114,14 +139,6 @@ class Adapter:
         module is called as ``f(context, skip)`` (BERT, RoBERTa, ELECTRA). Adapters for
         other module layouts override it."""
 
-        def h_hook(layer: int):
-            def hook(module, args, output):
-                if isinstance(output, tuple):
-                    return (interceptor.on_h(layer, output[0]),) + tuple(output[1:])
-                return interceptor.on_h(layer, output)
-
-            return hook
-
         def attn_hook(layer: int):
             def hook(module, args, kwargs):
                 context, skip = interceptor.on_attn(layer, args[0], args[1])
@@ -129,17 +146,13 @@ class Adapter:
 
             return hook
 
-        handles = [self.embeddings().register_forward_hook(h_hook(0))]
-        try:
+        handles = [self.embeddings().register_forward_hook(h_hook(interceptor, 0))]
+        with removed_on_error(handles):
             for l, layer in enumerate(self.layers(), start=1):
                 handles.append(
                     self.attention_output(layer).register_forward_pre_hook(attn_hook(l), with_kwargs=True)
                 )
-                handles.append(layer.register_forward_hook(h_hook(l)))
-        except Exception:
-            for h in handles:
-                h.remove()
-            raise
+                handles.append(layer.register_forward_hook(h_hook(interceptor, l)))
         return handles
 
     # --- forward -----------------------------------------------------------------

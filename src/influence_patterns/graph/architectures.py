@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from influence_patterns.errors import ModelError
-from influence_patterns.graph.adapters import Adapter, BertAdapter
+from influence_patterns.graph.adapters import Adapter, BertAdapter, removed_on_error
 from influence_patterns.graph.decoders import DECODER_ADAPTERS
 from influence_patterns.graph.kind import head_kind
 from influence_patterns.registry import Registry
@@ -126,7 +126,7 @@ class _InnerResidualAdapter(Adapter):
             return (state.pop("projected") + state.pop("skip"),) + tuple(args[1:])
 
         handles = []
-        try:
+        with removed_on_error(handles):
             handles.append(self.embeddings().register_forward_hook(h0_hook))
             for block in self.blocks():
                 w_o, projected, norm = self.block_parts(block)
@@ -135,10 +135,6 @@ class _InnerResidualAdapter(Adapter):
                 handles.append(projected.register_forward_hook(projected_post))
                 handles.append(norm.register_forward_pre_hook(norm_pre))
                 handles.append(block.register_forward_hook(block_post))
-        except Exception:
-            for h in handles:
-                h.remove()
-            raise
         return handles
 
 

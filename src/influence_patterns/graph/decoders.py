@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from influence_patterns.errors import ModelError
-from influence_patterns.graph.adapters import Adapter
+from influence_patterns.graph.adapters import Adapter, h_hook, removed_on_error
 
 #: The attention implementation name these adapters give decoders that need it.
 ATTENTION = "influence-patterns-eager"
@@ -244,16 +244,8 @@ class DecoderAdapter(Adapter):
         def norm2_pre(module, args):
             return (state["skip"],) + tuple(args[1:])
 
-        def layer_post(l: int):
-            def hook(module, args, output):
-                if isinstance(output, tuple):
-                    return (interceptor.on_h(l, output[0]),) + tuple(output[1:])
-                return interceptor.on_h(l, output)
-
-            return hook
-
         handles = []
-        try:
+        with removed_on_error(handles):
             for l, layer in enumerate(self.layers(), start=1):
                 norm1, norm2 = self.norms(layer)
                 w_o = self.output_projection(layer)
@@ -263,11 +255,7 @@ class DecoderAdapter(Adapter):
                 handles.append(w_o.register_forward_hook(w_o_post))
                 if self.parallel:
                     handles.append(norm2.register_forward_pre_hook(norm2_pre))
-                handles.append(layer.register_forward_hook(layer_post(l)))
-        except Exception:
-            for h in handles:
-                h.remove()
-            raise
+                handles.append(layer.register_forward_hook(h_hook(interceptor, l)))
         return handles
 
     # --- forward -----------------------------------------------------------------

@@ -35,6 +35,9 @@ import torch.nn.functional as F
 from influence_patterns.errors import ModelError
 from influence_patterns.models.training import (
     _cycle,
+    _optimizer,
+    _optimizer_step,
+    _pad,
     _progress,
     _quiet_transformers,
     _schedule,
@@ -182,17 +185,36 @@ def prefix_rows(instances: Sequence[Instance], tokenizer: Any) -> list[tuple[lis
 
 
 def _pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for k, r in enumerate(rows):
-        ids[k, : len(r)] = torch.tensor(r)
-        mask[k, : len(r)] = 1
-    return ids, mask
+    """Rows right-padded with ``pad_id`` to the longest: (ids, attention mask), on the CPU."""
+    enc = _pad(rows, pad_id)
+    return enc["input_ids"], enc["attention_mask"]
 
 
 def _streams(sizes: Sequence[tuple[int, int]], rng: random.Random) -> list[Iterator[list[int]] | None]:
     return [_cycle(n, b, rng) if n and b else None for n, b in sizes]
+
+
+def _lm_rows(sentences: Sequence[str], tokenizer: Any, config: CausalLMConfig) -> list[list[int]]:
+    """The language-modelling text: sentences of at least ``min_lm_words`` words, a seeded
+    sample of ``lm_sentences`` of them where there are more, tokenized."""
+    sents = [s for s in sentences if len(s.split()) >= config.min_lm_words]
+    if len(sents) > config.lm_sentences:
+        sents = random.Random(f"sst2|{config.seed}").sample(sents, config.lm_sentences)
+    return tokenizer(sents, truncation=True, max_length=config.lm_max_length)["input_ids"] if sents else []
+
+
+def _softmax_vocabulary(pair_rows: Sequence[tuple[list[int], int, int]], lm_rows: Sequence[Sequence[int]],
+                        pad: int, size: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The softmax runs over the word pieces that occur in the training text (targets or pair
+    words), the pad left out: their ids (sorted) and a map from every id of the ``size``-piece
+    vocabulary to its index there (-100, ignored by the loss, for the others)."""
+    seen = {t for r, _, _ in pair_rows for t in r} | {t for _, g, b in pair_rows for t in (g, b)}
+    seen |= {t for r in lm_rows for t in r}
+    seen -= {pad}
+    vocab = torch.tensor(sorted(seen), device=device)
+    local = torch.full((size,), -100, dtype=torch.long, device=device)
+    local[vocab] = torch.arange(len(vocab), device=device)
+    return vocab, local
 
 
 def train_causal_lm(
@@ -213,18 +235,8 @@ def train_causal_lm(
 
     agree_rows = prefix_rows(agreement, tokenizer) if agreement else []
     ioi_rows = prefix_rows(ioi, tokenizer) if ioi else []
-    sents = [s for s in sentences if len(s.split()) >= config.min_lm_words]
-    if len(sents) > config.lm_sentences:
-        sents = random.Random(f"sst2|{config.seed}").sample(sents, config.lm_sentences)
-    lm_rows = tokenizer(sents, truncation=True, max_length=config.lm_max_length)["input_ids"] if sents else []
-
-    # The softmax runs over the word pieces that occur in the training text (targets or pair words).
-    seen = {t for r, _, _ in (*agree_rows, *ioi_rows) for t in r} | {t for _, g, b in (*agree_rows, *ioi_rows) for t in (g, b)}
-    seen |= {t for r in lm_rows for t in r}
-    seen -= {pad}
-    vocab = torch.tensor(sorted(seen), device=device)
-    local = torch.full((len(tokenizer),), -100, dtype=torch.long, device=device)
-    local[vocab] = torch.arange(len(vocab), device=device)
+    lm_rows = _lm_rows(sentences, tokenizer, config)
+    vocab, local = _softmax_vocabulary((*agree_rows, *ioi_rows), lm_rows, pad, len(tokenizer), device)
 
     streams = _streams(
         [(len(agree_rows), config.agreement_batch), (len(ioi_rows), config.ioi_batch), (len(lm_rows), config.lm_batch)],
@@ -235,9 +247,7 @@ def train_causal_lm(
     embeddings = model.get_input_embeddings().weight
     if config.freeze_embeddings:
         embeddings.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = _schedule(optimizer, config.steps, config.warmup)
+    params, optimizer, scheduler = _optimizer(model, config.lr, config.weight_decay, config.steps, config.warmup)
 
     model.train()
     bar = _progress(config.steps, desc, progress)
@@ -268,12 +278,7 @@ def train_causal_lm(
         loss = ce_sum / max(1, n_tokens)
         if margins:
             loss = loss + config.pair_weight * F.softplus(-torch.cat(margins)).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        running = _optimizer_step(loss, params, optimizer, scheduler, running)
         bar.update(bar.done + 1, note=f"loss {running:.3f}")
     bar.__exit__(None, None, None)
     embeddings.requires_grad_(True)

@@ -106,21 +106,7 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
     """
     from influence_patterns.models import defaults
 
-    source = name_or_path
-    if name_or_path in defaults.DEFAULT_MODELS:
-        source = str(defaults.ensure_built(name_or_path))
-    elif not Path(name_or_path).exists() and (
-        name_or_path.startswith("default") or get_close_matches(name_or_path, defaults.DEFAULT_MODELS, n=1, cutoff=0.8)
-    ):
-        raise ModelError(f"unknown default model {name_or_path!r}; valid: {', '.join(defaults.DEFAULT_MODELS)}")
-    elif _looks_like_path(name_or_path) and not Path(name_or_path).exists():
-        raise ModelError(f"checkpoint path does not exist: {name_or_path}")
-    if Path(source).is_file():
-        raise ModelError(
-            f"model {name_or_path!r} is a file; give the checkpoint directory that holds config.json, "
-            f"the weights and the tokenizer (here perhaps {Path(source).parent})"
-        )
-
+    source = _resolve_source(name_or_path)
     if Path(source).is_dir():
         check_readable_checkpoint(source, name_or_path)
 
@@ -144,16 +130,7 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
     check_supported(config)
     if Path(source).is_dir():
         check_tokenizer_files(source, name_or_path)
-    if kind is None:
-        archs = " ".join(getattr(config, "architectures", None) or [])
-        if "SequenceClassification" in archs:
-            kind = "classification"
-        elif "CausalLM" in archs or "LMHeadModel" in archs or _is_decoder(config):
-            kind = "causal"
-        else:
-            kind = "mlm"
-    if kind not in ("mlm", "classification", "causal"):
-        raise ModelError(f"kind must be 'mlm', 'classification' or 'causal', got {kind!r}")
+    kind = _choose_kind(config, kind)
     if kind == "causal":
         from transformers import AutoModelForCausalLM as auto
     else:
@@ -179,6 +156,44 @@ def load_model(name_or_path: str, kind: str | None = None, device: str = "auto")
         use_threads()  # idle cores or $INFLUENCE_PATTERNS_THREADS, as builds choose (threads.py)
     model = prepare(model).to(resolved)
     return LoadedModel(model=model, tokenizer=tokenizer, name=name_or_path, kind=_kind_of(model))
+
+
+def _resolve_source(name_or_path: str) -> str:
+    """What ``from_pretrained`` reads: a default's built cache directory, a checkpoint
+    directory or a hub name; a mistyped default, a missing path or a file refused."""
+    from influence_patterns.models import defaults
+
+    source = name_or_path
+    if name_or_path in defaults.DEFAULT_MODELS:
+        source = str(defaults.ensure_built(name_or_path))
+    elif not Path(name_or_path).exists() and (
+        name_or_path.startswith("default") or get_close_matches(name_or_path, defaults.DEFAULT_MODELS, n=1, cutoff=0.8)
+    ):
+        raise ModelError(f"unknown default model {name_or_path!r}; valid: {', '.join(defaults.DEFAULT_MODELS)}")
+    elif _looks_like_path(name_or_path) and not Path(name_or_path).exists():
+        raise ModelError(f"checkpoint path does not exist: {name_or_path}")
+    if Path(source).is_file():
+        raise ModelError(
+            f"model {name_or_path!r} is a file; give the checkpoint directory that holds config.json, "
+            f"the weights and the tokenizer (here perhaps {Path(source).parent})"
+        )
+    return source
+
+
+def _choose_kind(config: Any, kind: str | None) -> str:
+    """``kind`` as given, else read from the config's ``architectures`` (a decoder config
+    without one is causal)."""
+    if kind is None:
+        archs = " ".join(getattr(config, "architectures", None) or [])
+        if "SequenceClassification" in archs:
+            kind = "classification"
+        elif "CausalLM" in archs or "LMHeadModel" in archs or _is_decoder(config):
+            kind = "causal"
+        else:
+            kind = "mlm"
+    if kind not in ("mlm", "classification", "causal"):
+        raise ModelError(f"kind must be 'mlm', 'classification' or 'causal', got {kind!r}")
+    return kind
 
 
 #: Seconds to wait for the hub's TCP handshake before treating it as unreachable.

@@ -59,6 +59,28 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return open_bar(total, desc, None if enabled else False).__enter__()
 
 
+def _optimizer(model: Any, lr: float, weight_decay: float, steps: int, warmup: float
+               ) -> tuple[list[torch.nn.Parameter], torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over the parameters that take a gradient (frozen ones left out), with the linear
+    warm-up and decay schedule of :func:`_schedule`: (parameters, optimizer, scheduler)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return params, optimizer, _schedule(optimizer, steps, warmup)
+
+
+def _optimizer_step(loss: torch.Tensor, params: Sequence[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LambdaLR, running: float | None) -> float:
+    """One training step from ``loss``: backward, gradients clipped to norm 1, optimizer and
+    schedule stepped, gradients cleared. Returns the running loss (exponential average, 0.05
+    weight on the new value; the first loss as it is)."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+
+
 def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: float) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up for ``warmup`` of the steps, then linear decay to zero."""
     n_warm = max(1, int(steps * warmup))
@@ -251,9 +273,7 @@ def train_masked_lm(
 
     if config.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = _schedule(optimizer, config.steps, config.warmup)
+    params, optimizer, scheduler = _optimizer(model, config.lr, config.weight_decay, config.steps, config.warmup)
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
 
     model.train()
@@ -280,12 +300,7 @@ def train_masked_lm(
                 hidden = model.bert(input_ids=inputs.to(device), attention_mask=attention).last_hidden_state
                 logits = model.cls(hidden[chosen.to(device)])  # (n_masked, vocab)
                 loss = loss + config.mlm_weight * F.cross_entropy(logits, answers.to(device))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        running = _optimizer_step(loss, params, optimizer, scheduler, running)
         bar.update(bar.done + 1, note=f"loss {running:.3f}")
     bar.__exit__(None, None, None)
     model.get_input_embeddings().weight.requires_grad_(True)

@@ -9,12 +9,16 @@ Ray cluster given its address.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from influence_patterns.errors import InputError
 from influence_patterns.registry import Registry
 
-Batch = Sequence[Any]  # a list of attribution.inputs.Query
+if TYPE_CHECKING:
+    from influence_patterns.attribution.inputs import Query
+
+#: One batch of a run's queries (not ``attribution.inputs.Batch``, the prepared tensors).
+QueryBatch = Sequence["Query"]
 
 
 class LocalBackend:
@@ -23,7 +27,7 @@ class LocalBackend:
     def __init__(self, explainer: Any) -> None:
         self.explainer = explainer
 
-    def map(self, batches: Sequence[Batch], progress: Callable[[int], None] | None = None) -> Iterator[list[Any]]:
+    def map(self, batches: Sequence[QueryBatch], progress: Callable[[int], None] | None = None) -> Iterator[list[Any]]:
         for queries in batches:
             yield self.explainer.explain_batch(list(queries), progress=progress)
 
@@ -62,7 +66,7 @@ class RayBackend:
         shared = ray.put(explainer)
         self._actors = [_Worker.remote(shared) for _ in range(workers)]
 
-    def map(self, batches: Sequence[Batch], progress: Callable[[int], None] | None = None) -> Iterator[list[Any]]:
+    def map(self, batches: Sequence[QueryBatch], progress: Callable[[int], None] | None = None) -> Iterator[list[Any]]:
         from ray.util import ActorPool
 
         from influence_patterns.result import Explanation
