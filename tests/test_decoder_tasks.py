@@ -145,3 +145,54 @@ def test_accuracy_of_a_decoder(gpt2_dir):
         qoi(loaded, get_task("sva/simple").load(2, 0))
     for inst, q in zip(insts, scores):
         assert q == pytest.approx(ex.explain(inst.text, targets=inst.targets, sources=[1]).qoi_value, abs=1e-4)
+
+
+# --- own data on a decoder: prefix rows, masked rows read in prefix form ------------------
+
+PREFIX_CSV = ("text,good,bad,task,counterfactual\n"
+              "the keys to the cabinet,are,is,agr,the key to the cabinet\n"
+              "the dogs,are,is,agr,\n")
+MASKED_CSV = ("text,good,bad,task,counterfactual\n"
+              "the keys to the cabinet [MASK] here,are,is,agr,the key to the cabinet [MASK] here\n"
+              "the dogs [MASK] bad,are,is,agr,\n")
+
+
+def test_loader_reads_prefix_rows_and_refuses_what_is_neither(tmp_path):
+    from influence_patterns.tasks.loaders import load_instances
+
+    f = tmp_path / "p.csv"
+    f.write_text(PREFIX_CSV)
+    rows = load_instances(f)
+    assert [r.text for r in rows] == ["the keys to the cabinet", "the dogs"]
+    assert rows[0].targets == ("are", "is") and rows[0].counterfactual == "the key to the cabinet"
+    f.write_text("text,good,bad\nthe [MASK] keys [MASK],are,is\n")
+    with pytest.raises(DataError, match=r"p.csv line 2, column 'text': text must contain at most one"):
+        load_instances(f)
+    f.write_text("text,good,bad,counterfactual\nthe keys [MASK],are,is,the key\n")
+    with pytest.raises(DataError, match=r"line 2, column 'counterfactual': the text is masked"):
+        load_instances(f)
+
+
+@pytest.mark.parametrize("body", [PREFIX_CSV, MASKED_CSV], ids=["prefix", "masked"])
+def test_own_data_runs_on_a_decoder(gpt2_dir, tmp_path, body):
+    f = tmp_path / "rows.csv"
+    f.write_text(body)
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["run", "--data", str(f), "--model", str(gpt2_dir), "--out", str(out),
+                              "--steps", "4", "--quiet"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["the keys to the cabinet", "the dogs"]
+    assert rows[0]["counterfactual"] == "the key to the cabinet" and "counterfactual" not in rows[1]
+    res = runner.invoke(app, ["accuracy", "--model", str(gpt2_dir), "--data", str(f)])
+    assert res.exit_code == 0, res.output
+
+
+def test_prefix_rows_on_a_masked_lm_are_one_line(mlm_checkpoint, tmp_path):
+    f = tmp_path / "rows.csv"
+    f.write_text(PREFIX_CSV)
+    for cmd in (["run", "--out", str(tmp_path / "r"), "--quiet"], ["accuracy"]):
+        res = runner.invoke(app, [*cmd, "--data", str(f), "--model", str(mlm_checkpoint)])
+        assert res.exit_code == 2, res.output
+        assert f"{f} line 2: a prefix row (no [MASK]" in res.output and "Traceback" not in res.output
+        assert "causal LM" in res.output

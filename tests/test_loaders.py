@@ -199,7 +199,7 @@ def test_jsonl_round_trip(tmp_path):
     "line, message",
     [
         ('{"text": "the cats [MASK]", "targets": ["run"', "line 2: bad JSON"),
-        ('{"text": "the cats run", "targets": ["run", "runs"]}', "line 2, column 'text': text must contain exactly one"),
+        ('{"text": "the [MASK] cats [MASK]", "targets": ["run", "runs"]}', "line 2, column 'text': text must contain at most one"),
         ('{"text": "", "label": 1}', "line 2, column 'text': missing or empty text"),
         ('{"text": "nice"}', "line 2: needs targets"),
         ('{"text": "nice", "label": "pos"}', "line 2, column 'label': label must be a class index"),
@@ -241,7 +241,7 @@ def test_tsv_generic_targets_and_labels(tmp_path):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("text\tgood\tbad\nthe cat runs\truns\trun\n", "line 2, column 'text': text must contain exactly one"),
+        ("text\tgood\tbad\nthe [MASK] runs [MASK]\truns\trun\n", "line 2, column 'text': text must contain at most one"),
         ("text\tgood\tbad\nthe cat [MASK]\truns\n", "line 2: expected 3 tab-separated fields"),
         ("text\tlabel\n\t1\n", "line 2, column 'text': missing or empty text"),
         ("text\tlabel\nnice\tpositive\n", "line 2, column 'label': label must be an integer"),
@@ -348,7 +348,7 @@ def test_csv_quotes_and_errors(tmp_path):
     with pytest.raises(DataError, match=r"s.csv line 2: expected 2 comma-separated fields"):
         load_instances(path)
     path.write_text('text,good,bad,counterfactual\nthe cat [MASK],runs,run,the cats run\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"s.csv line 2, column 'counterfactual': text must contain exactly one"):
+    with pytest.raises(DataError, match=r"s.csv line 2, column 'counterfactual': the text is masked"):
         load_instances(path)
 
 

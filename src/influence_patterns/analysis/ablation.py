@@ -320,6 +320,18 @@ def heldout_queries(task: str | None, seed: int, kind: str) -> tuple[str, list[Q
         insts = generate(task, HELDOUT_POOL, HELDOUT_SEED + int(seed))
         return (f"held-out {task} instances (generated with seed {HELDOUT_SEED + int(seed)})",
                 [Query(i.text, i.targets, None) for i in insts])
+    if kind == "causal" and task is not None and task.startswith("prefix/") and task[7:] in TEMPLATE_TASKS:
+        from influence_patterns.tasks.prefix import to_prefix
+
+        insts = [to_prefix(i) for i in generate(task[7:], HELDOUT_POOL, HELDOUT_SEED + int(seed))]
+        return (f"held-out {task} instances (generated with seed {HELDOUT_SEED + int(seed)})",
+                [Query(i.text, i.targets, None) for i in insts])
+    if task == "ioi" and kind == "causal":
+        from influence_patterns.tasks.prefix import ioi_instances
+
+        insts = ioi_instances(HELDOUT_POOL, HELDOUT_SEED + int(seed))
+        return (f"held-out ioi prompts (generated with seed {HELDOUT_SEED + int(seed)})",
+                [Query(i.text, i.targets, None) for i in insts])
     if task == "sa/sst2" and kind == "classification":
         from influence_patterns.tasks.loaders import read_sst2
 
@@ -343,6 +355,12 @@ def mean_reference(explainer: Any, records: Sequence[RunRecord], heldout: tuple[
     else:
         ref = MeanReference(heldout[0], False)
         own = {r.explanation.text for r in records}
+        if adapter.causal and records:
+            # a decoder's node values do not depend on the continuations (the target is the
+            # last position): the run's own pair stands in for a held-out prompt's, which
+            # another tokenizer may split into several pieces
+            pair = query_of(records[0]).targets
+            heldout = (heldout[0], [Query(q.text, pair, q.label) for q in heldout[1]])
         need = {n: HELDOUT_PER_LENGTH for n in lengths}
         queries = []
         texts = [q for q in heldout[1] if q.text not in own]
@@ -782,7 +800,7 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
     check_model(explainer, records, run)
     used = _selected(records, opts.sources, run)
     if opts.interchange:
-        if explainer.adapter.kind != "mlm":
+        if explainer.adapter.kind not in ("mlm", "causal"):  # an LM's counterfactual flips its answer
             raise InputError("interchange: a classifier's input has no counterfactual with the answer flipped "
                              "(interchange is not measurable here)")
         counterfactual = counterfactuals(used, run=run, given=counterfactual)

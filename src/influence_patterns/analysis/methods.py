@@ -32,7 +32,10 @@ Registered methods (definitions in docs/analyses.md):
 the rollout-style methods the node at a layer is the skip when the path stays on its
 position (the residual's share ½ exceeds any single head's share ½·A/H) and otherwise
 the head with the largest attention from t_l to t_{l-1}. Everywhere a skip is only
-chosen when t_l = t_{l-1}, as in GPR.
+chosen when t_l = t_{l-1}, as in GPR. On a causal decoder every method's positions
+never decrease (t_l ≥ t_{l-1}, ``search.common.causal_candidates``): the layer
+baselines choose among the later positions, the random controls draw from them, and
+the attention-based paths follow the causal attention (zero to later keys).
 
 Adding a method is one class and one line::
 
@@ -62,7 +65,7 @@ from influence_patterns.graph.hooks import Interceptor, intercept
 from influence_patterns.registry import Registry
 from influence_patterns.result import Pattern
 from influence_patterns.runs import RunRecord
-from influence_patterns.search.common import choose, choose_node
+from influence_patterns.search.common import causal_candidates, choose, choose_node
 
 
 @dataclass(frozen=True)
@@ -423,13 +426,17 @@ def source_scores(ctx: MethodInput, b: int, sources: list[int]) -> NodeScores:
     return NodeScores(hs, heads, skips)
 
 
-def _select(scores: _Conductance | NodeScores, s: int, source: int, target: int, n: int) -> NodePath:
-    """Per layer the best position (sign of the layer's total), then the best head/skip there."""
+def _select(scores: _Conductance | NodeScores, s: int, source: int, target: int, n: int,
+            causal: bool = False) -> NodePath:
+    """Per layer the best position (sign of the layer's total), then the best head/skip there.
+    ``causal`` (a decoder): the positions t ≥ t_{l-1} only, as GPR's stage 1
+    (``search.common.causal_candidates``), so that a path never moves left."""
     L = len(scores.h)
     sign = 1.0 if float(scores.h[-1][s, :n].sum()) >= 0 else -1.0
     pos, heads = [source], []
     for l in range(L):
-        t = target if l == L - 1 else int(choose(scores.h[l][s, :n], sign))
+        later = causal_candidates(causal, n, max(pos[-1], 0))
+        t = target if l == L - 1 else int(choose(scores.h[l][s, :n], sign, later))
         cand = torch.cat([scores.skips[l][s, t : t + 1], scores.heads[l][s, t]])  # (H+1,)
         k = int(choose_node(cand, sign, t == pos[-1]))
         pos.append(t)
@@ -451,7 +458,7 @@ class InternalInfluence(Method):
             for start in range(0, len(batch.sources[b]), per):
                 chunk = batch.sources[b][start : start + per]
                 scores = source_scores(ctx, b, chunk)
-                found += [_select(scores, s, i, int(batch.target_index[b]), batch.lengths[b])
+                found += [_select(scores, s, i, int(batch.target_index[b]), batch.lengths[b], ctx.adapter.causal)
                           for s, i in enumerate(chunk)]
             out.append(found)
         return out
@@ -471,7 +478,7 @@ class LayerConductance(Method):
             n, target = batch.lengths[b], int(batch.target_index[b])
             # One node set for the sentence (source -1: no skip at layer 1, where the
             # shared path does not start from any particular token).
-            shared = _select(scores, b, -1, target, n)
+            shared = _select(scores, b, -1, target, n, ctx.adapter.causal)
             out.append([NodePath(i, (i,) + shared.positions[1:], shared.heads) for i in batch.sources[b]])
         return out
 
@@ -502,8 +509,8 @@ class RandomMethod(_SeededPaths):
     def _draw(self, rng, ctx, b, row, source):
         L, H, n, target = ctx.num_layers, ctx.adapter.num_heads, ctx.batch.lengths[b], int(ctx.batch.target_index[b])
         pos, heads = [source], []
-        for l in range(L):
-            t = target if l == L - 1 else rng.randrange(n)
+        for l in range(L):  # on a decoder the positions never decrease (t ≥ t_{l-1})
+            t = target if l == L - 1 else rng.randrange(pos[-1] if ctx.adapter.causal else 0, n)
             choices = ([None] if t == pos[-1] else []) + list(range(H))
             heads.append(rng.choice(choices))
             pos.append(t)
@@ -549,7 +556,7 @@ class RandomMatched(_SeededPaths):
                 pos.append(pos[-1])
                 heads.append(None)
                 continue
-            pos.append(target if l == last else rng.randrange(n))
+            pos.append(target if l == last else rng.randrange(pos[-1] if ctx.adapter.causal else 0, n))
             heads.append(rng.randrange(H))
         return NodePath(source, tuple(pos), tuple(heads))
 

@@ -76,7 +76,8 @@ def head_norms(explainer: Any, records: Sequence[RunRecord], batch_size: int = 1
     """Per layer and head: the mean over the records' inputs and positions of
     ‖a^{l,j}_t W_O^{(j)}ᵀ‖ / ‖s^l_t‖, a head's contribution after the output projection
     relative to the skip it is added to; ``mean`` over every head (for a null, pass
-    :func:`null_explainer`). ``None`` when the adapter has no ``dense`` output projection (not a BERT layout)."""
+    :func:`null_explainer`). On a decoder W_O is the adapter's ``output_projection``.
+    ``None`` when the adapter has no linear output projection."""
     from influence_patterns.attribution.gradients import RecordNodes
     from influence_patterns.graph.hooks import intercept
 
@@ -84,7 +85,13 @@ def head_norms(explainer: Any, records: Sequence[RunRecord], batch_size: int = 1
     H = adapter.num_heads
     weights = []
     for layer in adapter.layers():
-        dense = getattr(adapter.attention_output(layer), "dense", None)
+        if adapter.causal:  # a decoder's W_O (GPT-2's Conv1D stores it transposed)
+            dense = adapter.output_projection(layer)
+            if type(dense).__name__ == "Conv1D":
+                weights.append(dense.weight.detach().T)
+                continue
+        else:
+            dense = getattr(adapter.attention_output(layer), "dense", None)
         if not isinstance(dense, torch.nn.Linear):
             return None
         weights.append(dense.weight.detach())

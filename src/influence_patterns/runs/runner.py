@@ -199,11 +199,13 @@ def _check_explainer(explainer: Any, opts: RunOptions, instances: list[Any]) -> 
     for key in ("steps", "baseline", "method", "quadrature", "keep_special"):
         if getattr(cfg, key) != getattr(opts, key):
             raise InputError(f"the explainer's {key} is {getattr(cfg, key)!r} but the run's is {getattr(opts, key)!r}")
-    from influence_patterns.tasks.checks import check_instances
+    from influence_patterns.tasks.checks import check_instances, drop_unaligned_counterfactuals, prefix_forms
     from influence_patterns.tasks.registry import TASKS, check_task_kind
 
     if opts.task in TASKS:
         check_task_kind(TASKS[opts.task], explainer.kind)
+    prefix_forms(explainer.kind, instances)  # a data file's masked rows, read by a decoder
+    drop_unaligned_counterfactuals(explainer.tokenizer, instances)
     check_instances(explainer.kind, explainer.tokenizer, instances)
 
 

@@ -263,11 +263,19 @@ def _cell_error(path: Path, line: int, column: str | None, message: str) -> Data
     return DataError(f"{_where(path, line, column)}: {message}")
 
 
-def _check_masked(path: Path, number: int, text: str, column: str = "text") -> None:
+def _check_masked(path: Path, number: int, text: str, column: str = "text", masks: int | None = None) -> None:
+    """A row with targets is a masked row (one ``[MASK]``, for a masked LM; a decoder
+    reads it in prefix form) or a prefix row (none: good/bad continue the text, for a
+    causal LM). ``masks``: the count the text has (a counterfactual must match it)."""
     count = text.split().count(MASK)
-    if count != 1:
-        raise _cell_error(path, number, column, f"text must contain exactly one whitespace-separated {MASK} "
-                          f"when targets are given, found {count}")
+    if masks is not None and count != masks:
+        form = "masked (one [MASK])" if masks else "a prefix (no [MASK])"
+        raise _cell_error(path, number, column, f"the text is {form}, so the counterfactual must be too; "
+                          f"found {count} {MASK}")
+    if count > 1:
+        raise _cell_error(path, number, column, f"text must contain at most one whitespace-separated {MASK} "
+                          f"when targets are given (one: a masked row; none: a prefix row for a causal LM), "
+                          f"found {count}")
 
 
 def _loose(word: str) -> str:
@@ -332,7 +340,7 @@ def _instance(path: Path, number: int, cells: dict[str, object], roles: dict[str
             raise fail("counterfactual", "counterfactual must be a string (a text)")
         counterfactual = " ".join(counterfactual.split())
         if targets is not None:
-            _check_masked(path, number, counterfactual, "counterfactual")
+            _check_masked(path, number, counterfactual, "counterfactual", text.split().count(MASK))
     words = text.split()
     resolved: dict[str, int] = {}
     for name, value in roles.items():
@@ -471,7 +479,8 @@ def load_instances(path: str | Path) -> list[Instance]:
     (docs/data.md).
 
     A CSV/TSV header has ``text`` and either ``good`` + ``bad`` (masked LM: the text
-    has one ``[MASK]``) or ``label`` (classifier), optional ``task``, ``condition`` and
+    has one ``[MASK]``; a decoder reads such a row in prefix form; a text without
+    ``[MASK]`` is a prefix row, for a causal LM only) or ``label`` (classifier), optional ``task``, ``condition`` and
     ``counterfactual``; any other column names a role by its word (``keys``, or
     ``the@2`` for the second ``the``). A JSONL row has the same keys, with
     ``targets: [good, bad]`` and ``roles: {name: word or word index}``. A Marvin &

@@ -13,7 +13,9 @@ IOI (Wang et al. 2022): "When Mary and John went to the store, John gave a drink
 → Mary / John. Roles: ``IO`` (the indirect object, the right answer), ``S1`` and ``S2``
 (the subject's two mentions), ``END`` (the last word, "to"). Balanced: the names come
 in the order IO, S (ABBA) or S, IO (BABA), alternating instance by instance, with the
-project's own names, places and objects.
+project's own names, places and objects. Counterfactual (answer flipped, for interchange
+interventions): S2 replaced by the IO's name; a prefix twin's counterfactual is the prefix
+of its masked counterfactual.
 """
 
 from __future__ import annotations
@@ -41,7 +43,18 @@ def to_prefix(inst: Instance) -> Instance:
     roles = {r: i for r, i in inst.roles.items() if i < cut and r not in _MASKED_ROLES}
     roles["end"] = cut - 1
     return Instance(" ".join(words[:cut]), inst.targets, inst.label, inst.task and f"prefix/{inst.task}",
-                    inst.condition, roles)
+                    inst.condition, roles, _prefix_counterfactual(inst.counterfactual, cut))
+
+
+def _prefix_counterfactual(counterfactual: str | None, cut: int) -> str | None:
+    """The counterfactual's words before its ``[MASK]`` when the mask is at the same word
+    as the instance's (the prefix forms then align word for word), else ``None``."""
+    if counterfactual is None:
+        return None
+    words = counterfactual.split()
+    if words.count(MASK) != 1 or words.index(MASK) != cut:
+        return None
+    return " ".join(words[:cut])
 
 
 def prefix_loader(masked: Callable[..., list[Instance]]) -> Callable[..., list[Instance]]:
@@ -93,5 +106,8 @@ def ioi_instances(n: int | None, seed: int = 0, data: str | Path | None = None) 
         s2 = [k for k, w in enumerate(words) if w.strip(",") == s][-1]
         io_at, s1_at = (first[0], first[1]) if order == "ABBA" else (first[1], first[0])
         roles = {"IO": io_at, "S1": s1_at, "S2": s2, "END": len(words) - 1}
-        out.append(Instance(text, (io, s), None, "ioi", order, roles))
+        # counterfactual: the subject's second mention is the IO's name ("..., Mary gave a
+        # drink to" → John), so the answer flips; the same words elsewhere
+        flipped = words[:s2] + [words[s2].replace(s, io)] + words[s2 + 1:]
+        out.append(Instance(text, (io, s), None, "ioi", order, roles, " ".join(flipped)))
     return out
