@@ -427,9 +427,13 @@ def nodes_file(method: str) -> str:
 def _paths_key(explainer: Any, records: Sequence[RunRecord], method: str, seed: int, steps: Any,
                quadrature: Any, max_rows: Any, sha: str) -> dict[str, Any]:
     cfg = explainer.config
-    return {"method": method, "seed": seed, "model_sha256": sha, "steps": steps, "quadrature": quadrature,
-            "baseline": cfg.baseline, "keep_special": cfg.keep_special,
-            "instances": [[r.index, r.explanation.text] for r in records]}
+    key = {"method": method, "seed": seed, "model_sha256": sha, "steps": steps, "quadrature": quadrature,
+           "baseline": cfg.baseline, "keep_special": cfg.keep_special,
+           "instances": [[r.index, r.explanation.text] for r in records]}
+    version = getattr(ABLATION_METHODS.get(method), "cache_version", "")
+    if version:  # a method whose node sets changed with its implementation
+        key["version"] = version
+    return key
 
 
 def _read_paths(path: Path, key: dict[str, Any]) -> dict[int, list[NodePath]] | None:

@@ -120,6 +120,7 @@ class Method:
     name: str = ""
     description: str = ""
     group: str = ""  # "pattern", "attention", "layer" or "control"
+    cache_version: str = ""  # changed when an implementation changes the node sets it picks
 
     def paths(self, ctx: MethodInput) -> list[list[NodePath]]:
         """Per sentence of ``ctx.batch``, per source in ``ctx.batch.sources[b]``."""
@@ -248,7 +249,11 @@ class _ResidualPaths(Method):
 
     group = "attention"
 
-    def _positions(self, weights, source: int, target: int, valid: np.ndarray) -> list[int]:
+    def _sentence(self, weights: list[np.ndarray]) -> Any:
+        """What every source of one sentence shares (passed to ``_positions``)."""
+        return None
+
+    def _positions(self, weights, source: int, target: int, valid: np.ndarray, shared: Any) -> list[int]:
         raise NotImplementedError
 
     def paths(self, ctx):
@@ -260,7 +265,9 @@ class _ResidualPaths(Method):
             a_b = [a[b, :, :n, :n] for a in att]
             weights = _residual_attention(a_b)
             valid = np.ones(n, dtype=bool)
-            out.append([_with_heads(a_b, i, self._positions(weights, i, target, valid)) for i in ctx.batch.sources[b]])
+            shared = self._sentence(weights)
+            out.append([_with_heads(a_b, i, self._positions(weights, i, target, valid, shared))
+                         for i in ctx.batch.sources[b]])
         return out
 
 
@@ -268,20 +275,21 @@ class Rollout(_ResidualPaths):
     name = "rollout"
     description = "max-product path through residual-augmented attention (Abnar & Zuidema 2020)"
 
-    def _positions(self, weights, source, target, valid):
+    def _positions(self, weights, source, target, valid, shared):
         return max_product_path(weights, source, target, valid)
 
 
-def attention_flow_weights(weights: list[np.ndarray], source: int, target: int, scale: float = 1e6) -> list[np.ndarray] | None:
-    """Edge flows of the maximum flow from (0, source) to (L, target), per layer
-    (query, key), normalised by the flow value; ``None`` when no flow gets through.
-
-    Capacities Ã^l[t, k] are scaled to integers (``scale``) so the flow is exact.
-    """
+def max_flow_reference(weights: list[np.ndarray], source: int, target: int,
+                       scale: float = 1e6) -> tuple[int, list[np.ndarray]]:
+    """The literal maximum flow (``networkx``, Edmonds–Karp, one dict-of-dicts graph per
+    call) from (0, source) to (L, target) with capacities round(Ã^l[t, k] · scale):
+    its value and its integer edge flows per layer (query, key). The reference of
+    :meth:`LayeredFlow.solve`."""
     import networkx as nx
     from networkx.algorithms.flow import edmonds_karp
 
     n = weights[0].shape[0]
+    out = [np.zeros((n, n), dtype=np.int64) for _ in weights]
     g = nx.DiGraph()
     for l, w in enumerate(weights, start=1):
         for t in range(n):
@@ -291,24 +299,99 @@ def attention_flow_weights(weights: list[np.ndarray], source: int, target: int, 
                     g.add_edge((l - 1, k), (l, t), capacity=cap)
     s, d = (0, source), (len(weights), target)
     if s not in g or d not in g:
-        return None
+        return 0, out
     value, flow = nx.maximum_flow(g, s, d, flow_func=edmonds_karp)
-    if value <= 0:
-        return None
-    out = [np.zeros((n, n)) for _ in weights]
     for (l0, k), targets in flow.items():
         for (l1, t), f in targets.items():
             if l1 == l0 + 1 and f > 0:
-                out[l0][t, k] = f / value
-    return out
+                out[l0][t, k] = f
+    return int(value), out
+
+
+def attention_flow_weights_reference(weights: list[np.ndarray], source: int, target: int,
+                                     scale: float = 1e6) -> list[np.ndarray] | None:
+    """:func:`attention_flow_weights` with the literal networkx flow
+    (:func:`max_flow_reference`): the method's implementation before Dinic."""
+    value, flow = max_flow_reference(weights, source, target, scale)
+    return [f / value for f in flow] if value > 0 else None
+
+
+def flow_capacities(weights: list[np.ndarray], scale: float = 1e6) -> list[np.ndarray]:
+    """Integer capacities round(Ã^l[t, k] · scale) per layer (query, key): the same
+    numbers as the reference's ``int(round(float(w) * scale))`` (both round half to even)."""
+    return [np.rint(np.asarray(w, dtype=np.float64) * scale).astype(np.int64) for w in weights]
+
+
+class LayeredFlow:
+    """The layered graph of one sentence for :func:`attention_flow_weights`, built once and
+    solved for every (source, target): node (l, k) is ``l·n + k``, edge (l−1, k) → (l, t)
+    has capacity ``caps[l-1][t, k]`` where it is positive (``scipy.sparse.csgraph``)."""
+
+    def __init__(self, caps: list[np.ndarray]) -> None:
+        from scipy.sparse import csr_matrix
+
+        self.L, self.n = len(caps), caps[0].shape[0]
+        rows, cols, data = [], [], []
+        for l, c in enumerate(caps):
+            t, k = np.nonzero(c > 0)
+            rows.append(l * self.n + k)
+            cols.append((l + 1) * self.n + t)
+            data.append(c[t, k])
+        data = np.concatenate(data)
+        # scipy's solver counts in int32: every cut (in particular the source's edges) fits.
+        if data.size and int(max(c.sum(axis=0).max() for c in caps)) >= 2**31:
+            raise ValueError("attention-flow: the capacities overflow int32 (lower the scale)")
+        N = (self.L + 1) * self.n
+        self.graph = csr_matrix((data.astype(np.int32), (np.concatenate(rows), np.concatenate(cols))), shape=(N, N))
+        self.graph.sort_indices()
+
+    def solve(self, source: int, target: int) -> tuple[int, list[np.ndarray]]:
+        """A maximum flow (0, source) → (L, target) by Dinic's algorithm: its value and its
+        integer edge flows per layer (query, key)."""
+        from scipy.sparse.csgraph import maximum_flow
+
+        n, L = self.n, self.L
+        res = maximum_flow(self.graph, source, L * n + target, method="dinic")
+        f = res.flow.toarray()  # antisymmetric: f[u, v] > 0 on the edges u → v that carry flow
+        out = []
+        for l in range(L):
+            block = f[l * n : (l + 1) * n, (l + 1) * n : (l + 2) * n].T  # (query t, key k)
+            out.append(np.where(block > 0, block, 0).astype(np.int64))
+        return int(res.flow_value), out
+
+    def flows(self, source: int, target: int) -> list[np.ndarray] | None:
+        """Per layer (query, key) the edge flows of a maximum flow (0, source) → (L, target),
+        divided by its value; ``None`` when no flow gets through."""
+        value, flow = self.solve(source, target)
+        return [f / value for f in flow] if value > 0 else None
+
+
+def attention_flow_weights(weights: list[np.ndarray], source: int, target: int, scale: float = 1e6) -> list[np.ndarray] | None:
+    """Edge flows of a maximum flow from (0, source) to (L, target), per layer (query, key),
+    normalised by the flow value; ``None`` when no flow gets through.
+
+    Capacities Ã^l[t, k] are scaled to integers (``scale``) so the flow is exact. Solved by
+    Dinic's algorithm (``scipy.sparse.csgraph.maximum_flow``), deterministic. The flow
+    *value* is the reference's (:func:`attention_flow_weights_reference`, networkx's
+    Edmonds–Karp) exactly, but a maximum flow is not unique: where several exist the two
+    may route it differently, and so pick a different max-product path (see
+    docs/analyses.md, "attention-flow").
+    """
+    return LayeredFlow(flow_capacities(weights, scale)).flows(source, target)
 
 
 class AttentionFlow(_ResidualPaths):
     name = "attention-flow"
-    description = "max-product path through the max-flow edge flows (Abnar & Zuidema 2020, networkx)"
+    description = "max-product path through the max-flow edge flows (Abnar & Zuidema 2020; Dinic's algorithm)"
+    # Part of the node-set cache key (``DIR/nodes-attention-flow.json``): node sets cached
+    # with the networkx solver (which may route a maximum flow differently) are recomputed.
+    cache_version = "dinic"
 
-    def _positions(self, weights, source, target, valid):
-        flows = attention_flow_weights(weights, source, target)
+    def _sentence(self, weights):
+        return LayeredFlow(flow_capacities(weights))  # one graph per sentence
+
+    def _positions(self, weights, source, target, valid, shared):
+        flows = shared.flows(source, target)
         pos = max_product_path(flows, source, target, valid) if flows is not None else None
         if pos is None:  # no flow: fall back to the rollout path
             pos = max_product_path(weights, source, target, valid)
