@@ -472,7 +472,9 @@ def source_scores(ctx: MethodInput, b: int, sources: list[int]) -> NodeScores:
     version, kept as the reference and compared in the tests), computed with the IG
     path's forward pass done once per sentence: ``torch.func.jvp`` under ``vmap`` over
     the sources' input tangents carries only the tangents per source (the primal is not
-    batched), on the unpadded sentence. About 3x faster on 2 CPU cores."""
+    batched), on the unpadded sentence, and stops at h^L (no head: the nodes are all it
+    reads). About 3x faster on 2 CPU cores; the cost is S·A·n token rows of tangents,
+    which is why it dominates ``ablate`` on long sentences (docs/performance.md)."""
     from torch.func import jvp, vmap
 
     adapter, batch, A = ctx.adapter, ctx.batch, len(ctx.quad)
@@ -482,12 +484,11 @@ def source_scores(ctx: MethodInput, b: int, sources: list[int]) -> NodeScores:
     sent = torch.tensor([b], device=batch.x.device)
     path = gradients.ig_path(batch.x[b, :n], batch.baseline[b, :n], ctx.quad).detach()  # (A, n, d)
     mask = batch.attention_mask[sent, :n].repeat_interleave(A, 0)
-    target = batch.target_index[sent].repeat_interleave(A)
 
     def nodes(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         keep = gradients.RecordNodes()
         with intercept(adapter, keep):
-            adapter.logits(x, mask, target)
+            adapter.final_hidden(x, mask)  # the head's tangent would never be read
         return (*keep.h[1:], *keep.context, *keep.skip)
 
     delta = (batch.x - batch.baseline)[b]
@@ -497,15 +498,19 @@ def source_scores(ctx: MethodInput, b: int, sources: list[int]) -> NodeScores:
     with torch.no_grad():
         out = vmap(lambda u: jvp(nodes, (path,), (u,))[1])(tangents)  # each (S, A, n, ·)
 
-    def score(tan: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # (S, n, ·)
-        return torch.einsum("sand,and,a->snd", tan, c[b, :, :n], w)
+    def weighted(c: torch.Tensor) -> torch.Tensor:  # w_α ∂q/∂v, (A, n, ·)
+        return c[b, :, :n] * w[:, None, None]
+
+    def score(tan: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # (S, n)
+        return torch.einsum("sand,and->sn", tan, weighted(c))
 
     hs, heads, skips = [], [], []
     for l in range(L):
-        hs.append(score(out[l], cot["h"][l + 1]).sum(-1))
-        c = score(out[L + l], cot["context"][l])
-        heads.append(c.view(c.shape[0], n, H, -1).sum(-1))
-        skips.append(score(out[2 * L + l], cot["skip"][l]).sum(-1))
+        hs.append(score(out[l], cot["h"][l + 1]))
+        tan = out[L + l]
+        heads.append(torch.einsum("sanhe,anhe->snh", tan.view(*tan.shape[:3], H, -1),
+                                  weighted(cot["context"][l]).view(A, n, H, -1)))
+        skips.append(score(out[2 * L + l], cot["skip"][l]))
     return NodeScores(hs, heads, skips)
 
 

@@ -164,6 +164,12 @@ class Adapter:
         """Vocabulary logits (rows, V) from final hidden states (rows, d)."""
         raise NotImplementedError
 
+    def final_hidden(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """h^L (rows, n, d): the pass of :meth:`logits` without the head (the same hooks
+        fire), for callers that read only the nodes."""
+        return self.base()(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                           **self._encoder_kwargs(attention_mask)).last_hidden_state
+
     def logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
         """``y``: logits (rows, C) of the classifier on the whole model, or of the MLM
         head (``_mlm_head``) on each row's final hidden state at its target position."""

@@ -263,11 +263,13 @@ class DecoderAdapter(Adapter):
         """The map from final hidden states to ``y``: the unembedding, or the classifier's ``score``."""
         return self.model.score if self.kind == "classification" else self.model.get_output_embeddings()
 
+    def final_hidden(self, inputs_embeds, attention_mask):
+        return self.base()(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False).last_hidden_state
+
     def logits(self, inputs_embeds, attention_mask, target_index):
         """``y`` at each row's target position (the last real token): the next-token
         logits, or the classifier's (which reads the last token)."""
-        hidden = self.base()(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
-        hidden = hidden.last_hidden_state
+        hidden = self.final_hidden(inputs_embeds, attention_mask)
         rows = hidden[torch.arange(hidden.shape[0], device=hidden.device), target_index]
         return self.head()(rows)
 
