@@ -76,7 +76,7 @@ from influence_patterns.analysis.null import model_sha256, query_of
 from influence_patterns.attribution.inputs import Query
 from influence_patterns.errors import OutputError
 from influence_patterns.runs import Run, RunRecord
-from influence_patterns.search.memory import auto_max_rows
+from influence_patterns.search.memory import auto_max_rows, heap_allocations
 
 ABLATION_FILE = "ablation.json"
 DEFAULT_METHODS = tuple(ABLATION_METHODS)
@@ -797,6 +797,13 @@ def ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]]
     ``per_task`` when the rows span several tasks. ``progress``: a bar over instances ×
     methods on stderr (``None``: when stderr is a terminal; ``False``: none) or a
     callable ``advance(k)`` (:mod:`influence_patterns.progress`)."""
+    with heap_allocations():  # every pass reuses the memory of the last (search.memory)
+        return _ablate_rows(explainer, rows, options, progress, run, heldout, counterfactual, cache_dir)
+
+
+def _ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]], options: AblationOptions | None,
+                 progress: Progress, run: str, heldout: tuple[str, list[Query]] | None,
+                 counterfactual: dict[int, str] | None, cache_dir: str | Path | None) -> dict[str, Any]:
     opts = (options or AblationOptions()).validate()
     records = Run.from_rows(rows, name=run).records
     if not records:

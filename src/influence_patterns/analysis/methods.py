@@ -66,6 +66,7 @@ from influence_patterns.registry import Registry
 from influence_patterns.result import Pattern
 from influence_patterns.runs import RunRecord
 from influence_patterns.search.common import causal_candidates, choose, choose_node
+from influence_patterns.search.memory import heap_allocations
 
 
 @dataclass(frozen=True)
@@ -537,6 +538,7 @@ class InternalInfluence(Method):
     description = "per layer the position (then head/skip) with the largest IG of the source through it"
     group = "layer"
 
+    @heap_allocations()  # big tangents: no fresh, zero-filled pages per operation
     def paths(self, ctx):
         batch, A = ctx.batch, len(ctx.quad)
         per = max(1, ctx.max_rows // A)  # sources per pass: each carries A tangent rows
@@ -557,6 +559,7 @@ class LayerConductance(Method):
     description = "per layer the position (then head/skip) with the largest conductance of all inputs"
     group = "layer"
 
+    @heap_allocations()
     def paths(self, ctx):
         batch = ctx.batch
         sent = torch.arange(len(batch), device=batch.x.device)

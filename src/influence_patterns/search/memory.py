@@ -17,8 +17,12 @@ against measured peaks (docs/performance.md).
 
 from __future__ import annotations
 
+import ctypes
+import sys
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -126,3 +130,57 @@ def auto_max_rows(adapter: Adapter, seq_len: int, budget_bytes: int | None = Non
     if budget_bytes <= 0:
         raise ValueError(f"budget_bytes must be positive, got {budget_bytes}")
     return max(1, int(budget_bytes // (SAFETY * row_bytes(adapter, seq_len))))
+
+
+# --- glibc: large tensors from a kept heap --------------------------------------------
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters (glibc's malloc.h)
+_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536  # glibc's defaults
+_heap_depth = 0
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc (``mallopt`` and ``malloc_trim``), else ``None``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # glibc only (not musl)
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+@contextmanager
+def heap_allocations() -> Iterator[None]:
+    """Inside: glibc serves every allocation from its heap and keeps freed memory there.
+
+    A forward-mode pass on the CPU allocates and frees tensors of tens to hundreds of MB
+    per operation (tangents of every source × α row). glibc serves those with fresh
+    ``mmap``s and unmaps them on free, so the kernel zero-fills every page again at the
+    next operation: on ``internal-influence`` that page faulting was as much system time
+    as the arithmetic's user time (docs/performance.md). With ``mmap`` off and the heap
+    never trimmed the memory is reused. On leaving, glibc's default limits are set again
+    (fixed thresholds: its sliding mmap threshold stays off) and the kept memory is given
+    back (``malloc_trim``). Not glibc (macOS, Windows, musl): does nothing. Nested uses
+    restore on the outermost exit only.
+    """
+    global _heap_depth
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    if _heap_depth == 0:
+        libc.mallopt(_M_MMAP_MAX, 0)
+        libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    _heap_depth += 1
+    try:
+        yield
+    finally:
+        _heap_depth -= 1
+        if _heap_depth == 0:
+            libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+            libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+            libc.malloc_trim(0)
