@@ -10,10 +10,12 @@ the architecture of ``default-sst2``; or ``default-sst2`` once built) the SST-2 
 sentence of the nearest length. Per length it times, in one process and side by side:
 
 - the node sets of each registered method (``Method.paths``: what the cache in the
-  run directory, ``DIR/nodes-<method>.json``, saves on every later protocol), and
-  ``attention-flow`` again with the literal networkx Edmonds–Karp flow it used before
-  (``methods.attention_flow_weights_reference``; up to ``--reference-flow-up-to``
-  tokens: it grows about as n⁴), the ratio old / new of that method and of all sets;
+  run directory, ``DIR/nodes-<method>.json``, saves on every later protocol), and, up to
+  ``--old-up-to`` tokens, the old versions: ``attention-flow`` with the literal networkx
+  Edmonds–Karp flow it used before (``methods.attention_flow_weights_reference``; it
+  grows about as n⁴), ``internal-influence`` and ``layer-conductance`` without
+  ``search.memory.heap_allocations`` (every large tensor a fresh mmap); the ratios old /
+  new of those and of all the node sets together;
 - the protocols' own passes given the node sets: keep-only and removal of every method
   under the ``mean`` reference and under ``baseline`` (forward passes only), and one
   held-out sentence's pass for the mean (``ablate`` runs at most 64 per length);
@@ -86,8 +88,8 @@ def load_explainer(args):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     model_arguments(parser, steps=32, quadrature="gauss-legendre", lengths=[10, 20, 40])
-    parser.add_argument("--reference-flow-up-to", type=int, default=40,
-                        help="time the networkx attention-flow only up to this many tokens")
+    parser.add_argument("--old-up-to", type=int, default=40,
+                        help="time the old versions (networkx attention-flow, no heap mode) only up to this many tokens")
     parser.add_argument("--sst2", type=int, default=200, help="estimate ablate on this many SST-2 dev instances (0: no)")
     args = parse(parser)
 
@@ -119,13 +121,14 @@ def main() -> None:
     short = {"attention-argmax": "argmax", "attention-flow": "flow", "internal-influence": "int-infl",
              "layer-conductance": "layer-cond", "random-matched": "rand-match"}
     head = (f"{'tokens':>6} {'src':>3} " + " ".join(f"{short.get(n, n)[:10]:>10}" for n in names)
-            + f" {'flow-nx':>8} {'flow x':>7} {'sets old':>8} {'sets new':>8} {'x':>5}"
+            + f" {'flow-nx':>8} {'x':>5} {'ii-mmap':>8} {'x':>4} {'lc-mmap':>8} {'x':>4} {'sets old':>8} {'sets new':>8} {'x':>4}"
             + f" {'mean':>6} {'baseline':>8} {'heldout':>7} {'cpu s':>7}")
     print(head)
     measured: dict[str, list[float]] = {k: [] for k in ("sets_new", "sets_old", "mean", "baseline", "heldout")}
     lengths = []
+    # First every length's input and the old versions: no heap mode has run in the process yet.
+    prepared = []
     for length in args.lengths:
-        cpu0 = time.process_time()
         if classifier:
             text, _ = sst2_sentence(ex.tokenizer, length)
             query = Query(text, None, None)
@@ -136,6 +139,22 @@ def main() -> None:
         expl = ex.explain(query.text, targets=query.targets, label=query.label, progress=False)
         rows = [RunRecord(index=0, explanation=expl)]
         ctx = B.MethodInput(ex.adapter, batch, rows, quad, ex.qoi, max_rows=4096)
+        t0 = time.perf_counter()
+        B.node_cotangents(ctx)  # shared by internal-influence and layer-conductance
+        cot = time.perf_counter() - t0
+        old: dict[str, float] = {}
+        if batch.lengths[0] <= args.old_up_to:
+            for name, method in (("attention-flow", NetworkxFlow()),
+                                 ("internal-influence", B.get_method("internal-influence")),
+                                 ("layer-conductance", B.get_method("layer-conductance"))):
+                paths = getattr(type(method).paths, "__wrapped__", type(method).paths)  # without the heap mode
+                t0 = time.perf_counter()
+                paths(method, ctx)
+                old[name] = time.perf_counter() - t0
+        prepared.append((query, batch, ctx, cot, old))
+    cpu_all = time.process_time()
+    for query, batch, ctx, cot, old in prepared:
+        cpu0 = time.process_time()
         took, sets = {}, {}
         for name in names:
             t0 = time.perf_counter()
@@ -143,11 +162,6 @@ def main() -> None:
             took[name] = time.perf_counter() - t0
             sets[name] = [A.node_set(paths[0])]
         n = batch.lengths[0]
-        old_flow = None
-        if n <= args.reference_flow_up_to:
-            t0 = time.perf_counter()
-            NetworkxFlow().paths(ctx)
-            old_flow = time.perf_counter() - t0
         real, _ = A.record_nodes(ex.adapter, batch.x, batch.attention_mask, batch.target_index)
         ctx.cache["mean_nodes"] = real  # stands in for the held-out mean: the same shapes, the same passes
         protocol = {}
@@ -163,17 +177,25 @@ def main() -> None:
         nodes, _ = A.record_nodes(ex.adapter, held.x, held.attention_mask, held.target_index)
         ref.add(nodes, held.lengths)
         heldout = (time.perf_counter() - t0) / 32
-        new = sum(took.values())
-        old = new - took["attention-flow"] + old_flow if old_flow is not None else float("nan")
+        new = cot + sum(took.values())
+        total_old = new + sum(v - took[k] for k, v in old.items()) if old else float("nan")
         cpu = time.process_time() - cpu0
         lengths.append(n)
-        for k, v in (("sets_new", new), ("sets_old", old), ("mean", protocol["mean"]),
+        for k, v in (("sets_new", new), ("sets_old", total_old), ("mean", protocol["mean"]),
                      ("baseline", protocol["baseline"]), ("heldout", heldout)):
             measured[k].append(v)
-        flow_old = f"{old_flow:>8.2f} {old_flow / max(took['attention-flow'], 1e-9):>6.0f}x" if old_flow else f"{'-':>8} {'-':>7}"
+
+        def pair(name: str, width: int, ratio: int) -> str:
+            if name not in old:
+                return f"{'-':>{width}} {'-':>{ratio}}"
+            return f"{old[name]:>{width}.2f} {old[name] / max(took[name], 1e-9):>{ratio}.{0 if ratio == 5 else 1}f}"
+
         print(f"{n:>6} {len(batch.sources[0]):>3} " + " ".join(f"{took[m]:>10.2f}" for m in names)
-              + f" {flow_old} {old:>8.2f} {new:>8.2f} {old / new:>5.1f}"
+              + f" {pair('attention-flow', 8, 5)} {pair('internal-influence', 8, 4)} {pair('layer-conductance', 8, 4)}"
+              + f" {total_old:>8.2f} {new:>8.2f} {total_old / new:>4.1f}"
               + f" {protocol['mean']:>6.2f} {protocol['baseline']:>8.2f} {heldout:>7.3f} {cpu:>7.1f}", flush=True)
+    print(f"(sets: all methods and the shared cotangent pass; cpu s: process CPU seconds of the new sets, the passes "
+          f"and the held-out batch; {time.process_time() - cpu_all:.0f} s for all lengths)")
 
     if args.sst2 and len(lengths) >= 2:
         from influence_patterns.tasks.registry import get_task
@@ -193,8 +215,8 @@ def main() -> None:
         print(f"  total, mean + baseline protocols: {total:7.0f} s = {total / 60:.1f} min")
         if all(np.isfinite(measured["sets_old"])):
             old_total = float(interpolate(lengths, measured["sets_old"], ns).sum()) + heldout + mean + baseline
-            print(f"  the same with the networkx attention-flow: {old_total:7.0f} s = {old_total / 60:.1f} min "
-                  f"(node sets {old_total - total + sets_new:.0f} s)")
+            print(f"  the same with the old node sets (networkx flow, no heap mode): {old_total:7.0f} s = "
+                  f"{old_total / 60:.1f} min (node sets {old_total - total + sets_new:.0f} s)")
 
 
 if __name__ == "__main__":

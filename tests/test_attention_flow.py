@@ -105,3 +105,16 @@ def test_on_real_attention(tokenizer):
         assert value == want > 0
         check_valid(weights, source, target, value, flow)
         check_valid(weights, source, target, want, ref)
+
+
+def test_node_sets_cached_by_the_networkx_version_are_not_reused():
+    """The node-set cache key of ``attention-flow`` names the solver, so a run directory's
+    ``nodes-attention-flow.json`` written with networkx's flow is computed again."""
+    from types import SimpleNamespace
+
+    from influence_patterns.analysis import ablation as A
+
+    ex = SimpleNamespace(config=SimpleNamespace(baseline="mask", keep_special=False))
+    key = lambda m: A._paths_key(ex, [], m, 0, 32, "gauss-legendre", None, "sha")  # noqa: E731
+    assert key("attention-flow")["version"] == "dinic"
+    assert "version" not in key("rollout") and "version" not in key("internal-influence")

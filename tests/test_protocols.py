@@ -482,3 +482,28 @@ def test_analyze_norm_matched_contract_and_unknown_null(checkpoint, data_file, t
     res = runner.invoke(app, ["analyze", str(out), "--null", "shuffled", "--json", str(js2)])
     assert res.exit_code == 2 and "unknown null 'shuffled'" in res.output and not js2.exists()
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_node_sets_are_cached_as_they_go_and_resume(checkpoint, data_file, tmp_path, monkeypatch):
+    """``DIR/nodes-<method>.json`` grows after every batch; a file holding only some
+    instances (an interrupted ablate) is completed by computing the missing batch alone,
+    and the result is the one of an uninterrupted run."""
+    from influence_patterns.analysis import methods as B
+
+    out = tmp_path / "run"
+    assert runner.invoke(app, run_args(checkpoint, data_file, out, n=6)).exit_code == 0
+    args = ["ablate", str(out), "--methods", "stay,random", "--batch-size", "2", "--reference", "baseline",
+            "--resamples", "20", "-q", "--json", str(tmp_path / "a.json")]
+    assert runner.invoke(app, args).exit_code == 0
+    whole = json.loads((out / "nodes-stay.json").read_text())
+    assert len(whole["paths"]) == 6
+    first = json.loads((tmp_path / "a.json").read_text())["per_instance"]
+    cut = dict(whole, paths=dict(sorted(whole["paths"].items())[:4]))  # the last batch was never written
+    (out / "nodes-stay.json").write_text(json.dumps(cut))
+    calls = []
+    real = B.Stay.paths
+    monkeypatch.setattr(B.Stay, "paths", lambda self, ctx: calls.append(len(ctx.rows)) or real(self, ctx))
+    assert runner.invoke(app, args).exit_code == 0
+    assert calls == [2]  # one batch of two instances computed again, the others read
+    assert json.loads((out / "nodes-stay.json").read_text()) == whole
+    assert json.loads((tmp_path / "a.json").read_text())["per_instance"] == first

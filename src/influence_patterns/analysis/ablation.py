@@ -660,7 +660,9 @@ def check_model(explainer: Any, records: Sequence[RunRecord], run: str = "the ru
 
 
 _Cached = tuple[Path, dict[str, Any], dict[int, list[NodePath]], bool]
-"""A method's node-set cache: (file, key, instance index → paths, whether the file held them all)."""
+"""A method's node-set cache: (file, key, instance index → paths, whether the file held them all).
+The file is written after every batch that added paths, so an interrupted ``ablate``
+resumes with the node sets it had found (the key names every instance of the run)."""
 
 
 def _selected(records: Sequence[RunRecord], sources: str, run: str) -> list[RunRecord]:
@@ -686,7 +688,7 @@ def _node_caches(explainer: Any, records: Sequence[RunRecord], chosen: Sequence[
         path = Path(cache_dir) / nodes_file(m.name)
         key = _paths_key(explainer, records, m.name, opts.seed, steps, quadrature, None, sha)
         found = _read_paths(path, key) if path.is_file() else None
-        cache[m.name] = (path, key, found or {}, found is not None)
+        cache[m.name] = (path, key, found or {}, found is not None and all(r.index in found for r in records))
     return cache
 
 
@@ -730,6 +732,7 @@ def _method_sets(ctx: MethodInput, method: Any, chunk: Sequence[RunRecord], cach
         paths = method.paths(ctx)
         if cached is not None:
             cached[2].update({row.index: list(p) for row, p in zip(chunk, paths)})
+            _write_paths(cached[0], cached[1], cached[2])  # as it goes: an interrupted run resumes
     return [node_set(paths[b], None if sources == "all" else {row.roles[sources]}) for b, row in enumerate(chunk)]
 
 
@@ -843,9 +846,6 @@ def _ablate_rows(explainer: Any, rows: Run | Sequence[RunRecord | dict[str, Any]
                 per_instance.extend(_method_rows(ctx, m.name, chunk, sets, opts, q, q_floor, cf))
                 advance(len(chunk))
 
-    for name, (path, key, paths, hit) in cache.items():
-        if not hit and len(paths) == len(used) and len(used) == len(records):
-            _write_paths(path, key, paths)
     per_instance.sort(key=lambda r: order[r["index"]])  # the run's order (stable: methods stay in order)
     floor.sort(key=lambda r: order[r["index"]])
     return _ablation_summary(opts, used, means, {m.name: m.group for m in chosen}, per_instance, floor)
