@@ -82,7 +82,7 @@ def load_explainer(args):
 
     model, tok, description = load("standin-sst2", 0)
     print(f"machine: {platform.machine()}, CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
-    return Explainer(model, tok, device=args.device, steps=args.steps, quadrature=args.quadrature), description
+    return Explainer(model.to(args.device), tok, steps=args.steps, quadrature=args.quadrature), description
 
 
 def main() -> None:

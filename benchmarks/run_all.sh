@@ -8,7 +8,8 @@
 # IG and against fast-full, the earlier full-width scorer; decoders.py the same on random
 # decoders of each layer form beside a BERT encoder; threads.py times explain with torch's
 # default threads, 1 thread and the idle-core choice side by side; ablation.py times each
-# method's node sets against the protocols' passes (figures: docs/performance.md).
+# method's node sets (old beside new) against the protocols' passes and estimates ablate
+# on SST-2 x 200, on default-mlm and on the SST-2 stand-in (figures: docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python benchmarks/gpr.py --steps 10 --lengths 10 20 "$@"
@@ -23,6 +24,7 @@ if python -c "import sys; from influence_patterns.models.defaults import is_buil
   python benchmarks/threads.py --rounds 3
   python benchmarks/internal_influence.py --lengths 10 20 50
   python benchmarks/ablation.py --lengths 10 20 40
+  python benchmarks/ablation.py --model standin-sst2 --lengths 8 16 24 32 40 56 --old-up-to 24
   python benchmarks/ray_throughput.py
   python benchmarks/quadrature.py --model default-mlm
 else

@@ -10,9 +10,10 @@ Registered methods (definitions in docs/analyses.md):
   the largest attention weight A^{l,j}[t, k]; the last layer takes t = target;
 - ``rollout``: Abnar & Zuidema's residual-augmented attention Ã^l = ½ mean_j A^{l,j} + ½ I;
   the path is the max-product path source → target through Ã^1..Ã^L (dynamic programming);
-- ``attention-flow``: the maximum flow (``networkx``, Edmonds–Karp) from (layer 0, source)
-  to (layer L, target) in the layered graph with capacities Ã^l[t, k]; the path is the
-  max-product path through the edge flows;
+- ``attention-flow``: a maximum flow (Dinic's algorithm, ``scipy``; the literal networkx
+  Edmonds–Karp version is kept as the reference) from (layer 0, source) to (layer L,
+  target) in the layered graph with capacities Ã^l[t, k]; the path is the max-product
+  path through the edge flows (a maximum flow is not unique: docs/analyses.md);
 - ``internal-influence``: for source x_i, per layer the position t maximising the IG of
   x_i restricted at that layer to h^l_t (sign-aligned with g(x_i)), then at t the head
   a^{l,j}_t or skip s^l_t with the largest IG restricted to it at that layer alone;
