@@ -359,3 +359,37 @@ def test_report_html_has_a_compression_figure_with_cis(checkpoint, data_file, tm
     assert len(dots) == 2 * len([m for m in summary["methods"] if m["accuracy_retained"]["value"] is not None])
     assert [ax.get_xlabel() for ax in fig.axes[:2]] == ["accuracy retained (value, 95% CI)",
                                                          "QoI retained (value, 95% CI)"]
+
+
+def md_rows(markdown: str) -> list[list[str]]:
+    """Every table row of a Markdown text (headers and rules left out), its cells unescaped."""
+    lines = markdown.splitlines() + [""]
+    rows = []
+    for line, after in zip(lines, lines[1:]):
+        if line.startswith("| ") and not after.startswith("|---"):
+            cells = re.split(r"(?<!\\)\|", line.strip()[1:-1])
+            rows.append([re.sub(r"\\([|`^(])", r"\1", c.strip()).replace("&lt;", "<").replace("&amp;", "&")
+                         for c in cells])
+    return rows
+
+
+def test_report_html_renders_inline_markup_with_the_markdowns_numbers(run_dir, tmp_path):
+    import html
+
+    md, page = tmp_path / "r.md", tmp_path / "r.html"
+    res = runner.invoke(app, ["report", str(run_dir), "--out", str(md), "--html", str(page), "--resamples", "20"])
+    assert res.exit_code == 0, res.output
+    text = page.read_text()
+    report = text[:text.index('<section id="interactive-pattern-view"')]  # before plotly's own script
+    assert "<code>--null norm-matched</code>" in report and "|I(π<sup>a</sup>)|" in report
+    assert "`" not in report and "π^a" not in report
+    html_rows = [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
+                 for tr in re.findall(r"<tr>(<td.*?)</tr>", report)]
+    markdown_rows = md_rows(md.read_text())
+    assert len(markdown_rows) >= 15 and html_rows == markdown_rows  # the same cells, the same numbers
+    from influence_patterns.viz.html import render_html
+    from influence_patterns.viz.report_html import html_cell
+
+    one = render_html([{"title": "t", "tables": [{"columns": ["accuracy", "n"], "rows": [[1.0, 1200]],
+                                                  "format": html_cell}]}], "t")
+    assert "<td class=num>1.000</td><td class=num>1200</td>" in one  # not "1" (issue 26)
