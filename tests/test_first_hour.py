@@ -393,3 +393,60 @@ def test_report_html_renders_inline_markup_with_the_markdowns_numbers(run_dir, t
     one = render_html([{"title": "t", "tables": [{"columns": ["accuracy", "n"], "rows": [[1.0, 1200]],
                                                   "format": html_cell}]}], "t")
     assert "<td class=num>1.000</td><td class=num>1200</td>" in one  # not "1" (issue 26)
+
+
+def fake_status(name: str):
+    """A built default model's status as ``models list`` reads it, with every template subtask."""
+    from influence_patterns.models import defaults
+    from influence_patterns.tasks.templates import TEMPLATE_TASKS
+
+    heldout = [{"task": t, "accuracy": 0.875} for t in TEMPLATE_TASKS]
+    sample = [{"task": t, "accuracy": 0.9375, "n": 38} for t in TEMPLATE_TASKS[:13]]
+    accuracy = {"templates_trained_min": 1.0, "templates_untrained_mean": 0.738, "marvin_linzen_sample": 0.739,
+                "marvin_linzen_subtask_mean": 0.789, "marvin_linzen_subtask_spread": 0.513, "sst2_dev_mlm_top1": 0.125}
+    build = {"accuracy": {"templates_heldout": heldout, "marvin_linzen_sample": sample},
+             "settings": {"tasks": list(TEMPLATE_TASKS[:8])}}
+    return defaults.ModelStatus(name=name, built=True, path=Path("/home/someone/.cache/influence-patterns/models") / name,
+                                accuracy=accuracy, build=build)
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_models_list_uses_the_terminals_width(width, monkeypatch):
+    from influence_patterns.models import defaults
+
+    monkeypatch.setattr(defaults, "status", fake_status)
+    res = runner.invoke(app, ["models", "list"], env={"COLUMNS": str(width)})
+    assert res.exit_code == 0, res.output
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    assert max(len(line) for line in lines) <= width and "…" not in res.output  # nothing cut
+    header = next(line for line in lines if line.startswith("name"))
+    # 200 columns: one table, every column side by side; 80: a block per model, long cells below
+    assert ("measured accuracy" in header and "path" in header) == (width == 200)
+    assert any("default-mlm-transfer" in line and "M&L sample 0.739" in line for line in lines) == (width == 200)
+    assert "    /home/someone/.cache/influence-patterns/models/default-mlm-transfer" in lines or width == 200
+    # the per-subtask table fits 80 columns too: one column per model, n once
+    rows = [line.split() for line in lines if line.startswith("sva/obj_rel_no_that_across")]
+    assert len(rows) == (2 if width == 80 else 1)  # four models: three side by side at 80, then one
+    assert [cell for row in rows for cell in row if cell not in rows[0][:2]] == (["0.88", "0.94"]
+                                                                                  * len(defaults.DEFAULT_MODELS))
+    title = [line for line in lines if line.startswith("Accuracy per subtask")]
+    assert len(title[0]) > 100 if width == 200 else len(title[0]) <= 80  # wrapped at the terminal, not the table
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_tables_with_long_cells_fill_a_wide_terminal(width, monkeypatch):
+    from influence_patterns.viz.terminal import Column, print_table
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    pattern = " → ".join(f"L{l} H{l}@verb" for l in range(1, 13))  # 150 characters
+    columns = [Column("task"), Column("n", "right"), Column("pattern", long=True), Column("note", long=True)]
+    rows = [["sva/prep", "12", pattern, "a note on the row " * 4], ["ra/simple", "3", "L1–6 skip", "short"]]
+    out = io.StringIO()
+    print_table(columns, rows, "t", Console(file=out))
+    lines = [line.rstrip() for line in out.getvalue().splitlines()]
+    assert max(len(line) for line in lines) <= width
+    assert any(line.split()[:4] == ["task", "n", "pattern", "note"] for line in lines) == (width == 200)
+    pieces = [line for line in lines if "@verb" in line]
+    assert all(p.rstrip().endswith(("@verb", "short", "row", "→ L12 H12@verb")) or "@verb  " in p
+               for p in pieces)  # patterns broken before an arrow, never inside a step
+    assert sum("@verb" in p for p in pieces) >= 2  # 150 characters take two lines even at 200
