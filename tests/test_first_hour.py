@@ -67,9 +67,17 @@ def test_explain_and_run_honour_and_record_the_threads(checkpoint, data_file, tm
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "e.json").read_text())["threads"] == 1
     assert torch.get_num_threads() == 1
+    monkeypatch.setattr(threads, "_applied", None)  # as in a new process
+    torch.set_num_threads(2)
     res = runner.invoke(app, run_args(checkpoint, data_file, tmp_path / "run", n=2))
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "run" / "run.json").read_text())["threads"] == 1
+    monkeypatch.setattr(threads, "_applied", None)  # as in a new process
+    torch.set_num_threads(2)
+    res = runner.invoke(app, ["ablate", str(tmp_path / "run"), "--methods", "pattern,random", "--resamples", "10",
+                              "--json", str(tmp_path / "a.json"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "a.json").read_text())["settings"]["threads"] == 1
 
 
 # ---------------------------------------------------------------- progress
