@@ -122,6 +122,40 @@ def test_run_piped_prints_no_bar(checkpoint, data_file, tmp_path):  # noqa: F811
     assert "\r" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("term", ["dumb", "xterm"])
+def test_run_draws_progress_on_a_terminals_stderr_only(term, checkpoint, data_file, tmp_path):  # noqa: F811
+    """stderr a terminal (a pty), stdout a pipe: the bar (xterm) or a plain line (dumb) on
+    stderr, the command's own output alone on stdout."""
+    import pty
+
+    args = [a for a in run_args(checkpoint, data_file, tmp_path / "run", n=2) if a != "--quiet"]
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from influence_patterns.cli import main; main()", *args],
+                              stdout=subprocess.PIPE, stderr=follower, text=True, timeout=600,
+                              env={**os.environ, "TERM": term, "COLUMNS": "100", "INFLUENCE_PATTERNS_THREADS": "1"})
+        os.close(follower)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the pty is closed and drained
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(leader)
+    err_text = err.decode("utf-8", "replace")
+    assert proc.returncode == 0, err_text
+    assert "explaining" not in proc.stdout and "results.jsonl" in proc.stdout
+    if term == "dumb":
+        assert re.search(r"explaining: 2/2 100% · elapsed \d+:\d\d", err_text), err_text
+        assert "\x1b" not in err_text and "\r" not in err_text.replace("\r\n", "\n")  # no redraws
+    else:
+        assert "explaining" in err_text and "\x1b[" in err_text  # a drawn bar, then cleared (transient)
+
+
 # ---------------------------------------------------------------- tables and help
 
 
@@ -458,3 +492,32 @@ def test_tables_with_long_cells_fill_a_wide_terminal(width, monkeypatch):
     assert all(p.rstrip().endswith(("@verb", "short", "row", "→ L12 H12@verb")) or "@verb  " in p
                for p in pieces)  # patterns broken before an arrow, never inside a step
     assert sum("@verb" in p for p in pieces) >= 2  # 150 characters take two lines even at 200
+
+
+def all_commands():
+    import typer
+
+    def walk(command, path):
+        yield path
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            if not sub.hidden:
+                yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_every_help_is_plain_and_fits_the_width(width):
+    commands = all_commands()
+    assert ["explain"] in commands and ["models", "list"] in commands and len(commands) >= 12
+    for path in commands:
+        res = runner.invoke(app, [*path, "--help"], env={"COLUMNS": str(width)}, terminal_width=width)
+        assert res.exit_code == 0, path
+        lines = res.output.splitlines()
+        assert re.match(r"Usage: influence-patterns [a-z ]*\[OPTIONS\]( [A-Z.]+| COMMAND \[ARGS\]\.\.\.)?$",
+                        lines[0]), lines[0]
+        assert max(len(line) for line in lines) <= width, path
+        for bad in ("<bool>", "{", "\\["):
+            assert bad not in res.output, (path, bad)
+        starts = [m.start(2) for m in (re.match(r"(\s+-\S.*?\s{2,})(\S)", line) for line in lines) if m]
+        assert all(s <= 32 for s in starts), (path, max(starts))  # at 80: 48 characters or more of description
