@@ -521,3 +521,18 @@ def test_every_help_is_plain_and_fits_the_width(width):
             assert bad not in res.output, (path, bad)
         starts = [m.start(2) for m in (re.match(r"(\s+-\S.*?\s{2,})(\S)", line) for line in lines) if m]
         assert all(s <= 32 for s in starts), (path, max(starts))  # at 80: 48 characters or more of description
+
+
+def test_report_stdout_uses_the_width_and_breaks_only_between_words(run_dir, tmp_path):
+    outputs = {}
+    for width in (80, 200):
+        res = runner.invoke(app, ["report", str(run_dir), "--resamples", "20", "--out", str(tmp_path / "r.md")],
+                            env={"COLUMNS": str(width)})
+        assert res.exit_code == 0, res.output
+        lines = res.output.splitlines()
+        assert max(len(line) for line in lines) <= width
+        outputs[width] = lines
+    assert max(len(line) for line in outputs[200]) > 120 and len(outputs[200]) < len(outputs[80])
+    words = {w: " ".join(lines).split() for w, lines in outputs.items()}
+    assert words[80] == words[200]  # the same words: none broken at either width
+    assert any(re.search(r"\d\.\d\d \[-?\d\.\d\d, -?\d\.\d\d\] .*→", line) for line in outputs[200])  # values by verdicts
