@@ -435,6 +435,7 @@ def test_report_html_renders_inline_markup_with_the_markdowns_numbers(run_dir, t
     one = render_html([{"title": "t", "tables": [{"columns": ["accuracy", "n"], "rows": [[1.0, 1200]],
                                                   "format": html_cell}]}], "t")
     assert "<td class=num>1.000</td><td class=num>1200</td>" in one  # not "1" (issue 26)
+    assert re.search(r"<td class=ci>-?\d\.\d\d \[", report)  # a value and its CI stay on one line
 
 
 def fake_status(name: str):

@@ -52,6 +52,7 @@ caption { caption-side: top; text-align: left; color: #555; padding-bottom: 0.3e
 th, td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: left;
   vertical-align: top; }
 th { border-bottom: 2px solid #bbb; background: #f5f5f5; font-weight: 600; }
+td.ci { white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:nth-child(even) { background: #fbfbfb; }
 figure { margin: 1em 0 1.6em; }
@@ -150,6 +151,10 @@ def _markdown(text: str | None) -> str:
     return "\n".join(out)
 
 
+#: a value with its CI, ``0.99 [0.98, 1.00]``: kept on one line
+_CI = re.compile(r"^[-−]?[\d.]+ \[[-−]?[\d.]+, [-−]?[\d.]+\]$")
+
+
 def _table(table: dict[str, Any]) -> str:
     columns = list(table.get("columns") or [])
     rows = [list(r) for r in table.get("rows") or []]
@@ -173,8 +178,9 @@ def _table(table: dict[str, Any]) -> str:
     out.append("<tbody>")
     for row in rows:
         cells = "".join(
-            f'<td{" class=num" if _is_number(value) else ""}>{html.escape(cell(value))}</td>'
-            for value in row
+            f'<td{" class=num" if _is_number(value) else " class=ci" if _CI.match(text) else ""}>'
+            f"{html.escape(text)}</td>"
+            for value, text in ((value, cell(value)) for value in row)
         )
         out.append(f"<tr>{cells}</tr>")
     out.append("</tbody></table></div>")
