@@ -76,18 +76,24 @@ def test_safe_name_stays_one_plain_path_component(name, tmp_path):
     assert safe_name("a/b") != safe_name("a_b")  # different names stay different
 
 
-def test_report_markdown_keeps_task_and_model_strings_inert(checkpoint, data_file, tmp_path):  # noqa: F811
-    """Issue 21: report.md inserted task and model strings raw, so `<script>` reached
-    Markdown renderers that allow HTML."""
+def evil_run(checkpoint: Path, data_file: Path, tmp_path: Path, task: str, model: str) -> Path:
+    """A 3-instance run whose run.json and rows name ``task`` and ``model``."""
     run = tmp_path / "run"
     assert runner.invoke(app, run_args(checkpoint, data_file, run, n=3)).exit_code == 0
     evil = copy_run(run, tmp_path / "evil")
-    script, image = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>"
     meta = json.loads((evil / "run.json").read_text())
-    meta["task"], meta["model"] = script, image
+    meta["task"], meta["model"] = task, model
     (evil / "run.json").write_text(json.dumps(meta))
     rows = [json.loads(line) for line in (evil / "results.jsonl").read_text().splitlines()]
-    (evil / "results.jsonl").write_text("".join(json.dumps({**r, "task": script}) + "\n" for r in rows))
+    (evil / "results.jsonl").write_text("".join(json.dumps({**r, "task": task}) + "\n" for r in rows))
+    return evil
+
+
+def test_report_markdown_keeps_task_and_model_strings_inert(checkpoint, data_file, tmp_path):  # noqa: F811
+    """Issue 21: report.md inserted task and model strings raw, so `<script>` reached
+    Markdown renderers that allow HTML."""
+    script, image = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>"
+    evil = evil_run(checkpoint, data_file, tmp_path, script, image)
     out = tmp_path / "r.md"
     result = runner.invoke(app, ["report", str(evil), "--out", str(out), "--resamples", "10"])
     assert result.exit_code == 0, result.output
@@ -107,15 +113,8 @@ def test_markdown_escaping_keeps_plain_text_readable():
 def test_report_html_keeps_task_and_model_strings_inert(checkpoint, data_file, tmp_path):  # noqa: F811
     """report.html renders the report's inline Markdown (code spans, π^a): the task and model
     strings from the data stay text there too, whatever markup they carry."""
-    run = tmp_path / "run"
-    assert runner.invoke(app, run_args(checkpoint, data_file, run, n=3)).exit_code == 0
-    evil = copy_run(run, tmp_path / "evil")
     script, image = "<script>alert(1)</script>", "`<img src=x onerror=alert(1)>`^b &lt;i>"
-    meta = json.loads((evil / "run.json").read_text())
-    meta["task"], meta["model"] = script, image
-    (evil / "run.json").write_text(json.dumps(meta))
-    rows = [json.loads(line) for line in (evil / "results.jsonl").read_text().splitlines()]
-    (evil / "results.jsonl").write_text("".join(json.dumps({**r, "task": script}) + "\n" for r in rows))
+    evil = evil_run(checkpoint, data_file, tmp_path, script, image)
     page = tmp_path / "r.html"
     result = runner.invoke(app, ["report", str(evil), "--html", str(page), "--resamples", "10"])
     assert result.exit_code == 0, result.output
