@@ -136,3 +136,19 @@ def test_inline_markdown_renders_code_and_superscripts_and_escapes_the_rest():
         rendered = inline_html(md_text(data))
         assert "<code>" not in rendered and "<sup>" not in rendered and "<" not in rendered.replace("&lt;", "")
         assert html.unescape(rendered) == data  # the data, as it was
+
+
+def test_interactive_view_in_report_html_keeps_tokens_inert():
+    """The report's interactive view embeds tokens in a <script> (plotly's JSON) and in hover
+    text: a token that closes the script stays text."""
+    from conftest import four_source_explanation
+
+    from influence_patterns.viz.interactive import interactive_div
+
+    expl = four_source_explanation()
+    evil = "</script><script>alert(1)</script>"
+    expl.tokens[2] = evil
+    expl.patterns[0].source_token = evil
+    div = interactive_div(expl, include_plotlyjs=False)
+    assert "alert(1)" in div  # the token is there
+    assert "<script>alert" not in div and div.count("</script>") == 1  # only plotly's own script ends
