@@ -67,9 +67,17 @@ def test_explain_and_run_honour_and_record_the_threads(checkpoint, data_file, tm
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "e.json").read_text())["threads"] == 1
     assert torch.get_num_threads() == 1
+    monkeypatch.setattr(threads, "_applied", None)  # as in a new process
+    torch.set_num_threads(2)
     res = runner.invoke(app, run_args(checkpoint, data_file, tmp_path / "run", n=2))
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "run" / "run.json").read_text())["threads"] == 1
+    monkeypatch.setattr(threads, "_applied", None)  # as in a new process
+    torch.set_num_threads(2)
+    res = runner.invoke(app, ["ablate", str(tmp_path / "run"), "--methods", "pattern,random", "--resamples", "10",
+                              "--json", str(tmp_path / "a.json"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "a.json").read_text())["settings"]["threads"] == 1
 
 
 # ---------------------------------------------------------------- progress
@@ -112,6 +120,40 @@ def test_run_piped_prints_no_bar(checkpoint, data_file, tmp_path):  # noqa: F811
     assert proc.returncode == 0, proc.stderr
     assert "explaining" not in proc.stdout and "explaining" not in proc.stderr
     assert "\r" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("term", ["dumb", "xterm"])
+def test_run_draws_progress_on_a_terminals_stderr_only(term, checkpoint, data_file, tmp_path):  # noqa: F811
+    """stderr a terminal (a pty), stdout a pipe: the bar (xterm) or a plain line (dumb) on
+    stderr, the command's own output alone on stdout."""
+    import pty
+
+    args = [a for a in run_args(checkpoint, data_file, tmp_path / "run", n=2) if a != "--quiet"]
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from influence_patterns.cli import main; main()", *args],
+                              stdout=subprocess.PIPE, stderr=follower, text=True, timeout=600,
+                              env={**os.environ, "TERM": term, "COLUMNS": "100", "INFLUENCE_PATTERNS_THREADS": "1"})
+        os.close(follower)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the pty is closed and drained
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(leader)
+    err_text = err.decode("utf-8", "replace")
+    assert proc.returncode == 0, err_text
+    assert "explaining" not in proc.stdout and "results.jsonl" in proc.stdout
+    if term == "dumb":
+        assert re.search(r"explaining: 2/2 100% · elapsed \d+:\d\d", err_text), err_text
+        assert "\x1b" not in err_text and "\r" not in err_text.replace("\r\n", "\n")  # no redraws
+    else:
+        assert "explaining" in err_text and "\x1b[" in err_text  # a drawn bar, then cleared (transient)
 
 
 # ---------------------------------------------------------------- tables and help
@@ -359,3 +401,139 @@ def test_report_html_has_a_compression_figure_with_cis(checkpoint, data_file, tm
     assert len(dots) == 2 * len([m for m in summary["methods"] if m["accuracy_retained"]["value"] is not None])
     assert [ax.get_xlabel() for ax in fig.axes[:2]] == ["accuracy retained (value, 95% CI)",
                                                          "QoI retained (value, 95% CI)"]
+
+
+def md_rows(markdown: str) -> list[list[str]]:
+    """Every table row of a Markdown text (headers and rules left out), its cells unescaped."""
+    lines = markdown.splitlines() + [""]
+    rows = []
+    for line, after in zip(lines, lines[1:]):
+        if line.startswith("| ") and not after.startswith("|---"):
+            cells = re.split(r"(?<!\\)\|", line.strip()[1:-1])
+            rows.append([re.sub(r"\\([|`^(])", r"\1", c.strip()).replace("&lt;", "<").replace("&amp;", "&")
+                         for c in cells])
+    return rows
+
+
+def test_report_html_renders_inline_markup_with_the_markdowns_numbers(run_dir, tmp_path):
+    import html
+
+    md, page = tmp_path / "r.md", tmp_path / "r.html"
+    res = runner.invoke(app, ["report", str(run_dir), "--out", str(md), "--html", str(page), "--resamples", "20"])
+    assert res.exit_code == 0, res.output
+    text = page.read_text()
+    report = text[:text.index('<section id="interactive-pattern-view"')]  # before plotly's own script
+    assert "<code>--null norm-matched</code>" in report and "|I(π<sup>a</sup>)|" in report
+    assert "`" not in report and "π^a" not in report
+    html_rows = [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
+                 for tr in re.findall(r"<tr>(<td.*?)</tr>", report)]
+    markdown_rows = md_rows(md.read_text())
+    assert len(markdown_rows) >= 15 and html_rows == markdown_rows  # the same cells, the same numbers
+    from influence_patterns.viz.html import render_html
+    from influence_patterns.viz.report_html import html_cell
+
+    one = render_html([{"title": "t", "tables": [{"columns": ["accuracy", "n"], "rows": [[1.0, 1200]],
+                                                  "format": html_cell}]}], "t")
+    assert "<td class=num>1.000</td><td class=num>1200</td>" in one  # not "1" (issue 26)
+    assert re.search(r"<td class=ci>-?\d\.\d\d \[", report)  # a value and its CI stay on one line
+
+
+def fake_status(name: str):
+    """A built default model's status as ``models list`` reads it, with every template subtask."""
+    from influence_patterns.models import defaults
+    from influence_patterns.tasks.templates import TEMPLATE_TASKS
+
+    heldout = [{"task": t, "accuracy": 0.875} for t in TEMPLATE_TASKS]
+    sample = [{"task": t, "accuracy": 0.9375, "n": 38} for t in TEMPLATE_TASKS[:13]]
+    accuracy = {"templates_trained_min": 1.0, "templates_untrained_mean": 0.738, "marvin_linzen_sample": 0.739,
+                "marvin_linzen_subtask_mean": 0.789, "marvin_linzen_subtask_spread": 0.513, "sst2_dev_mlm_top1": 0.125}
+    build = {"accuracy": {"templates_heldout": heldout, "marvin_linzen_sample": sample},
+             "settings": {"tasks": list(TEMPLATE_TASKS[:8])}}
+    return defaults.ModelStatus(name=name, built=True, path=Path("/home/someone/.cache/influence-patterns/models") / name,
+                                accuracy=accuracy, build=build)
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_models_list_uses_the_terminals_width(width, monkeypatch):
+    from influence_patterns.models import defaults
+
+    monkeypatch.setattr(defaults, "status", fake_status)
+    res = runner.invoke(app, ["models", "list"], env={"COLUMNS": str(width)})
+    assert res.exit_code == 0, res.output
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    assert max(len(line) for line in lines) <= width and "…" not in res.output  # nothing cut
+    header = next(line for line in lines if line.startswith("name"))
+    # 200 columns: one table, every column side by side; 80: a block per model, long cells below
+    assert ("measured accuracy" in header and "path" in header) == (width == 200)
+    assert any("default-mlm-transfer" in line and "M&L sample 0.739" in line for line in lines) == (width == 200)
+    assert "    /home/someone/.cache/influence-patterns/models/default-mlm-transfer" in lines or width == 200
+    # the per-subtask table fits 80 columns too: one column per model, n once
+    rows = [line.split() for line in lines if line.startswith("sva/obj_rel_no_that_across")]
+    assert len(rows) == (2 if width == 80 else 1)  # four models: three side by side at 80, then one
+    assert [cell for row in rows for cell in row if cell not in rows[0][:2]] == (["0.88", "0.94"]
+                                                                                  * len(defaults.DEFAULT_MODELS))
+    title = [line for line in lines if line.startswith("Accuracy per subtask")]
+    assert len(title[0]) > 100 if width == 200 else len(title[0]) <= 80  # wrapped at the terminal, not the table
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_tables_with_long_cells_fill_a_wide_terminal(width, monkeypatch):
+    from influence_patterns.viz.terminal import Column, print_table
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    pattern = " → ".join(f"L{l} H{l}@verb" for l in range(1, 13))  # 150 characters
+    columns = [Column("task"), Column("n", "right"), Column("pattern", long=True), Column("note", long=True)]
+    rows = [["sva/prep", "12", pattern, "a note on the row " * 4], ["ra/simple", "3", "L1–6 skip", "short"]]
+    out = io.StringIO()
+    print_table(columns, rows, "t", Console(file=out))
+    lines = [line.rstrip() for line in out.getvalue().splitlines()]
+    assert max(len(line) for line in lines) <= width
+    assert any(line.split()[:4] == ["task", "n", "pattern", "note"] for line in lines) == (width == 200)
+    pieces = [line for line in lines if "@verb" in line]
+    assert all(p.rstrip().endswith(("@verb", "short", "row", "→ L12 H12@verb")) or "@verb  " in p
+               for p in pieces)  # patterns broken before an arrow, never inside a step
+    assert sum("@verb" in p for p in pieces) >= 2  # 150 characters take two lines even at 200
+
+
+def all_commands():
+    import typer
+
+    def walk(command, path):
+        yield path
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            if not sub.hidden:
+                yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_every_help_is_plain_and_fits_the_width(width):
+    commands = all_commands()
+    assert ["explain"] in commands and ["models", "list"] in commands and len(commands) >= 12
+    for path in commands:
+        res = runner.invoke(app, [*path, "--help"], env={"COLUMNS": str(width)}, terminal_width=width)
+        assert res.exit_code == 0, path
+        lines = res.output.splitlines()
+        assert re.match(r"Usage: influence-patterns [a-z ]*\[OPTIONS\]( [A-Z.]+| COMMAND \[ARGS\]\.\.\.)?$",
+                        lines[0]), lines[0]
+        assert max(len(line) for line in lines) <= width, path
+        for bad in ("<bool>", "{", "\\["):
+            assert bad not in res.output, (path, bad)
+        starts = [m.start(2) for m in (re.match(r"(\s+-\S.*?\s{2,})(\S)", line) for line in lines) if m]
+        assert all(s <= 32 for s in starts), (path, max(starts))  # at 80: 48 characters or more of description
+
+
+def test_report_stdout_uses_the_width_and_breaks_only_between_words(run_dir, tmp_path):
+    outputs = {}
+    for width in (80, 200):
+        res = runner.invoke(app, ["report", str(run_dir), "--resamples", "20", "--out", str(tmp_path / "r.md")],
+                            env={"COLUMNS": str(width)})
+        assert res.exit_code == 0, res.output
+        lines = res.output.splitlines()
+        assert max(len(line) for line in lines) <= width
+        outputs[width] = lines
+    assert max(len(line) for line in outputs[200]) > 120 and len(outputs[200]) < len(outputs[80])
+    words = {w: " ".join(lines).split() for w, lines in outputs.items()}
+    assert words[80] == words[200]  # the same words: none broken at either width
+    assert any(re.search(r"\d\.\d\d \[-?\d\.\d\d, -?\d\.\d\d\] .*→", line) for line in outputs[200])  # values by verdicts

@@ -28,7 +28,7 @@ def test_interactive_page_is_self_contained(tmp_path):
     assert sources == {2, 5, 4}
     nodes = next(t for t in fig.data if t.uid == "nodes-2")
     assert "L2 H2@[MASK]" in nodes.hovertext[2] and "L2.H2@6" in nodes.hovertext[2]
-    assert "I(π^a) = +0.6" in nodes.hovertext[2]
+    assert "I(π<sup>a</sup>) = +0.6" in nodes.hovertext[2]  # plotly draws the superscript
 
 
 @pytest.mark.slow  # three headless Chromium starts: 10-20 s

@@ -279,7 +279,7 @@ def _cli_app():
 def test_cli_tasks_lists_every_task():
     from typer.testing import CliRunner
 
-    result = CliRunner().invoke(_cli_app(), ["tasks"], env={"COLUMNS": "250"})
+    result = CliRunner().invoke(_cli_app(), ["tasks"], env={"COLUMNS": "1000"})  # one line per task
     assert result.exit_code == 0, result.output
     for spec in list_tasks():
         assert spec.name in result.output

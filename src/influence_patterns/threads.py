@@ -7,8 +7,8 @@ took 12–18 s with torch's default 2 threads and 1.3–2.1 s with 1 (docs/perfo
 
 :func:`use_threads` applies the choice (``load_model`` calls it for a CPU model, so
 ``explain``, ``run``, ``ablate``, ``accuracy``, ``analyze --null`` and ``report`` all
-honour it); :func:`current` is what was applied, recorded in ``run.json`` and in
-each explanation's JSON.
+honour it); :func:`current` is what was applied, recorded in ``run.json``, in
+each explanation's JSON and in ``ablation.json``'s settings.
 """
 
 from __future__ import annotations

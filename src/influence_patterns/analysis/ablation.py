@@ -67,6 +67,7 @@ from influence_patterns.analysis import bootstrap as bs
 from influence_patterns.analysis.methods import ABLATION_METHODS, MethodInput, NodePath, get_method
 from influence_patterns.attribution.gradients import RecordNodes
 from influence_patterns.attribution.quadrature import make_quadrature
+from influence_patterns import threads
 from influence_patterns.errors import DataError, InputError
 from influence_patterns.explainer import Explainer
 from influence_patterns.fileio import check_writable, safe_name, write_json
@@ -934,7 +935,7 @@ def ablate_run(path: str | Path, options: AblationOptions | None = None, device:
         "settings": {"model": data.setting("model"), "model_used": getattr(explainer, "name", None),
                      "steps": steps, "quadrature": quadrature, "baseline": baseline,
                      "keep_special": bool(meta.get("keep_special", False)), "methods": list(opts.methods),
-                     "versions": meta.get("versions")},
+                     "versions": meta.get("versions"), "threads": threads.current()},
         **body,
     }
     if json_out is not None:

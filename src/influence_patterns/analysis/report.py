@@ -238,7 +238,7 @@ def metric_label(metric: str) -> str:
 def _compression_rows(pooled: dict[str, Any] | None, label: str) -> list[dict[str, Any]]:
     if not pooled:
         return [{"finding": f"patterns recover more than other explanations ({label})", "value": None,
-                 "reference": "–", "verdict": "not measured (run `ablate`)", "n": 0}]
+                 "reference": "–", "verdict": "not measured (run ablate, or report --ablate)", "n": 0}]
     protocol = pooled.get("protocol") or "–"
     rows = []
     for v in pooled["verdicts"]:

@@ -50,19 +50,32 @@ def list_models() -> None:
         built = ("yes (stale: models build --force)" if st.stale else "yes") if st.built else "no"
         rows.append([st.name, built, acc, str(st.path)])
     print_models(rows, f"Default models (cache: {defaults.cache_dir()})")
-    per_task = _subtask_table(statuses)
-    if per_task is not None:
+    models = _subtask_rows(statuses)
+    if models:
         from rich.console import Console
 
-        Console().print(per_task)
+        from influence_patterns.viz.tables import print_wrapped
+        from influence_patterns.viz.terminal import fits
+
+        console = Console()
+        console.print()
+        print_wrapped(SUBTASK_TITLE, console)  # at the terminal's width, not the table's
+        while models:  # as many models side by side as the terminal holds (three at 80 columns)
+            k = len(models)
+            while k > 1 and not fits(console, _subtask_table(models[:k])):
+                k -= 1
+            console.print(_subtask_table(models[:k]))
+            models = models[k:]
 
 
-def _subtask_table(statuses: list[Any]) -> Any:
-    """Accuracy per subtask of every built masked LM, from its build.json (None when none has any)."""
-    from rich.table import Table
+SUBTASK_TITLE = ("Accuracy per subtask: held-out = template nouns and verbs never trained on (* = structure "
+                 "trained on); M&L = the shipped Marvin & Linzen sample, never trained on (n scored pairs, the "
+                 "same for every model).")
 
-    from influence_patterns.tasks.templates import TEMPLATE_TASKS
 
+def _subtask_rows(statuses: list[Any]) -> list[tuple[str, set[str], dict, dict]]:
+    """Per built model with per-subtask accuracy in its build.json: its name, the tasks it
+    was trained on, its held-out and M&L sample rows by task."""
     models = []
     for st in statuses:
         acc = st.build.get("accuracy") if st.built else None
@@ -72,23 +85,31 @@ def _subtask_table(statuses: list[Any]) -> Any:
         heldout = {r["task"]: r for r in acc.get("templates_heldout") or [] if isinstance(r, dict) and "task" in r}
         sample = {r["task"]: r for r in acc.get("marvin_linzen_sample") or [] if isinstance(r, dict) and "task" in r}
         models.append((st.name, trained, heldout, sample))
-    if not models:
-        return None
+    return models
+
+
+def _subtask_table(models: list[tuple[str, set[str], dict, dict]]) -> Any:
+    """Accuracy per subtask of ``models`` (:func:`_subtask_rows`): one column per model,
+    ``held-out M&L`` (about 12 characters), so that three models fit 80 columns."""
+    from rich import box
+    from rich.table import Table
+
+    from influence_patterns.tasks.templates import TEMPLATE_TASKS
+
     tasks = [t for t in TEMPLATE_TASKS if any(t in h or t in m for _, _, h, m in models)]
     tasks += sorted({t for _, _, h, m in models for t in (*h, *m)} - set(tasks))
-    table = Table(
-        title="Accuracy per subtask. held-out: template nouns and verbs never trained on (* = structure "
-        "trained on); M&L: the shipped Marvin & Linzen sample, never trained on (n scored pairs)"
-    )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("task", no_wrap=True)
+    table.add_column("M&L\nn", justify="right", no_wrap=True)
     for name, *_ in models:
-        table.add_column(f"{name}\nheld-out | M&L (n)", justify="right", no_wrap=True)
+        table.add_column(f"{name.removeprefix('default-')}\nheld-out M&L", justify="right", no_wrap=True)
     for task in tasks:
-        cells = [task]
+        counts = {m[task].get("n", 0) for *_, m in models if task in m}
+        cells = [task, "/".join(str(c) for c in sorted(counts)) or "–"]
         for _, trained, heldout, sample in models:
             h, m = heldout.get(task), sample.get(task)
-            held = f"{_fmt_row(h)}{'*' if task in trained else ' '}" if h else "   – "
-            cells.append(f"{held} | " + (f"{_fmt_row(m)} ({m.get('n', 0)})" if m else "–"))
+            held = f"{_fmt_row(h)}{'*' if task in trained else ' '}" if h else "  –  "
+            cells.append(f"{held} " + (_fmt_row(m) if m else "   –"))
         table.add_row(*cells)
     return table
 
@@ -192,7 +213,9 @@ def accuracy_command(
                            "vocabulary (--strict to fail instead)")
         if bad_rows:
             reasons.append(f"{len(bad_rows)} whose good and bad sentences do not differ in exactly one word")
-        typer.echo(f"skipped {report.unscorable + len(bad_rows)} of {total} pairs: " + "; ".join(reasons))
+        from influence_patterns.viz.tables import print_wrapped
+
+        print_wrapped(f"skipped {report.unscorable + len(bad_rows)} of {total} pairs: " + "; ".join(reasons))
     if json_out is not None:
         write_json(json_out, {"model": model, **report.to_dict(),
                               "skipped": {"unscorable": report.unscorable, "rows": len(bad_rows)}})

@@ -7,9 +7,15 @@ module only lays them out.
 A section is a dict::
 
     {"title": str, "text": str | None,
-     "tables": [{"columns": [...], "rows": [[...], ...], "caption": str (optional)}],
+     "markdown": str (optional: prose in inline Markdown, see :func:`inline_html`),
+     "tables": [{"columns": [...], "rows": [[...], ...], "caption": str (optional),
+                 "format": callable (optional: a cell's text, e.g. the Markdown report's)}],
      "figures": [matplotlib Figure, ...],
      "html": [str, ...] (optional: trusted fragments, e.g. ``viz.interactive.interactive_div``)}
+
+``text`` is shown as it is (every character escaped); ``markdown`` renders code spans,
+superscripts and lists, with everything else escaped too, so data set in it (escaped
+for Markdown, as ``viz.report_html.md_text`` does) stays inert text.
 """
 
 from __future__ import annotations
@@ -46,11 +52,15 @@ caption { caption-side: top; text-align: left; color: #555; padding-bottom: 0.3e
 th, td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: left;
   vertical-align: top; }
 th { border-bottom: 2px solid #bbb; background: #f5f5f5; font-weight: 600; }
+td.ci { white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:nth-child(even) { background: #fbfbfb; }
 figure { margin: 1em 0 1.6em; }
 figure img, figure svg { max-width: 100%; height: auto; display: block; }
 figcaption { color: #555; font-size: 0.9em; margin-top: 0.3em; }
+code { font-family: ui-monospace, "SF Mono", Menlo, Consolas, monospace; font-size: 0.9em;
+  background: #f2f2f2; padding: 0 0.25em; border-radius: 3px; }
+ul { margin: 0.5em 0; padding-left: 1.4em; max-width: 75ch; }
 footer { margin-top: 3em; color: #888; font-size: 0.85em; }
 """
 
@@ -92,6 +102,59 @@ def _text(text: str | None) -> str:
     return "\n".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
+# Inline Markdown, the subset the report's prose uses: a backslash escape of ASCII punctuation,
+# an entity reference (kept: it cannot open a tag), a `code span`, a superscript (π^a).
+_INLINE = re.compile(
+    r"\\(?P<escaped>[!-/:-@\[-`{-~])"
+    r"|(?P<entity>&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});)"
+    r"|(?P<ticks>`+)(?P<code>.+?)(?P=ticks)(?!`)"
+    r"|(?<=\S)\^(?P<sup>[A-Za-z0-9]+)",
+    re.S,
+)
+
+
+def inline_html(text: str) -> str:
+    """HTML of one line of inline Markdown: a code span (backticks) becomes ``<code>``,
+    ``π^a`` becomes ``π<sup>a</sup>``, backslash-escaped punctuation and entity references
+    (``&lt;``) show as the character; every other character is escaped, so no tag or
+    attribute can come from the text."""
+    out: list[str] = []
+    at = 0
+    for m in _INLINE.finditer(text):
+        out.append(html.escape(text[at:m.start()]))
+        if m["escaped"] is not None:
+            out.append(html.escape(m["escaped"]))
+        elif m["entity"] is not None:
+            out.append(m["entity"])
+        elif m["code"] is not None:
+            out.append(f"<code>{html.escape(m['code'])}</code>")
+        else:
+            out.append(f"<sup>{html.escape(m['sup'])}</sup>")
+        at = m.end()
+    out.append(html.escape(text[at:]))
+    return "".join(out)
+
+
+def _markdown(text: str | None) -> str:
+    """Paragraphs (split at blank lines) of inline Markdown; a paragraph of ``- `` lines is a list."""
+    if not text:
+        return ""
+    out = []
+    for p in (p.strip() for p in re.split(r"\n\s*\n", text)):
+        lines = p.splitlines()
+        if not p:
+            continue
+        if all(line.startswith("- ") for line in lines):
+            out.append("<ul>" + "".join(f"<li>{inline_html(line[2:])}</li>" for line in lines) + "</ul>")
+        else:
+            out.append(f"<p>{'<br>'.join(inline_html(line) for line in lines)}</p>")
+    return "\n".join(out)
+
+
+#: a value with its CI, ``0.99 [0.98, 1.00]``: kept on one line
+_CI = re.compile(r"^[-−]?[\d.]+ \[[-−]?[\d.]+, [-−]?[\d.]+\]$")
+
+
 def _table(table: dict[str, Any]) -> str:
     columns = list(table.get("columns") or [])
     rows = [list(r) for r in table.get("rows") or []]
@@ -102,6 +165,7 @@ def _table(table: dict[str, Any]) -> str:
         and all(_is_number(r[c]) for r in rows if c < len(r) and r[c] is not None)
         for c in range(width)
     ]
+    cell = table.get("format") or _format
     out = ['<div class="table-wrap"><table>']
     if table.get("caption"):
         out.append(f"<caption>{html.escape(str(table['caption']))}</caption>")
@@ -114,8 +178,9 @@ def _table(table: dict[str, Any]) -> str:
     out.append("<tbody>")
     for row in rows:
         cells = "".join(
-            f'<td{" class=num" if _is_number(value) else ""}>{html.escape(_format(value))}</td>'
-            for value in row
+            f'<td{" class=num" if _is_number(value) else " class=ci" if _CI.match(text) else ""}>'
+            f"{html.escape(text)}</td>"
+            for value, text in ((value, cell(value)) for value in row)
         )
         out.append(f"<tr>{cells}</tr>")
     out.append("</tbody></table></div>")
@@ -157,7 +222,8 @@ def render_html(
     """The HTML text of one self-contained page: a heading, a contents list, the sections.
 
     Figures are embedded as base64 PNG (``image_format="png"``, at ``dpi``) or inline
-    SVG (``"svg"``). Numbers in tables are right-aligned and formatted to 4 digits.
+    SVG (``"svg"``). Numbers in tables are right-aligned and formatted to 4 digits
+    (or by the table's ``format``).
     """
     if image_format not in ("png", "svg"):
         raise InputError(f"image_format must be 'png' or 'svg', not {image_format!r}")
@@ -172,6 +238,7 @@ def render_html(
         toc.append(f'<li><a href="#{slug}">{html.escape(heading)}</a></li>')
         parts = [f'<section id="{slug}">', f'<h2><a href="#{slug}">{html.escape(heading)}</a></h2>']
         parts.append(_text(section.get("text")))
+        parts.append(_markdown(section.get("markdown")))
         parts += [_table(t) for t in section.get("tables") or []]
         parts += [_figure(f, image_format, dpi) for f in section.get("figures") or []]
         parts += [str(fragment) for fragment in section.get("html") or []]

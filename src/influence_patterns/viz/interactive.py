@@ -87,7 +87,7 @@ def _hover(expl: Explanation, p: Pattern, layer: int) -> str:
         node = p.node_names()[layer]
     return (
         f"{name}<br>step: {step}<br>node: {html.escape(node)}<br>"
-        f"I(π^a) = {p.influence_head:+.4g} · I(π^e) = {p.influence_token:+.4g} · g = {p.g:+.4g}<br>"
+        f"I(π<sup>a</sup>) = {p.influence_head:+.4g} · I(π<sup>e</sup>) = {p.influence_token:+.4g} · g = {p.g:+.4g}<br>"
         f"pattern: {html.escape(p.text(expl.tokens))}"
     )
 
@@ -162,7 +162,7 @@ def interactive_figure(expl: Explanation, sources: Sequence[int] | None = None) 
         yaxis={"tickmode": "array", "tickvals": list(range(-1, L + 2)),
                "ticktext": ["token"] + ["h0"] + [f"L{l}" for l in range(1, L + 1)] + ["y"],
                "range": [-1.3, L + 1.5], "zeroline": False, "title": "layer"},
-        legend={"title": {"text": "source (position), sign, I(π^a)"}, "itemclick": "toggle"},
+        legend={"title": {"text": "source (position), sign, I(π<sup>a</sup>)"}, "itemclick": "toggle"},
         hovermode="closest", plot_bgcolor="white", autosize=True,  # the window's width
         height=max(110 + 62 * (L + 3), 200 + 22 * len(chosen)),  # the legend fits without scrolling
         margin={"t": 130},

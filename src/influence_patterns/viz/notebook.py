@@ -38,7 +38,7 @@ def _num(v: float) -> str:
 
 def explanation_table_html(expl: Explanation) -> str:
     """The per-token table as an HTML ``<table>``: token, g, I(π^e), I(π^a), pattern."""
-    head = "".join(f"<th>{h}</th>" for h in ("token", "g", "I(π^e)", "I(π^a)", "pattern"))
+    head = "".join(f"<th>{h}</th>" for h in ("token", "g", "I(π<sup>e</sup>)", "I(π<sup>a</sup>)", "pattern"))
     rows = "".join(
         f"<tr><td>{html.escape(p.source_token)}@{p.source_index}</td>{_num(p.g)}"
         f"{_num(p.influence_token)}{_num(p.influence_head)}<td>{html.escape(p.text(expl.tokens))}</td></tr>"

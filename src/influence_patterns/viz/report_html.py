@@ -103,11 +103,13 @@ def per_task_verdicts(f: dict[str, Any]) -> dict[str, Any]:
 def md_text(value: Any) -> str:
     """A string from the data (a task, a model path, a warning) made inert in Markdown: HTML
     characters as entities (``<script>`` stays text in renderers that allow HTML), no link
-    syntax, no table-breaking ``|``, control characters and line breaks shown escaped."""
+    syntax, no table-breaking ``|``, no code span or superscript (``viz.html.inline_html``
+    renders the same text in report.html), control characters and line breaks shown escaped."""
     text = printable(str(value))
+    text = re.sub(r"\\(?=[!-/:-@\[-`{-~])", r"\\\\", text)  # a backslash escapes nothing of the data's
     text = re.sub(r"&(?=[#A-Za-z])", "&amp;", text)  # no entity; "a & b" stays as it is
     text = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)  # no tag; "n (< 30)" stays as it is
-    for raw, safe in (("|", "\\|"), ("`", "\\`"), ("](", "]\\(")):
+    for raw, safe in (("|", "\\|"), ("`", "\\`"), ("](", "]\\("), ("^", "\\^")):
         text = text.replace(raw, safe)
     return text
 
@@ -116,6 +118,11 @@ def md_table(table: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
     lines += ["| " + " | ".join(md_text(fmt(v)) for v in row) + " |" for row in table["rows"]]
     return "\n".join(lines)
+
+
+def html_cell(value: Any) -> str:
+    """A table cell of report.html: the text of report.md's cell (``fmt``, one number format)."""
+    return printable(fmt(value))
 
 
 # --- Markdown ----------------------------------------------------------------------------
@@ -140,7 +147,7 @@ def _texts(f: dict[str, Any]) -> dict[str, str]:
                  "norm-matched copy of the model (`--null norm-matched`: every tensor redrawn with its own mean "
                  "and std, heads as loud as the model's). The random-init null's heads are nearly silent, so a "
                  "verdict against it is decided in advance."),
-        "consistency": (f"Spearman ρ between the {a['role']} token's consistency and accuracy over "
+        "consistency": (f"Spearman ρ between the {md_text(a['role'])} token's consistency and accuracy over "
                         f"{len(f['runs'])} task(s): {fmt(corr.get('spearman_rho'), 2)} (permutation p = "
                         f"{fmt(corr.get('p_value'), 3)}); against the mean QoI: {fmt(corr.get('spearman_rho_qoi'), 2)} "
                         f"(p = {fmt(corr.get('p_value_qoi'), 3)}). Confounds: "
@@ -239,7 +246,7 @@ def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[Sectio
                 figures.append(plot_run(p, role=role if role != "all" else "subject", task=task or None))
             except (InputError, DataError):  # a run without that role: no figure for it
                 continue
-    text_warn = " ".join(f["warnings"] + f["notes"]) or None
+    warnings = "\n".join(f"- {md_text(w)}" for w in f["warnings"] + f["notes"])
     abl_tables = []
     if f["ablation"]:
         abl_tables += [compression_table(f["ablation"]), comparison_table(f["ablation"])]
@@ -248,14 +255,16 @@ def html_sections(f: dict[str, Any], paths: Sequence[str | Path]) -> list[Sectio
     if f.get("ablation_by_role"):
         abl_tables += [compression_table(f["ablation_by_role"])]
     sections: list[Section] = [
-        {"title": "Verdicts", "text": text_warn, "tables": [summary_table(f)]},
+        {"title": "Verdicts", "markdown": warnings and f"Warnings:\n\n{warnings}", "tables": [summary_table(f)]},
         {"title": "Settings", "text": None, "tables": [settings_table(f)]},
         {"title": "Runs", "text": "One row per run directory.", "tables": [run_table(f)]},
-        {"title": "Skip connections vs heads", "text": t["skip"], "tables": [per_layer_table(f)]},
-        {"title": "Consistency tracks accuracy", "text": t["consistency"], "tables": [], "figures": figures},
-        {"title": "Compression", "text": t["ablation"], "tables": abl_tables,
+        {"title": "Skip connections vs heads", "markdown": t["skip"], "tables": [per_layer_table(f)]},
+        {"title": "Consistency tracks accuracy", "markdown": t["consistency"], "tables": [], "figures": figures},
+        {"title": "Compression", "markdown": t["ablation"], "tables": abl_tables,
          "figures": [plot_compression(f["ablation"])] if f["ablation"] else []},
     ]
+    for section in sections:  # numbers as report.md writes them (1.000, not 1)
+        section["tables"] = [{**table, "format": html_cell} for table in section["tables"]]
     view = interactive_section(paths)
     if view is not None:
         sections.append(view)

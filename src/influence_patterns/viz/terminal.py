@@ -1,10 +1,13 @@
 """Terminal output (rich) that fits the terminal: explanations, tasks, models, accuracy.
 
-Every table is drawn at the console's width without wrapping a row. When the full
-table is wider than the terminal (80 columns is the usual default), the *narrow
-layout* prints one block per row instead: the short cells on one line, each long
-cell (a description, a pattern) on its own indented line(s) below, broken at word
-or arrow boundaries. Headers are never cut; short headers come with a legend.
+Every table is drawn at the console's width (``$COLUMNS``, else the terminal's, else
+80). A table that fits is printed whole. When it is wider than the terminal but the
+long columns (a description, a pattern) still get :data:`LONG_MIN` characters each
+beside the short ones, it stays a table with the long cells broken at word or arrow
+boundaries inside their columns (a wide terminal is used, not left empty). Otherwise
+(80 columns, the usual default) the *narrow layout* prints one block per row: the
+short cells on one line, each long cell on its own indented line(s) below. Headers
+are never cut; short headers come with a legend.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from influence_patterns.errors import printable
 from influence_patterns.result import Explanation
 
 ARROW = " → "
+#: The fewest characters a long column is given in a table; narrower, the narrow layout.
+LONG_MIN = 40
 
 #: What the columns of the explanation table mean (printed under it).
 EXPLANATION_LEGEND = (
@@ -83,10 +88,15 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
+def _width(console: Console, renderable: Any) -> int:
+    """The natural (unwrapped) width of ``renderable``."""
+    wide = console.options.update(width=10_000, max_width=10_000)
+    return Measurement.get(console, wide, renderable).maximum
+
+
 def fits(console: Console, renderable: Any) -> bool:
     """Whether ``renderable`` fits the console's width at its natural (unwrapped) size."""
-    wide = console.options.update(width=10_000, max_width=10_000)
-    return Measurement.get(console, wide, renderable).maximum <= console.width
+    return _width(console, renderable) <= console.width
 
 
 def print_table(
@@ -99,19 +109,50 @@ def print_table(
     """Print ``rows`` as a table when it fits the console, else in the narrow layout."""
     console = console or Console()
     title = _safe_title(title) if title else title
-    table = Table(title=Text(title) if title else None, title_justify="left", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
-    for col in columns:
-        table.add_column(col.header, justify=col.justify, style=col.style, no_wrap=True)  # type: ignore[arg-type]
-    for row in rows:
-        table.add_row(*[_text(c) for c in row])
-    if fits(console, table):
+    table = _rich_table(columns, rows, title)
+    if not fits(console, table):
+        natural = [max([len(c.header)] + [len(_text(r[k]).plain) for r in rows]) for k, c in enumerate(columns)]
+        rules = _width(console, table) - sum(natural)  # padding and separators
+        widths = _long_widths(columns, natural, console.width - rules)
+        table = _rich_table(columns, rows, title, widths) if widths else None
+    if table is not None and fits(console, table):
         console.print(table)
     else:
         _print_narrow(columns, rows, title, console)
     if legend:
         for line in _wrap(legend, console.width):
             console.print(Text(line, style="dim"))
+
+
+def _rich_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], title: str | None,
+                widths: dict[int, int] | None = None) -> Table:
+    """The table; with ``widths`` (column index → characters) those columns' cells are
+    broken at word or arrow boundaries to that width."""
+    table = Table(title=Text(title) if title else None, title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, show_edge=False)
+    for col in columns:
+        table.add_column(col.header, justify=col.justify, style=col.style, no_wrap=True)  # type: ignore[arg-type]
+    for row in rows:
+        cells = [_text(c) for c in row]
+        for k, width in (widths or {}).items():
+            cells[k] = Text("\n".join(_wrap(cells[k].plain, width)), style=cells[k].style)
+        table.add_row(*cells)
+    return table
+
+
+def _long_widths(columns: Sequence[Column], natural: Sequence[int], width: int) -> dict[int, int] | None:
+    """Widths of the long columns that fill ``width`` characters of cells beside the short
+    columns at their ``natural`` widths (a long column up to its longest cell, the rest
+    shared); ``None`` when a long column would get fewer than :data:`LONG_MIN`."""
+    long = [k for k, c in enumerate(columns) if c.long]
+    left = width - sum(natural[k] for k, c in enumerate(columns) if not c.long)
+    if not long or left < LONG_MIN * len(long):
+        return None
+    widths: dict[int, int] = {}
+    for k in sorted(long, key=lambda k: natural[k]):  # the shortest first: what it leaves goes to the rest
+        widths[k] = min(natural[k], left // (len(long) - len(widths)))
+        left -= widths[k]
+    return widths
 
 
 def _print_narrow(
