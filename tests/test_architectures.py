@@ -10,6 +10,7 @@ from influence_patterns import Explainer, Query
 from influence_patterns.attribution.influence import Constraint, RestrictPaths, qoi_values
 from influence_patterns.attribution.quadrature import make_quadrature
 from influence_patterns.errors import ModelError
+from influence_patterns.graph.adapters import Adapter
 from influence_patterns.graph.architectures import ADAPTERS, adapter_for
 from influence_patterns.graph.hooks import Interceptor, intercept
 from influence_patterns.search.fast import attention_state, gpr_fast, shared_pass
@@ -342,6 +343,13 @@ def test_internal_influence_shared_pass_equals_one_row_per_source(tokenizers, ar
     for b in range(len(batch)):
         n, src = batch.lengths[b], batch.sources[b]
         shared = B.source_scores(ctx, b, src)
+        # the default f(context, skip) layout (BERT, RoBERTa, ELECTRA) runs the rest of
+        # layer L on the one row the QoI reads (the MLM target, a classifier's first token)
+        read = B._read_row(ex.adapter, B.node_cotangents(ctx), b, n)
+        if type(ex.adapter).install_hooks is Adapter.install_hooks:
+            assert read == (int(batch.target_index[b]) if kind == "mlm" else 0)
+        else:
+            assert read is None
         sent = torch.tensor([b] * len(src))
         tangent = torch.zeros_like(batch.x[sent])
         tangent[torch.arange(len(src)), torch.tensor(src)] = (batch.x - batch.baseline)[b, src]

@@ -476,7 +476,12 @@ def source_scores(ctx: MethodInput, b: int, sources: list[int]) -> NodeScores:
     the sources' input tangents carries only the tangents per source (the primal is not
     batched), on the unpadded sentence, and stops at h^L (no head: the nodes are all it
     reads). About 3x faster on 2 CPU cores; the cost is S·A·n token rows of tangents,
-    which is why it dominates ``ablate`` on long sentences (docs/performance.md)."""
+    which is why it dominates ``ablate`` on long sentences (docs/performance.md).
+
+    Where the QoI reads h^L at one position p only (every cotangent of layer L is exactly
+    zero elsewhere: the MLM target, a classifier's [CLS]) and the adapter has the default
+    ``f(context, skip)`` layout, layer L after its attention runs on row p alone (the
+    other rows' scores at layer L are exactly zero, and are written as such)."""
     from torch.func import jvp, vmap
 
     adapter, batch, A = ctx.adapter, ctx.batch, len(ctx.quad)
@@ -487,8 +492,16 @@ def source_scores(ctx: MethodInput, b: int, sources: list[int]) -> NodeScores:
     path = gradients.ig_path(batch.x[b, :n], batch.baseline[b, :n], ctx.quad).detach()  # (A, n, d)
     mask = batch.attention_mask[sent, :n].repeat_interleave(A, 0)
 
+    p = _read_row(adapter, cot, b, n)
+
+    class Keep(gradients.RecordNodes):
+        def on_attn(self, layer, context, skip):
+            if p is not None and layer == L:  # the rest of layer L on row p only
+                context, skip = context[:, p : p + 1], skip[:, p : p + 1]
+            return super().on_attn(layer, context, skip)
+
     def nodes(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        keep = gradients.RecordNodes()
+        keep = Keep()
         with intercept(adapter, keep):
             adapter.final_hidden(x, mask)  # the head's tangent would never be read
         return (*keep.h[1:], *keep.context, *keep.skip)
@@ -500,20 +513,39 @@ def source_scores(ctx: MethodInput, b: int, sources: list[int]) -> NodeScores:
     with torch.no_grad():
         out = vmap(lambda u: jvp(nodes, (path,), (u,))[1])(tangents)  # each (S, A, n, ·)
 
-    def weighted(c: torch.Tensor) -> torch.Tensor:  # w_α ∂q/∂v, (A, n, ·)
-        return c[b, :, :n] * w[:, None, None]
+    def weighted(c: torch.Tensor, rows: slice) -> torch.Tensor:  # w_α ∂q/∂v, (A, rows, ·)
+        return c[b, :, :n][:, rows] * w[:, None, None]
 
-    def score(tan: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # (S, n)
-        return torch.einsum("sand,and->sn", tan, weighted(c))
+    def full(v: torch.Tensor, rows: slice) -> torch.Tensor:  # (S, rows, ·) → (S, n, ·), zeros elsewhere
+        if v.shape[1] == n:
+            return v
+        out = v.new_zeros((v.shape[0], n, *v.shape[2:]))
+        out[:, rows] = v
+        return out
 
     hs, heads, skips = [], [], []
     for l in range(L):
-        hs.append(score(out[l], cot["h"][l + 1]))
+        rows = slice(p, p + 1) if p is not None and l == L - 1 else slice(0, n)
+        hs.append(full(torch.einsum("sand,and->sn", out[l], weighted(cot["h"][l + 1], rows)), rows))
         tan = out[L + l]
-        heads.append(torch.einsum("sanhe,anhe->snh", tan.view(*tan.shape[:3], H, -1),
-                                  weighted(cot["context"][l]).view(A, n, H, -1)))
-        skips.append(score(out[2 * L + l], cot["skip"][l]))
+        c = weighted(cot["context"][l], rows)
+        heads.append(full(torch.einsum("sanhe,anhe->snh", tan.view(*tan.shape[:3], H, -1),
+                                       c.view(*c.shape[:2], H, -1)), rows))
+        skips.append(full(torch.einsum("sand,and->sn", out[2 * L + l], weighted(cot["skip"][l], rows)), rows))
     return NodeScores(hs, heads, skips)
+
+
+def _read_row(adapter: Adapter, cot: dict[str, list[torch.Tensor]], b: int, n: int) -> int | None:
+    """The one position p at which the QoI reads layer L of sentence ``b`` (every node
+    cotangent of layer L exactly zero at the others), where the adapter's hooks are the
+    default ``f(context, skip)`` layout (the rest of the layer is then position-wise:
+    its rows can be cut at the attention's output); else ``None``."""
+    if type(adapter).install_hooks is not Adapter.install_hooks:
+        return None
+    L = adapter.num_layers
+    last = [cot["h"][L][b, :, :n], cot["context"][L - 1][b, :, :n], cot["skip"][L - 1][b, :, :n]]
+    read = torch.stack([(c != 0).any(dim=-1).any(dim=0) for c in last]).any(dim=0).nonzero().flatten()
+    return int(read[0]) if read.numel() == 1 else None
 
 
 def _select(scores: _Conductance | NodeScores, s: int, source: int, target: int, n: int,
