@@ -68,7 +68,8 @@ def tiny_specs(tiny_base, monkeypatch):
             eval_per_task=4,
         ),
         "default-sst2": dataclasses.replace(
-            defaults.DEFAULT_MODELS["default-sst2"], config=ClassifierConfig(max_examples=64, batch_size=16)
+            defaults.DEFAULT_MODELS["default-sst2"],
+            config=ClassifierConfig(max_examples=64, batch_size=16, freeze_embeddings=True, precision="auto"),
         ),
     }
     registry = Registry("default model")
@@ -209,6 +210,48 @@ def test_masked_lm_training_is_seeded(tiny_base, monkeypatch):
     w = "bert.encoder.layer.0.attention.self.query.weight"
     assert torch.equal(a.state_dict()[w], b.state_dict()[w])
     assert not torch.equal(a.state_dict()[w], c.state_dict()[w])
+
+
+def test_default_sst2_recipe_is_the_five_minute_one():
+    """50,000 rows once, embeddings fixed, bf16 where native: 4.9 min and SST-2 dev 0.898 on 2
+    idle cores (docs/models.md). A change here marks every cached default-sst2 stale."""
+    spec = defaults.DEFAULT_MODELS["default-sst2"]
+    got = defaults.settings(spec)
+    assert {k: got[k] for k in ("max_examples", "freeze_embeddings", "freeze_layers", "precision", "lr", "epochs")} == {
+        "max_examples": 50_000, "freeze_embeddings": True, "freeze_layers": 0, "precision": "auto",
+        "lr": 1e-4, "epochs": 1.0,
+    }
+    assert spec.minutes == 5
+
+
+def test_precision_resolves_to_what_the_machine_has(monkeypatch):
+    assert training.resolve_precision("fp32") == "fp32"
+    assert training.resolve_precision("bf16") == "bf16"
+    monkeypatch.setattr(training, "native_bf16", lambda device="cpu": False)
+    assert training.resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(training, "native_bf16", lambda device="cpu": True)
+    assert training.resolve_precision("auto") == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        training.resolve_precision("fp16")
+
+
+def test_bf16_classifier_training_keeps_float32_weights_and_frozen_embeddings(tiny_base, monkeypatch):
+    monkeypatch.setattr(training, "base_model_path", lambda: tiny_base)
+    rows = [("a gorgeous , witty , seductive movie .", 1), ("dull , flat and lifeless .", 0)] * 16
+    fp32 = ClassifierConfig(batch_size=8, freeze_embeddings=True, precision="fp32", lr=1e-2)
+    a, _ = training.train_classifier(rows, fp32, progress=False)
+    b, _ = training.train_classifier(rows, dataclasses.replace(fp32, precision="bf16"), progress=False)
+    from transformers import BertModel
+
+    base = BertModel.from_pretrained(tiny_base)
+    emb = base.embeddings.word_embeddings.weight
+    w = "bert.encoder.layer.1.output.dense.weight"
+    for model in (a, b):
+        assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+        assert torch.equal(model.bert.embeddings.word_embeddings.weight, emb)  # frozen: never updated
+        assert not torch.equal(model.state_dict()[w], base.state_dict()["encoder.layer.1.output.dense.weight"])
+    # bf16 products round differently: a different (trained) model, not the same one relabelled
+    assert not torch.equal(a.state_dict()[w], b.state_dict()[w])
 
 
 #: default-mlm's recipe as recorded in the build.json of the cached model: it must not

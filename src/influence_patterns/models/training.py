@@ -126,6 +126,7 @@ class ClassifierConfig:
     freeze_embeddings: bool = False  # keep MiniLM's embeddings (word, position, type, norm) fixed
     freeze_layers: int = 0  # keep the lowest N encoder layers fixed (no backward through them)
     min_words: int = 0  # train only on rows of at least this many words (SST-2's longer phrases)
+    precision: str = "fp32"  # "bf16": matrix products in bfloat16 (weights and optimizer stay float32); "auto": bf16 where native
 
 
 def train_classifier(
@@ -165,9 +166,11 @@ def train_classifier(
     model.train()
     bar = _progress(len(batches), "fine-tuning default-sst2", progress)
     running = None
+    bf16 = resolve_precision(config.precision, device) == "bf16"
     for batch in batches:
         enc = _pad([ids[i] for i in batch], tokenizer.pad_token_id, device)
-        out = model(**enc, labels=labels[batch].to(device))
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(**enc, labels=labels[batch].to(device))
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -180,6 +183,28 @@ def train_classifier(
         p.requires_grad_(True)
     model.eval()
     return model, tokenizer
+
+
+def native_bf16(device: str = "cpu") -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively: a CUDA device that says so,
+    or a CPU with AVX512-BF16 or AMX-BF16 (read from /proc/cpuinfo; elsewhere, False)."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """``"fp32"`` or ``"bf16"`` for a config's ``precision`` (``"auto"``: bf16 where native)."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
 
 
 def _trainable(model: Any, freeze_embeddings: bool, freeze_layers: int) -> list[torch.nn.Parameter]:
