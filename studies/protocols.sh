@@ -6,6 +6,7 @@
 #   studies/protocols.sh default-mlm-transfer OUT
 #   studies/protocols.sh default-sst2 OUT           # SST-2 dev (N sentences)
 # Every step is resumable (rerun the same command) and prints its wall time.
+# Protocols: mean (+ interchange), baseline, mean with --replace as+h; subject only.
 # N: instances per task; TASKS: the tasks; NULL_TASKS: the tasks whose norm-matched null
 # is computed (its GPR costs as much as the run; default: every task).
 set -euo pipefail
@@ -31,6 +32,8 @@ for d in "${dirs[@]}"; do
     [ -f "$d/mean.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --interchange --json "$d/mean.json"
   fi
   [ -f "$d/baseline.json" ] || timed influence-patterns ablate --quiet "$d" --reference baseline --json "$d/baseline.json"
+  # the authors' layout: the layer outputs h^l at positions no kept path uses are replaced too
+  [ -f "$d/mean-ash.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --replace as+h --json "$d/mean-ash.json"
   if [ "$model" != default-sst2 ]; then
     [ -f "$d/subject.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --sources subject \
       --interchange --json "$d/subject.json"
