@@ -160,9 +160,8 @@ def train_classifier(
     epoch_batches = [_length_bucketed_batches(lengths, config.batch_size, rng) for _ in range(n_epochs)]
     batches = [b for ep in epoch_batches for b in ep][: max(1, int(len(epoch_batches[0]) * config.epochs))]
 
-    params = _trainable(model, config.freeze_embeddings, config.freeze_layers)
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = _schedule(optimizer, len(batches), config.warmup)
+    _freeze(model, config.freeze_embeddings, config.freeze_layers)
+    params, optimizer, scheduler = _optimizer(model, config.lr, config.weight_decay, len(batches), config.warmup)
     model.train()
     bar = _progress(len(batches), "fine-tuning default-sst2", progress)
     running = None
@@ -171,12 +170,7 @@ def train_classifier(
         enc = _pad([ids[i] for i in batch], tokenizer.pad_token_id, device)
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             out = model(**enc, labels=labels[batch].to(device))
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        running = out.loss.item() if running is None else 0.98 * running + 0.02 * out.loss.item()
+        running = _optimizer_step(out.loss, params, optimizer, scheduler, running)
         bar.update(bar.done + 1, note=f"loss {running:.3f}")
     bar.__exit__(None, None, None)
     for p in model.parameters():
@@ -207,9 +201,9 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
     return precision
 
 
-def _trainable(model: Any, freeze_embeddings: bool, freeze_layers: int) -> list[torch.nn.Parameter]:
+def _freeze(model: Any, freeze_embeddings: bool, freeze_layers: int) -> None:
     """Freeze the embeddings and/or the lowest ``freeze_layers`` encoder layers of a BERT
-    model; returns the parameters left to train. Nothing below the first trained layer
+    model (:func:`_optimizer` then leaves them out). Nothing below the first trained layer
     needs a gradient, so the backward pass stops there (fewer FLOPs, a smaller optimizer)."""
     bert = model.bert
     frozen: list[torch.nn.Module] = list(bert.encoder.layer[:freeze_layers])
@@ -217,7 +211,6 @@ def _trainable(model: Any, freeze_embeddings: bool, freeze_layers: int) -> list[
         frozen.append(bert.embeddings)
     for module in frozen:
         module.requires_grad_(False)
-    return [p for p in model.parameters() if p.requires_grad]
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int, device: str = "cpu") -> dict[str, torch.Tensor]:
