@@ -3,15 +3,17 @@
 # protocols of studies/protocols.sh on default-clm: skip statistics with the
 # norm-matched null, compression under the mean and baseline references, interchange
 # interventions (prefix and IOI counterfactuals). Usage:
-#   studies/decoder.sh OUT            # N instances per task (default 24), TASKS, STEPS
-#   (the recorded study: N=24 STEPS=128 for the prefix tasks; IOI_N=12 IOI_STEPS=64 for ioi,
+#   studies/decoder.sh OUT            # N instances per task (default 30), TASKS, STEPS
+#   (the recorded study: N=30 STEPS=128 for the prefix tasks; IOI_STEPS=64 for ioi,
 #   its longer prompts cost 4x as much a step: 32 points miss completeness by ~20% of
 #   q(x) - q(b) on ioi, 128 keep it within 2% on the agreement prefixes)
 # Every step is resumable (rerun the same command) and prints its wall time.
 set -euo pipefail
 model=${MODEL:-default-clm}
 out=${1:-study}/$model
-tasks=${TASKS:-"prefix/sva/simple prefix/sva/prep ioi"}; n=${N:-24}; steps=${STEPS:-128}
+# every prefix task (the 16 templates in prefix form) and ioi, unless TASKS names some
+tasks=${TASKS:-"$(python -c "from influence_patterns.tasks import TEMPLATE_TASKS; print(*('prefix/' + t for t in TEMPLATE_TASKS))") ioi"}
+n=${N:-30}; steps=${STEPS:-128}
 timed() { local t0=$SECONDS; "$@"; echo "[$(( SECONDS - t0 )) s] $*" >&2; }
 timed influence-patterns models build "$model"
 dirs=()

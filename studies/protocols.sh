@@ -7,7 +7,7 @@
 #   studies/protocols.sh default-sst2 OUT           # SST-2 dev (N sentences)
 # Every step is resumable (rerun the same command) and prints its wall time.
 # Protocols: mean (+ interchange), baseline, mean with --replace as+h; subject only.
-# N: instances per task; TASKS: the tasks; NULL_TASKS: the tasks whose norm-matched null
+# N: instances per task; TASKS: the tasks (default: every agreement task); NULL_TASKS: the tasks whose norm-matched null
 # is computed (its GPR costs as much as the run; default: every task).
 set -euo pipefail
 model=$1
@@ -17,7 +17,8 @@ if [ "$model" = default-sst2 ]; then
   tasks=${TASKS:-sa/sst2}; n=${N:-200}
   timed influence-patterns models build default-sst2
 else
-  tasks=${TASKS:-"sva/simple sva/prep sva/obj_rel_across ra/sent_comp sva/sent_comp_prep"}; n=${N:-100}
+  # every agreement task (the 16 templates), unless TASKS names some
+  tasks=${TASKS:-$(python -c "from influence_patterns.tasks import TEMPLATE_TASKS; print(*TEMPLATE_TASKS)")}; n=${N:-100}
 fi
 dirs=()
 for t in $tasks; do
