@@ -305,9 +305,10 @@ def test_report_pools_two_ablated_runs_and_shows_each_task(checkpoint, data_file
     assert "Pooled over 2 run(s), node set: every source token (6 instances)" in text
     assert "Per task: patterns against the best method of each group." in text
     per = [json.loads((d / "ablation.json").read_text()) for d in dirs]
-    want = np.mean([r["q_kept"] for a in per for r in a["per_instance"] if r["method"] == "stay"]) / np.mean(
-        [r["q"] for a in per for r in a["per_instance"] if r["method"] == "stay"])
-    assert f"| stay | control | " in text and f"{want:.2f} [" in text  # pooled QoI retained
+    stay = [r for a in per for r in a["per_instance"] if r["method"] == "stay"]
+    want = np.mean([r["q"] - r["q_removed"] for r in stay])  # pooled comprehensiveness (QoI drop)
+    row = next(line for line in text.splitlines() if line.startswith("| stay | control | "))
+    assert row.split("|")[-2].strip().startswith(f"{want:.2f} [")  # the last column: QoI drop
 
 
 def test_batches_by_length_change_no_number_and_keep_the_run_order(small_run):

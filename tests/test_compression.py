@@ -235,3 +235,29 @@ def test_summarise_verdicts_against_the_best_of_each_group():
     assert v[("control", "qoi_recovered")]["verdict"] == "holds"
     d = v[("attention", "qoi_recovered")]["difference"]
     assert d["ci"][0] <= d["value"] <= d["ci"][1]
+
+
+def test_recovered_is_undefined_where_the_model_is_not_above_the_floor():
+    # a task the model gets right no more often than the reference alone: (kept − floor) /
+    # (model − floor) divides by about nothing, so it is withheld, not printed as 2.0 [−3, 5]
+    rng = np.random.default_rng(1)
+    n = 60
+    q = rng.normal(0.1, 1.0, n)  # about half right
+    floor = q + rng.normal(0.0, 0.1, n)  # the reference alone: as often right as the model
+    per = []
+    for m, k in {"pattern": q * 0.9, "rollout": q * 0.2}.items():
+        per += [{"index": i, "task": "t", "method": m, "q": q[i], "q_kept": k[i], "q_removed": q[i] - 1,
+                 "q_floor": floor[i], "nodes": 3} for i in range(n)]
+    s = summarise(per, {"pattern": "pattern", "rollout": "attention"}, resamples=500, seed=0)
+    pattern = next(x for x in s["methods"] if x["name"] == "pattern")
+    for metric in ("accuracy_recovered", "qoi_recovered"):
+        assert pattern[metric]["value"] is None and "not above the floor" in pattern[metric]["note"]
+        assert s["headroom"][metric.split("_")[0]]["ci"][0] <= 0
+        assert not any(c["metric"] == metric for c in s["comparisons"])
+    assert pattern["fidelity"]["value"] is not None  # still measurable
+    # with headroom (the floor far below the model) both are estimated
+    per2 = [dict(r, q=abs(r["q"]) + 1.0, q_floor=-1.0) for r in per]
+    s2 = summarise(per2, {"pattern": "pattern", "rollout": "attention"}, resamples=500, seed=0)
+    pattern2 = next(x for x in s2["methods"] if x["name"] == "pattern")
+    assert pattern2["accuracy_recovered"]["value"] is not None and pattern2["qoi_recovered"]["value"] is not None
+    assert s2["headroom"]["accuracy"]["ci"][0] > 0

@@ -486,6 +486,13 @@ IIA_METRICS: dict[str, tuple[Callable[..., np.ndarray], bool]] = {
 HEADLINE = ("fidelity", "accuracy_recovered", "qoi_recovered")
 #: metrics that need the model above chance to mean anything
 ABOVE_CHANCE = ("accuracy_retained",)
+#: metrics normalised by (model − floor), and the statistic of that headroom: undefined
+#: where its CI reaches 0 (a ratio over nothing, e.g. 2.0 [−3, 5] on a task the model
+#: gets right no more often than the reference alone does)
+RECOVERED: dict[str, Callable[..., np.ndarray]] = {
+    "accuracy_recovered": lambda q, k, r, f: _mean(q > 0) - _mean(f > 0),
+    "qoi_recovered": lambda q, k, r, f: _mean(q) - _mean(f),
+}
 
 
 def _keys(per_instance: Sequence[dict[str, Any]], method: str) -> set[tuple]:
@@ -528,6 +535,12 @@ def summarise(per_instance: Sequence[dict[str, Any]], groups: dict[str, str], re
     nodes = {m: float(np.mean([r.get("nodes", 0) for r in per_instance if r["method"] == m])) for m in methods}
     q0 = arrays[methods[0]][0]
     above = float((q0 > 0).mean()) > CHANCE
+    headroom = {metric: bs.estimate(stat, arrays[methods[0]], idx) for metric, stat in RECOVERED.items()}
+    no_headroom = {metric: _undefined(
+        f"the model is not above the floor (model − floor {h['value']:.3f} "
+        f"[{h['ci'][0]:.3f}, {h['ci'][1]:.3f}]): nothing to recover; read fidelity")
+        for metric, h in headroom.items()
+        if h["ci"][0] is not None and np.isfinite(h["ci"][0]) and h["ci"][0] <= 0}
     # interchange: the instances with a counterfactual of the same length
     first = {(r.get("run", ""), r.get("task"), r["index"]): r for r in per_instance if r["method"] == methods[0]}
     iia_rows = [i for i, k in enumerate(keys) if first[k].get("q_iia") is not None]
@@ -543,6 +556,8 @@ def summarise(per_instance: Sequence[dict[str, Any]], groups: dict[str, str], re
         for metric, (stat, _) in METRICS.items():
             if metric in ABOVE_CHANCE and not above:
                 entry[metric] = _undefined("the model is not above chance: use accuracy_recovered")
+            elif metric in no_headroom:
+                entry[metric] = no_headroom[metric]
             else:
                 entry[metric] = bs.estimate(stat, arrays[m], idx)
         if iia_arrays:
@@ -559,7 +574,7 @@ def summarise(per_instance: Sequence[dict[str, Any]], groups: dict[str, str], re
             if m == "pattern":
                 continue
             for metric, (stat, higher) in METRICS.items():
-                if metric in ABOVE_CHANCE and not above:
+                if (metric in ABOVE_CHANCE and not above) or metric in no_headroom:
                     continue
                 d = bs.difference(stat, arrays["pattern"], stat, arrays[m], idx)
                 comparisons.append({"a": "pattern", "b": m, "group": groups[m], "metric": metric,
@@ -577,6 +592,7 @@ def summarise(per_instance: Sequence[dict[str, Any]], groups: dict[str, str], re
         "qoi": float(q0.mean()),
         "accuracy": float((q0 > 0).mean()),
         "above_chance": above,
+        "headroom": {m.split("_")[0]: h for m, h in headroom.items()},
         "methods": out_methods,
         "comparisons": comparisons,
         "verdicts": group_verdicts(out_methods, comparisons),

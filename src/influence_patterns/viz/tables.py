@@ -125,6 +125,11 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
     console.print(t)
     _legend(console, "recovered: 0 = nothing kept (the reference alone), 1 = the model; fidelity = share "
                      "with the model's sign.")
+    for metric, label in (("accuracy_recovered", "acc. recovered"), ("qoi_recovered", "QoI recovered")):
+        note = next(((m.get(metric) or {}).get("note") for m in result["methods"]
+                     if (m.get(metric) or {}).get("value") is None and (m.get(metric) or {}).get("note")), None)
+        if note:
+            _legend(console, f"{label} –: {note}.")
     if any("iia" in m for m in result["methods"]):
         inter = result.get("interchange") or {}
         t = _table("Interchange: the nodes patched from the counterfactual",
