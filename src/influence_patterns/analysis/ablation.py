@@ -514,6 +514,18 @@ def _undefined(note: str) -> dict[str, Any]:
     return {"value": None, "ci": [None, None], "note": note}
 
 
+def _headroom(arrays: list[np.ndarray], idx: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What there is to recover (model − floor, per ``RECOVERED`` metric, with its CI), and
+    the metrics withheld because that CI reaches 0 (metric → an undefined estimate)."""
+    headroom = {metric: bs.estimate(stat, arrays, idx) for metric, stat in RECOVERED.items()}
+    withheld = {metric: _undefined(
+        f"the model is not above the floor (model − floor {h['value']:.3f} "
+        f"[{h['ci'][0]:.3f}, {h['ci'][1]:.3f}]): nothing to recover; read fidelity")
+        for metric, h in headroom.items()
+        if h["ci"][0] is not None and np.isfinite(h["ci"][0]) and h["ci"][0] <= 0}
+    return headroom, withheld
+
+
 def summarise(per_instance: Sequence[dict[str, Any]], groups: dict[str, str], resamples: int = bs.RESAMPLES,
               seed: int = bs.SEED) -> dict[str, Any]:
     """Methods' metrics with CIs, every ``pattern − method`` difference and the
@@ -535,12 +547,9 @@ def summarise(per_instance: Sequence[dict[str, Any]], groups: dict[str, str], re
     nodes = {m: float(np.mean([r.get("nodes", 0) for r in per_instance if r["method"] == m])) for m in methods}
     q0 = arrays[methods[0]][0]
     above = float((q0 > 0).mean()) > CHANCE
-    headroom = {metric: bs.estimate(stat, arrays[methods[0]], idx) for metric, stat in RECOVERED.items()}
-    no_headroom = {metric: _undefined(
-        f"the model is not above the floor (model − floor {h['value']:.3f} "
-        f"[{h['ci'][0]:.3f}, {h['ci'][1]:.3f}]): nothing to recover; read fidelity")
-        for metric, h in headroom.items()
-        if h["ci"][0] is not None and np.isfinite(h["ci"][0]) and h["ci"][0] <= 0}
+    headroom, withheld = _headroom(arrays[methods[0]], idx)
+    if not above:
+        withheld.update({m: _undefined("the model is not above chance: use accuracy_recovered") for m in ABOVE_CHANCE})
     # interchange: the instances with a counterfactual of the same length
     first = {(r.get("run", ""), r.get("task"), r["index"]): r for r in per_instance if r["method"] == methods[0]}
     iia_rows = [i for i, k in enumerate(keys) if first[k].get("q_iia") is not None]
@@ -554,12 +563,7 @@ def summarise(per_instance: Sequence[dict[str, Any]], groups: dict[str, str], re
     for m in methods:
         entry: dict[str, Any] = {"name": m, "group": groups[m], "nodes": nodes[m]}
         for metric, (stat, _) in METRICS.items():
-            if metric in ABOVE_CHANCE and not above:
-                entry[metric] = _undefined("the model is not above chance: use accuracy_recovered")
-            elif metric in no_headroom:
-                entry[metric] = no_headroom[metric]
-            else:
-                entry[metric] = bs.estimate(stat, arrays[m], idx)
+            entry[metric] = withheld[metric] if metric in withheld else bs.estimate(stat, arrays[m], idx)
         if iia_arrays:
             for metric, (stat, _) in IIA_METRICS.items():
                 entry[metric] = bs.estimate(stat, iia_arrays[m], iia_idx)
@@ -574,7 +578,7 @@ def summarise(per_instance: Sequence[dict[str, Any]], groups: dict[str, str], re
             if m == "pattern":
                 continue
             for metric, (stat, higher) in METRICS.items():
-                if (metric in ABOVE_CHANCE and not above) or metric in no_headroom:
+                if metric in withheld:
                     continue
                 d = bs.difference(stat, arrays["pattern"], stat, arrays[m], idx)
                 comparisons.append({"a": "pattern", "b": m, "group": groups[m], "metric": metric,
