@@ -15,15 +15,19 @@ out=${1:-study}/$model
 tasks=${TASKS:-"$(python -c "from influence_patterns.tasks import TEMPLATE_TASKS; print(*('prefix/' + t for t in TEMPLATE_TASKS))") ioi"}
 n=${N:-30}; steps=${STEPS:-128}
 timed() { local t0=$SECONDS; "$@"; echo "[$(( SECONDS - t0 )) s] $*" >&2; }
+# --interchange where the task makes counterfactuals (not sva/conjoined: always plural)
+interchange() { python -c "import sys; from influence_patterns.tasks import get_task
+sys.exit(0 if get_task(sys.argv[1]).load(n=1, seed=0)[0].counterfactual else 1)" "$1" && echo --interchange || true; }
 timed influence-patterns models build "$model"
-dirs=()
+dirs=(); inter=()
 for t in $tasks; do
-  d=$out/${t//\//_}; dirs+=("$d")
+  d=$out/${t//\//_}; dirs+=("$d"); inter+=("$(interchange "$t")")
   if [ "$t" = ioi ]; then tn=${IOI_N:-$n}; ts=${IOI_STEPS:-$steps}; else tn=$n; ts=$steps; fi
   timed influence-patterns run --quiet --model "$model" --task "$t" --n "$tn" --steps "$ts" --out "$d"
 done
-for d in "${dirs[@]}"; do
-  [ -f "$d/mean.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --interchange --json "$d/mean.json"
+for k in "${!dirs[@]}"; do
+  d=${dirs[$k]}
+  [ -f "$d/mean.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean ${inter[$k]} --json "$d/mean.json"
   [ -f "$d/baseline.json" ] || timed influence-patterns ablate --quiet "$d" --reference baseline --json "$d/baseline.json"
   # per task, the null's GPR cached in the run (the pooled analyze below reads it)
   timed influence-patterns analyze --quiet "$d" --null norm-matched --json "$d/analyze-norm-matched.json"

@@ -13,6 +13,9 @@ set -euo pipefail
 model=$1
 out=${2:-study}/$model
 timed() { local t0=$SECONDS; "$@"; echo "[$(( SECONDS - t0 )) s] $*" >&2; }
+# --interchange where the task makes counterfactuals (not sva/conjoined: always plural)
+interchange() { python -c "import sys; from influence_patterns.tasks import get_task
+sys.exit(0 if get_task(sys.argv[1]).load(n=1, seed=0)[0].counterfactual else 1)" "$1" && echo --interchange || true; }
 if [ "$model" = default-sst2 ]; then
   tasks=${TASKS:-sa/sst2}; n=${N:-200}
   timed influence-patterns models build default-sst2
@@ -20,24 +23,25 @@ else
   # every agreement task (the 16 templates), unless TASKS names some
   tasks=${TASKS:-$(python -c "from influence_patterns.tasks import TEMPLATE_TASKS; print(*TEMPLATE_TASKS)")}; n=${N:-100}
 fi
-dirs=()
+dirs=(); inter=()
 for t in $tasks; do
-  d=$out/${t/\//_}; dirs+=("$d")
+  d=$out/${t/\//_}; dirs+=("$d"); inter+=("$(interchange "$t")")
   timed influence-patterns run --quiet --model "$model" --task "$t" --n "$n" --out "$d"
 done
-for d in "${dirs[@]}"; do
+for k in "${!dirs[@]}"; do
+  d=${dirs[$k]}
   # the node sets are computed here once and cached in $d/nodes-*.json for the others
   if [ "$model" = default-sst2 ]; then
     [ -f "$d/mean.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --json "$d/mean.json"
   else
-    [ -f "$d/mean.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --interchange --json "$d/mean.json"
+    [ -f "$d/mean.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean ${inter[$k]} --json "$d/mean.json"
   fi
   [ -f "$d/baseline.json" ] || timed influence-patterns ablate --quiet "$d" --reference baseline --json "$d/baseline.json"
   # the authors' layout: the layer outputs h^l at positions no kept path uses are replaced too
   [ -f "$d/mean-ash.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --replace as+h --json "$d/mean-ash.json"
   if [ "$model" != default-sst2 ]; then
     [ -f "$d/subject.json" ] || timed influence-patterns ablate --quiet "$d" --reference mean --sources subject \
-      --interchange --json "$d/subject.json"
+      ${inter[$k]} --json "$d/subject.json"
   fi
 done
 timed influence-patterns analyze --quiet "${dirs[@]}" --json "$out/analyze.json"
