@@ -9,15 +9,12 @@
 #   q(x) - q(b) on ioi, 128 keep it within 2% on the agreement prefixes)
 # Every step is resumable (rerun the same command) and prints its wall time.
 set -euo pipefail
+source "$(dirname "$0")/common.sh"   # timed, template_tasks, interchange
 model=${MODEL:-default-clm}
 out=${1:-study}/$model
 # every prefix task (the 16 templates in prefix form) and ioi, unless TASKS names some
-tasks=${TASKS:-"$(python -c "from influence_patterns.tasks import TEMPLATE_TASKS; print(*('prefix/' + t for t in TEMPLATE_TASKS))") ioi"}
+tasks=${TASKS:-"$(template_tasks prefix/) ioi"}
 n=${N:-30}; steps=${STEPS:-128}
-timed() { local t0=$SECONDS; "$@"; echo "[$(( SECONDS - t0 )) s] $*" >&2; }
-# --interchange where the task makes counterfactuals (not sva/conjoined: always plural)
-interchange() { python -c "import sys; from influence_patterns.tasks import get_task
-sys.exit(0 if get_task(sys.argv[1]).load(n=1, seed=0)[0].counterfactual else 1)" "$1" && echo --interchange || true; }
 timed influence-patterns models build "$model"
 dirs=(); inter=()
 for t in $tasks; do

@@ -10,18 +10,15 @@
 # N: instances per task; TASKS: the tasks (default: every agreement task); NULL_TASKS: the tasks whose norm-matched null
 # is computed (its GPR costs as much as the run; default: every task).
 set -euo pipefail
+source "$(dirname "$0")/common.sh"   # timed, template_tasks, interchange
 model=$1
 out=${2:-study}/$model
-timed() { local t0=$SECONDS; "$@"; echo "[$(( SECONDS - t0 )) s] $*" >&2; }
-# --interchange where the task makes counterfactuals (not sva/conjoined: always plural)
-interchange() { python -c "import sys; from influence_patterns.tasks import get_task
-sys.exit(0 if get_task(sys.argv[1]).load(n=1, seed=0)[0].counterfactual else 1)" "$1" && echo --interchange || true; }
 if [ "$model" = default-sst2 ]; then
   tasks=${TASKS:-sa/sst2}; n=${N:-200}
   timed influence-patterns models build default-sst2
 else
   # every agreement task (the 16 templates), unless TASKS names some
-  tasks=${TASKS:-$(python -c "from influence_patterns.tasks import TEMPLATE_TASKS; print(*TEMPLATE_TASKS)")}; n=${N:-100}
+  tasks=${TASKS:-$(template_tasks)}; n=${N:-100}
 fi
 dirs=(); inter=()
 for t in $tasks; do

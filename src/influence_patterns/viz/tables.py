@@ -126,10 +126,9 @@ def print_ablation(result: dict[str, Any], console: Console | None = None) -> No
     _legend(console, "recovered: 0 = nothing kept (the reference alone), 1 = the model; fidelity = share "
                      "with the model's sign.")
     for metric, label in (("accuracy_recovered", "acc. recovered"), ("qoi_recovered", "QoI recovered")):
-        note = next(((m.get(metric) or {}).get("note") for m in result["methods"]
-                     if (m.get(metric) or {}).get("value") is None and (m.get(metric) or {}).get("note")), None)
-        if note:
-            _legend(console, f"{label} –: {note}.")
+        withheld = result["methods"][0].get(metric) or {}  # withheld for every method alike
+        if withheld.get("value") is None and withheld.get("note"):
+            _legend(console, f"{label} –: {withheld['note']}.")
     if any("iia" in m for m in result["methods"]):
         inter = result.get("interchange") or {}
         t = _table("Interchange: the nodes patched from the counterfactual",
